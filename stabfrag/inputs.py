@@ -1,0 +1,377 @@
+"""Read and validate the inputs: scan -> (clean frame, rejects, counts)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import polars as pl
+
+from stabfrag.schema import (
+    DATE,
+    ENTITIES_SCHEMA,
+    ENTITY,
+    ENTITY_TYPES,
+    OPTIONAL_PRICE_COLUMNS,
+    REJECTS_SCHEMA,
+    REQUIRED_PRICE_COLUMNS,
+)
+
+ROW = "_row"  # position in file order; decides which duplicate is kept
+MAX_ENTITY_ID = 64
+MIN_PRICES = 64  # one full 63-return window
+
+
+class InputError(Exception):
+    """An input that cannot be read at all; the message is one line naming the file."""
+
+    def __init__(self, path: Path | str, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+
+
+@dataclass(frozen=True)
+class Validated:
+    """The rows that passed, the rows and entities that did not, and the counts."""
+
+    prices: pl.DataFrame  # sorted by (entity_id, date), one row per pair
+    rejects: pl.DataFrame  # REJECTS_SCHEMA: row rejects and entity rejects
+    rows_in: int
+    rows_rejected: int  # rows that broke a row rule (duplicates included)
+    range_dropped: int
+    entities_in: int
+    entities_rejected: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def rows_of_rejected_entities(self) -> int:
+        """Valid rows that left with their entity (too short a history, stale)."""
+        return self.rows_in - self.rows_rejected - self.prices.height
+
+    def reject_counts(self) -> dict[str, int]:
+        counts = self.rejects.group_by("reason").len().sort("reason")
+        return dict(zip(counts["reason"].to_list(), counts["len"].to_list(), strict=True))
+
+
+def _file_format(path: Path) -> str:
+    if not path.exists():
+        raise InputError(path, "no such file")
+    if path.is_dir():
+        raise InputError(path, "is a folder, expected a Parquet or CSV file")
+    with path.open("rb") as fh:
+        head = fh.read(4)
+    if head == b"PAR1":
+        return "parquet"
+    if path.suffix.lower() in {".parquet", ".pq"}:
+        raise InputError(path, "not a Parquet file (no PAR1 magic bytes)")
+    if path.suffix.lower() in {".csv", ".txt"}:
+        return "csv"
+    raise InputError(path, "unknown format: expected a .parquet or .csv file")
+
+
+def _check_columns(path: Path, names: list[str], required: list[str]) -> None:
+    missing = [c for c in required if c not in names]
+    if missing:
+        raise InputError(path, f"missing required column(s): {', '.join(missing)}")
+
+
+def _numeric(name: str, dtype: pl.DataType, path: Path, fmt: str) -> pl.Expr:
+    """Cast a numeric column; a CSV string that is not a number becomes null here."""
+    if dtype == pl.String() and fmt == "csv":
+        return pl.col(name).str.strip_chars().cast(pl.Float64, strict=False)
+    if dtype.is_numeric():
+        return pl.col(name).cast(pl.Float64)
+    if dtype == pl.Null():
+        return pl.col(name).cast(pl.Float64)
+    raise InputError(path, f"column {name} has type {dtype}, expected a number")
+
+
+def _date(dtype: pl.DataType, path: Path) -> pl.Expr:
+    if dtype == pl.Date():
+        return pl.col(DATE)
+    if isinstance(dtype, pl.Datetime):
+        return pl.col(DATE).dt.date()
+    if dtype == pl.String():
+        return pl.col(DATE).str.strip_chars().str.to_date("%Y-%m-%d", strict=False)
+    raise InputError(path, f"column {DATE} has type {dtype}, expected a date")
+
+
+def scan_prices(path: Path | str) -> pl.LazyFrame:
+    """Scan a prices file into the canonical columns plus the raw text needed for rejects.
+
+    Raises InputError for a file that cannot be read at all.
+    """
+    path = Path(path)
+    fmt = _file_format(path)
+    try:
+        if fmt == "parquet":
+            lf = pl.scan_parquet(path, row_index_name=ROW)
+        else:
+            lf = pl.scan_csv(path, infer_schema=False, row_index_name=ROW)
+        schema = lf.collect_schema()
+    except pl.exceptions.PolarsError as exc:
+        raise InputError(path, f"cannot read: {str(exc).splitlines()[0]}") from None
+    names = schema.names()
+    _check_columns(path, names, list(REQUIRED_PRICE_COLUMNS))
+    if schema[ENTITY] not in (pl.String(), pl.Categorical(), pl.Null()):
+        raise InputError(path, f"column {ENTITY} has type {schema[ENTITY]}, expected text")
+    exprs = [
+        pl.col(ROW).cast(pl.Int64),
+        pl.col(ENTITY).cast(pl.String),
+        _date(schema[DATE], path).alias(DATE),
+        pl.col(DATE).cast(pl.String).alias("_date_raw"),
+    ]
+    for name in ["close", *OPTIONAL_PRICE_COLUMNS]:
+        if name in names:
+            exprs.append(_numeric(name, schema[name], path, fmt).alias(name))
+            exprs.append(pl.col(name).cast(pl.String).alias(f"_{name}_raw"))
+        else:
+            exprs.append(pl.lit(None, pl.Float64).alias(name))
+            exprs.append(pl.lit(None, pl.String).alias(f"_{name}_raw"))
+    return lf.select(exprs)
+
+
+def _collect(lf: pl.LazyFrame, path: Path | str) -> pl.DataFrame:
+    try:
+        return lf.collect()
+    except pl.exceptions.PolarsError as exc:
+        raise InputError(path, f"cannot read: {str(exc).splitlines()[0]}") from None
+
+
+def read_prices(
+    path: Path | str, *, start: dt.date | None = None, end: dt.date | None = None
+) -> pl.DataFrame:
+    """Read the rows dated in [start, end] (pushed down to the scan) plus undated rows.
+
+    Undated rows are kept only when no range is given: they cannot belong to a window.
+    """
+    lf = scan_prices(path)
+    if start is not None:
+        lf = lf.filter(pl.col(DATE) >= start)
+    if end is not None:
+        lf = lf.filter(pl.col(DATE) <= end)
+    frame = _collect(lf, path)
+    if start is None and end is None and frame.height == 0:
+        raise InputError(path, "no rows")
+    return frame
+
+
+def _row_reason() -> pl.Expr:
+    """The first rule a row breaks, or null; order matters only for the reason shown."""
+    eid = pl.col(ENTITY)
+    close = pl.col("close")
+    vol = pl.col("volume")
+    return (
+        pl.when(eid.is_null() | (eid.str.len_chars() == 0))
+        .then(pl.lit("bad_entity_id"))
+        .when(eid.str.len_chars() > MAX_ENTITY_ID)
+        .then(pl.lit("bad_entity_id"))
+        .when(pl.col(DATE).is_null())
+        .then(pl.lit("bad_date"))
+        .when(close.is_null())
+        .then(pl.lit("bad_close"))
+        .when(close.is_nan() | close.is_infinite())
+        .then(pl.lit("nonfinite_close"))
+        .when(close <= 0)
+        .then(pl.lit("nonpositive_close"))
+        .when(
+            vol.is_null()
+            & pl.col("_volume_raw").is_not_null()
+            & (pl.col("_volume_raw").str.strip_chars() != "")
+        )
+        .then(pl.lit("bad_volume"))
+        .when(vol.is_infinite() | (vol < 0))
+        .then(pl.lit("bad_volume"))
+        .otherwise(pl.lit(None, pl.String))
+    )
+
+
+def _row_detail() -> pl.Expr:
+    reason = pl.col("reason")
+    raw = {
+        "bad_entity_id": pl.format("entity_id '{}'", pl.col(ENTITY).fill_null("<null>")),
+        "bad_date": pl.format("date '{}'", pl.col("_date_raw").fill_null("<null>")),
+        "bad_close": pl.format("close '{}'", pl.col("_close_raw").fill_null("<null>")),
+        "nonfinite_close": pl.format("close {}", pl.col("close")),
+        "nonpositive_close": pl.format("close {}", pl.col("close")),
+        "bad_volume": pl.format("volume '{}'", pl.col("_volume_raw").fill_null("<null>")),
+    }
+    expr = pl.when(pl.lit(False)).then(pl.lit(None, pl.String))
+    for code, text in raw.items():
+        expr = expr.when(reason == code).then(text)
+    return expr.otherwise(pl.lit(None, pl.String)).alias("detail")
+
+
+def _range_ok() -> pl.Expr:
+    hi, lo, c = pl.col("high"), pl.col("low"), pl.col("close")
+    return (
+        hi.is_not_null()
+        & lo.is_not_null()
+        & hi.is_finite()
+        & lo.is_finite()
+        & (lo > 0)
+        & (lo <= hi)
+        & (c >= lo)
+        & (c <= hi)
+    )
+
+
+def _entity_rejects(entities: pl.DataFrame, reason: str, detail: pl.Expr) -> pl.DataFrame:
+    return entities.select(
+        pl.col(ENTITY),
+        pl.col("last_date").alias(DATE),
+        pl.lit(reason).alias("reason"),
+        detail.alias("detail"),
+    )
+
+
+def validate(
+    raw: pl.DataFrame,
+    *,
+    as_of: dt.date | None = None,
+    max_staleness_days: int = 7,
+    min_prices: int = MIN_PRICES,
+) -> Validated:
+    """Apply every SPEC §2 rule; return clean sorted prices and reconciled rejects.
+
+    With `as_of`, an entity whose last valid price is older than `max_staleness_days`
+    is rejected as `stale` (a delisted name must not look calm forever).
+    """
+    flagged = raw.with_columns(_row_reason().alias("reason"))
+    bad = flagged.filter(pl.col("reason").is_not_null())
+    good = flagged.filter(pl.col("reason").is_null())
+    # Duplicates are judged among rows that passed the row rules: the first in file order wins.
+    good = good.sort([ENTITY, DATE, ROW])
+    dup = (pl.col(ENTITY) == pl.col(ENTITY).shift(1)) & (pl.col(DATE) == pl.col(DATE).shift(1))
+    good = good.with_columns(dup.fill_null(False).alias("_dup"))
+    dups = good.filter(pl.col("_dup")).with_columns(
+        pl.lit("duplicate").alias("reason"),
+    )
+    good = good.filter(~pl.col("_dup"))
+    has_range = pl.col("high").is_not_null() | pl.col("low").is_not_null()
+    range_bad = has_range & ~_range_ok()
+    range_dropped = int(good.select(range_bad.sum()).item())
+    good = good.with_columns(
+        pl.when(range_bad).then(None).otherwise(pl.col(c)).alias(c) for c in ("high", "low")
+    ).with_columns(
+        # NaN volume or spread means unknown, as null does.
+        pl.col("volume").fill_nan(None),
+        pl.col("spread_bps").fill_nan(None),
+    )
+    good = good.with_columns(
+        pl.when(pl.col("spread_bps").is_infinite())
+        .then(None)
+        .otherwise(pl.col("spread_bps"))
+        .alias("spread_bps")
+    )
+    row_rejects = (
+        pl.concat(
+            [
+                bad.with_columns(_row_detail()),
+                dups.with_columns(
+                    pl.format(
+                        "same entity_id and date as an earlier row (file row {})", pl.col(ROW)
+                    ).alias("detail")
+                ),
+            ],
+            how="diagonal_relaxed",
+        )
+        .sort(ROW)
+        .select(ENTITY, DATE, "reason", "detail")
+    )
+
+    named = flagged.filter(
+        pl.col(ENTITY).is_not_null() & (pl.col(ENTITY).str.len_chars().is_between(1, MAX_ENTITY_ID))
+    )
+    all_ids = named.select(pl.col(ENTITY).unique())
+    per_entity = good.group_by(ENTITY).agg(
+        pl.len().alias("n"), pl.col(DATE).max().alias("last_date")
+    )
+    no_rows = all_ids.join(per_entity, on=ENTITY, how="anti").with_columns(
+        pl.lit(None, pl.Date).alias("last_date")
+    )
+    short = per_entity.filter(pl.col("n") < min_prices)
+    entity_rejects = [
+        _entity_rejects(no_rows, "no_valid_rows", pl.lit("every row was rejected")),
+        _entity_rejects(
+            short,
+            "insufficient_history",
+            pl.format("{} valid prices, at least {} needed", pl.col("n"), pl.lit(min_prices)),
+        ),
+    ]
+    remaining = per_entity.filter(pl.col("n") >= min_prices)
+    if as_of is not None:
+        cutoff = as_of - dt.timedelta(days=max_staleness_days)
+        stale = remaining.filter(pl.col("last_date") < cutoff)
+        entity_rejects.append(
+            _entity_rejects(
+                stale,
+                "stale",
+                pl.format(
+                    "last price on {}, more than {} days before {}",
+                    pl.col("last_date"),
+                    pl.lit(max_staleness_days),
+                    pl.lit(as_of.isoformat()),
+                ),
+            )
+        )
+        remaining = remaining.filter(pl.col("last_date") >= cutoff)
+    ent_rej = pl.concat(entity_rejects).sort(ENTITY)
+    keep = remaining.select(ENTITY)
+    prices = good.join(keep, on=ENTITY, how="semi").select(
+        ENTITY, DATE, "close", *OPTIONAL_PRICE_COLUMNS
+    )
+    rejects = pl.concat([row_rejects, ent_rej], how="diagonal_relaxed").select(
+        [pl.col(n).cast(t) for n, t in REJECTS_SCHEMA.items()]
+    )
+    ent_counts = ent_rej.group_by("reason").len()
+    return Validated(
+        prices=prices,
+        rejects=rejects,
+        rows_in=raw.height,
+        rows_rejected=row_rejects.height,
+        range_dropped=range_dropped,
+        entities_in=all_ids.height,
+        entities_rejected=dict(
+            zip(ent_counts["reason"].to_list(), ent_counts["len"].to_list(), strict=True)
+        ),
+    )
+
+
+def read_entities(path: Path | str | None, entity_ids: pl.Series) -> pl.DataFrame:
+    """Return entity metadata for `entity_ids`, with SPEC defaults where the file is silent."""
+    base = pl.DataFrame({ENTITY: entity_ids.unique().sort()})
+    if path is not None:
+        path = Path(path)
+        fmt = _file_format(path)
+        try:
+            meta = (
+                pl.read_parquet(path) if fmt == "parquet" else pl.read_csv(path, infer_schema=False)
+            )
+        except pl.exceptions.PolarsError as exc:
+            raise InputError(path, f"cannot read: {str(exc).splitlines()[0]}") from None
+        _check_columns(path, meta.columns, [ENTITY])
+        meta = meta.select(
+            [pl.col(c).cast(pl.String) for c in ENTITIES_SCHEMA.names() if c in meta.columns]
+        ).unique(ENTITY, keep="first", maintain_order=True)
+        if "entity_type" in meta.columns:
+            unknown = meta.filter(
+                pl.col("entity_type").is_not_null() & ~pl.col("entity_type").is_in(ENTITY_TYPES)
+            )
+            if unknown.height:
+                row = unknown.row(0, named=True)
+                raise InputError(
+                    path,
+                    f"entity_type '{row['entity_type']}' of {row[ENTITY]} is not one of "
+                    + ", ".join(ENTITY_TYPES),
+                )
+        base = base.join(meta, on=ENTITY, how="left")
+    suffix = pl.col(ENTITY).str.extract(r"\.([^.]+)$", 1)
+    cols = {
+        "entity_type": pl.lit("INSTRUMENT"),
+        "region": suffix,
+        "issuer_id": pl.lit(None, pl.String),
+    }
+    return base.with_columns(
+        (pl.col(c).fill_null(default) if c in base.columns else default).alias(c)
+        for c, default in cols.items()
+    ).select(ENTITIES_SCHEMA.names())

@@ -1,0 +1,74 @@
+"""Column names and the Polars/Arrow schemas of every table; sql/ mirrors them."""
+
+from __future__ import annotations
+
+import polars as pl
+import pyarrow as pa
+
+ENTITY = "entity_id"
+DATE = "date"
+DIM = 384
+JOINT_TYPE = "STAB_FRAGILITY_V0"
+JOINT_MODEL_ID = "joint-stab-fragility-v1"
+
+# Input columns: required, then optional, with the dtype each is cast to.
+REQUIRED_PRICE_COLUMNS: dict[str, pl.DataType] = {
+    ENTITY: pl.String(),
+    DATE: pl.Date(),
+    "close": pl.Float64(),
+}
+OPTIONAL_PRICE_COLUMNS: dict[str, pl.DataType] = {
+    "volume": pl.Float64(),
+    "high": pl.Float64(),
+    "low": pl.Float64(),
+    "spread_bps": pl.Float64(),
+}
+PRICE_SCHEMA = pl.Schema({**REQUIRED_PRICE_COLUMNS, **OPTIONAL_PRICE_COLUMNS})
+
+ENTITY_TYPES = ("INSTRUMENT", "ISSUER", "MARKET")
+ENTITIES_SCHEMA = pl.Schema(
+    {
+        ENTITY: pl.String(),
+        "entity_type": pl.String(),
+        "region": pl.String(),
+        "issuer_id": pl.String(),
+    }
+)
+
+REJECTS_SCHEMA = pl.Schema(
+    {ENTITY: pl.String(), DATE: pl.Date(), "reason": pl.String(), "detail": pl.String()}
+)
+
+VECTOR_TYPE = pl.Array(pl.Float32(), DIM)
+
+JOINT_SCHEMA = pl.Schema(
+    {
+        "joint_type": pl.String(),
+        "as_of_date": pl.Date(),
+        "entity_scope": pl.String(),
+        "model_id": pl.String(),
+        "vector": VECTOR_TYPE,
+        "kind": pl.String(),
+        ENTITY: pl.String(),
+        "scenario_id": pl.String(),
+        "nearest_scenario_id": pl.String(),
+        "nearest_scenario_similarity": pl.Float64(),
+        "fragility": pl.Float64(),
+        "features_null": pl.Int32(),
+    }
+)
+
+
+def arrow_schema(schema: pl.Schema) -> pa.Schema:
+    """Return the Arrow schema that a Polars schema writes as."""
+    return pl.DataFrame(schema=schema).to_arrow().schema
+
+
+def conform(frame: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
+    """Select and cast `frame` to exactly `schema`, so every partition has one type per column."""
+    return frame.select(
+        [
+            (pl.col(name) if name in frame.columns else pl.lit(None)).cast(dtype).alias(name)
+            for name, dtype in schema.items()
+        ]
+    )

@@ -1,0 +1,356 @@
+"""The synthetic market generator: factors, clustered volatility, crises, ragged histories.
+
+Everything is an array over (entity, day) built with numpy at once; the only Python
+loops run over a handful of episodes, never over entities or days.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from stabfrag.atomic import write_atomic
+from stabfrag.schema import DATE, ENTITY
+
+END_DATE = dt.date(2024, 12, 31)
+REGIONS = np.array(["US", "EU", "UK", "JP"])
+SECTORS = 11
+DAILY = 1.0 / np.sqrt(252.0)
+
+
+@dataclass(frozen=True)
+class Market:
+    """A generated panel: prices (long), entity metadata and the ground-truth events."""
+
+    prices: pl.DataFrame
+    entities: pl.DataFrame
+    events: pl.DataFrame
+
+
+def trading_days(n: int, end: dt.date = END_DATE) -> np.ndarray:
+    """The last n weekdays up to `end`, as numpy datetime64[D]."""
+    span = int(n * 7 / 5) + 14
+    days = np.arange(np.datetime64(end) - span + 1, np.datetime64(end) + 1)
+    weekdays = days[np.is_busday(days)]
+    return weekdays[-n:]
+
+
+def clustered(
+    rng: np.random.Generator, shape: tuple[int, int], phi: float, scale: float
+) -> np.ndarray:
+    """A stationary AR(1)-like log-volatility field, made by FFT convolution with phi^j."""
+    rows, days = shape
+    lag = min(400, days)
+    kernel = phi ** np.arange(lag)
+    noise = rng.standard_normal((rows, days + lag))
+    size = days + 2 * lag
+    out = np.fft.irfft(np.fft.rfft(noise, size, axis=1) * np.fft.rfft(kernel, size), size, axis=1)
+    field = out[:, lag : lag + days]
+    return field * scale * np.sqrt(1 - phi**2)
+
+
+def _front_loaded(length: int) -> np.ndarray:
+    w = np.exp(-np.arange(length) / max(length / 4, 1.0))
+    return w / w.sum()
+
+
+def _episodes(rng: np.random.Generator, days: int) -> list[dict]:
+    """Market-wide crises at spread-out positions: crashes and volatility spikes."""
+    count = max(1, days // 420)
+    slots = np.linspace(0.2, 0.95, count)
+    out = []
+    for i, pos in enumerate(slots):
+        kind = "CRASH" if i % 2 == 0 else "VOL_SPIKE"
+        length = int(rng.integers(25, 60)) if kind == "CRASH" else int(rng.integers(10, 25))
+        start = int(pos * days) - length
+        out.append(
+            {
+                "kind": kind,
+                "start": max(start, 260),
+                "length": length,
+                "drop": float(rng.uniform(0.25, 0.45)) if kind == "CRASH" else 0.05,
+                "vol_mult": float(rng.uniform(2.5, 4.0)) if kind == "CRASH" else 3.0,
+                "volume_mult": float(rng.uniform(2.0, 3.0)),
+            }
+        )
+    return [e for e in out if e["start"] + e["length"] < days]
+
+
+def generate(entities: int = 500, days: int = 2520, seed: int = 7) -> Market:
+    """Generate a deterministic market of `entities` x `days` for a seed."""
+    rng = np.random.default_rng(seed)
+    n, t = entities, days
+    dates = trading_days(t)
+
+    # Who is what: sector, region, type, size.
+    sector = rng.integers(0, SECTORS, n)
+    region = REGIONS[rng.integers(0, len(REGIONS), n)]
+    kind = np.where(rng.random(n) < 0.15, "ISSUER", "INSTRUMENT")
+    kind[: max(1, n // 100)] = "MARKET"
+    ids = np.char.add(np.char.add("E", np.char.zfill(np.arange(n).astype(str), 5)), ".")
+    ids = np.char.add(ids, region)
+    base_volume = 10 ** rng.uniform(2.5, 7.5, n)  # shares: several orders of magnitude
+    small = base_volume < np.quantile(base_volume, 0.2)
+
+    # Volatility clustering: market, sector and idiosyncratic log-vol fields.
+    m_logvol = clustered(rng, (1, t), 0.985, 0.35)[0]
+    s_logvol = clustered(rng, (SECTORS, t), 0.98, 0.3)
+    i_logvol = clustered(rng, (n, t), 0.97, 0.3)
+
+    market_vol = 0.15 * np.exp(m_logvol)
+    volume_mult = np.ones(t)
+    drift = np.full(t, 0.06 / 252)
+    crises = _episodes(rng, t)
+    for ep in crises:  # a handful of episodes, not a loop over data
+        sl = slice(ep["start"], ep["start"] + ep["length"])
+        market_vol[sl] *= ep["vol_mult"]
+        volume_mult[sl] *= ep["volume_mult"]
+        drift[sl] += np.log(1 - ep["drop"]) * _front_loaded(ep["length"])
+        # The aftermath stays nervous for a while.
+        tail = slice(ep["start"] + ep["length"], ep["start"] + ep["length"] + 40)
+        market_vol[tail] *= np.linspace(ep["vol_mult"] * 0.6, 1.0, len(market_vol[tail]))
+
+    zm = rng.standard_normal(t)
+    zs = rng.standard_normal((SECTORS, t))
+    zi = rng.standard_normal((n, t))
+
+    beta = np.where(kind == "MARKET", 1.0, rng.uniform(0.5, 1.5, n))
+    sector_beta = np.where(kind == "MARKET", 0.1, rng.uniform(0.3, 1.0, n))
+    idio = np.where(kind == "MARKET", 0.03, 0.12 + 0.25 * rng.random(n))
+    crisis_idio = 1.0 + 0.5 * (market_vol / market_vol.mean() - 1).clip(0)
+
+    ret = (
+        drift[None, :]
+        + beta[:, None] * market_vol[None, :] * DAILY * zm[None, :]
+        + sector_beta[:, None] * (0.10 * np.exp(s_logvol) * DAILY * zs)[sector]
+        + (idio[:, None] * np.exp(i_logvol) * crisis_idio[None, :]) * DAILY * zi
+    )
+    sigma = (
+        np.sqrt(
+            (beta[:, None] * market_vol[None, :]) ** 2 + (idio[:, None] * np.exp(i_logvol)) ** 2
+        )
+        * DAILY
+    )
+
+    events: list[dict] = []
+    for i, ep in enumerate(crises):
+        events.append(
+            {
+                "event_id": f"MKT_{ep['kind']}_{i}",
+                "event_type": ep["kind"],
+                "start": ep["start"],
+                "end": ep["start"] + ep["length"] - 1,
+                "entities": None,
+                "magnitude": ep["drop"],
+            }
+        )
+
+    # Idiosyncratic blow-ups: a 30-70% collapse over a few days, then high vol.
+    # Short panels (under 400 days) get no entity episodes: they need a year of history first.
+    blow = np.flatnonzero((rng.random(n) < 0.03) & (t > 400))
+    blow_day = rng.integers(300, t - 10, len(blow))
+    blow_len = rng.integers(1, 5, len(blow))
+    blow_drop = rng.uniform(0.3, 0.7, len(blow))
+    if len(blow):
+        offs = np.arange(5)
+        mask = offs[None, :] < blow_len[:, None]
+        rows = np.repeat(blow, mask.sum(1))
+        cols = (blow_day[:, None] + offs[None, :])[mask]
+        ret[rows, cols] += np.repeat(np.log(1 - blow_drop) / blow_len, blow_len)
+        after = np.arange(60)
+        r2 = np.repeat(blow, 60)
+        c2 = np.minimum((blow_day[:, None] + after[None, :]).ravel(), t - 1)
+        ret[r2, c2] *= 2.5
+        sigma[r2, c2] *= 2.5
+    events.extend(
+        {
+            "event_id": f"BLOWUP_{ids[e]}",
+            "event_type": "BLOWUP",
+            "start": int(d),
+            "end": int(d + ln - 1),
+            "entities": [ids[e]],
+            "magnitude": float(m),
+        }
+        for e, d, ln, m in zip(blow, blow_day, blow_len, blow_drop, strict=True)
+    )
+
+    # Volume: level x noise x reaction to moves x market surges.
+    vol_noise = clustered(rng, (n, t), 0.9, 0.35) + 0.25 * rng.standard_normal((n, t))
+    volume = (
+        base_volume[:, None]
+        * np.exp(vol_noise)
+        * (1.0 + 2.0 * np.abs(ret) / sigma.clip(1e-6))
+        * volume_mult[None, :]
+    )
+    # Liquidity dry-ups in small names: volume collapses, zero-volume days appear.
+    dry = np.flatnonzero(small & (rng.random(n) < 0.3) & (t > 400))
+    dry_start = rng.integers(280, t - 130, len(dry))
+    dry_len = rng.integers(40, 120, len(dry))
+    if len(dry):
+        span = np.arange(t)[None, :]
+        in_dry = (span >= dry_start[:, None]) & (span < (dry_start + dry_len)[:, None])
+        volume[dry] = np.where(in_dry, volume[dry] * 0.03, volume[dry])
+        zero = in_dry & (rng.random((len(dry), t)) < 0.35)
+        volume[dry] = np.where(zero, 0.0, volume[dry])
+        ret[dry] = np.where(in_dry, ret[dry] * 1.6, ret[dry])
+    events.extend(
+        {
+            "event_id": f"DRYUP_{ids[e]}",
+            "event_type": "LIQUIDITY_DRYUP",
+            "start": int(s),
+            "end": int(s + ln - 1),
+            "entities": [ids[e]],
+            "magnitude": 0.97,
+        }
+        for e, s, ln in zip(dry, dry_start, dry_len, strict=True)
+    )
+    volume = np.where(small[:, None] & (rng.random((n, t)) < 0.01), 0.0, np.round(volume))
+
+    close = 20.0 * np.exp(rng.uniform(0, 3, n))[:, None] * np.exp(np.cumsum(ret, axis=1))
+    prev = np.concatenate([close[:, :1], close[:, :-1]], axis=1)
+    opened = prev * np.exp(0.2 * sigma * rng.standard_normal((n, t)))
+    high = np.maximum(opened, close) * np.exp(np.abs(0.5 * sigma * rng.standard_normal((n, t))))
+    low = np.minimum(opened, close) * np.exp(-np.abs(0.5 * sigma * rng.standard_normal((n, t))))
+
+    # Credit spreads for issuers widen with volatility and drawdown.
+    peak = np.maximum.accumulate(close, axis=1)
+    spread = (
+        rng.uniform(80, 400, n)[:, None]
+        * (sigma / np.median(sigma, axis=1, keepdims=True)) ** 0.8
+        * (1.0 + 3.0 * (1.0 - close / peak))
+    )
+    spread = np.where((kind == "ISSUER")[:, None], spread, np.nan)
+
+    # Ragged histories: late listings and early delistings.
+    first = np.where(rng.random(n) < 0.15, rng.integers(0, int(t * 0.8), n), 0)
+    last = np.where(rng.random(n) < 0.05, rng.integers(int(t * 0.3), t, n), t - 1)
+    last = np.maximum(last, np.minimum(first + 30, t - 1))
+    alive = (np.arange(t)[None, :] >= first[:, None]) & (np.arange(t)[None, :] <= last[:, None])
+    events.extend(
+        {
+            "event_id": f"LISTING_{ids[e]}",
+            "event_type": "LISTING",
+            "start": int(first[e]),
+            "end": int(first[e]),
+            "entities": [ids[e]],
+            "magnitude": None,
+        }
+        for e in np.flatnonzero(first > 0)
+    )
+    events.extend(
+        {
+            "event_id": f"DELISTING_{ids[e]}",
+            "event_type": "DELISTING",
+            "start": int(last[e]),
+            "end": int(last[e]),
+            "entities": [ids[e]],
+            "magnitude": None,
+        }
+        for e in np.flatnonzero(last < t - 1)
+    )
+
+    ent_idx, day_idx = np.nonzero(alive)
+    prices = pl.DataFrame(
+        {
+            ENTITY: ids[ent_idx],
+            DATE: dates[day_idx],
+            "close": close[ent_idx, day_idx],
+            "volume": volume[ent_idx, day_idx],
+            "high": high[ent_idx, day_idx],
+            "low": low[ent_idx, day_idx],
+            "spread_bps": spread[ent_idx, day_idx],
+        }
+    ).with_columns(pl.col("spread_bps").fill_nan(None))
+    entities_frame = pl.DataFrame(
+        {ENTITY: ids, "entity_type": kind, "region": region, "sector": sector.astype(np.int32)}
+    ).with_columns(
+        pl.when(pl.col("entity_type") == "ISSUER")
+        .then(pl.format("ISS_{}", pl.col(ENTITY)))
+        .alias("issuer_id")
+    )
+    ev = pl.DataFrame(
+        {
+            "event_id": [e["event_id"] for e in events],
+            "event_type": [e["event_type"] for e in events],
+            "start_date": dates[[e["start"] for e in events]] if events else [],
+            "end_date": dates[[e["end"] for e in events]] if events else [],
+            "magnitude": [e["magnitude"] for e in events],
+            "scope": ["MARKET" if e["entities"] is None else "ENTITY" for e in events],
+            "_entities": [e["entities"] for e in events],
+        },
+        schema_overrides={"magnitude": pl.Float64, "_entities": pl.List(pl.String)},
+    )
+    # Market-wide events hit every entity listed over them: one row per (event, entity).
+    spans = pl.DataFrame({ENTITY: ids, "_first": dates[first], "_last": dates[last]})
+    market = (
+        ev.filter(pl.col("scope") == "MARKET")
+        .drop("_entities")
+        .join(spans, how="cross")
+        .filter(
+            (pl.col("_first") <= pl.col("start_date")) & (pl.col("_last") >= pl.col("end_date"))
+        )
+        .drop("_first", "_last")
+    )
+    single = (
+        ev.filter(pl.col("scope") == "ENTITY").explode("_entities").rename({"_entities": ENTITY})
+    )
+    cols = ["event_id", "event_type", "scope", ENTITY, "start_date", "end_date", "magnitude"]
+    events_frame = pl.concat([market.select(cols), single.select(cols)]).sort(
+        "start_date", "event_id", ENTITY
+    )
+    return Market(prices=prices, entities=entities_frame, events=events_frame)
+
+
+def inject_defects(prices: pl.DataFrame, seed: int = 7) -> pl.DataFrame:
+    """Break rows in every way SPEC §2 names, add a duplicate and a young entity, shuffle."""
+    rng = np.random.default_rng(seed + 1)
+    n = prices.height
+    picks = rng.choice(n, size=12, replace=False)
+    edits: list[tuple[str, object]] = [
+        ("close", float("nan")),
+        ("close", float("inf")),
+        ("close", 0.0),
+        ("close", -5.0),
+        ("volume", -100.0),
+        ("high", -1.0),
+        ("high", 1e-9),
+        ("volume", float("inf")),
+        ("entity_id", ""),
+        ("entity_id", "X" * 65),
+        ("close", None),
+        ("low", 1e12),
+    ]
+    row = pl.int_range(pl.len())
+    out = prices
+    for pick, (col, value) in zip(picks, edits, strict=True):  # twelve edits, not a data loop
+        out = out.with_columns(
+            pl.when(row == int(pick))
+            .then(pl.lit(value, prices.schema[col]))
+            .otherwise(pl.col(col))
+            .alias(col)
+        )
+    duplicate = prices.slice(int(rng.integers(0, n)), 1)
+    first = prices[ENTITY][0]
+    young = (
+        prices.filter(pl.col(ENTITY) == first)
+        .head(20)
+        .with_columns(pl.lit("YOUNG.US").alias(ENTITY))
+    )
+    out = pl.concat([out, duplicate, young])
+    return out[rng.permutation(out.height)]
+
+
+def write_market(market: Market, out: Path) -> dict[str, Path]:
+    """Write prices, entities and events Parquet files into `out`."""
+    paths = {name: out / f"{name}.parquet" for name in ("prices", "entities", "events")}
+    write_atomic(
+        paths["prices"],
+        lambda p: market.prices.write_parquet(p, statistics=True, row_group_size=256_000),
+    )
+    write_atomic(paths["entities"], market.entities.write_parquet)
+    write_atomic(paths["events"], market.events.write_parquet)
+    return paths

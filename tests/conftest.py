@@ -1,0 +1,66 @@
+"""Shared fixtures: tiny explicit frames and a small generated market."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from stabfrag.schema import PRICE_SCHEMA
+from stabfrag.synth import Market, generate
+
+
+def random_panel(
+    seed: int, entities: int, max_len: int, *, with_nulls: bool = True, min_len: int = 2
+) -> pl.DataFrame:
+    """A panel with ragged histories, calendar gaps, zero and unknown volumes."""
+    rng = np.random.default_rng(seed)
+    frames = []
+    for e in range(entities):  # test data only: a loop over a few entities is fine here
+        n = int(rng.integers(min_len, max_len + 1))
+        gaps = rng.integers(1, 6, n)  # calendar gaps of 1 to 5 days
+        start = dt.date(2000, 1, 3) + dt.timedelta(days=int(rng.integers(0, 400)))
+        dates = [start + dt.timedelta(days=int(d)) for d in np.cumsum(gaps)]
+        vol = rng.normal(0, 0.02, n) * np.exp(rng.normal(0, 0.5, n))
+        close = 50 * np.exp(np.cumsum(vol))
+        volume = np.round(10 ** rng.uniform(0, 6, n))
+        volume[rng.random(n) < 0.05] = 0.0
+        volume_list: list[float | None] = list(volume)
+        if with_nulls and rng.random() < 0.3:
+            for i in rng.integers(0, n, 2):
+                volume_list[int(i)] = None
+        spread = 100 + np.cumsum(rng.normal(0, 2, n)) if rng.random() < 0.5 else np.full(n, np.nan)
+        high = close * np.exp(np.abs(rng.normal(0, 0.01, n)))
+        low = close * np.exp(-np.abs(rng.normal(0, 0.01, n)))
+        frames.append(
+            pl.DataFrame(
+                {
+                    "entity_id": f"E{e}.US",
+                    "date": dates,
+                    "close": close,
+                    "volume": volume_list,
+                    "high": high,
+                    "low": low,
+                    "spread_bps": spread,
+                },
+                schema=PRICE_SCHEMA,
+            ).with_columns(pl.col("spread_bps").fill_nan(None))
+        )
+    return pl.concat(frames).sort("entity_id", "date")
+
+
+@pytest.fixture(scope="session")
+def market() -> Market:
+    return generate(entities=60, days=700, seed=11)
+
+
+@pytest.fixture(scope="session")
+def market_dir(tmp_path_factory: pytest.TempPathFactory, market: Market) -> Path:
+    from stabfrag.synth import write_market
+
+    out = tmp_path_factory.mktemp("market")
+    write_market(market, out)
+    return out

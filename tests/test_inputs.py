@@ -1,0 +1,229 @@
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from stabfrag import inputs
+from stabfrag.cli import app
+from stabfrag.schema import PRICE_SCHEMA
+
+runner = CliRunner()
+
+
+def _panel(entities: int = 2, days: int = 70) -> pl.DataFrame:
+    dates = [dt.date(2020, 1, 1) + dt.timedelta(days=i) for i in range(days)]
+    return pl.DataFrame(
+        {
+            "entity_id": [f"E{e}.US" for e in range(entities) for _ in dates],
+            "date": dates * entities,
+            "close": [100.0 + i for _ in range(entities) for i in range(days)],
+            "volume": [1000.0] * (entities * days),
+            "high": [200.0 + i for _ in range(entities) for i in range(days)],
+            "low": [50.0] * (entities * days),
+            "spread_bps": [None] * (entities * days),
+        },
+        schema=PRICE_SCHEMA,
+    )
+
+
+def _check(frame: pl.DataFrame, tmp_path: Path) -> inputs.Validated:
+    path = tmp_path / "p.parquet"
+    frame.write_parquet(path)
+    return inputs.validate(inputs.read_prices(path))
+
+
+def _set(frame: pl.DataFrame, row: int, **cols: object) -> pl.DataFrame:
+    idx = pl.int_range(pl.len())
+    return frame.with_columns(
+        pl.when(idx == row).then(pl.lit(v, frame.schema[k])).otherwise(pl.col(k)).alias(k)
+        for k, v in cols.items()
+    )
+
+
+@pytest.mark.parametrize(
+    ("cols", "reason"),
+    [
+        ({"close": float("nan")}, "nonfinite_close"),
+        ({"close": float("inf")}, "nonfinite_close"),
+        ({"close": 0.0}, "nonpositive_close"),
+        ({"close": -1.0}, "nonpositive_close"),
+        ({"close": None}, "bad_close"),
+        ({"volume": -1.0}, "bad_volume"),
+        ({"volume": float("-inf")}, "bad_volume"),
+        ({"entity_id": ""}, "bad_entity_id"),
+        ({"entity_id": "X" * 65}, "bad_entity_id"),
+        ({"date": None}, "bad_date"),
+    ],
+)
+def test_bad_row_goes_to_rejects_and_nothing_else_drops(
+    tmp_path: Path, cols: dict, reason: str
+) -> None:
+    frame = _set(_panel(days=80), 70, **cols)
+    v = _check(frame, tmp_path)
+    assert v.rejects.filter(pl.col("reason") == reason).height == 1
+    assert v.rows_rejected == 1
+    assert v.prices.height == frame.height - 1
+    assert v.rows_in == v.prices.height + v.rows_rejected + v.rows_of_rejected_entities
+
+
+def test_sixty_four_char_entity_id_is_fine(tmp_path: Path) -> None:
+    frame = _panel(entities=1).with_columns(pl.lit("Y" * 64).alias("entity_id"))
+    v = _check(frame, tmp_path)
+    assert v.rows_rejected == 0 and v.prices.height == frame.height
+
+
+def test_nan_volume_is_unknown_not_rejected(tmp_path: Path) -> None:
+    v = _check(_set(_panel(), 5, volume=float("nan")), tmp_path)
+    assert v.rows_rejected == 0
+    assert v.prices["volume"].null_count() == 1
+
+
+@pytest.mark.parametrize(
+    "cols",
+    [{"high": 10.0, "low": 20.0}, {"low": 0.0}, {"high": 101.0, "low": 100.5}, {"low": 500.0}],
+)
+def test_bad_range_is_dropped_not_rejected(tmp_path: Path, cols: dict) -> None:
+    frame = _set(_panel(), 3, **cols)
+    v = _check(frame, tmp_path)
+    assert v.rows_rejected == 0
+    assert v.range_dropped == 1
+    row = v.prices.row(3, named=True)
+    assert row["high"] is None and row["low"] is None and row["close"] == frame["close"][3]
+
+
+def test_duplicates_keep_the_first_in_file_order(tmp_path: Path) -> None:
+    frame = _panel(entities=1)
+    dup = frame.slice(10, 1).with_columns(pl.lit(999.0).alias("close"))
+    v = _check(pl.concat([frame, dup]), tmp_path)
+    assert v.reject_counts() == {"duplicate": 1}
+    assert (
+        v.prices.filter(pl.col("date") == frame["date"][10])["close"].item() == frame["close"][10]
+    )
+
+
+def test_unsorted_rows_are_sorted_not_rejected(tmp_path: Path) -> None:
+    frame = _panel().sample(fraction=1.0, shuffle=True, seed=3)
+    v = _check(frame, tmp_path)
+    assert v.rows_rejected == 0
+    assert v.prices.equals(v.prices.sort("entity_id", "date"))
+
+
+def test_short_history_rejects_the_entity(tmp_path: Path) -> None:
+    frame = pl.concat(
+        [
+            _panel(entities=1),
+            _panel(entities=1, days=63).with_columns(pl.lit("SHORT.US").alias("entity_id")),
+        ]
+    )
+    v = _check(frame, tmp_path)
+    assert v.entities_rejected == {"insufficient_history": 1}
+    assert v.entities_in == 2
+    assert v.rows_of_rejected_entities == 63
+    assert v.rejects.filter(pl.col("reason") == "insufficient_history")["entity_id"].to_list() == [
+        "SHORT.US"
+    ]
+
+
+def test_stale_entity_has_no_state(tmp_path: Path) -> None:
+    frame = _panel(entities=1)
+    path = tmp_path / "p.parquet"
+    frame.write_parquet(path)
+    as_of = frame["date"].max() + dt.timedelta(days=8)
+    v = inputs.validate(inputs.read_prices(path), as_of=as_of)
+    assert v.entities_rejected == {"stale": 1}
+    v = inputs.validate(inputs.read_prices(path), as_of=as_of - dt.timedelta(days=1))
+    assert v.entities_rejected == {}
+
+
+def _cli(*args: str) -> tuple[int, str, str]:
+    res = runner.invoke(app, list(args))
+    return res.exit_code, res.stdout, res.stderr
+
+
+@pytest.mark.parametrize(
+    ("content", "name", "message"),
+    [
+        ("", "empty.csv", "empty"),
+        ("entity_id,date,close\n", "header.csv", "no rows"),
+        ("entity_id,date\nA,2020-01-01\n", "nocol.csv", "missing required column(s): close"),
+        ("hello world", "text.parquet", "not a Parquet file"),
+        ("whatever", "prices.json", "unknown format"),
+    ],
+)
+def test_unreadable_file_exits_2_with_one_line(
+    tmp_path: Path, content: str, name: str, message: str
+) -> None:
+    path = tmp_path / name
+    path.write_text(content)
+    code, out, err = _cli("validate", "--prices", str(path))
+    assert code == 2
+    assert message in err and str(path) in err
+    assert len(err.strip().splitlines()) == 1 and "Traceback" not in err + out
+
+
+def test_missing_file_exits_2(tmp_path: Path) -> None:
+    code, _, err = _cli("validate", "--prices", str(tmp_path / "nope.parquet"))
+    assert code == 2 and "no such file" in err
+
+
+def test_parquet_with_text_close_exits_2(tmp_path: Path) -> None:
+    path = tmp_path / "p.parquet"
+    _panel().with_columns(pl.col("close").cast(pl.String)).write_parquet(path)
+    code, _, err = _cli("validate", "--prices", str(path))
+    assert code == 2 and "close has type" in err
+
+
+def test_csv_strings_in_close_are_rejected_rows(tmp_path: Path) -> None:
+    frame = _panel(entities=1)
+    path = tmp_path / "p.csv"
+    frame.with_columns(
+        pl.when(pl.int_range(pl.len()) == 7)
+        .then(pl.lit("abc"))
+        .otherwise(pl.col("close").cast(pl.String))
+        .alias("close")
+    ).write_csv(path)
+    v = inputs.validate(inputs.read_prices(path))
+    assert v.reject_counts() == {"bad_close": 1}
+    assert "abc" in v.rejects["detail"][0]
+    assert v.prices.height == frame.height - 1
+
+
+def test_validate_cli_json_reconciles(tmp_path: Path) -> None:
+    import json
+
+    from stabfrag import synth
+
+    market = synth.generate(entities=20, days=300, seed=1)
+    path = tmp_path / "p.parquet"
+    synth.inject_defects(market.prices, seed=1).write_parquet(path)
+    code, out, _ = _cli("validate", "--prices", str(path), "--json")
+    s = json.loads(out)
+    assert code == 0
+    assert s["rows_in"] == s["rows_kept"] + s["rows_rejected"] + s["rows_of_rejected_entities"]
+    assert s["entities_in"] == s["entities_valid"] + s["entities_rejected"]
+    assert sum(s["row_rejects_by_reason"].values()) == s["rows_rejected"]
+    assert set(s["row_rejects_by_reason"]) == {
+        "bad_close",
+        "bad_entity_id",
+        "bad_volume",
+        "duplicate",
+        "nonfinite_close",
+        "nonpositive_close",
+    }
+    assert s["range_dropped"] == 3
+    assert s["entity_rejects_by_reason"] == {"insufficient_history": 1}
+
+
+def test_entities_defaults(tmp_path: Path) -> None:
+    ids = pl.Series(["AAA.US", "BBB.DE", "CCC"])
+    meta = inputs.read_entities(None, ids)
+    assert meta["region"].to_list() == ["US", "DE", None]
+    assert meta["entity_type"].to_list() == ["INSTRUMENT"] * 3
+    path = tmp_path / "e.csv"
+    path.write_text("entity_id,entity_type\nAAA.US,BOGUS\n")
+    with pytest.raises(inputs.InputError, match="BOGUS"):
+        inputs.read_entities(path, ids)
