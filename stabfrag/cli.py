@@ -94,3 +94,123 @@ def generate(
 
 def main() -> None:  # pragma: no cover - console entry
     app()
+
+
+OutOpt = Annotated[Path, typer.Option("--out", help="Output folder.")]
+ProfilesOpt = Annotated[Path | None, typer.Option("--profiles", help="Profile vectors (Parquet).")]
+ScenariosOpt = Annotated[
+    Path | None, typer.Option("--scenarios", help="Scenario library folder (*.toml).")
+]
+ModelDirOpt = Annotated[
+    Path | None, typer.Option("--model-dir", help="Model artefacts folder (default: shipped).")
+]
+WeightsOpt = Annotated[
+    str | None, typer.Option("--weights", help="Branch weights, e.g. stab=1,scen=0.5,prof=0.5.")
+]
+StaleOpt = Annotated[
+    int, typer.Option("--max-staleness-days", min=0, help="Older last price: no state.")
+]
+PgDsnOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--pg-dsn", envvar="STABFRAG_PG_DSN", help="PostgreSQL DSN to load into.", show_envvar=True
+    ),
+]
+PgTableOpt = Annotated[str, typer.Option("--pg-table", help="Target table (schema.table allowed).")]
+
+
+def _config(**kw: object) -> object:
+    from stabfrag.config import BuildConfig, ConfigError, parse_weights
+
+    try:
+        kw["weights"] = parse_weights(kw.pop("weights_text"))  # type: ignore[arg-type]
+    except ConfigError as exc:
+        fail(str(exc))
+    return BuildConfig(**kw)  # type: ignore[arg-type]
+
+
+def _known_errors() -> tuple[type[Exception], ...]:
+    from stabfrag.config import ConfigError
+    from stabfrag.encoders import ModelError
+    from stabfrag.scenarios import ScenarioError
+
+    return (InputError, ModelError, ScenarioError, ConfigError)
+
+
+def _run(config: object, dates: list[dt.date], *, as_json: bool, max_reject_share: float) -> None:
+    from stabfrag import pipeline
+    from stabfrag.progress import reporter
+    from stabfrag.summary import emit
+
+    try:
+        with reporter(len(dates)) as progress:
+            summary = pipeline.run(config, dates, progress=progress)  # type: ignore[arg-type]
+    except _known_errors() as exc:
+        fail(str(exc))
+        return
+    result = summary.as_dict()
+    emit(result, as_json=as_json)
+    if result["rows_rejected"] > max_reject_share * max(result["rows_read"], 1):
+        raise typer.Exit(1)
+
+
+@app.command()
+def build(
+    as_of: Annotated[str, typer.Option("--as-of", help="As-of date, YYYY-MM-DD.")],
+    prices: PricesOpt,
+    entities: EntitiesOpt = None,
+    profiles: ProfilesOpt = None,
+    scenarios: ScenariosOpt = None,
+    out: OutOpt = Path("stabfrag-out"),
+    model_dir: ModelDirOpt = None,
+    weights: WeightsOpt = None,
+    max_staleness_days: StaleOpt = 7,
+    pg_dsn: PgDsnOpt = None,
+    pg_table: PgTableOpt = "joint_embeddings",
+    as_json: JsonOpt = False,
+    max_reject_share: MaxRejectOpt = 0.05,
+) -> None:
+    """Build the joint space as of one date: Parquet partitions and stabfrag.duckdb."""
+    day = parse_date(as_of, "--as-of")
+    config = _config(
+        prices=prices,
+        entities=entities,
+        profiles=profiles,
+        scenarios=scenarios,
+        out=out,
+        model_dir=model_dir,
+        weights_text=weights,
+        max_staleness_days=max_staleness_days,
+        pg_dsn=pg_dsn,
+        pg_table=pg_table,
+    )
+    _run(config, [day], as_json=as_json, max_reject_share=max_reject_share)
+
+
+@app.command()
+def calibrate(
+    prices: PricesOpt,
+    start: Annotated[str, typer.Option("--start", help="First date of the fitting range.")],
+    end: Annotated[str, typer.Option("--end", help="Last date of the fitting range.")],
+    model_dir: Annotated[Path, typer.Option("--model-dir", help="Folder for the new artefacts.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Fit a new calibration on your own history and write new model artefacts."""
+    from stabfrag.calibrate import calibrate as fit
+    from stabfrag.summary import emit
+
+    first, last = parse_date(start, "--start"), parse_date(end, "--end")
+    if last < first:
+        fail("--end is before --start")
+    try:
+        info = fit(
+            prices,
+            start=first,
+            end=last,
+            model_dir=model_dir,
+            description=f"{prices.name}, {first} to {last}",
+        )
+    except _known_errors() as exc:
+        fail(str(exc))
+        return
+    emit({**info, "model_dir": str(model_dir)}, as_json=as_json)

@@ -349,24 +349,25 @@ def kernel_features(close: np.ndarray, obs: np.ndarray, rows: np.ndarray) -> dic
     return out
 
 
-def compute_features(prices: pl.DataFrame, *, at: pl.Expr | None = None) -> pl.DataFrame:
-    """Features at every row of `prices` (sorted by entity, date), or at the rows where `at` holds.
+def compute_features(prices: pl.DataFrame, *, rows: np.ndarray | None = None) -> pl.DataFrame:
+    """Features at every row of `prices` (sorted by entity, date), or at the positions `rows`.
 
-    Returns entity_id, date, window_start, n_obs, every feature in FEATURE_NAMES order and
-    features_null, the count of null features.
+    Returns _pos (the row's position), entity_id, date, window_start, n_obs, every feature
+    in FEATURE_NAMES order and features_null, the count of null features.
     """
     rolled = rolling_features(prices.lazy()).with_row_index("_pos")
-    if at is not None:
-        rolled = rolled.filter(at)
+    if rows is not None:
+        rolled = rolled.filter(pl.col("_pos").is_in(pl.Series(rows).cast(pl.UInt32)))
     frame = rolled.collect()
     close = prices["close"].to_numpy()
-    rows = frame["_pos"].to_numpy().astype(np.int64)
-    kernels = kernel_features(close, frame[OBS].to_numpy(), rows)
+    positions = frame["_pos"].to_numpy().astype(np.int64)
+    kernels = kernel_features(close, frame[OBS].to_numpy(), positions)
     frame = frame.with_columns(
         pl.Series(name, values, dtype=pl.Float64).fill_nan(None) for name, values in kernels.items()
     )
     names = list(FEATURE_NAMES)
     return frame.select(
+        pl.col("_pos").cast(pl.Int64),
         ENTITY,
         DATE,
         "window_start",

@@ -137,25 +137,24 @@ def _collect(lf: pl.LazyFrame, path: Path | str) -> pl.DataFrame:
         raise InputError(path, f"cannot read: {str(exc).splitlines()[0]}") from None
 
 
-def read_prices(
-    path: Path | str, *, start: dt.date | None = None, end: dt.date | None = None
-) -> pl.DataFrame:
-    """Read the rows dated in [start, end] (pushed down to the scan) plus undated rows.
-
-    Undated rows are kept only when no range is given: they cannot belong to a window.
-    """
+def read_prices(path: Path | str, *, where: pl.Expr | None = None) -> pl.DataFrame:
+    """Read the prices rows that satisfy `where` (pushed down to the scan: a date range
+    reads only its row groups). An empty file is an error whatever the filter."""
     lf = scan_prices(path)
-    if start is not None:
-        lf = lf.filter(pl.col(DATE) >= start)
-    if end is not None:
-        lf = lf.filter(pl.col(DATE) <= end)
-    frame = _collect(lf, path)
-    if start is None and end is None and frame.height == 0:
+    if _collect(lf.select(pl.len()), path).item() == 0:
         raise InputError(path, "no rows")
-    return frame
+    return _collect(lf if where is None else lf.filter(where), path)
 
 
-def _row_reason() -> pl.Expr:
+def window_filter(start: dt.date | None, end: dt.date, *, include_undated: bool = False) -> pl.Expr:
+    """Rows dated in [start, end]; undated rows too when asked (so they reach rejects)."""
+    cond = pl.col(DATE) <= end
+    if start is not None:
+        cond = cond & (pl.col(DATE) >= start)
+    return cond | pl.col(DATE).is_null() if include_undated else cond
+
+
+def row_reason() -> pl.Expr:
     """The first rule a row breaks, or null; order matters only for the reason shown."""
     eid = pl.col(ENTITY)
     close = pl.col("close")
@@ -236,7 +235,7 @@ def validate(
     With `as_of`, an entity whose last valid price is older than `max_staleness_days`
     is rejected as `stale` (a delisted name must not look calm forever).
     """
-    flagged = raw.with_columns(_row_reason().alias("reason"))
+    flagged = raw.with_columns(row_reason().alias("reason"))
     bad = flagged.filter(pl.col("reason").is_not_null())
     good = flagged.filter(pl.col("reason").is_null())
     # Duplicates are judged among rows that passed the row rules: the first in file order wins.

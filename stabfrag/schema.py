@@ -38,6 +38,26 @@ ENTITIES_SCHEMA = pl.Schema(
 REJECTS_SCHEMA = pl.Schema(
     {ENTITY: pl.String(), DATE: pl.Date(), "reason": pl.String(), "detail": pl.String()}
 )
+REJECTS_TABLE_SCHEMA = pl.Schema({"as_of_date": pl.Date(), **REJECTS_SCHEMA})
+
+SCENARIOS_TABLE_SCHEMA = pl.Schema(
+    {
+        "as_of_date": pl.Date(),
+        "scenario_id": pl.String(),
+        "kind": pl.String(),
+        "shock_type": pl.String(),
+        "severity": pl.String(),
+        "horizon_days": pl.Int64(),
+        "price_shock": pl.Float64(),
+        "vol_multiplier": pl.Float64(),
+        "volume_multiplier": pl.Float64(),
+        "spread_shock_bps": pl.Float64(),
+        "shape": pl.String(),
+        "reference_entity": pl.String(),
+        "description": pl.String(),
+        "path_source": pl.String(),
+    }
+)
 
 VECTOR_TYPE = pl.Array(pl.Float32(), DIM)
 
@@ -56,6 +76,36 @@ JOINT_SCHEMA = pl.Schema(
         "fragility": pl.Float64(),
         "features_null": pl.Int32(),
     }
+)
+
+
+def features_table_schema() -> pl.Schema:
+    """The feature table: one row per state, every feature of the registry as Float64."""
+    from stabfrag.features import FEATURE_NAMES  # late: features imports the column names
+
+    return pl.Schema(
+        {
+            "as_of_date": pl.Date(),
+            ENTITY: pl.String(),
+            DATE: pl.Date(),
+            "window_start": pl.Date(),
+            "n_obs": pl.Int32(),
+            **{name: pl.Float64() for name in FEATURE_NAMES},
+            "features_null": pl.Int32(),
+        }
+    )
+
+
+class _TableSchemas(dict[str, pl.Schema]):
+    def __missing__(self, key: str) -> pl.Schema:
+        if key == "features":
+            self[key] = features_table_schema()
+            return self[key]
+        raise KeyError(key)
+
+
+TABLE_SCHEMAS: dict[str, pl.Schema] = _TableSchemas(
+    joint_embeddings=JOINT_SCHEMA, rejects=REJECTS_TABLE_SCHEMA, scenarios=SCENARIOS_TABLE_SCHEMA
 )
 
 

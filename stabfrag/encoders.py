@@ -1,0 +1,272 @@
+"""Versioned encoder artefacts: load, verify, fit, encode (one matmul for all rows)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from stabfrag.atomic import write_atomic
+from stabfrag.features import FEATURE_NAMES, FEATURE_SET, FEATURE_SPECS, feature_set_hash
+from stabfrag.linalg import matmul_rows, normalise
+from stabfrag.schema import DIM, JOINT_MODEL_ID
+
+STAB_MODEL_ID = "num-stab-core-v1"
+SCEN_MODEL_ID = "num-scenario-core-v1"
+CLIP = 6.0
+MAD_TO_SIGMA = 1.4826
+LOG_FLOOR = 1e-8  # a zero volatility must map to a finite (then clipped) value
+
+
+class ModelError(Exception):
+    """An artefact that is missing, changed or does not fit this code."""
+
+
+def transform_expr(name: str, kind: str) -> pl.Expr:
+    """The per-feature transform applied before calibration."""
+    col = pl.col(name)
+    if kind == "log":
+        return col.clip(lower_bound=LOG_FLOOR).log()
+    if kind == "log1p":
+        return col.clip(lower_bound=0.0).log1p()
+    if kind == "slog1p":
+        return col.sign() * col.abs().log1p()
+    if kind == "identity":
+        return col
+    raise ModelError(f"unknown transform '{kind}' for feature {name}")
+
+
+TRANSFORMS = {spec.name: spec.transform for spec in FEATURE_SPECS}
+
+
+def transformed(frame: pl.DataFrame, names: tuple[str, ...]) -> np.ndarray:
+    """The transformed feature matrix (n, d), NaN where a feature is null."""
+    cols = [transform_expr(n, TRANSFORMS[n]).cast(pl.Float64).alias(n) for n in names]
+    return frame.select(cols).to_numpy().astype(np.float64)
+
+
+def projection_for(model_id: str, d: int) -> np.ndarray:
+    """A d x 384 projection with orthonormal rows, from a QR seeded by the model_id."""
+    seed = int(hashlib.sha256(model_id.encode()).hexdigest()[:16], 16)
+    gauss = np.random.default_rng(seed).standard_normal((DIM, d))
+    q, r = np.linalg.qr(gauss)
+    q = q * np.sign(np.diag(r))[None, :]  # fix the QR sign ambiguity
+    return np.ascontiguousarray(q.T)
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+@dataclass(frozen=True)
+class Encoder:
+    """A numeric encoder: transforms, robust calibration and the projection to 384."""
+
+    model_id: str
+    features: tuple[str, ...]
+    center: np.ndarray
+    scale: np.ndarray
+    projection: np.ndarray
+    manifest: dict[str, Any]
+
+    @property
+    def sha256(self) -> str:
+        return str(self.manifest["projection_sha256"])
+
+    def calibrated(self, frame: pl.DataFrame) -> np.ndarray:
+        """Robust z-scores clipped to [-6, 6], nulls as 0: the vector before projection."""
+        if tuple(c for c in frame.columns if c in self.features) != self.features:
+            raise ModelError(
+                f"{self.model_id}: the frame's feature columns are not {self.features}"
+            )
+        x = transformed(frame, self.features)
+        z = np.clip((x - self.center) / self.scale, -CLIP, CLIP)
+        return np.nan_to_num(z, nan=0.0)
+
+    def encode(self, frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Return (float32 unit vectors (n, 384), mask of rows that had any signal)."""
+        unit, ok = normalise(matmul_rows(self.calibrated(frame), self.projection))
+        return unit.astype(np.float32), ok
+
+
+def fit_calibration(frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Median and 1.4826 * MAD of each transformed feature, ignoring nulls.
+
+    A feature with no spread (or no values) keeps scale 1 so it cannot divide by zero.
+    """
+    x = transformed(frame, FEATURE_NAMES)
+    x[~np.isfinite(x)] = np.nan
+    with np.errstate(all="ignore"):
+        empty = np.isnan(x).all(axis=0)
+        safe = np.where(empty[None, :], 0.0, x)
+        center = np.nanmedian(safe, axis=0)
+        mad = np.nanmedian(np.abs(safe - center), axis=0) * MAD_TO_SIGMA
+    scale = np.where((mad > 1e-12) & ~empty, mad, 1.0)
+    return np.where(empty, 0.0, center), scale
+
+
+def write_encoder(
+    folder: Path,
+    model_id: str,
+    *,
+    center: np.ndarray,
+    scale: np.ndarray,
+    calibration: dict[str, Any],
+) -> Path:
+    """Write `folder/model_id/` with manifest.json and projection.npy."""
+    target = folder / model_id
+    target.mkdir(parents=True, exist_ok=True)
+    projection = projection_for(model_id, len(FEATURE_NAMES))
+    proj_path = write_atomic(target / "projection.npy", lambda p: _save_npy(p, projection))
+    manifest = {
+        "model_id": model_id,
+        "kind": "numeric-encoder",
+        "feature_set": FEATURE_SET,
+        "feature_set_hash": feature_set_hash(),
+        "features": [
+            {"name": n, "transform": TRANSFORMS[n], "center": float(c), "scale": float(s)}
+            for n, c, s in zip(FEATURE_NAMES, center, scale, strict=True)
+        ],
+        "calibration": {**calibration, "method": "median, 1.4826*MAD, clip [-6, 6], null -> 0"},
+        "projection": "QR of a Gaussian 384 x d matrix seeded by sha256(model_id); rows orthonormal",
+        "projection_sha256": _sha256(proj_path),
+        "dimension": DIM,
+        "created": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+    }
+    _write_manifest(target, manifest)
+    return target
+
+
+def write_joint(folder: Path, *, weights: dict[str, float], tau: float) -> Path:
+    """Write the joint model artefact: branch weights, tau and its (identity) output map."""
+    target = folder / JOINT_MODEL_ID
+    target.mkdir(parents=True, exist_ok=True)
+    proj_path = write_atomic(
+        target / "projection.npy", lambda p: _save_npy(p, np.eye(DIM, dtype=np.float64))
+    )
+    manifest = {
+        "model_id": JOINT_MODEL_ID,
+        "kind": "joint",
+        "branches": {"stab": STAB_MODEL_ID, "scen": SCEN_MODEL_ID, "prof": "joint-profile-core-v1"},
+        "weights": weights,
+        "tau": tau,
+        "construction": "normalise(sum_b w_b z_b / sum of present w_b) @ projection (v1: identity)",
+        "projection_sha256": _sha256(proj_path),
+        "dimension": DIM,
+        "created": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+    }
+    _write_manifest(target, manifest)
+    return target
+
+
+def _save_npy(path: Path, array: np.ndarray) -> None:
+    with path.open("wb") as fh:
+        np.save(fh, array, allow_pickle=False)
+
+
+def _write_manifest(target: Path, manifest: dict[str, Any]) -> None:
+    text = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+    write_atomic(target / "manifest.json", lambda p: p.write_text(text))
+
+
+def shipped_models() -> Path:
+    """The folder of artefacts shipped inside the package."""
+    return Path(str(resources.files("stabfrag") / "models"))
+
+
+def _read_verified(folder: Path, model_id: str) -> tuple[dict[str, Any], np.ndarray]:
+    target = folder / model_id
+    manifest_path = target / "manifest.json"
+    proj_path = target / "projection.npy"
+    if not manifest_path.exists() or not proj_path.exists():
+        raise ModelError(f"{target}: no artefact (manifest.json and projection.npy expected)")
+    try:
+        manifest = json.loads(manifest_path.read_text())
+    except json.JSONDecodeError as exc:
+        raise ModelError(f"{manifest_path}: not valid JSON ({exc.msg})") from None
+    if manifest.get("model_id") != model_id:
+        raise ModelError(
+            f"{manifest_path}: model_id is {manifest.get('model_id')!r}, not {model_id}"
+        )
+    actual = _sha256(proj_path)
+    if actual != manifest.get("projection_sha256"):
+        raise ModelError(
+            f"{proj_path}: sha256 {actual[:12]}... does not match the manifest; refused"
+        )
+    projection = np.load(proj_path, allow_pickle=False)
+    return manifest, projection
+
+
+def load_encoder(folder: Path, model_id: str) -> Encoder:
+    """Load and verify an encoder artefact; refuse one that changed or fits other features."""
+    manifest, projection = _read_verified(folder, model_id)
+    if manifest.get("feature_set_hash") != feature_set_hash():
+        raise ModelError(
+            f"{folder / model_id}: built for another definition of {FEATURE_SET}; recalibrate"
+        )
+    feats = manifest["features"]
+    names = tuple(f["name"] for f in feats)
+    if projection.shape != (len(names), DIM):
+        raise ModelError(f"{folder / model_id}: projection shape {projection.shape} is wrong")
+    return Encoder(
+        model_id=model_id,
+        features=names,
+        center=np.array([f["center"] for f in feats], dtype=np.float64),
+        scale=np.array([f["scale"] for f in feats], dtype=np.float64),
+        projection=projection,
+        manifest=manifest,
+    )
+
+
+@dataclass(frozen=True)
+class JointModel:
+    weights: dict[str, float]
+    tau: float
+    projection: np.ndarray
+    manifest: dict[str, Any]
+
+    @property
+    def sha256(self) -> str:
+        return str(self.manifest["projection_sha256"])
+
+
+def load_joint(folder: Path) -> JointModel:
+    manifest, projection = _read_verified(folder, JOINT_MODEL_ID)
+    return JointModel(
+        weights={k: float(v) for k, v in manifest["weights"].items()},
+        tau=float(manifest["tau"]),
+        projection=projection,
+        manifest=manifest,
+    )
+
+
+@dataclass(frozen=True)
+class Models:
+    """The three artefacts a build uses."""
+
+    stab: Encoder
+    scen: Encoder
+    joint: JointModel
+
+    def hashes(self) -> dict[str, str]:
+        return {
+            STAB_MODEL_ID: self.stab.sha256,
+            SCEN_MODEL_ID: self.scen.sha256,
+            JOINT_MODEL_ID: self.joint.sha256,
+        }
+
+
+def load_models(folder: Path | None = None) -> Models:
+    folder = folder or shipped_models()
+    return Models(
+        stab=load_encoder(folder, STAB_MODEL_ID),
+        scen=load_encoder(folder, SCEN_MODEL_ID),
+        joint=load_joint(folder),
+    )

@@ -1,0 +1,79 @@
+"""joint-stab-fragility-v1: the scenario branch, the weighted joint vector, nearest and fragility."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from stabfrag.linalg import matmul_rows, normalise
+
+DEFAULT_WEIGHTS = {"stab": 1.0, "scen": 0.5, "prof": 0.5}
+DEFAULT_TAU = 0.1
+
+
+@dataclass(frozen=True)
+class JointResult:
+    """Joint vectors for entity states plus what each is nearest to."""
+
+    vectors: np.ndarray  # float32 (n, 384), unit norm
+    nearest: np.ndarray  # index into the scenarios, per state
+    nearest_similarity: np.ndarray  # float64
+    fragility: np.ndarray  # highest cosine similarity to a HIGH-severity scenario
+
+
+def scenario_branch(z_stab: np.ndarray, z_scen: np.ndarray, tau: float) -> np.ndarray:
+    """normalise(sum_s softmax_s(cos(z_stab, z_scen_s) / tau) z_scen_s): the region a state sits in."""
+    logits = matmul_rows(z_stab, z_scen.T) / tau
+    logits -= logits.max(axis=1, keepdims=True)  # stable softmax
+    weights = np.exp(logits)
+    weights /= weights.sum(axis=1, keepdims=True)
+    return normalise(matmul_rows(weights, z_scen))[0]
+
+
+def combine(
+    z_stab: np.ndarray,
+    z_scen: np.ndarray,
+    z_prof: np.ndarray | None,
+    has_prof: np.ndarray | None,
+    weights: dict[str, float],
+) -> np.ndarray:
+    """normalise((w_stab z_stab + w_scen z_scen + w_prof z_prof) / sum of present weights).
+
+    A state without a profile drops that branch and its weight.
+    """
+    total = weights["stab"] * z_stab.astype(np.float64) + weights["scen"] * z_scen
+    denom = np.full(len(z_stab), weights["stab"] + weights["scen"])
+    if z_prof is not None and has_prof is not None:
+        w = weights["prof"] * has_prof.astype(np.float64)
+        total = total + w[:, None] * z_prof.astype(np.float64)
+        denom = denom + w
+    return normalise(total / denom[:, None])[0]
+
+
+def joint_states(
+    z_stab: np.ndarray,
+    z_scen: np.ndarray,
+    high: np.ndarray,
+    *,
+    weights: dict[str, float],
+    tau: float,
+    z_prof: np.ndarray | None = None,
+    has_prof: np.ndarray | None = None,
+) -> JointResult:
+    """Joint vectors for states, with the nearest scenario and fragility in the joint space.
+
+    Scenario rows of the joint space are z_scen itself, so similarities here are the ones
+    a DuckDB `array_cosine_similarity` on the stored vectors gives.
+    """
+    branch = scenario_branch(z_stab, z_scen, tau)
+    vectors = combine(z_stab, branch, z_prof, has_prof, weights).astype(np.float32)
+    sims = matmul_rows(vectors, z_scen.T)
+    nearest = np.argmax(sims, axis=1)
+    fragility = sims[:, high].max(axis=1) if high.any() else np.full(len(vectors), np.nan)
+    return JointResult(
+        vectors=vectors,
+        nearest=nearest,
+        nearest_similarity=sims[np.arange(len(sims)), nearest],
+        fragility=fragility,
+    )

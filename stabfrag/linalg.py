@@ -1,0 +1,40 @@
+"""Row-stable linear algebra: the same row gives the same bytes whatever the batch.
+
+BLAS picks different kernels for different matrix shapes (a single row goes through
+another path than a large block), so `a @ b` for one row can differ in the last bit
+from the same row inside a large batch. Every product here is taken in blocks of one
+fixed shape, zero-padded, so a state's vector does not depend on what else was built
+with it (build for one date == backfill over many).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+BLOCK = 1024
+
+
+def matmul_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """a @ b in float64, computed in fixed-shape row blocks."""
+    a = np.ascontiguousarray(a, dtype=np.float64)
+    b = np.ascontiguousarray(b, dtype=np.float64)
+    n = a.shape[0]
+    out = np.empty((n, b.shape[1]), dtype=np.float64)
+    block = np.zeros((BLOCK, a.shape[1]), dtype=np.float64)
+    res = np.empty((BLOCK, b.shape[1]), dtype=np.float64)
+    for lo in range(0, n, BLOCK):  # blocks of rows bound the work's shape, not a row loop
+        hi = min(lo + BLOCK, n)
+        block[: hi - lo] = a[lo:hi]
+        block[hi - lo :] = 0.0
+        np.matmul(block, b, out=res)
+        out[lo:hi] = res[: hi - lo]
+    return out
+
+
+def normalise(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """L2-normalise rows; return (unit rows, mask of rows whose norm was usable)."""
+    norm = np.sqrt(np.einsum("ij,ij->i", v, v))
+    ok = norm > 1e-12
+    out = np.zeros_like(v)
+    out[ok] = v[ok] / norm[ok, None]
+    return out, ok
