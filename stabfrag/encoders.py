@@ -16,6 +16,7 @@ import polars as pl
 from stabfrag.atomic import write_atomic
 from stabfrag.features import FEATURE_NAMES, FEATURE_SET, FEATURE_SPECS, feature_set_hash
 from stabfrag.linalg import matmul_rows, normalise
+from stabfrag.scenarios import Baseline
 from stabfrag.schema import DIM, JOINT_MODEL_ID
 
 STAB_MODEL_ID = "num-stab-core-v1"
@@ -80,6 +81,14 @@ class Encoder:
     def sha256(self) -> str:
         return str(self.manifest["projection_sha256"])
 
+    def baseline(self) -> Baseline:
+        """The median entity of the calibration, where scenario paths start from."""
+        centre = dict(zip(self.features, self.center, strict=True))
+        return Baseline(
+            vol=float(np.exp(centre["vol_252"])),
+            dollar_volume=float(np.exp(centre["log_dollar_vol_63"])),
+        )
+
     def calibrated(self, frame: pl.DataFrame) -> np.ndarray:
         """Robust z-scores clipped to [-6, 6], nulls as 0: the vector before projection."""
         if tuple(c for c in frame.columns if c in self.features) != self.features:
@@ -119,11 +128,17 @@ def write_encoder(
     center: np.ndarray,
     scale: np.ndarray,
     calibration: dict[str, Any],
+    projection_seed: str | None = None,
 ) -> Path:
-    """Write `folder/model_id/` with manifest.json and projection.npy."""
+    """Write `folder/model_id/` with manifest.json and projection.npy.
+
+    `projection_seed` names the model whose projection this one copies: states and
+    scenarios are comparable only through one shared basis.
+    """
     target = folder / model_id
     target.mkdir(parents=True, exist_ok=True)
-    projection = projection_for(model_id, len(FEATURE_NAMES))
+    seed_id = projection_seed or model_id
+    projection = projection_for(seed_id, len(FEATURE_NAMES))
     proj_path = write_atomic(target / "projection.npy", lambda p: _save_npy(p, projection))
     manifest = {
         "model_id": model_id,
@@ -135,7 +150,9 @@ def write_encoder(
             for n, c, s in zip(FEATURE_NAMES, center, scale, strict=True)
         ],
         "calibration": {**calibration, "method": "median, 1.4826*MAD, clip [-6, 6], null -> 0"},
-        "projection": "QR of a Gaussian 384 x d matrix seeded by sha256(model_id); rows orthonormal",
+        "projection": "QR of a Gaussian 384 x d matrix seeded by sha256(projection_seed); "
+        "rows orthonormal",
+        "projection_seed": seed_id,
         "projection_sha256": _sha256(proj_path),
         "dimension": DIM,
         "created": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
@@ -265,8 +282,12 @@ class Models:
 
 def load_models(folder: Path | None = None) -> Models:
     folder = folder or shipped_models()
-    return Models(
+    models = Models(
         stab=load_encoder(folder, STAB_MODEL_ID),
         scen=load_encoder(folder, SCEN_MODEL_ID),
         joint=load_joint(folder),
     )
+    if not np.array_equal(models.stab.projection, models.scen.projection):
+        # Different bases would make cos(z_stab, z_scen) meaningless.
+        raise ModelError(f"{folder}: {STAB_MODEL_ID} and {SCEN_MODEL_ID} use different projections")
+    return models

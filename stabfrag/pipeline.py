@@ -257,8 +257,7 @@ class ScenarioLibrary:
     def __init__(self, config: BuildConfig, models: Models, library: tuple[Scenario, ...]) -> None:
         self.models = models
         self.library = library
-        ldv = models.scen.center[list(models.scen.features).index("log_dollar_vol_63")]
-        self.synthetic = synthetic_features(library, dollar_volume=float(np.exp(ldv)))
+        self.synthetic = synthetic_features(library, models.scen.baseline())
         refs = sorted({s.reference_entity for s in library if s.reference_entity})
         real = pl.DataFrame()
         if refs:

@@ -29,7 +29,7 @@ SHAPES = ("front_loaded", "linear", "v_shape", "gap")
 KINDS = ("synthetic", "historical")
 
 BASELINE_DAYS = 400  # calm history before the shock: fills every window (294 rows + 63)
-BASE_VOL = 0.16  # annualised volatility of the calm baseline
+BASE_VOL = 0.16  # the index volatility that historical peak_vol figures are measured against
 BASE_SPREAD = 150.0
 PATH_END = dt.date(2000, 12, 29)  # synthetic paths carry dates only to order their rows
 
@@ -211,25 +211,46 @@ def _shape_weights(shape: str, horizon: int) -> np.ndarray:
     return w / w.sum()
 
 
-def synthesise_path(sc: Scenario, *, dollar_volume: float) -> pl.DataFrame:
+def _standardised_noise(rng: np.random.Generator, n: int, block: int = 21) -> np.ndarray:
+    """Gaussian noise with mean 0 and std 1 in every 21-day block counted back from the end.
+
+    One random path would otherwise show a different move and volatility than the scenario
+    describes (a calm path that happens to fall 5 % in its last month is not calm).
+    """
+    blocks = -(-n // block)
+    eps = rng.standard_normal((blocks, block))
+    eps = (eps - eps.mean(axis=1, keepdims=True)) / eps.std(axis=1, ddof=1, keepdims=True)
+    return eps.ravel()[-n:]
+
+
+@dataclass(frozen=True)
+class Baseline:
+    """The calm state a scenario path starts from: the calibration's median entity.
+
+    Scenarios describe moves relative to normal; starting from the median volatility and
+    dollar volume keeps level and size from separating scenarios from entity states.
+    """
+
+    vol: float = BASE_VOL
+    dollar_volume: float = 1e7
+
+
+def synthesise_path(sc: Scenario, baseline: Baseline) -> pl.DataFrame:
     """A calm baseline then the shock, as a prices frame for the feature code.
 
-    The path is deterministic (seeded by the scenario id). Its dollar volume is set to the
-    calibration's median so that size alone does not separate scenarios from entities.
+    The path is deterministic (seeded by the scenario id).
     """
     rng = np.random.default_rng(_seed(sc.id))
     h = sc.horizon_days
     n = BASELINE_DAYS + h
-    daily = BASE_VOL / math.sqrt(252.0)
+    dollar_volume = baseline.dollar_volume
+    daily = baseline.vol / math.sqrt(252.0)
     sigma = np.full(n, daily)
     sigma[BASELINE_DAYS:] *= sc.vol_multiplier
     move = math.log1p(sc.price_shock)
     drift = np.full(n, 0.04 / 252)
     drift[BASELINE_DAYS:] = move * _shape_weights(sc.shape, h)
-    eps = rng.standard_normal(n)
-    # Remove the noise's own drift over the horizon so the net move is the one described.
-    eps[BASELINE_DAYS:] -= eps[BASELINE_DAYS:].mean()
-    ret = drift + sigma * eps
+    ret = drift + sigma * _standardised_noise(rng, n)
     close = 100.0 * np.exp(np.cumsum(ret))
     vol_mult = np.ones(n)
     vol_mult[BASELINE_DAYS:] = sc.volume_multiplier
@@ -280,11 +301,11 @@ def library_frame(library: tuple[Scenario, ...]) -> pl.DataFrame:
     )
 
 
-def synthetic_features(library: tuple[Scenario, ...], *, dollar_volume: float) -> pl.DataFrame:
+def synthetic_features(library: tuple[Scenario, ...], baseline: Baseline) -> pl.DataFrame:
     """Features at the end of every scenario's synthetic path: the SAME feature code as states."""
     from stabfrag.features import compute_features
 
-    paths = pl.concat([synthesise_path(sc, dollar_volume=dollar_volume) for sc in library])
+    paths = pl.concat([synthesise_path(sc, baseline) for sc in library])
     order = {sc.id: i for i, sc in enumerate(library)}
     paths = paths.sort(ENTITY, DATE)
     last = paths.with_row_index("i").group_by(ENTITY).agg(pl.col("i").max())["i"].sort()
