@@ -58,7 +58,11 @@ def calibrate(
     for model_id in (STAB_MODEL_ID, SCEN_MODEL_ID):
         # v1: the scenario encoder is a copy of the state encoder, projection included.
         write_encoder(
-            model_dir, model_id, center=center, scale=scale, calibration=info,
+            model_dir,
+            model_id,
+            center=center,
+            scale=scale,
+            calibration=info,
             projection_seed=STAB_MODEL_ID,
         )
     write_joint(model_dir, weights=weights or dict(DEFAULT_WEIGHTS), tau=tau)

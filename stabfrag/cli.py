@@ -214,3 +214,164 @@ def calibrate(
         fail(str(exc))
         return
     emit({**info, "model_dir": str(model_dir)}, as_json=as_json)
+
+
+def _print_frame(frame: object, *, fmt: str, title: str | None = None) -> None:
+    """Print a Polars frame as a rich table, CSV or JSON."""
+    import polars as pl
+
+    assert isinstance(frame, pl.DataFrame)
+    if fmt == "csv":
+        sys.stdout.write(frame.write_csv())
+        return
+    if fmt == "json":
+        sys.stdout.write(frame.write_json() + "\n")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for name in frame.columns:
+        table.add_column(name, justify="right" if frame.schema[name].is_numeric() else "left")
+    for row in frame.iter_rows():  # display of a few result rows
+        table.add_row(*[f"{v:.4f}" if isinstance(v, float) else str(v) for v in row])
+    Console().print(table)
+
+
+@app.command()
+def backfill(
+    start: Annotated[str, typer.Option("--start", help="First as-of date, YYYY-MM-DD.")],
+    end: Annotated[str, typer.Option("--end", help="Last as-of date, YYYY-MM-DD.")],
+    prices: PricesOpt,
+    freq: Annotated[
+        str,
+        typer.Option("--freq", help="day, week (last trading day) or month (last trading day)."),
+    ] = "month",
+    entities: EntitiesOpt = None,
+    profiles: ProfilesOpt = None,
+    scenarios: ScenariosOpt = None,
+    out: OutOpt = Path("stabfrag-out"),
+    model_dir: ModelDirOpt = None,
+    weights: WeightsOpt = None,
+    max_staleness_days: StaleOpt = 7,
+    chunk_days: Annotated[
+        int, typer.Option("--chunk-days", min=1, help="Calendar days of as-of dates per chunk.")
+    ] = 366,
+    resume: Annotated[bool, typer.Option("--resume", help="Skip complete partitions.")] = False,
+    pg_dsn: PgDsnOpt = None,
+    pg_table: PgTableOpt = "joint_embeddings",
+    as_json: JsonOpt = False,
+    max_reject_share: MaxRejectOpt = 0.05,
+) -> None:
+    """Build every as-of date of a range in one pass per chunk, resumable."""
+    from stabfrag import pipeline
+
+    first, last = parse_date(start, "--start"), parse_date(end, "--end")
+    if last < first:
+        fail("--end is before --start")
+    if freq not in ("day", "week", "month"):
+        fail(f"--freq '{freq}' is not one of day, week, month")
+    config = _config(
+        prices=prices,
+        entities=entities,
+        profiles=profiles,
+        scenarios=scenarios,
+        out=out,
+        model_dir=model_dir,
+        weights_text=weights,
+        max_staleness_days=max_staleness_days,
+        chunk_days=chunk_days,
+        resume=resume,
+        pg_dsn=pg_dsn,
+        pg_table=pg_table,
+    )
+    try:
+        dates = pipeline.as_of_dates(prices, first, last, freq)
+    except InputError as exc:
+        fail(str(exc))
+        return
+    if not dates:
+        fail(f"{prices}: no trading dates between {first} and {last}")
+    _run(config, dates, as_json=as_json, max_reject_share=max_reject_share)
+
+
+@app.command()
+def demo(
+    out: OutOpt = Path("stabfrag-out"),
+    entities: Annotated[int, typer.Option("--entities", min=10)] = 500,
+    days: Annotated[int, typer.Option("--days", min=400)] = 2520,
+    seed: Annotated[int, typer.Option("--seed")] = 7,
+) -> None:
+    """Generate a synthetic market, build its latest date, show the 10 most fragile entities."""
+    from stabfrag import pipeline, synth
+    from stabfrag.config import BuildConfig
+    from stabfrag.query import run_sql
+
+    market = synth.generate(entities=entities, days=days, seed=seed)
+    paths = synth.write_market(market, out / "market")
+    as_of = market.prices["date"].max()
+    typer.echo(
+        f"generated {market.prices.height:,} price rows for {entities} entities "
+        f"into {paths['prices']}"
+    )
+    config = BuildConfig(prices=paths["prices"], entities=paths["entities"], out=out)
+    summary = pipeline.run(config, [as_of])
+    typer.echo(
+        f"built {summary.states_out} entity states and {summary.scenario_rows} scenarios "
+        f"as of {as_of} into {out} in {sum(summary.timings.seconds.values()):.1f}s"
+    )
+    top = run_sql(out, "fragile", {"as_of": as_of, "top_n": 10}).select(
+        "entity_id", "fragility", "nearest_scenario", "nearest_similarity"
+    )
+    _print_frame(top, fmt="table", title=f"10 most fragile entities, {as_of}")
+    typer.echo(f"query it: duckdb {out / 'stabfrag.duckdb'}")
+
+
+scenarios_app = typer.Typer(no_args_is_help=True, help="Browse the scenario library.")
+app.add_typer(scenarios_app, name="scenarios")
+FormatOpt = Annotated[str, typer.Option("--format", help="table, csv or json.")]
+
+
+def _library(folder: Path | None) -> tuple:  # type: ignore[type-arg]
+    from stabfrag.scenarios import ScenarioError, load_library
+
+    try:
+        return load_library(folder)
+    except ScenarioError as exc:
+        fail(str(exc))
+        raise
+
+
+@scenarios_app.command("list")
+def scenarios_list(scenarios: ScenariosOpt = None, fmt: FormatOpt = "table") -> None:
+    """List every scenario: id, kind, shock type, severity, description."""
+    from stabfrag.scenarios import library_frame
+
+    frame = library_frame(_library(scenarios)).select(
+        "scenario_id",
+        "kind",
+        "shock_type",
+        "severity",
+        "price_shock",
+        "horizon_days",
+        "description",
+    )
+    _print_frame(frame, fmt=fmt, title="scenario library")
+
+
+@scenarios_app.command("show")
+def scenarios_show(
+    scenario_id: Annotated[str, typer.Argument(help="Scenario id, e.g. SCN_GFC_2008.")],
+    scenarios: ScenariosOpt = None,
+) -> None:
+    """Show one scenario in full."""
+    import dataclasses
+    import difflib
+    import json
+
+    lib = {s.id: s for s in _library(scenarios)}
+    if scenario_id not in lib:
+        close = difflib.get_close_matches(scenario_id, list(lib), n=3)
+        hint = f"; did you mean {', '.join(close)}?" if close else ""
+        fail(f"no scenario {scenario_id}{hint}")
+    typer.echo(json.dumps(dataclasses.asdict(lib[scenario_id]), indent=2, default=str))

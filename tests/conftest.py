@@ -54,7 +54,8 @@ def random_panel(
 
 @pytest.fixture(scope="session")
 def market() -> Market:
-    return generate(entities=60, days=700, seed=11)
+    """150 entities x 1,000 days: a market crash, a volatility spike and eight blow-ups."""
+    return generate(entities=150, days=1000, seed=11)
 
 
 @pytest.fixture(scope="session")
@@ -63,4 +64,28 @@ def market_dir(tmp_path_factory: pytest.TempPathFactory, market: Market) -> Path
 
     out = tmp_path_factory.mktemp("market")
     write_market(market, out)
+    return out
+
+
+def event_dates(market: Market, event_type: str) -> list[dt.date]:
+    ends = market.events.filter(pl.col("event_type") == event_type)["end_date"]
+    return sorted(set(ends.to_list()))
+
+
+@pytest.fixture(scope="session")
+def built(tmp_path_factory: pytest.TempPathFactory, market: Market, market_dir: Path) -> Path:
+    """A build of the crash end, every blow-up end and the last date of the market."""
+    from stabfrag import pipeline
+    from stabfrag.config import BuildConfig
+
+    dates = [
+        *event_dates(market, "CRASH"),
+        *event_dates(market, "BLOWUP"),
+        market.prices["date"].max(),
+    ]
+    out = tmp_path_factory.mktemp("built")
+    config = BuildConfig(
+        prices=market_dir / "prices.parquet", entities=market_dir / "entities.parquet", out=out
+    )
+    pipeline.run(config, sorted(set(dates)))
     return out

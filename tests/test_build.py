@@ -1,0 +1,201 @@
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import duckdb
+import numpy as np
+import polars as pl
+from typer.testing import CliRunner
+
+from stabfrag import pipeline
+from stabfrag.cli import app
+from stabfrag.config import BuildConfig
+from stabfrag.schema import DIM, JOINT_SCHEMA
+from stabfrag.sinks.parquet import partition_dir, partitions, read_table
+
+runner = CliRunner()
+
+
+def _last(built: Path) -> dt.date:
+    return partitions(built)[-1]
+
+
+def test_vectors_are_unit_float32_384(built: Path) -> None:
+    for d in partitions(built):
+        joint = read_table(built, "joint_embeddings", d)
+        assert joint.schema["vector"] == pl.Array(pl.Float32, DIM)
+        v = joint["vector"].to_numpy()
+        assert v.dtype == np.float32 and v.shape[1] == DIM
+        assert np.isfinite(v).all()
+        np.testing.assert_allclose(np.linalg.norm(v.astype(np.float64), axis=1), 1.0, atol=1e-5)
+
+
+def test_every_partition_has_the_declared_schema(built: Path) -> None:
+    for d in partitions(built):
+        assert read_table(built, "joint_embeddings", d).schema == JOINT_SCHEMA
+
+
+def test_rerun_gives_identical_bytes(built: Path, market_dir: Path, tmp_path: Path) -> None:
+    d = _last(built)
+    config = BuildConfig(
+        prices=market_dir / "prices.parquet", entities=market_dir / "entities.parquet", out=tmp_path
+    )
+    pipeline.run(config, [d])
+    pipeline.run(config, [d])
+    # The fixture built several dates in one run, this run one date twice: same bytes.
+    # (Rejects differ by design: a multi-date run reports each row reject once.)
+    for table in ("joint_embeddings", "features"):
+        a = (partition_dir(tmp_path, table, d) / "part-0.parquet").read_bytes()
+        b = (partition_dir(built, table, d) / "part-0.parquet").read_bytes()
+        assert a == b, table
+
+
+def test_duckdb_views_give_float384_and_cosine(built: Path) -> None:
+    con = duckdb.connect(str(built / "stabfrag.duckdb"), read_only=True)
+    kind = con.sql("SELECT typeof(vector) FROM joint_embeddings LIMIT 1").fetchall()[0][0]
+    assert kind == f"FLOAT[{DIM}]"
+    sims = con.sql(
+        "SELECT array_cosine_similarity(a.vector, a.vector) FROM joint_embeddings a LIMIT 5"
+    ).fetchall()
+    assert all(abs(s[0] - 1) < 1e-5 for s in sims)
+    for view in ("features", "rejects", "scenarios"):
+        con.sql(f"SELECT count(*) FROM {view}").fetchall()
+    con.close()
+
+
+def test_parquet_queried_directly_with_a_cast(built: Path) -> None:
+    glob = str(built / "joint_embeddings" / "*" / "*.parquet")
+    con = duckdb.connect()
+    n = con.sql(
+        f"SELECT count(*) FROM read_parquet('{glob}') "
+        f"WHERE array_cosine_similarity(vector::FLOAT[{DIM}], vector::FLOAT[{DIM}]) > 0.99"
+    ).fetchall()[0][0]
+    assert n > 0
+
+
+def test_entity_scope_is_exactly_the_spec(built: Path) -> None:
+    joint = read_table(built, "joint_embeddings", _last(built))
+    ent = joint.filter(pl.col("kind") == "entity").row(0, named=True)
+    scope = json.loads(ent["entity_scope"])
+    assert list(scope) == ["entity_type", "entity_id", "region", "source", "stab_window"]
+    assert list(scope["stab_window"]) == ["start_date", "end_date"]
+    assert scope["entity_id"] == ent["entity_id"]
+    assert scope["region"] == ent["entity_id"].rsplit(".", 1)[1]
+    assert scope["source"] == "stab+scenarios"
+    assert scope["entity_type"] in ("INSTRUMENT", "ISSUER", "MARKET")
+    dt.date.fromisoformat(scope["stab_window"]["start_date"])
+    scen = joint.filter(pl.col("kind") == "scenario").row(0, named=True)
+    s = json.loads(scen["entity_scope"])
+    assert list(s)[:4] == ["entity_type", "scenario_id", "source", "metadata"]
+    assert s["entity_type"] == "SCENARIO" and s["source"] == "scenarios"
+    assert {"shock_type", "severity"} <= set(s["metadata"])
+    assert ent["model_id"] == "joint-stab-fragility-v1" and ent["joint_type"] == "STAB_FRAGILITY_V0"
+
+
+def test_scenario_rows_in_every_partition(built: Path) -> None:
+    counts = {
+        d: read_table(built, "joint_embeddings", d).filter(pl.col("kind") == "scenario").height
+        for d in partitions(built)
+    }
+    assert len(set(counts.values())) == 1 and next(iter(counts.values())) >= 16
+
+
+def test_counts_reconcile(market_dir: Path, tmp_path: Path) -> None:
+    res = runner.invoke(
+        app,
+        [
+            "build",
+            "--as-of",
+            "2024-12-31",
+            "--prices",
+            str(market_dir / "prices.parquet"),
+            "--out",
+            str(tmp_path),
+            "--json",
+        ],
+    )
+    assert res.exit_code == 0, res.stderr
+    s = json.loads(res.stdout)
+    assert s["entities_in"] == s["states_out"] + s["entities_rejected"]
+    manifest = json.loads(
+        (
+            partition_dir(tmp_path, "joint_embeddings", dt.date(2024, 12, 31)) / "_manifest.json"
+        ).read_text()
+    )
+    c = manifest["counts"]
+    assert c["entities_in"] == c["states"] + c["entities_rejected"]
+    assert s["models"]["num-stab-core-v1"] == manifest["models"]["num-stab-core-v1"]
+
+
+def test_build_bad_date_and_bad_file_exit_2(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["build", "--as-of", "2024-13-01", "--prices", "x.parquet"])
+    assert res.exit_code == 2 and "not a date" in res.stderr
+    bad = tmp_path / "p.parquet"
+    bad.write_text("nope")
+    res = runner.invoke(app, ["build", "--as-of", "2024-01-01", "--prices", str(bad)])
+    assert res.exit_code == 2 and "not a Parquet file" in res.stderr
+
+
+def test_build_with_defects_reports_rejects(market, tmp_path: Path) -> None:
+    from stabfrag.synth import inject_defects
+
+    path = tmp_path / "p.parquet"
+    inject_defects(market.prices, seed=3).write_parquet(path)
+    last = market.prices["date"].max()
+    res = runner.invoke(
+        app,
+        [
+            "build",
+            "--as-of",
+            str(last),
+            "--prices",
+            str(path),
+            "--out",
+            str(tmp_path / "o"),
+            "--json",
+            "--max-reject-share",
+            "0",
+        ],
+    )
+    assert res.exit_code == 1  # rejects above a zero share
+    s = json.loads(res.stdout)
+    rej = read_table(tmp_path / "o", "rejects", last)
+    assert (
+        s["rows_rejected"]
+        == rej.filter(
+            ~pl.col("reason").is_in(["insufficient_history", "stale", "degenerate_state"])
+        ).height
+    )
+    assert rej["reason"].is_in(["nonfinite_close", "duplicate", "bad_entity_id"]).any()
+
+
+def test_weights_option_is_checked(market_dir: Path) -> None:
+    res = runner.invoke(
+        app,
+        [
+            "build",
+            "--as-of",
+            "2024-12-31",
+            "--prices",
+            str(market_dir / "prices.parquet"),
+            "--weights",
+            "stab=1,bogus=2",
+        ],
+    )
+    assert res.exit_code == 2 and "--weights" in res.stderr
+
+
+def test_read_window_reads_lookback_or_whole_history_of_sparse_entities(tmp_path: Path) -> None:
+    # A daily entity and a weekly one: the weekly one needs years of history for 295 prices.
+    days = [dt.date(2010, 1, 1) + dt.timedelta(days=i) for i in range(4000)]
+    daily = pl.DataFrame({"entity_id": "D", "date": days, "close": 1.0 + np.arange(4000)})
+    weekly = pl.DataFrame({"entity_id": "W", "date": days[::7], "close": 1.0 + np.arange(572)})
+    path = tmp_path / "p.parquet"
+    pl.concat([daily, weekly]).write_parquet(path)
+    last = days[-1]
+    raw = pipeline.read_window(path, first=last, last=last, include_undated=False)
+    d_rows = raw.filter(pl.col("entity_id") == "D")
+    assert d_rows["date"].min() >= last - dt.timedelta(days=pipeline.LOOKBACK_DAYS)
+    assert raw.filter(pl.col("entity_id") == "W").height == 572

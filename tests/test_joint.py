@@ -1,0 +1,132 @@
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from stabfrag import pipeline
+from stabfrag.config import BuildConfig, ConfigError, parse_weights
+from stabfrag.inputs import InputError
+from stabfrag.joint import combine, joint_states, scenario_branch
+from stabfrag.profiles import read_profiles
+from stabfrag.schema import DIM
+from stabfrag.sinks.parquet import read_table
+
+
+def _unit(rng: np.random.Generator, n: int) -> np.ndarray:
+    v = rng.standard_normal((n, DIM))
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
+def test_scenario_branch_is_the_softmax_mixture() -> None:
+    rng = np.random.default_rng(0)
+    z, s = _unit(rng, 4), _unit(rng, 6)
+    got = scenario_branch(z, s, 0.1)
+    w = np.exp((z @ s.T) / 0.1)
+    w /= w.sum(axis=1, keepdims=True)
+    want = w @ s
+    want /= np.linalg.norm(want, axis=1, keepdims=True)
+    np.testing.assert_allclose(got, want, atol=1e-12)
+
+
+def test_missing_profile_drops_out_and_weights_renormalise() -> None:
+    rng = np.random.default_rng(1)
+    z, b, p = _unit(rng, 2), _unit(rng, 2), _unit(rng, 2)
+    w = {"stab": 1.0, "scen": 0.5, "prof": 0.5}
+    got = combine(z, b, p, np.array([True, False]), w)
+    with_p = (z[0] + 0.5 * b[0] + 0.5 * p[0]) / 2.0
+    without = (z[1] + 0.5 * b[1]) / 1.5
+    np.testing.assert_allclose(got[0], with_p / np.linalg.norm(with_p), atol=1e-12)
+    np.testing.assert_allclose(got[1], without / np.linalg.norm(without), atol=1e-12)
+
+
+def test_nearest_and_fragility() -> None:
+    rng = np.random.default_rng(2)
+    s = _unit(rng, 5)
+    res = joint_states(
+        s[[0, 3]],
+        s,
+        np.array([False, False, False, True, True]),
+        weights={"stab": 1.0, "scen": 0.5, "prof": 0.5},
+        tau=0.1,
+    )
+    assert list(res.nearest) == [0, 3]
+    sims = res.vectors.astype(np.float64) @ s.T
+    np.testing.assert_allclose(res.fragility, sims[:, 3:].max(axis=1), atol=1e-6)
+
+
+def test_weights_parse() -> None:
+    assert parse_weights("stab=1,scen=0.25") == {"stab": 1.0, "scen": 0.25}
+    assert parse_weights(None) is None
+    for bad in ("stab", "x=1", "stab=-1", "stab=abc"):
+        with pytest.raises(ConfigError):
+            parse_weights(bad)
+
+
+def _profiles(
+    path: Path, ids: list[str], as_of: dt.date, vectors: np.ndarray, binary: bool
+) -> None:
+    col = (
+        pl.Series([v.astype("<f4").tobytes() for v in vectors], dtype=pl.Binary)
+        if binary
+        else pl.Series([list(map(float, v)) for v in vectors])
+    )
+    pl.DataFrame({"entity_id": ids, "as_of_date": [as_of] * len(ids), "vector": col}).write_parquet(
+        path
+    )
+
+
+@pytest.mark.parametrize("binary", [False, True])
+def test_profiles_pull_vectors_toward_them_point_in_time(
+    market_dir: Path, tmp_path: Path, binary: bool
+) -> None:
+    as_of = dt.date(2024, 12, 31)
+    base = tmp_path / "base"
+    pipeline.run(BuildConfig(prices=market_dir / "prices.parquet", out=base), [as_of])
+    ents = read_table(base, "joint_embeddings", as_of).filter(pl.col("kind") == "entity")
+    ids = ents["entity_id"].to_list()[:10]
+    rng = np.random.default_rng(5)
+    prof = _unit(rng, len(ids))
+    path = tmp_path / "profiles.parquet"
+    _profiles(path, ids, as_of, prof, binary)
+    # A profile dated after the as-of date must not be used.
+    late = tmp_path / "late.parquet"
+    _profiles(late, ids, as_of + dt.timedelta(days=1), prof, binary)
+    for name, file in (("with", path), ("late", late)):
+        pipeline.run(
+            BuildConfig(prices=market_dir / "prices.parquet", profiles=file, out=tmp_path / name),
+            [as_of],
+        )
+    got = read_table(tmp_path / "with", "joint_embeddings", as_of).filter(
+        pl.col("kind") == "entity"
+    )
+    late_rows = read_table(tmp_path / "late", "joint_embeddings", as_of).filter(
+        pl.col("kind") == "entity"
+    )
+    before = ents.filter(pl.col("entity_id").is_in(ids))["vector"].to_numpy()
+    after = got.filter(pl.col("entity_id").is_in(ids))["vector"].to_numpy()
+    cos_before = np.sum(before * prof, axis=1)
+    cos_after = np.sum(after * prof, axis=1)
+    assert (cos_after > cos_before + 0.1).all()
+    assert (
+        '"source":"stab+scenarios+profile"'
+        in got.filter(pl.col("entity_id") == ids[0])["entity_scope"].item()
+    )
+    others = got.filter(~pl.col("entity_id").is_in(ids))
+    assert (
+        others["vector"].to_numpy().tobytes()
+        == ents.filter(~pl.col("entity_id").is_in(ids))["vector"].to_numpy().tobytes()
+    )
+    assert late_rows["vector"].to_numpy().tobytes() == ents["vector"].to_numpy().tobytes()
+
+
+def test_bad_profiles_file_is_one_line(tmp_path: Path) -> None:
+    path = tmp_path / "p.parquet"
+    pl.DataFrame(
+        {"entity_id": ["A"], "as_of_date": [dt.date(2020, 1, 1)], "vector": [[1.0, 2.0]]}
+    ).write_parquet(path)
+    with pytest.raises(InputError, match="384"):
+        read_profiles(path)

@@ -1,0 +1,134 @@
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from stabfrag import pipeline
+from stabfrag.cli import app
+from stabfrag.config import BuildConfig
+from stabfrag.scenarios import (
+    SEVERITIES,
+    SHOCK_TYPES,
+    Baseline,
+    ScenarioError,
+    load_library,
+    synthesise_path,
+)
+from stabfrag.sinks.parquet import read_table
+from stabfrag.synth import generate
+
+runner = CliRunner()
+
+
+def test_library_covers_every_type_and_severity() -> None:
+    lib = load_library()
+    assert len(lib) >= 16
+    shocks = {s.shock_type for s in lib if s.shock_type != "BASELINE"}
+    assert shocks == set(SHOCK_TYPES) - {"BASELINE"}
+    for shock in shocks:
+        assert {s.severity for s in lib if s.shock_type == shock} >= {"LOW", "MEDIUM", "HIGH"}
+    assert sum(s.shock_type == "BASELINE" and s.severity == "NONE" for s in lib) >= 2
+    assert {"synthetic", "historical"} == {s.kind for s in lib}
+    assert {s.severity for s in lib} <= set(SEVERITIES)
+
+
+def test_paths_are_deterministic_and_show_their_move() -> None:
+    lib = {s.id: s for s in load_library()}
+    sc = lib["SCN_EQ_CRASH_HIGH"]
+    a = synthesise_path(sc, Baseline())
+    assert a.equals(synthesise_path(sc, Baseline()))
+    close = a["close"].to_numpy()
+    move = close[-1] / close[-1 - sc.horizon_days] - 1
+    assert move == pytest.approx(sc.price_shock, abs=0.02)
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        (
+            'id = "X"\nkind = "synthetic"\nshock_type = "NOPE"\nseverity = "LOW"\ndescription = "d"',
+            "shock_type",
+        ),
+        (
+            'id = "X"\nkind = "synthetic"\nshock_type = "VOL_SPIKE"\nseverity = "LOW"\n'
+            'description = "d"\nhorizon_days = 10\nprice_shock = "a lot"\nvol_multiplier = 2\n'
+            "volume_multiplier = 1",
+            "price_shock",
+        ),
+        (
+            'id = "X"\nkind = "historical"\nshock_type = "VOL_SPIKE"\nseverity = "LOW"\n'
+            'description = "d"\nhorizon_days = 10\nprice_shock = -0.1\nvol_multiplier = 2\n'
+            "volume_multiplier = 1",
+            "episode_start",
+        ),
+        (
+            'id = "X"\nkind = "synthetic"\nshock_type = "VOL_SPIKE"\nseverity = "LOW"\n'
+            'description = "d"\nhorizon_days = 10\nprice_shock = -0.1\nvol_multiplier = 2\n'
+            'volume_multiplier = 1\ncolour = "red"',
+            "colour",
+        ),
+    ],
+)
+def test_malformed_scenario_names_file_id_and_field(tmp_path: Path, body: str, field: str) -> None:
+    path = tmp_path / "bad.toml"
+    path.write_text("[[scenario]]\n" + body + "\n")
+    with pytest.raises(ScenarioError) as err:
+        load_library(tmp_path)
+    msg = str(err.value)
+    assert str(path) in msg and "scenario X" in msg and f"field {field}" in msg
+    assert "\n" not in msg
+    res = runner.invoke(app, ["scenarios", "list", "--scenarios", str(tmp_path)])
+    assert res.exit_code == 2 and f"field {field}" in res.stderr
+
+
+def test_scenarios_list_and_show() -> None:
+    res = runner.invoke(app, ["scenarios", "list", "--format", "csv"])
+    assert res.exit_code == 0 and "SCN_GFC_2008" in res.stdout
+    res = runner.invoke(app, ["scenarios", "show", "SCN_GFC_2008"])
+    assert res.exit_code == 0 and "price_shock" in res.stdout
+    res = runner.invoke(app, ["scenarios", "show", "SCN_NOPE"])
+    assert res.exit_code == 2 and "SCN_NOPE" in res.stderr
+
+
+def _with_spy(tmp_path: Path) -> Path:
+    """A market whose first entity is renamed SPY and spans the 2008 crisis."""
+    m = generate(entities=20, days=1600, seed=2)
+    prices = m.prices.with_columns(
+        pl.col("date") - pl.duration(days=(dt.date(2024, 12, 31) - dt.date(2010, 12, 31)).days)
+    )
+    first = prices["entity_id"][0]
+    prices = prices.with_columns(
+        pl.when(pl.col("entity_id") == first)
+        .then(pl.lit("SPY"))
+        .otherwise(pl.col("entity_id"))
+        .alias("entity_id")
+    )
+    path = tmp_path / "prices.parquet"
+    prices.write_parquet(path)
+    return path
+
+
+def test_historical_scenario_uses_reference_path_once_it_has_ended(tmp_path: Path) -> None:
+    path = _with_spy(tmp_path)
+    out = tmp_path / "o"
+    before, after = dt.date(2009, 3, 2), dt.date(2010, 12, 31)
+    pipeline.run(BuildConfig(prices=path, out=out), [before, after])
+    src = {
+        d: dict(read_table(out, "scenarios", d).select("scenario_id", "path_source").iter_rows())
+        for d in (before, after)
+    }
+    assert src[after]["SCN_GFC_2008"] == "reference:SPY"
+    assert src[before]["SCN_GFC_2008"] == "synthetic"  # the episode had not ended: no look-ahead
+    assert src[after]["SCN_COVID_CRASH_2020"] == "synthetic"
+    v = {
+        d: read_table(out, "joint_embeddings", d)
+        .filter(pl.col("scenario_id") == "SCN_GFC_2008")["vector"]
+        .to_numpy()
+        for d in (before, after)
+    }
+    assert not np.array_equal(v[before], v[after])
