@@ -132,9 +132,11 @@ def _config(**kw: object) -> object:
 def _known_errors() -> tuple[type[Exception], ...]:
     from stabfrag.config import ConfigError
     from stabfrag.encoders import ModelError
+    from stabfrag.query import QueryError
     from stabfrag.scenarios import ScenarioError
+    from stabfrag.sinks.postgres import SinkError
 
-    return (InputError, ModelError, ScenarioError, ConfigError)
+    return (InputError, ModelError, ScenarioError, ConfigError, SinkError, QueryError)
 
 
 def _run(config: object, dates: list[dt.date], *, as_json: bool, max_reject_share: float) -> None:
@@ -375,3 +377,59 @@ def scenarios_show(
         hint = f"; did you mean {', '.join(close)}?" if close else ""
         fail(f"no scenario {scenario_id}{hint}")
     typer.echo(json.dumps(dataclasses.asdict(lib[scenario_id]), indent=2, default=str))
+
+
+db_app = typer.Typer(no_args_is_help=True, help="The PostgreSQL table.")
+app.add_typer(db_app, name="db")
+
+
+@db_app.command("init")
+def db_init(
+    pg_dsn: PgDsnOpt = None,
+    pg_table: PgTableOpt = "joint_embeddings",
+    print_sql: Annotated[bool, typer.Option("--print", help="Print the DDL, run nothing.")] = False,
+) -> None:
+    """Create the joint_embeddings table and index (idempotent)."""
+    from stabfrag.sinks import postgres
+
+    try:
+        if print_sql:
+            for stmt in postgres.ddl_statements(pg_table):
+                typer.echo(stmt.as_string(None) + ";")
+            return
+        if not pg_dsn:
+            fail("--pg-dsn (or STABFRAG_PG_DSN) is required")
+            return
+        for line in postgres.init_table(pg_dsn, pg_table):
+            typer.echo(f"{pg_table}: {line}")
+    except _known_errors() as exc:
+        fail(str(exc))
+
+
+@app.command()
+def load(
+    out: OutOpt = Path("stabfrag-out"),
+    pg_dsn: PgDsnOpt = None,
+    pg_table: PgTableOpt = "joint_embeddings",
+    as_of: Annotated[str | None, typer.Option("--as-of", help="One as-of date.")] = None,
+    start: Annotated[str | None, typer.Option("--start", help="First as-of date.")] = None,
+    end: Annotated[str | None, typer.Option("--end", help="Last as-of date.")] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Load built Parquet partitions into PostgreSQL (slice replace, idempotent)."""
+    from stabfrag.sinks.postgres import load_partitions
+    from stabfrag.summary import emit
+
+    if not pg_dsn:
+        fail("--pg-dsn (or STABFRAG_PG_DSN) is required")
+        return
+    if as_of and (start or end):
+        fail("give --as-of or --start/--end, not both")
+    first = parse_date(as_of or start, "--start") if (as_of or start) else None
+    last = parse_date(as_of or end, "--end") if (as_of or end) else None
+    try:
+        result = load_partitions(out, pg_dsn, pg_table, first=first, last=last)
+    except _known_errors() as exc:
+        fail(str(exc))
+        return
+    emit(result, as_json=as_json)

@@ -671,6 +671,10 @@ def run(
     if config.resume:
         skip = {d for d in dates if builder.is_complete(read_manifest(config.out, d))}
     sinks: list[Sink] = [ParquetSink(config.out), *(extra_sinks or [])]
+    if config.pg_dsn:
+        from stabfrag.sinks.postgres import PostgresSink
+
+        sinks.append(PostgresSink(config.pg_dsn, config.pg_table))
     summary = builder.run(dates, sinks, skip=skip, progress=progress)
     with summary.timings.stage("views"):
         write_views(config.out)

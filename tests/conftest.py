@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -89,3 +90,42 @@ def built(tmp_path_factory: pytest.TempPathFactory, market: Market, market_dir: 
     )
     pipeline.run(config, sorted(set(dates)))
     return out
+
+
+DEFAULT_TEST_DSN = "postgresql://root@127.0.0.1:5432/test"
+
+
+@pytest.fixture(scope="session")
+def pg_dsn() -> str:
+    """The test server; skipped with a reason when absent, failed under STABFRAG_REQUIRE_PG=1."""
+    import os
+
+    import psycopg
+
+    dsn = os.environ.get("STABFRAG_TEST_DSN", DEFAULT_TEST_DSN)
+    try:
+        psycopg.connect(dsn, connect_timeout=5).close()
+    except psycopg.Error as exc:
+        why = f"PostgreSQL at STABFRAG_TEST_DSN is not reachable ({type(exc).__name__})"
+        if os.environ.get("STABFRAG_REQUIRE_PG") == "1":
+            pytest.fail(why)
+        pytest.skip(why)
+    return dsn
+
+
+@pytest.fixture
+def pg_schema(pg_dsn: str) -> Iterator[str]:
+    """A schema of this test's own, dropped afterwards."""
+    import uuid
+
+    import psycopg
+    from psycopg import sql
+
+    name = f"sf_test_{uuid.uuid4().hex[:10]}"
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(name)))
+    try:
+        yield name
+    finally:
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))

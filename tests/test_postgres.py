@@ -1,0 +1,235 @@
+"""The PostgreSQL sink against a real server, each test in its own schema."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import threading
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import psycopg
+import pytest
+from psycopg import sql
+from typer.testing import CliRunner
+
+from stabfrag.cli import app
+from stabfrag.sinks import postgres
+from stabfrag.sinks.parquet import partitions, read_table
+from stabfrag.sinks.postgres import SinkError, init_table, load_frames
+
+runner = CliRunner()
+
+
+def _frame(built: Path, index: int = -1) -> pl.DataFrame:
+    return read_table(built, "joint_embeddings", partitions(built)[index])
+
+
+def _rows(dsn: str, table: str) -> list[tuple]:
+    schema, name = table.split(".")
+    with psycopg.connect(dsn) as conn:
+        return conn.execute(
+            sql.SQL(
+                "SELECT as_of_date, entity_scope, vector, joint_type, model_id FROM {} "
+                "ORDER BY joint_id"
+            ).format(sql.Identifier(schema, name))
+        ).fetchall()
+
+
+@pytest.fixture
+def table(pg_dsn: str, pg_schema: str) -> str:
+    name = f"{pg_schema}.joint_embeddings"
+    init_table(pg_dsn, name)
+    return name
+
+
+def test_init_is_idempotent_and_accepts_an_existing_table(pg_dsn: str, pg_schema: str) -> None:
+    name = f"{pg_schema}.joint_embeddings"
+    # Another system created it first, with its own index on the slice columns.
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        ident = sql.Identifier(pg_schema, "joint_embeddings")
+        conn.execute(
+            sql.SQL(
+                "CREATE TABLE {} (joint_id bigserial PRIMARY KEY, joint_type varchar(32), "
+                "as_of_date date, entity_scope jsonb, model_id varchar(64), vector bytea, "
+                "vector_ref varchar(255), created_at timestamptz DEFAULT now())"
+            ).format(ident)
+        )
+        conn.execute(
+            sql.SQL("CREATE INDEX theirs ON {} (joint_type, as_of_date, model_id)").format(ident)
+        )
+    assert init_table(pg_dsn, name) == ["table ready"]
+    assert init_table(pg_dsn, name) == ["table ready"]
+    res = runner.invoke(app, ["db", "init", "--pg-dsn", pg_dsn, "--pg-table", f"{pg_schema}.other"])
+    assert res.exit_code == 0 and "index created" in res.stdout
+    res = runner.invoke(app, ["db", "init", "--pg-dsn", pg_dsn, "--pg-table", f"{pg_schema}.other"])
+    assert res.exit_code == 0 and "index created" not in res.stdout
+
+
+def test_round_trip(pg_dsn: str, table: str, built: Path) -> None:
+    frame = _frame(built)
+    assert load_frames(pg_dsn, table, [frame]) == frame.height
+    rows = _rows(pg_dsn, table)
+    assert len(rows) == frame.height
+    vectors = frame["vector"].to_numpy()
+    for i, (day, scope, vec, jt, mid) in enumerate(rows):
+        assert len(vec) == 1536
+        assert np.array_equal(np.frombuffer(vec, dtype="<f4"), vectors[i])
+        assert scope == json.loads(frame["entity_scope"][i])
+        assert day == frame["as_of_date"][i] and jt == frame["joint_type"][i]
+        assert mid == frame["model_id"][i]
+
+
+def test_rerun_replaces_the_slice(pg_dsn: str, table: str, built: Path) -> None:
+    a, b = _frame(built, 0), _frame(built, -1)
+    load_frames(pg_dsn, table, [a, b])
+    load_frames(pg_dsn, table, [b])
+    load_frames(pg_dsn, table, [b])
+    assert len(_rows(pg_dsn, table)) == a.height + b.height
+
+
+def test_bad_row_in_last_batch_keeps_previous_contents(
+    pg_dsn: str, table: str, built: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    frame = _frame(built)
+    load_frames(pg_dsn, table, [frame])
+    before = _rows(pg_dsn, table)
+    bad = frame.with_columns(
+        pl.when(pl.int_range(pl.len()) == pl.len() - 1)
+        .then(pl.lit("{not json"))
+        .otherwise(pl.col("entity_scope"))
+        .alias("entity_scope")
+    )
+    monkeypatch.setattr(postgres, "WRITE_BLOCK", 4096)  # many blocks: the bad row is in the last
+    with pytest.raises(SinkError, match="failed"):
+        load_frames(pg_dsn, table, [bad])
+    assert _rows(pg_dsn, table) == before
+
+
+def test_connection_killed_mid_load_keeps_previous_contents(
+    pg_dsn: str, table: str, built: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    frame = _frame(built)
+    load_frames(pg_dsn, table, [frame])
+    before = _rows(pg_dsn, table)
+    victim = f"{pg_dsn}?application_name=stabfrag_victim"
+    monkeypatch.setattr(postgres, "WRITE_BLOCK", 4096)
+    killed = []
+
+    def kill(sent: int) -> None:
+        if not killed and sent > 20_000:
+            with psycopg.connect(pg_dsn, autocommit=True) as conn:
+                n = conn.execute(
+                    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity "
+                    "WHERE application_name = 'stabfrag_victim'"
+                ).fetchone()
+            killed.append(n)
+
+    with pytest.raises(SinkError):
+        load_frames(victim, table, [frame.with_columns(pl.lit(0.0).alias("fragility"))], hook=kill)
+    assert killed and killed[0][0] == 1
+    assert _rows(pg_dsn, table) == before
+
+
+def test_concurrent_loads_of_one_slice_leave_one_copy(pg_dsn: str, table: str, built: Path) -> None:
+    frame = _frame(built)
+    errors: list[BaseException] = []
+
+    def go() -> None:
+        try:
+            load_frames(pg_dsn, table, [frame])
+        except BaseException as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=go) for _ in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert len(_rows(pg_dsn, table)) == frame.height
+
+
+def test_hostile_table_name_is_quoted(pg_dsn: str, pg_schema: str, built: Path) -> None:
+    hostile = f'{pg_schema}.je"; DROP TABLE x; --'
+    with psycopg.connect(pg_dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE TABLE {} (a int)").format(sql.Identifier(pg_schema, "x")))
+    init_table(pg_dsn, hostile)
+    frame = _frame(built)
+    load_frames(pg_dsn, hostile, [frame])
+    with psycopg.connect(pg_dsn) as conn:
+        names = {
+            r[0]
+            for r in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = %s", [pg_schema]
+            ).fetchall()
+        }
+    assert names == {"x", 'je"; DROP TABLE x; --'}
+    with pytest.raises(SinkError, match="is not 'table' or 'schema.table'"):
+        load_frames(pg_dsn, "a.b.c", [frame])
+
+
+def test_hostile_entity_ids_round_trip(pg_dsn: str, table: str, built: Path) -> None:
+    frame = _frame(built).head(3)
+    ids = ['O\'Brien "Q" \\ path', "Zürich-Ωmega-日本", "semi;colon--"]
+    frame = frame.with_columns(
+        pl.Series("entity_scope", [json.dumps({"entity_id": i}) for i in ids])
+    )
+    load_frames(pg_dsn, table, [frame])
+    got = [r[1]["entity_id"] for r in _rows(pg_dsn, table)]
+    assert got == ids
+
+
+def test_bad_credentials_and_unreachable_host_exit_2_without_secret(built: Path) -> None:
+    secret = "s3cr3t-Pa55"
+    for dsn in (
+        f"postgresql://nobody_here:{secret}@127.0.0.1:5432/test",
+        f"postgresql://root:{secret}@127.0.0.1:1/test",
+        f"host=127.0.0.1 port=1 user=root password={secret} dbname=test",
+    ):
+        res = runner.invoke(app, ["load", "--out", str(built), "--pg-dsn", dsn])
+        assert res.exit_code == 2
+        assert len(res.stderr.strip().splitlines()) == 1
+        assert secret not in res.stderr + res.stdout
+
+
+def test_build_loads_what_it_built(
+    pg_dsn: str, table: str, market_dir: Path, tmp_path: Path
+) -> None:
+    res = runner.invoke(
+        app,
+        [
+            "build",
+            "--as-of",
+            "2024-12-31",
+            "--prices",
+            str(market_dir / "prices.parquet"),
+            "--out",
+            str(tmp_path),
+            "--pg-dsn",
+            pg_dsn,
+            "--pg-table",
+            table,
+            "--json",
+        ],
+    )
+    assert res.exit_code == 0, res.stderr
+    frame = read_table(tmp_path, "joint_embeddings", dt.date(2024, 12, 31))
+    assert len(_rows(pg_dsn, table)) == frame.height
+    res = runner.invoke(
+        app,
+        [
+            "load",
+            "--out",
+            str(tmp_path),
+            "--pg-dsn",
+            pg_dsn,
+            "--pg-table",
+            table,
+            "--as-of",
+            "2024-12-31",
+        ],
+    )
+    assert res.exit_code == 0, res.stderr
+    assert len(_rows(pg_dsn, table)) == frame.height
