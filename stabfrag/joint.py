@@ -1,4 +1,4 @@
-"""joint-stab-fragility-v1: the scenario branch, the weighted joint vector, nearest and fragility."""
+"""joint-stab-fragility-v1: scenario branch, weighted joint vector, nearest, fragility."""
 
 from __future__ import annotations
 
@@ -23,7 +23,10 @@ class JointResult:
 
 
 def scenario_branch(z_stab: np.ndarray, z_scen: np.ndarray, tau: float) -> np.ndarray:
-    """normalise(sum_s softmax_s(cos(z_stab, z_scen_s) / tau) z_scen_s): the region a state sits in."""
+    """normalise(sum_s softmax_s(cos(z_stab, z_scen_s) / tau) z_scen_s).
+
+    The scenario region a state sits in.
+    """
     logits = matmul_rows(z_stab, z_scen.T) / tau
     logits -= logits.max(axis=1, keepdims=True)  # stable softmax
     weights = np.exp(logits)

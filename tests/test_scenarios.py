@@ -51,7 +51,8 @@ def test_paths_are_deterministic_and_show_their_move() -> None:
     ("body", "field"),
     [
         (
-            'id = "X"\nkind = "synthetic"\nshock_type = "NOPE"\nseverity = "LOW"\ndescription = "d"',
+            'id = "X"\nkind = "synthetic"\nshock_type = "NOPE"\nseverity = "LOW"\n'
+            'description = "d"',
             "shock_type",
         ),
         (

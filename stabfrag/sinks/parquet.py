@@ -51,6 +51,9 @@ class ParquetSink(SinkBase):
         for table, frame in partition.tables.items():
             final = partition_dir(self.out, table, partition.as_of) / PART
             final.parent.mkdir(parents=True, exist_ok=True)
+            # Temporary files of a run that was killed mid-write are garbage now.
+            for stale in final.parent.glob(".*.tmp"):
+                stale.unlink(missing_ok=True)
             tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
             conform(frame, TABLE_SCHEMAS[table]).write_parquet(
                 tmp, compression="zstd", statistics=True

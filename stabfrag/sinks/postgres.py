@@ -7,6 +7,7 @@ loads of one slice serialise, and a failure at any point commits nothing.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import hashlib
 import re
@@ -275,10 +276,9 @@ def load_frames(
 
 
 def _quiet_rollback(conn: psycopg.Connection) -> None:
-    try:
+    # A dead connection has nothing to roll back: the server did it already.
+    with contextlib.suppress(psycopg.Error):
         conn.rollback()
-    except psycopg.Error:
-        pass  # the connection is gone: the server has rolled back already
 
 
 class PostgresSink(SinkBase):

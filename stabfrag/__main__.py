@@ -1,0 +1,5 @@
+"""python -m stabfrag: the command line."""
+
+from stabfrag.cli import app
+
+app()

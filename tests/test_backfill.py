@@ -1,0 +1,155 @@
+"""Backfill: calendar rules, equivalence with build, resume after a real kill."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from stabfrag import pipeline
+from stabfrag.cli import app
+from stabfrag.config import BuildConfig
+from stabfrag.sinks.parquet import MANIFEST, PART, partition_dir, partitions, read_table
+
+runner = CliRunner()
+
+
+def test_month_and_week_are_last_trading_days(tmp_path: Path) -> None:
+    days = [dt.date(2024, 1, 1) + dt.timedelta(days=i) for i in range(100)]
+    days = [d for d in days if d.weekday() < 5 and d != dt.date(2024, 1, 31)]  # a holiday
+    path = tmp_path / "p.parquet"
+    pl.DataFrame({"entity_id": "A", "date": days, "close": 1.0}).write_parquet(path)
+    months = pipeline.as_of_dates(path, dt.date(2024, 1, 1), dt.date(2024, 3, 31), "month")
+    assert months == [dt.date(2024, 1, 30), dt.date(2024, 2, 29), dt.date(2024, 3, 29)]
+    weeks = pipeline.as_of_dates(path, dt.date(2024, 1, 1), dt.date(2024, 1, 21), "week")
+    assert weeks == [dt.date(2024, 1, 5), dt.date(2024, 1, 12), dt.date(2024, 1, 19)]
+    all_days = pipeline.as_of_dates(path, dt.date(2024, 1, 1), dt.date(2024, 1, 7), "day")
+    assert all_days == [dt.date(2024, 1, d) for d in range(1, 6)]
+
+
+def test_backfill_partitions_equal_build(market_dir: Path, tmp_path: Path) -> None:
+    prices = market_dir / "prices.parquet"
+    res = runner.invoke(
+        app,
+        [
+            "backfill",
+            "--start",
+            "2024-01-01",
+            "--end",
+            "2024-12-31",
+            "--freq",
+            "month",
+            "--prices",
+            str(prices),
+            "--out",
+            str(tmp_path / "bf"),
+            "--chunk-days",
+            "60",
+        ],
+    )
+    assert res.exit_code == 0, res.stderr
+    dates = partitions(tmp_path / "bf")
+    assert len(dates) == 12
+    for d in (dates[0], dates[5], dates[-1]):
+        single = tmp_path / f"b{d}"
+        pipeline.run(BuildConfig(prices=prices, out=single), [d])
+        a = read_table(single, "joint_embeddings", d)
+        b = read_table(tmp_path / "bf", "joint_embeddings", d)
+        assert a["vector"].to_numpy().tobytes() == b["vector"].to_numpy().tobytes()
+        assert a.drop("vector").equals(b.drop("vector"))
+
+
+def test_progress_lines_off_a_terminal(market_dir: Path, tmp_path: Path) -> None:
+    res = runner.invoke(
+        app,
+        [
+            "backfill",
+            "--start",
+            "2024-10-01",
+            "--end",
+            "2024-12-31",
+            "--freq",
+            "month",
+            "--prices",
+            str(market_dir / "prices.parquet"),
+            "--out",
+            str(tmp_path),
+            "--chunk-days",
+            "31",
+        ],
+    )
+    assert res.exit_code == 0
+    assert "3/3 as-of dates" in res.stderr and "states/s" in res.stderr
+
+
+def _files(out: Path) -> dict[str, bytes]:
+    """Every committed Parquet file and manifest of a dataset (the DuckDB file aside)."""
+    return {
+        str(p.relative_to(out)): p.read_bytes()
+        for p in sorted(out.rglob("*"))
+        if p.name in (PART, MANIFEST)
+    }
+
+
+def _check_visible_partitions_complete(out: Path) -> None:
+    for part in out.rglob(PART):
+        pl.read_parquet(part)  # a half-written file would not read
+    for manifest in out.rglob(MANIFEST):
+        d = dt.date.fromisoformat(manifest.parent.name.split("=")[1])
+        for table in ("joint_embeddings", "features", "rejects", "scenarios"):
+            assert (partition_dir(out, table, d) / PART).exists()
+
+
+@pytest.mark.slow
+def test_resume_after_kill_9_gives_the_uninterrupted_dataset(
+    market_dir: Path, tmp_path: Path
+) -> None:
+    args = [
+        "backfill",
+        "--start",
+        "2024-01-01",
+        "--end",
+        "2024-12-31",
+        "--freq",
+        "week",
+        "--prices",
+        str(market_dir / "prices.parquet"),
+        "--chunk-days",
+        "14",
+    ]
+    clean, killed = tmp_path / "clean", tmp_path / "killed"
+    assert runner.invoke(app, [*args, "--out", str(clean)]).exit_code == 0
+
+    cmd = [sys.executable, "-m", "stabfrag", *args, "--out", str(killed)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    try:
+        while time.monotonic() < deadline:
+            _check_visible_partitions_complete(killed)
+            done = len(list(killed.rglob(MANIFEST))) if killed.exists() else 0
+            if done >= 10:
+                break
+            if proc.poll() is not None:
+                pytest.fail("the backfill ended before it could be killed")
+            time.sleep(0.02)
+        os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()
+    partial = len(list(killed.rglob(MANIFEST)))
+    total = len(partitions(clean))
+    assert 0 < partial < total, (partial, total)
+    _check_visible_partitions_complete(killed)
+
+    res = runner.invoke(app, [*args, "--out", str(killed), "--resume", "--json"])
+    assert res.exit_code == 0, res.stderr
+    assert f'"partitions_skipped": {partial}' in res.stdout
+    assert _files(killed) == _files(clean)
+    assert list(killed.rglob(".*.tmp")) == []  # the killed run's temporary files are gone
