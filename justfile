@@ -12,6 +12,14 @@ lint:
 
 bench:
     python bench/features_bench.py
+    python bench/build_bench.py
+    python bench/backfill_bench.py
+    python bench/pg_bench.py
 
 demo:
     stabfrag demo
+
+# Rebuild the shipped calibration from the synthetic reference panel.
+models:
+    stabfrag generate --out bench/out/reference --entities 500 --days 2520 --seed 7
+    stabfrag calibrate --prices bench/out/reference/prices.parquet --start 2015-01-01 --end 2024-12-31 --model-dir stabfrag/models
