@@ -22,4 +22,4 @@ demo:
 # Rebuild the shipped calibration from the synthetic reference panel.
 models:
     stabfrag generate --out bench/out/reference --entities 500 --days 2520 --seed 7
-    stabfrag calibrate --prices bench/out/reference/prices.parquet --start 2015-01-01 --end 2024-12-31 --model-dir stabfrag/models
+    stabfrag calibrate --prices bench/out/reference/prices.parquet --start 2015-01-01 --end 2024-12-31 --model-dir stabfrag/models --description "bundled synthetic reference panel: stabfrag generate --entities 500 --days 2520 --seed 7"

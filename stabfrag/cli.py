@@ -195,6 +195,9 @@ def calibrate(
     start: Annotated[str, typer.Option("--start", help="First date of the fitting range.")],
     end: Annotated[str, typer.Option("--end", help="Last date of the fitting range.")],
     model_dir: Annotated[Path, typer.Option("--model-dir", help="Folder for the new artefacts.")],
+    description: Annotated[
+        str | None, typer.Option("--description", help="What the history is, for the manifest.")
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Fit a new calibration on your own history and write new model artefacts."""
@@ -210,7 +213,7 @@ def calibrate(
             start=first,
             end=last,
             model_dir=model_dir,
-            description=f"{prices.name}, {first} to {last}",
+            description=description or f"{prices.name}, {first} to {last}",
         )
     except _known_errors() as exc:
         fail(str(exc))

@@ -64,10 +64,12 @@ def test_no_look_ahead() -> None:
     assert before.equals(after)
 
 
-def test_entity_independence() -> None:
-    panel = random_panel(2, 4, 500)
+@settings(max_examples=8, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1))
+def test_entity_independence(seed: int) -> None:
+    panel = random_panel(seed, 4, 500, min_len=300)
     alone = compute_features(panel.filter(pl.col("entity_id") == "E1.US")).drop("_pos")
-    others = random_panel(3, 3, 500).with_columns(
+    others = random_panel(seed + 1, 3, 500).with_columns(
         pl.format("Z{}", pl.col("entity_id")).alias("entity_id")
     )
     crowd = pl.concat([panel, others]).sort("entity_id", "date")

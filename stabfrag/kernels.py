@@ -1,0 +1,212 @@
+"""Window statistics with no rolling expression, as whole-column numpy folds.
+
+A window of n rows ending at row t splits into pieces of 1, 2, 4, ... rows (the binary
+digits of n). A summary of every 2^j-row window is built from two 2^(j-1)-row ones, so a
+statistic over all rows takes about 2 log2(n) vector operations per summary field, never
+a loop over rows or windows. A statistic qualifies when two adjacent windows' summaries
+combine into the summary of their union: max drawdown (max, min, drawdown), the k
+smallest values (a sorted k-list), the latest maximum (value, position).
+
+Values for rows whose window crosses an entity or the start of the column are garbage;
+callers keep only rows whose window is full.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+Summary = tuple[np.ndarray, ...]
+# combine(earlier, later, n_earlier, n_later): the summary of two adjacent windows' union.
+Combine = Callable[[Summary, Summary, int, int], Summary]
+
+
+BLOCK_ROWS = 1 << 17  # rows per block: the temporaries of a block stay in cache
+_POOL = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1))
+
+
+def blocked(stat: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
+    """Run `stat(values, n, ...)` on blocks of rows, each with the n - 1 rows before it.
+
+    A value depends only on its own window, so blocks give the same bytes as one pass;
+    they keep temporaries small and let numpy (which releases the GIL) use every core.
+    """
+
+    @functools.wraps(stat)
+    def run(values: np.ndarray, n: int, *args: int) -> np.ndarray:
+        total = len(values)
+        if total <= BLOCK_ROWS:
+            return stat(values, n, *args)
+        out = np.empty(total, dtype=np.float64)
+
+        def one(lo: int) -> None:
+            hi = min(lo + BLOCK_ROWS, total)
+            start = max(0, lo - (n - 1))
+            out[lo:hi] = stat(values[start:hi], n, *args)[lo - start :]
+
+        list(_POOL.map(one, range(0, total, BLOCK_ROWS)))  # blocks of rows, not row loops
+        return out
+
+    return run
+
+
+def _tail(summary: Summary, length: int) -> Summary:
+    return tuple(a[len(a) - length :] for a in summary)
+
+
+def _head(summary: Summary, length: int) -> Summary:
+    return tuple(a[:length] for a in summary)
+
+
+def window_fold(leaf: Summary, n: int, combine: Combine) -> Summary:
+    """Summary of the n-row window ending at every row, from the one-row summaries `leaf`.
+
+    `combine(earlier, later, n_earlier, n_later)` joins the summaries of two adjacent
+    windows of those lengths. Arrays are kept suffix-aligned (element i of an array of
+    length m is row L - m + i), so shifting is slicing, never a copy. Rows before n - 1
+    get NaN (or -1 for integer fields).
+    """
+    total = len(leaf[0])
+    if total < n:  # no window is full anywhere
+        return tuple(
+            np.full(total, -1 if a.dtype.kind == "i" else np.nan, dtype=a.dtype) for a in leaf
+        )
+    level = leaf  # level j: windows of 2^j rows, ending at rows 2^j - 1 .. L - 1
+    acc: Summary | None = None
+    acc_rows = 0  # rows the accumulated window covers, ending at the row itself
+    with np.errstate(all="ignore"):
+        for j in range(n.bit_length()):  # log2(n) levels, each a vector op over all rows
+            size = 1 << j
+            if n & size:
+                if acc is None:
+                    acc = level
+                else:
+                    # The new piece ends acc_rows rows before the row: its array shifted.
+                    length = min(len(acc[0]), len(level[0]) - acc_rows)
+                    piece = _head(level, len(level[0]) - acc_rows)
+                    acc = combine(_tail(piece, length), _tail(acc, length), size, acc_rows)
+                acc_rows += size
+            if (size << 1) <= n:
+                length = len(level[0]) - size
+                level = combine(_head(level, length), _tail(level, length), size, size)
+    assert acc is not None
+    out = []
+    for a in acc:
+        full = np.empty(total, dtype=a.dtype)
+        full[: total - len(a)] = -1 if a.dtype.kind == "i" else np.nan
+        full[total - len(a) :] = a
+        out.append(full)
+    return tuple(out)
+
+
+def _drawdown_combine(earlier: Summary, later: Summary, *_: int) -> Summary:
+    hi_a, lo_a, dd_a = earlier
+    hi_b, lo_b, dd_b = later
+    # A fall inside either part, or from the earlier part's peak to the later part's low.
+    dd = np.divide(lo_b, hi_a)
+    dd -= 1.0
+    np.minimum(dd, dd_a, out=dd)
+    np.minimum(dd, dd_b, out=dd)
+    return np.maximum(hi_a, hi_b), np.minimum(lo_a, lo_b), dd
+
+
+@blocked
+def max_drawdown(close: np.ndarray, n: int) -> np.ndarray:
+    """min over s of close_s / max(close from window start to s) - 1, per n-row window."""
+    zero = np.zeros_like(close)
+    return window_fold((close, close, zero), n, _drawdown_combine)[2]
+
+
+def _smallest_combine(earlier: Summary, later: Summary, *_: int) -> Summary:
+    """The k smallest of two sorted k-lists, sorted: a bitonic merge."""
+    k = len(earlier)
+    # min(a_i, b_(k-1-i)) holds the k smallest as a bitonic sequence...
+    merged = [np.fmin(earlier[i], later[k - 1 - i]) for i in range(k)]
+    # ...which a bitonic half-cleaner network sorts (compare-exchange in place).
+    gap = k // 2
+    while gap:
+        for i in range(k):
+            if i % (2 * gap) < gap:
+                low = np.fmin(merged[i], merged[i + gap])
+                np.fmax(merged[i], merged[i + gap], out=merged[i + gap])
+                merged[i] = low
+        gap //= 2
+    return tuple(merged)
+
+
+@blocked
+def smallest_mean(values: np.ndarray, n: int, k: int) -> np.ndarray:
+    """Mean of the k smallest of the n values ending at every row (k a power of two)."""
+    if k & (k - 1):
+        raise ValueError("k must be a power of two for the bitonic merge")
+    inf = np.full_like(values, np.inf)
+    smallest = window_fold((values, *[inf] * (k - 1)), n, _smallest_combine)
+    total = smallest[0].copy()
+    for part in smallest[1:]:  # ascending order, as a sort then a sum would add them
+        total += part
+    return total / k
+
+
+def _latest_max_combine(earlier: Summary, later: Summary, *_: int) -> Summary:
+    v_a, p_a = earlier
+    v_b, p_b = later
+    take_later = v_b >= v_a  # a tie goes to the later row: the latest peak
+    return np.where(take_later, v_b, v_a), np.where(take_later, p_b, p_a)
+
+
+@blocked
+def rows_since_max(values: np.ndarray, n: int) -> np.ndarray:
+    """Rows since the latest maximum of the n values ending at every row (0 at a new high)."""
+    pos = np.arange(len(values), dtype=np.int64)
+    latest = window_fold((values, pos), n, _latest_max_combine)[1]
+    return np.where(latest >= 0, pos - latest, np.nan)
+
+
+# Plain window statistics. A window holding a NaN (a null) gives NaN, as min_samples = n.
+
+
+def _sum(values: np.ndarray, n: int) -> np.ndarray:
+    return window_fold((values,), n, lambda a, b, *_: (a[0] + b[0],))[0]
+
+
+rolling_sum = blocked(_sum)
+
+
+@blocked
+def rolling_mean(values: np.ndarray, n: int) -> np.ndarray:
+    return _sum(values, n) / n
+
+
+@blocked
+def rolling_min(values: np.ndarray, n: int) -> np.ndarray:
+    return window_fold((values,), n, lambda a, b, *_: (np.minimum(a[0], b[0]),))[0]
+
+
+@blocked
+def rolling_max(values: np.ndarray, n: int) -> np.ndarray:
+    return window_fold((values,), n, lambda a, b, *_: (np.maximum(a[0], b[0]),))[0]
+
+
+def _moments_combine(earlier: Summary, later: Summary, n_a: int, n_b: int) -> Summary:
+    """Chan et al.'s pairwise update of (mean, sum of squared deviations)."""
+    mean_a, m2_a = earlier
+    mean_b, m2_b = later
+    total = n_a + n_b
+    delta = np.subtract(mean_b, mean_a)
+    mean = delta * (n_b / total)
+    mean += mean_a
+    m2 = np.multiply(delta, delta, out=delta)  # in place: these arrays are large
+    m2 *= n_a * n_b / total
+    m2 += m2_a
+    m2 += m2_b
+    return mean, m2
+
+
+@blocked
+def rolling_var(values: np.ndarray, n: int, ddof: int = 1) -> np.ndarray:
+    """Sample variance per window (n > ddof); a constant window gives exactly 0."""
+    return window_fold((values, np.zeros_like(values)), n, _moments_combine)[1] / (n - ddof)

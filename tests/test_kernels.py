@@ -1,0 +1,87 @@
+"""The window folds against plain numpy, and their independence from what surrounds a window."""
+
+from __future__ import annotations
+
+import numpy as np
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from stabfrag import kernels
+from stabfrag.kernels import blocked
+
+
+def _naive(values: np.ndarray, n: int, fn) -> np.ndarray:  # type: ignore[no-untyped-def]
+    out = np.full(len(values), np.nan)
+    for t in range(n - 1, len(values)):  # the deliberately naive twin
+        out[t] = fn(values[t - n + 1 : t + 1])
+    return out
+
+
+STATS = {
+    "rolling_sum": np.sum,
+    "rolling_mean": np.mean,
+    "rolling_min": np.min,
+    "rolling_max": np.max,
+    "rolling_var": lambda w: np.var(w, ddof=1),
+    "max_drawdown": lambda w: float(np.min(w / np.maximum.accumulate(w) - 1)),
+    "rows_since_max": lambda w: float(len(w) - 1 - np.flatnonzero(w == w.max())[-1]),
+}
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    seed=st.integers(0, 2**31),
+    n=st.integers(1, 80),
+    length=st.integers(0, 300),
+    stat=st.sampled_from(sorted(STATS)),
+)
+def test_fold_matches_naive(seed: int, n: int, length: int, stat: str) -> None:
+    if stat == "rolling_var" and n < 2:
+        return  # a sample variance needs two values
+    rng = np.random.default_rng(seed)
+    values = np.exp(rng.normal(0, 0.05, length)).cumprod()
+    if stat == "rows_since_max":
+        values = np.round(values, 1)  # ties: the latest maximum counts
+    got = getattr(kernels, stat)(values, n)
+    want = _naive(values, n, STATS[stat])
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-15, equal_nan=True)
+
+
+@settings(max_examples=30, deadline=None)
+@given(seed=st.integers(0, 2**31), n=st.integers(1, 70))
+def test_smallest_mean_matches_sort(seed: int, n: int) -> None:
+    rng = np.random.default_rng(seed)
+    values = rng.normal(0, 1, 200)
+    got = kernels.smallest_mean(values, n, 4)
+    want = _naive(values, n, lambda w: np.sort(w)[:4].mean() if len(w) >= 4 else np.nan)
+    if n < 4:
+        return  # fewer than 4 values: padding, not a statistic anyone asks for
+    np.testing.assert_allclose(got, want, rtol=1e-12, equal_nan=True)
+
+
+def test_a_null_in_the_window_gives_nan() -> None:
+    values = np.arange(20.0)
+    values[10] = np.nan
+    got = kernels.rolling_sum(values, 5)
+    assert np.isnan(got[10:15]).all() and not np.isnan(got[15:]).any()
+
+
+def test_values_depend_only_on_their_window() -> None:
+    rng = np.random.default_rng(3)
+    core = rng.normal(0, 1, 500)
+    for stat in ("rolling_var", "rolling_mean", "max_drawdown"):
+        fn = getattr(kernels, stat)
+        x = np.exp(core) if stat == "max_drawdown" else core
+        alone = fn(x, 63)
+        # The same values after 10,000 others of a wildly different scale.
+        padded = np.concatenate([np.exp(rng.normal(20, 5, 10_000)), x])
+        assert alone[62:].tobytes() == fn(padded, 63)[10_000 + 62 :].tobytes(), stat
+
+
+def test_blocks_give_the_same_bytes(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    rng = np.random.default_rng(4)
+    x = rng.normal(0, 1, 5000)
+    whole = kernels.rolling_var(x, 252)
+    monkeypatch.setattr(kernels, "BLOCK_ROWS", 300)
+    again = blocked(kernels.rolling_var.__wrapped__)(x, 252)
+    assert whole.tobytes() == again.tobytes()
