@@ -19,8 +19,8 @@ from stabfrag.encoders import (
 from stabfrag.features import compute_features
 from stabfrag.inputs import InputError, read_prices, validate, window_filter
 from stabfrag.joint import DEFAULT_TAU, DEFAULT_WEIGHTS
-from stabfrag.pipeline import LOOKBACK_DAYS, _file_hash
 from stabfrag.schema import DATE
+from stabfrag.states import LOOKBACK_DAYS, file_hash
 
 MAX_ROWS = 2_000_000  # enough for stable medians; every k-th state beyond that
 
@@ -50,7 +50,7 @@ def calibrate(
     center, scale = fit_calibration(feats)
     info = {
         "fitted_on": description,
-        "data_sha": _file_hash(prices),
+        "data_sha": file_hash(prices),
         "period": {"start": start.isoformat(), "end": end.isoformat()},
         "states": feats.height,
         "entities": feats["entity_id"].n_unique(),

@@ -269,7 +269,7 @@ def backfill(
     max_reject_share: MaxRejectOpt = 0.05,
 ) -> None:
     """Build every as-of date of a range in one pass per chunk, resumable."""
-    from stabfrag import pipeline
+    from stabfrag import states
 
     first, last = parse_date(start, "--start"), parse_date(end, "--end")
     if last < first:
@@ -291,7 +291,7 @@ def backfill(
         pg_table=pg_table,
     )
     try:
-        dates = pipeline.as_of_dates(prices, first, last, freq)
+        dates = states.as_of_dates(prices, first, last, freq)
     except InputError as exc:
         fail(str(exc))
         return

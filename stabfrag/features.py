@@ -340,16 +340,42 @@ def rolling_features(prices: pl.LazyFrame) -> pl.LazyFrame:
     return with_base_columns(prices).with_columns(first).with_columns(second)
 
 
+FEATURE_BLOCK_ROWS = 2_000_000  # rows per plan: memory follows the block, not the panel
+
+
 def compute_features(prices: pl.DataFrame, *, rows: np.ndarray | None = None) -> pl.DataFrame:
     """Features at every row of `prices` (sorted by entity, date), or at the positions `rows`.
 
     Returns _pos (the row's position), entity_id, date, window_start, n_obs, every feature
-    in FEATURE_NAMES order and features_null, the count of null features.
+    in FEATURE_NAMES order and features_null, the count of null features. A large frame
+    is cut at entity boundaries into blocks of about FEATURE_BLOCK_ROWS rows, one lazy
+    plan each: entities are independent, so the result is the same.
     """
+    total = prices.height
+    if total <= FEATURE_BLOCK_ROWS:
+        return _compute_block(prices, rows, offset=0)
+    ids = prices[ENTITY]
+    starts = np.flatnonzero((ids != ids.shift(1)).fill_null(True).to_numpy())
+    wanted = np.arange(FEATURE_BLOCK_ROWS, total, FEATURE_BLOCK_ROWS)
+    cuts = np.unique(
+        np.concatenate(
+            [[0], starts[np.searchsorted(starts, wanted).clip(max=len(starts) - 1)], [total]]
+        )
+    )
+    parts = []
+    for lo, hi in zip(cuts[:-1], cuts[1:], strict=True):  # a few blocks of whole entities
+        block_rows = None if rows is None else rows[(rows >= lo) & (rows < hi)] - lo
+        if block_rows is not None and len(block_rows) == 0:
+            continue
+        parts.append(_compute_block(prices.slice(lo, hi - lo), block_rows, offset=int(lo)))
+    return pl.concat(parts) if parts else _compute_block(prices.head(0), None, offset=0)
+
+
+def _compute_block(prices: pl.DataFrame, rows: np.ndarray | None, *, offset: int) -> pl.DataFrame:
     rolled = rolling_features(prices.lazy()).with_row_index("_pos")
     if rows is not None:
         rolled = rolled.filter(pl.col("_pos").is_in(pl.Series(rows).cast(pl.UInt32).implode()))
-    frame = rolled.with_columns(pl.col("_pos").cast(pl.Int64)).collect()
+    frame = rolled.with_columns(pl.col("_pos").cast(pl.Int64) + offset).collect()
     names = list(FEATURE_NAMES)
     return frame.select(
         "_pos",

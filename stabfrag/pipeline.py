@@ -8,13 +8,7 @@ look-back, so memory follows the chunk, not the history.
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
-import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -22,295 +16,22 @@ import polars as pl
 
 from stabfrag import __version__
 from stabfrag.config import BuildConfig
-from stabfrag.encoders import Models, load_models
-from stabfrag.features import FEATURE_NAMES, LOOKBACK_ROWS, compute_features
+from stabfrag.encoders import load_models
+from stabfrag.features import FEATURE_NAMES, compute_features
 from stabfrag.inputs import (
-    MIN_PRICES,
-    ROW,
     read_entities,
-    read_prices,
-    row_reason,
-    scan_prices,
     validate,
-    window_filter,
 )
 from stabfrag.joint import joint_states
 from stabfrag.profiles import profiles_at, read_profiles
+from stabfrag.scenario_space import ScenarioLibrary, scenario_rows, scenario_scope
 from stabfrag.scenarios import (
-    Scenario,
-    library_frame,
     load_library,
-    reference_features,
-    synthetic_features,
 )
 from stabfrag.schema import DATE, ENTITY, JOINT_MODEL_ID, JOINT_TYPE, VECTOR_TYPE
 from stabfrag.sinks import Partition, Sink
-
-# Calendar days read before an as-of date: 295 observations of a daily series with room
-# for holidays. Entities that trade less often get their whole history (see read_window).
-LOOKBACK_DAYS = 730
-
-
-@dataclass
-class Timings:
-    seconds: dict[str, float] = field(default_factory=dict)
-
-    @contextmanager
-    def stage(self, name: str) -> Iterator[None]:
-        t0 = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
-
-
-@dataclass
-class RunSummary:
-    """Counts for the whole run; per partition, entities in = states + entities rejected."""
-
-    as_of_dates: list[dt.date] = field(default_factory=list)
-    skipped_dates: list[dt.date] = field(default_factory=list)
-    rows_read: int = 0
-    rows_rejected: dict[str, int] = field(default_factory=dict)
-    range_dropped: int = 0
-    entities_in: int = 0
-    states_out: int = 0
-    entities_rejected: dict[str, int] = field(default_factory=dict)
-    scenario_rows: int = 0
-    models: dict[str, str] = field(default_factory=dict)
-    weights: dict[str, float] = field(default_factory=dict)
-    timings: Timings = field(default_factory=Timings)
-    out: str = ""
-
-    def add(self, counts: dict[str, int], more: dict[str, int]) -> None:
-        for k, n in more.items():
-            counts[k] = counts.get(k, 0) + n
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "as_of_dates": [d.isoformat() for d in self.as_of_dates],
-            "partitions_written": len(self.as_of_dates),
-            "partitions_skipped": len(self.skipped_dates),
-            "rows_read": self.rows_read,
-            "rows_rejected": sum(self.rows_rejected.values()),
-            "row_rejects_by_reason": dict(sorted(self.rows_rejected.items())),
-            "range_dropped": self.range_dropped,
-            "entities_in": self.entities_in,
-            "states_out": self.states_out,
-            "entities_rejected": sum(self.entities_rejected.values()),
-            "entity_rejects_by_reason": dict(sorted(self.entities_rejected.items())),
-            "scenario_rows": self.scenario_rows,
-            "models": self.models,
-            "weights": self.weights,
-            "timings_s": {k: round(v, 3) for k, v in self.timings.seconds.items()},
-            "out": self.out,
-        }
-
-
-def _file_hash(path: Path | None) -> str | None:
-    if path is None:
-        return None
-    h = hashlib.blake2b(digest_size=16)
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):  # file blocks, not data rows
-            h.update(block)
-    return h.hexdigest()
-
-
-def fingerprint(
-    config: BuildConfig, library: tuple[Scenario, ...], weights: dict[str, float]
-) -> str:
-    """What a partition was made from: input bytes, scenario library and settings."""
-    payload = {
-        "prices": _file_hash(config.prices),
-        "entities": _file_hash(config.entities),
-        "profiles": _file_hash(config.profiles),
-        "scenarios": [repr(s) for s in library],
-        "weights": weights,
-        "max_staleness_days": config.max_staleness_days,
-        "version": __version__,
-    }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
-
-
-def read_window(
-    path: Path, *, first: dt.date, last: dt.date, include_undated: bool
-) -> pl.DataFrame:
-    """Rows dated in [first - LOOKBACK_DAYS, last]; whole history for entities that need it.
-
-    An entity with fewer than 295 valid prices in the window before `first` but older rows
-    outside it would get truncated windows: its full history up to `last` is read instead.
-    """
-    start = first - dt.timedelta(days=LOOKBACK_DAYS)
-    raw = read_prices(path, where=window_filter(start, last, include_undated=include_undated))
-    counts = (
-        raw.filter(row_reason().is_null() & (pl.col(DATE) <= first))
-        .group_by(ENTITY)
-        .agg(pl.col(DATE).n_unique().alias("n"))
-    )
-    seen = raw.select(pl.col(ENTITY).drop_nulls().unique())
-    short = seen.join(counts.filter(pl.col("n") > LOOKBACK_ROWS), on=ENTITY, how="anti")
-    if short.height == 0:
-        return raw
-    older = (
-        scan_prices(path)
-        .filter((pl.col(DATE) < start) & pl.col(ENTITY).is_in(short[ENTITY].implode()))
-        .collect()
-    )
-    return pl.concat([raw, older]).sort(ROW) if older.height else raw
-
-
-def state_requests(
-    prices: pl.DataFrame, dates: list[dt.date], *, max_staleness_days: int
-) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Per (entity, as-of date): the entity's last valid row on or before the date.
-
-    Returns (requests for states, entity rejects). The universe of a date is every entity
-    with a valid price in its look-back window.
-    """
-    indexed = prices.with_row_index("_pos").select(
-        pl.col("_pos").cast(pl.Int64),
-        ENTITY,
-        pl.col(DATE).alias("last_date"),
-        (pl.int_range(pl.len()).over(ENTITY) + 1).alias("n_obs"),
-    )
-    grid = (
-        prices.select(pl.col(ENTITY).unique())
-        .join(pl.DataFrame({"as_of_date": dates}, schema={"as_of_date": pl.Date}), how="cross")
-        .sort("as_of_date")
-    )
-    matched = grid.join_asof(
-        indexed.sort("last_date"),
-        left_on="as_of_date",
-        right_on="last_date",
-        by=ENTITY,
-        strategy="backward",
-        check_sortedness=False,
-    ).filter(
-        pl.col("last_date").is_not_null()
-        & (pl.col("last_date") >= pl.col("as_of_date") - pl.duration(days=LOOKBACK_DAYS))
-    )
-    stale_cut = pl.col("as_of_date") - pl.duration(days=max_staleness_days)
-    reason = (
-        pl.when(pl.col("n_obs") < MIN_PRICES)
-        .then(pl.lit("insufficient_history"))
-        .when(pl.col("last_date") < stale_cut)
-        .then(pl.lit("stale"))
-    )
-    matched = matched.with_columns(reason.alias("reason")).sort("as_of_date", ENTITY)
-    detail = (
-        pl.when(pl.col("reason") == "stale")
-        .then(
-            pl.format(
-                "last price on {}, more than {} days before the as-of date",
-                pl.col("last_date"),
-                pl.lit(max_staleness_days),
-            )
-        )
-        .otherwise(
-            pl.format(
-                "{} valid prices by the as-of date, at least {} needed",
-                pl.col("n_obs"),
-                pl.lit(MIN_PRICES),
-            )
-        )
-    )
-    rejects = matched.filter(pl.col("reason").is_not_null()).select(
-        "as_of_date", ENTITY, pl.col("last_date").alias(DATE), "reason", detail.alias("detail")
-    )
-    requests = matched.filter(pl.col("reason").is_null()).drop("reason")
-    return requests, rejects
-
-
-def as_of_dates(path: Path, start: dt.date, end: dt.date, freq: str) -> list[dt.date]:
-    """Trading dates in the data between start and end: every one, or the last of each week
-    or month that the data has."""
-    dates = (
-        scan_prices(path)
-        .filter(pl.col(DATE).is_between(start, end))
-        .select(pl.col(DATE).unique())
-        .collect()
-        .sort(DATE)
-    )
-    if freq == "day":
-        picked = dates
-    else:
-        key = pl.col(DATE).dt.truncate("1w" if freq == "week" else "1mo").alias("period")
-        picked = dates.group_by(key).agg(pl.col(DATE).max()).sort(DATE)
-    return picked[DATE].to_list()
-
-
-@dataclass(frozen=True)
-class ScenarioSpace:
-    """The scenario rows of one as-of date: their features, vectors and metadata."""
-
-    features: pl.DataFrame
-    vectors: np.ndarray
-    high: np.ndarray
-    table: pl.DataFrame
-
-
-class ScenarioLibrary:
-    """Scenario vectors per as-of date: a historical episode uses its real reference path
-    only once it has ended by that date (no look-ahead)."""
-
-    def __init__(self, config: BuildConfig, models: Models, library: tuple[Scenario, ...]) -> None:
-        self.models = models
-        self.library = library
-        self.synthetic = synthetic_features(library, models.scen.baseline())
-        refs = sorted({s.reference_entity for s in library if s.reference_entity})
-        real = pl.DataFrame()
-        if refs:
-            raw = read_prices(config.prices, where=pl.col(ENTITY).is_in(refs))
-            if raw.height:
-                real = reference_features(
-                    library,
-                    validate(raw, min_prices=0).prices,
-                    max_staleness_days=config.max_staleness_days,
-                )
-        self.real = real
-        self.ends = {s.id: s.episode_end for s in library if s.episode_end is not None}
-        self.cache: dict[tuple[str, ...], ScenarioSpace] = {}
-
-    def key(self, as_of: dt.date) -> tuple[str, ...]:
-        if self.real.height == 0:
-            return ()
-        return tuple(sid for sid in self.real["scenario_id"].to_list() if self.ends[sid] <= as_of)
-
-    def space(self, key: tuple[str, ...]) -> ScenarioSpace:
-        if key not in self.cache:
-            feats = self.synthetic
-            if key:
-                real = self.real.filter(pl.col("scenario_id").is_in(list(key)))
-                feats = pl.concat(
-                    [feats.filter(~pl.col("scenario_id").is_in(list(key))), real],
-                    how="diagonal_relaxed",
-                )
-                order = {s.id: i for i, s in enumerate(self.library)}
-                feats = feats.sort(pl.col("scenario_id").replace_strict(order))
-            vectors, _ = self.models.scen.encode(feats.select(FEATURE_NAMES))
-            table = library_frame(self.library).join(
-                feats.select("scenario_id", "path_source"), on="scenario_id", how="left"
-            )
-            high = (table["severity"] == "HIGH").to_numpy()
-            self.cache[key] = ScenarioSpace(feats, vectors, high, table)
-        return self.cache[key]
-
-
-def _scenario_scope(table: pl.DataFrame, library: tuple[Scenario, ...]) -> list[str]:
-    by_id = {s.id: s for s in library}
-    return [
-        json.dumps(
-            {
-                "entity_type": "SCENARIO",
-                "scenario_id": sid,
-                "source": "scenarios",
-                "metadata": {**by_id[sid].metadata(), "path_source": src},
-            },
-            separators=(",", ":"),
-        )
-        for sid, src in zip(table["scenario_id"], table["path_source"], strict=True)
-    ]
+from stabfrag.states import fingerprint, read_window, state_requests
+from stabfrag.summary import RunSummary
 
 
 def _entity_scope(has_profile: pl.Expr) -> pl.Expr:
@@ -330,25 +51,6 @@ def _entity_scope(has_profile: pl.Expr) -> pl.Expr:
             pl.col(DATE).cast(pl.String).alias("end_date"),
         ).alias("stab_window"),
     ).struct.json_encode()
-
-
-def _scenario_rows(space: ScenarioSpace, scopes: list[str], dates: list[dt.date]) -> pl.DataFrame:
-    s = space.table.height
-    one = pl.DataFrame(
-        {
-            "joint_type": JOINT_TYPE,
-            "entity_scope": scopes,
-            "model_id": JOINT_MODEL_ID,
-            "vector": pl.Series(space.vectors, dtype=VECTOR_TYPE),
-            "kind": "scenario",
-            "scenario_id": space.table["scenario_id"],
-            "features_null": space.features["features_null"],
-            "_order": np.arange(s),
-        }
-    )
-    return pl.DataFrame({"as_of_date": dates}, schema={"as_of_date": pl.Date}).join(
-        one, how="cross"
-    )
 
 
 ProgressFn = Callable[[int, int, int], None]  # (dates done, dates total, states so far)
@@ -507,9 +209,9 @@ class Builder:
                 )
             )
             scenario_frames.append(
-                _scenario_rows(
+                scenario_rows(
                     space,
-                    _scenario_scope(space.table, self.library),
+                    scenario_scope(space.table, self.library),
                     [d for d, k in keys.items() if k == key],
                 ).with_columns(pl.lit(i).alias("_key"))
             )

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
 from typing import Any
 
 from stabfrag.inputs import Validated
@@ -39,3 +44,59 @@ def emit(summary: dict[str, Any], *, as_json: bool) -> None:
         if isinstance(value, dict):
             value = ", ".join(f"{k}={n}" for k, n in value.items()) or "none"
         sys.stdout.write(f"{key}: {value}\n")
+
+
+@dataclass
+class Timings:
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - t0
+
+
+@dataclass
+class RunSummary:
+    """Counts for the whole run; per partition, entities in = states + entities rejected."""
+
+    as_of_dates: list[dt.date] = field(default_factory=list)
+    skipped_dates: list[dt.date] = field(default_factory=list)
+    rows_read: int = 0
+    rows_rejected: dict[str, int] = field(default_factory=dict)
+    range_dropped: int = 0
+    entities_in: int = 0
+    states_out: int = 0
+    entities_rejected: dict[str, int] = field(default_factory=dict)
+    scenario_rows: int = 0
+    models: dict[str, str] = field(default_factory=dict)
+    weights: dict[str, float] = field(default_factory=dict)
+    timings: Timings = field(default_factory=Timings)
+    out: str = ""
+
+    def add(self, counts: dict[str, int], more: dict[str, int]) -> None:
+        for k, n in more.items():
+            counts[k] = counts.get(k, 0) + n
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "as_of_dates": [d.isoformat() for d in self.as_of_dates],
+            "partitions_written": len(self.as_of_dates),
+            "partitions_skipped": len(self.skipped_dates),
+            "rows_read": self.rows_read,
+            "rows_rejected": sum(self.rows_rejected.values()),
+            "row_rejects_by_reason": dict(sorted(self.rows_rejected.items())),
+            "range_dropped": self.range_dropped,
+            "entities_in": self.entities_in,
+            "states_out": self.states_out,
+            "entities_rejected": sum(self.entities_rejected.values()),
+            "entity_rejects_by_reason": dict(sorted(self.entities_rejected.items())),
+            "scenario_rows": self.scenario_rows,
+            "models": self.models,
+            "weights": self.weights,
+            "timings_s": {k: round(v, 3) for k, v in self.timings.seconds.items()},
+            "out": self.out,
+        }

@@ -14,7 +14,7 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from stabfrag import pipeline
+from stabfrag import pipeline, states
 from stabfrag.cli import app
 from stabfrag.config import BuildConfig
 from stabfrag.sinks.parquet import MANIFEST, PART, partition_dir, partitions, read_table
@@ -27,11 +27,11 @@ def test_month_and_week_are_last_trading_days(tmp_path: Path) -> None:
     days = [d for d in days if d.weekday() < 5 and d != dt.date(2024, 1, 31)]  # a holiday
     path = tmp_path / "p.parquet"
     pl.DataFrame({"entity_id": "A", "date": days, "close": 1.0}).write_parquet(path)
-    months = pipeline.as_of_dates(path, dt.date(2024, 1, 1), dt.date(2024, 3, 31), "month")
+    months = states.as_of_dates(path, dt.date(2024, 1, 1), dt.date(2024, 3, 31), "month")
     assert months == [dt.date(2024, 1, 30), dt.date(2024, 2, 29), dt.date(2024, 3, 29)]
-    weeks = pipeline.as_of_dates(path, dt.date(2024, 1, 1), dt.date(2024, 1, 21), "week")
+    weeks = states.as_of_dates(path, dt.date(2024, 1, 1), dt.date(2024, 1, 21), "week")
     assert weeks == [dt.date(2024, 1, 5), dt.date(2024, 1, 12), dt.date(2024, 1, 19)]
-    all_days = pipeline.as_of_dates(path, dt.date(2024, 1, 1), dt.date(2024, 1, 7), "day")
+    all_days = states.as_of_dates(path, dt.date(2024, 1, 1), dt.date(2024, 1, 7), "day")
     assert all_days == [dt.date(2024, 1, d) for d in range(1, 6)]
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 from typer.testing import CliRunner
 
-from stabfrag import pipeline
+from stabfrag import pipeline, states
 from stabfrag.cli import app
 from stabfrag.config import BuildConfig
 from stabfrag.schema import DIM, JOINT_SCHEMA
@@ -195,7 +195,7 @@ def test_read_window_reads_lookback_or_whole_history_of_sparse_entities(tmp_path
     path = tmp_path / "p.parquet"
     pl.concat([daily, weekly]).write_parquet(path)
     last = days[-1]
-    raw = pipeline.read_window(path, first=last, last=last, include_undated=False)
+    raw = states.read_window(path, first=last, last=last, include_undated=False)
     d_rows = raw.filter(pl.col("entity_id") == "D")
-    assert d_rows["date"].min() >= last - dt.timedelta(days=pipeline.LOOKBACK_DAYS)
+    assert d_rows["date"].min() >= last - dt.timedelta(days=states.LOOKBACK_DAYS)
     assert raw.filter(pl.col("entity_id") == "W").height == 572

@@ -135,3 +135,14 @@ def test_days_since_peak_is_zero_at_new_high(n: int) -> None:
     got = compute_features(panel)
     assert got["days_since_peak_252"][299] == 0
     assert got["dd_252"][299] == 0
+
+
+def test_blocks_of_entities_give_the_same_result(monkeypatch: pytest.MonkeyPatch) -> None:
+    import stabfrag.features as features
+
+    panel = random_panel(9, 6, 400)
+    whole = compute_features(panel)
+    monkeypatch.setattr(features, "FEATURE_BLOCK_ROWS", 300)
+    assert compute_features(panel).equals(whole)
+    rows = np.arange(0, panel.height, 5)
+    assert compute_features(panel, rows=rows).equals(whole.filter(pl.col("_pos").is_in(rows)))
