@@ -39,26 +39,46 @@ def main() -> None:
         with tempfile.TemporaryDirectory() as out:
             t0 = time.perf_counter()
             res = subprocess.run(
-                [sys.executable, "-m", "stabfrag", "build", "--as-of", str(as_of), "--prices",
-                 str(prices), "--entities", str(folder / "entities.parquet"), "--out", out,
-                 "--json"],
-                capture_output=True, check=True, text=True,
+                [
+                    sys.executable,
+                    "-m",
+                    "stabfrag",
+                    "build",
+                    "--as-of",
+                    str(as_of),
+                    "--prices",
+                    str(prices),
+                    "--entities",
+                    str(folder / "entities.parquet"),
+                    "--out",
+                    out,
+                    "--json",
+                ],
+                capture_output=True,
+                check=True,
+                text=True,
             )
             walls.append(time.perf_counter() - t0)
             stages.append(json.loads(res.stdout))
     full_read = []
     for _ in range(args.repeat):
         t0 = time.perf_counter()
-        subprocess.run([sys.executable, "-c", f"import polars as pl; pl.read_parquet({str(prices)!r})"],
-                       check=True)
+        subprocess.run(
+            [sys.executable, "-c", f"import polars as pl; pl.read_parquet({str(prices)!r})"],
+            check=True,
+        )
         full_read.append(time.perf_counter() - t0)
     s = stages[-1]
-    print(f"build --as-of {as_of}: {s['states_out']:,} states, {s['scenario_rows']} scenarios, "
-          f"{s['rows_read']:,} of {pl.scan_parquet(prices).select(pl.len()).collect().item():,} "
-          "price rows read")
+    print(
+        f"build --as-of {as_of}: {s['states_out']:,} states, {s['scenario_rows']} scenarios, "
+        f"{s['rows_read']:,} of {pl.scan_parquet(prices).select(pl.len()).collect().item():,} "
+        "price rows read"
+    )
     total = statistics.median(walls)
-    print(f"wall (process, imports included): median {total:.2f} s, runs "
-          + ", ".join(f"{w:.2f}" for w in walls))
+    print(
+        f"wall (process, imports included): median {total:.2f} s, runs "
+        + ", ".join(f"{w:.2f}" for w in walls)
+    )
     names = list(s["timings_s"])
     inside = statistics.median(sum(x["timings_s"].values()) for x in stages)
     print(f"{'stage':10} {'median s':>9} {'share':>7}")
@@ -66,8 +86,11 @@ def main() -> None:
         med = statistics.median(x["timings_s"][name] for x in stages)
         print(f"{name:10} {med:9.3f} {med / inside:7.1%}")
     print(f"{'(in run)':10} {inside:9.3f}")
-    print(f"baseline: a process that only reads the whole prices file: median "
-          f"{statistics.median(full_read):.2f} s ({statistics.median(full_read) / total:.2f}x the build)")
+    print(
+        f"baseline: a process that only reads the whole prices file: median "
+        f"{statistics.median(full_read):.2f} s "
+        f"({statistics.median(full_read) / total:.2f}x the build)"
+    )
 
 
 if __name__ == "__main__":

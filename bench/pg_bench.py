@@ -36,16 +36,27 @@ def frames(rows: int, per_day: int = 5000) -> list[pl.DataFrame]:
     v /= np.linalg.norm(v, axis=1, keepdims=True)
     days = [dt.date(2000, 1, 3) + dt.timedelta(days=i // per_day) for i in range(rows)]
     scope = [
-        json.dumps({"entity_type": "INSTRUMENT", "entity_id": f"E{i % per_day:05d}.US",
-                    "region": "US", "source": "stab+scenarios",
-                    "stab_window": {"start_date": "1999-01-04", "end_date": str(days[i])}},
-                   separators=(",", ":"))
+        json.dumps(
+            {
+                "entity_type": "INSTRUMENT",
+                "entity_id": f"E{i % per_day:05d}.US",
+                "region": "US",
+                "source": "stab+scenarios",
+                "stab_window": {"start_date": "1999-01-04", "end_date": str(days[i])},
+            },
+            separators=(",", ":"),
+        )
         for i in range(rows)  # bench data set-up, not the measured path
     ]
-    frame = pl.DataFrame({
-        "joint_type": JOINT_TYPE, "as_of_date": days, "entity_scope": scope,
-        "model_id": JOINT_MODEL_ID, "vector": pl.Series(v, dtype=VECTOR_TYPE),
-    })
+    frame = pl.DataFrame(
+        {
+            "joint_type": JOINT_TYPE,
+            "as_of_date": days,
+            "entity_scope": scope,
+            "model_id": JOINT_MODEL_ID,
+            "vector": pl.Series(v, dtype=VECTOR_TYPE),
+        }
+    )
     return [frame]
 
 
@@ -54,8 +65,10 @@ def main() -> None:
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--repeat", type=int, default=3)
     ap.add_argument("--executemany-rows", type=int, default=100_000)
-    ap.add_argument("--dsn", default=os.environ.get("STABFRAG_TEST_DSN",
-                                                    "postgresql://root@127.0.0.1:5432/test"))
+    ap.add_argument(
+        "--dsn",
+        default=os.environ.get("STABFRAG_TEST_DSN", "postgresql://root@127.0.0.1:5432/test"),
+    )
     args = ap.parse_args()
     schema = f"sf_bench_{uuid.uuid4().hex[:8]}"
     table = f"{schema}.joint_embeddings"
@@ -79,28 +92,41 @@ def main() -> None:
             ours.append(time.perf_counter() - t0)
         path = f"/tmp/{schema}.bin"
         with psycopg.connect(args.dsn, autocommit=True) as conn:
-            conn.execute(sql.SQL(
-                "COPY (SELECT joint_type, as_of_date, entity_scope, model_id, vector FROM {} "
-                "ORDER BY joint_id) TO {} (FORMAT binary)").format(ident, sql.Literal(path)))
+            conn.execute(
+                sql.SQL(
+                    "COPY (SELECT joint_type, as_of_date, entity_scope, model_id, vector FROM {} "
+                    "ORDER BY joint_id) TO {} (FORMAT binary)"
+                ).format(ident, sql.Literal(path))
+            )
         server = []
         for _ in range(args.repeat):
             truncate()
             t0 = time.perf_counter()
             with psycopg.connect(args.dsn, autocommit=True) as conn:
-                conn.execute(sql.SQL(
-                    "COPY {} (joint_type, as_of_date, entity_scope, model_id, vector) FROM {} "
-                    "(FORMAT binary)").format(ident, sql.Literal(path)))
+                conn.execute(
+                    sql.SQL(
+                        "COPY {} (joint_type, as_of_date, entity_scope, model_id, vector) FROM {} "
+                        "(FORMAT binary)"
+                    ).format(ident, sql.Literal(path))
+                )
             server.append(time.perf_counter() - t0)
         truncate()
         few = data[0].head(args.executemany_rows)
-        rows = [(r[0], r[1], r[2], r[3], np.asarray(r[4], dtype="<f4").tobytes())
-                for r in few.select("joint_type", "as_of_date", "entity_scope", "model_id",
-                                    "vector").iter_rows()]
+        rows = [
+            (r[0], r[1], r[2], r[3], np.asarray(r[4], dtype="<f4").tobytes())
+            for r in few.select(
+                "joint_type", "as_of_date", "entity_scope", "model_id", "vector"
+            ).iter_rows()
+        ]
         t0 = time.perf_counter()
         with psycopg.connect(args.dsn) as conn, conn.cursor() as cur:
-            cur.executemany(sql.SQL(
-                "INSERT INTO {} (joint_type, as_of_date, entity_scope, model_id, vector) "
-                "VALUES (%s, %s, %s::jsonb, %s, %s)").format(ident), rows)
+            cur.executemany(
+                sql.SQL(
+                    "INSERT INTO {} (joint_type, as_of_date, entity_scope, model_id, vector) "
+                    "VALUES (%s, %s, %s::jsonb, %s, %s)"
+                ).format(ident),
+                rows,
+            )
         many = time.perf_counter() - t0
     finally:
         with psycopg.connect(args.dsn, autocommit=True) as conn:
@@ -109,14 +135,20 @@ def main() -> None:
     rate_ours, rate_server = n / statistics.median(ours), n / statistics.median(server)
     print(f"{n:,} rows into the SPEC table (bigserial, index, jsonb, 1,536-byte vector)")
     print(f"{'method':44} {'median s':>9} {'rows/s':>10} {'vs server':>10}")
-    print(f"{'server-side COPY FROM file (FORMAT binary)':44} {statistics.median(server):9.2f} "
-          f"{rate_server:10,.0f} {1.0:10.2f}   runs " + ", ".join(f"{t:.2f}" for t in server))
-    print(f"{'stabfrag: staged binary COPY + slice replace':44} {statistics.median(ours):9.2f} "
-          f"{rate_ours:10,.0f} {rate_ours / rate_server:10.2f}   runs "
-          + ", ".join(f"{t:.2f}" for t in ours))
+    print(
+        f"{'server-side COPY FROM file (FORMAT binary)':44} {statistics.median(server):9.2f} "
+        f"{rate_server:10,.0f} {1.0:10.2f}   runs " + ", ".join(f"{t:.2f}" for t in server)
+    )
+    print(
+        f"{'stabfrag: staged binary COPY + slice replace':44} {statistics.median(ours):9.2f} "
+        f"{rate_ours:10,.0f} {rate_ours / rate_server:10.2f}   runs "
+        + ", ".join(f"{t:.2f}" for t in ours)
+    )
     m = args.executemany_rows
-    print(f"{'psycopg executemany (' + format(m, ',') + ' rows)':44} {many:9.2f} "
-          f"{m / many:10,.0f} {m / many / rate_server:10.2f}")
+    print(
+        f"{'psycopg executemany (' + format(m, ',') + ' rows)':44} {many:9.2f} "
+        f"{m / many:10,.0f} {m / many / rate_server:10.2f}"
+    )
 
 
 if __name__ == "__main__":

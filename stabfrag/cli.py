@@ -436,3 +436,164 @@ def load(
         fail(str(exc))
         return
     emit(result, as_json=as_json)
+
+
+query_app = typer.Typer(no_args_is_help=True, help="Similarity queries (sql/duckdb/*.sql).")
+app.add_typer(query_app, name="query")
+QueryOut = Annotated[Path, typer.Option("--out", help="Output folder of a build.")]
+AsOfOpt = Annotated[str | None, typer.Option("--as-of", help="As-of date, YYYY-MM-DD.")]
+EntityOpt = Annotated[str | None, typer.Option("--entity", help="Entity id.")]
+ScenarioOpt = Annotated[str | None, typer.Option("--scenario", help="Scenario id.")]
+TopOpt = Annotated[int, typer.Option("--top", min=1, help="How many rows.")]
+
+
+def _query(
+    out: Path, name: str, params: dict[str, object], fmt: str, title: str, checks: list
+) -> None:  # type: ignore[type-arg]
+    from stabfrag.query import run_sql
+
+    if fmt not in ("table", "csv", "json"):
+        fail(f"--format '{fmt}' is not one of table, csv, json")
+    try:
+        for check in checks:  # a few existence checks with hints
+            check()
+        frame = run_sql(out, name, params)
+    except _known_errors() as exc:
+        fail(str(exc))
+        return
+    _print_frame(frame, fmt=fmt, title=title)
+
+
+def _latest(out: Path, as_of: str | None) -> dt.date:
+    """The given date, or the newest built one."""
+    from stabfrag.sinks.parquet import partitions
+
+    if as_of:
+        return parse_date(as_of, "--as-of")
+    dates = partitions(out)
+    if not dates:
+        fail(f"{out}: nothing built yet")
+    return dates[-1]
+
+
+@query_app.command("nearest")
+def query_nearest(
+    out: QueryOut = Path("stabfrag-out"),
+    as_of: AsOfOpt = None,
+    entity: EntityOpt = None,
+    scenario: ScenarioOpt = None,
+    top: TopOpt = 10,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Nearest scenarios to an entity state (--entity), or nearest states to a scenario."""
+    from stabfrag import query as q
+
+    day = _latest(out, as_of)
+    if bool(entity) == bool(scenario):
+        fail("give exactly one of --entity or --scenario")
+    if entity:
+        _query(
+            out,
+            "nearest_scenarios",
+            {"entity_id": entity, "as_of": day, "top_n": top},
+            fmt,
+            f"scenarios nearest {entity}, {day}",
+            [lambda: q.check_date(out, day), lambda: q.check_entity(out, entity, day)],
+        )
+    else:
+        _query(
+            out,
+            "nearest_entities",
+            {"scenario_id": scenario, "as_of": day, "top_n": top},
+            fmt,
+            f"states nearest {scenario}, {day}",
+            [lambda: q.check_date(out, day), lambda: q.check_scenario(out, str(scenario))],
+        )
+
+
+@query_app.command("fragile")
+def query_fragile(
+    out: QueryOut = Path("stabfrag-out"),
+    as_of: AsOfOpt = None,
+    top: TopOpt = 20,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Fragility ranking for a date: states by similarity to HIGH-severity scenarios."""
+    from stabfrag import query as q
+
+    day = _latest(out, as_of)
+    _query(
+        out,
+        "fragile",
+        {"as_of": day, "top_n": top},
+        fmt,
+        f"most fragile, {day}",
+        [lambda: q.check_date(out, day)],
+    )
+
+
+@query_app.command("analogs")
+def query_analogs(
+    entity: Annotated[str, typer.Option("--entity", help="Entity or market id.")],
+    out: QueryOut = Path("stabfrag-out"),
+    as_of: AsOfOpt = None,
+    top: TopOpt = 10,
+    min_gap_days: Annotated[int, typer.Option("--min-gap-days", min=0)] = 180,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Past dates whose state of the entity is closest to its state on --as-of."""
+    from stabfrag import query as q
+
+    day = _latest(out, as_of)
+    params = {"entity_id": entity, "as_of": day, "top_n": top, "min_gap_days": min_gap_days}
+    _query(
+        out,
+        "analogs",
+        params,
+        fmt,
+        f"analogs of {entity} on {day}",
+        [lambda: q.check_date(out, day), lambda: q.check_entity(out, entity, day)],
+    )
+
+
+@query_app.command("trajectory")
+def query_trajectory(
+    entity: Annotated[str, typer.Option("--entity", help="Entity id.")],
+    scenario: Annotated[str, typer.Option("--scenario", help="Scenario id.")],
+    out: QueryOut = Path("stabfrag-out"),
+    fmt: FormatOpt = "table",
+) -> None:
+    """An entity's similarity to one scenario, and its fragility, over time."""
+    from stabfrag import query as q
+
+    _query(
+        out,
+        "trajectory",
+        {"entity_id": entity, "scenario_id": scenario},
+        fmt,
+        f"{entity} against {scenario}",
+        [lambda: q.check_entity(out, entity), lambda: q.check_scenario(out, scenario)],
+    )
+
+
+@app.command()
+def report(
+    as_of: AsOfOpt = None,
+    target: Annotated[Path, typer.Option("--out", help="The HTML file to write.")] = Path(
+        "report.html"
+    ),
+    data: Annotated[Path, typer.Option("--data", help="Output folder of a build.")] = Path(
+        "stabfrag-out"
+    ),
+    entity: EntityOpt = None,
+) -> None:
+    """Write a self-contained HTML report (and a PNG of its map) for one as-of date."""
+    from stabfrag.report import build_report
+
+    day = _latest(data, as_of)
+    try:
+        path = build_report(data, day, target, entity)
+    except _known_errors() as exc:
+        fail(str(exc))
+        return
+    typer.echo(f"report: {path}\nmap: {path.with_suffix('.png')}")

@@ -43,3 +43,65 @@ def run_sql(out: Path, name: str, params: dict[str, Any]) -> pl.DataFrame:
         return result
     finally:
         con.close()
+
+
+def _one(con: duckdb.DuckDBPyConnection, text: str, params: list[Any]) -> list[tuple[Any, ...]]:
+    return con.execute(text, params).fetchall()
+
+
+def check_date(out: Path, as_of: Any) -> None:
+    """Refuse a date without a partition, naming the nearest dates that have one."""
+    con = connect(out)
+    try:
+        dates = [r[0] for r in _one(con, "SELECT DISTINCT as_of_date FROM joint_embeddings", [])]
+    finally:
+        con.close()
+    if as_of in dates:
+        return
+    near = sorted(dates, key=lambda d: (abs((d - as_of).days), d))[:3]
+    hint = ", ".join(str(d) for d in sorted(near)) or "none built"
+    raise QueryError(f"no partition for {as_of}; nearest as-of dates: {hint}")
+
+
+def check_entity(out: Path, entity_id: str, as_of: Any | None = None) -> None:
+    """Refuse an entity without a state (on that date), naming close entity ids."""
+    import difflib
+
+    con = connect(out)
+    try:
+        where = "kind = 'entity'" + (" AND as_of_date = ?" if as_of is not None else "")
+        ids = [
+            r[0]
+            for r in _one(
+                con,
+                f"SELECT DISTINCT entity_id FROM joint_embeddings WHERE {where}",
+                [as_of] if as_of is not None else [],
+            )
+        ]
+    finally:
+        con.close()
+    if entity_id in ids:
+        return
+    close = difflib.get_close_matches(entity_id, ids, n=3, cutoff=0.5)
+    when = f" on {as_of}" if as_of is not None else ""
+    hint = f"; close entity ids: {', '.join(close)}" if close else ""
+    raise QueryError(f"no state for entity {entity_id}{when}{hint}")
+
+
+def check_scenario(out: Path, scenario_id: str) -> None:
+    import difflib
+
+    con = connect(out)
+    try:
+        ids = [
+            r[0]
+            for r in _one(
+                con, "SELECT DISTINCT scenario_id FROM joint_embeddings WHERE kind = 'scenario'", []
+            )
+        ]
+    finally:
+        con.close()
+    if scenario_id not in ids:
+        close = difflib.get_close_matches(scenario_id, ids, n=3, cutoff=0.4)
+        hint = f"; close scenario ids: {', '.join(close)}" if close else ""
+        raise QueryError(f"no scenario {scenario_id}{hint}")

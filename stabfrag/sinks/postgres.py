@@ -19,6 +19,7 @@ import numpy as np
 import polars as pl
 import psycopg
 import pyarrow as pa
+import pyarrow.compute as pc
 from psycopg import sql
 
 from stabfrag.schema import DIM, TABLE_SCHEMAS, conform
@@ -28,7 +29,9 @@ COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
 COPY_TRAILER = struct.pack("!h", -1)
 PG_EPOCH = dt.date(2000, 1, 1)
 VECTOR_BYTES = DIM * 4
+PREFIX_BYTES = 2 + 8 + 8 + 4 + VECTOR_BYTES + 4 + 1  # everything of a staging row but the JSON
 WRITE_BLOCK = 8 << 20  # bytes per copy.write call
+ENCODE_ROWS = 65_536  # rows encoded at a time
 
 
 class SinkError(Exception):
@@ -148,52 +151,38 @@ def init_table(dsn: str, table: str) -> list[str]:
         conn.close()
 
 
-def _arrow_bytes(values: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """(offsets int64, data uint8) of an Arrow string/binary array with no nulls."""
-    arr = values.cast(pa.large_binary())
-    if arr.offset:
-        arr = pa.concat_arrays([arr])  # re-base a sliced array
-    buffers = arr.buffers()
-    offsets = np.frombuffer(buffers[1], dtype=np.int64)[: len(arr) + 1]
-    data = np.frombuffer(buffers[2], dtype=np.uint8) if buffers[2] else np.zeros(0, np.uint8)
-    return offsets, data
-
-
-def encode_copy(
+def encode_rows(
     order: np.ndarray, dates: np.ndarray, scopes: pa.Array, vectors: np.ndarray
 ) -> bytes:
-    """The binary COPY payload for staging rows (ord int4, as_of_date date, entity_scope jsonb,
-    vector bytea), assembled with array operations rather than per row."""
+    """The binary COPY tuples (no header or trailer) for staging rows (ord int4, as_of_date date, vector bytea,
+    entity_scope jsonb), assembled by column operations rather than per row.
+
+    Every row is a fixed-width prefix (field count, ord, date, the 1,536 vector bytes,
+    the jsonb header) followed by its JSON text: the prefixes are one (n, 1563) byte
+    matrix filled column block by column block, and Arrow joins each prefix to its JSON.
+    """
     n = len(order)
-    offsets, data = _arrow_bytes(scopes)
-    js_len = np.diff(offsets)
-    # Fixed part before the JSON: nfields(2) + len(4) ord(4) + len(4) date(4) + len(4) version(1)
-    head = 2 + 8 + 8 + 4 + 1
-    tail = 4 + VECTOR_BYTES
-    row_len = head + js_len + tail
-    starts = np.concatenate([[0], np.cumsum(row_len)[:-1]]).astype(np.int64)
-    out = np.zeros(int(row_len.sum()), dtype=np.uint8)
-
-    fixed = np.zeros((n, head), dtype=np.uint8)
-    fixed[:, 0:2] = np.frombuffer(struct.pack("!h", 4), np.uint8)
-    fixed[:, 2:6] = np.frombuffer(struct.pack("!i", 4), np.uint8)
-    fixed[:, 6:10] = order.astype(">i4").view(np.uint8).reshape(n, 4)
-    fixed[:, 10:14] = np.frombuffer(struct.pack("!i", 4), np.uint8)
-    fixed[:, 14:18] = dates.astype(">i4").view(np.uint8).reshape(n, 4)
-    fixed[:, 18:22] = (js_len + 1).astype(">i4").view(np.uint8).reshape(n, 4)
-    fixed[:, 22] = 1  # jsonb binary format version
-    out[starts[:, None] + np.arange(head)] = fixed
-
-    # The JSON text: each row's bytes land right after its fixed head.
-    if len(data):
-        dest = np.repeat(starts + head - offsets[:-1], js_len) + np.arange(offsets[-1] - offsets[0])
-        out[dest + offsets[0]] = data[offsets[0] : offsets[-1]]
-
-    vec = np.zeros((n, tail), dtype=np.uint8)
-    vec[:, 0:4] = np.frombuffer(struct.pack("!i", VECTOR_BYTES), np.uint8)
-    vec[:, 4:] = np.ascontiguousarray(vectors, dtype="<f4").view(np.uint8).reshape(n, VECTOR_BYTES)
-    out[(starts + head + js_len)[:, None] + np.arange(tail)] = vec
-    return COPY_HEADER + out.tobytes() + COPY_TRAILER
+    scopes = scopes.cast(pa.large_binary())
+    js_len = pc.binary_length(scopes).to_numpy(zero_copy_only=False).astype(np.int64)
+    prefix = np.empty((n, PREFIX_BYTES), dtype=np.uint8)
+    be32 = np.dtype(">i4")
+    prefix[:, 0:2] = np.frombuffer(struct.pack("!h", 4), np.uint8)
+    prefix[:, 2:6] = np.frombuffer(struct.pack("!i", 4), np.uint8)
+    prefix[:, 6:10] = order.astype(be32).view(np.uint8).reshape(n, 4)
+    prefix[:, 10:14] = np.frombuffer(struct.pack("!i", 4), np.uint8)
+    prefix[:, 14:18] = dates.astype(be32).view(np.uint8).reshape(n, 4)
+    prefix[:, 18:22] = np.frombuffer(struct.pack("!i", VECTOR_BYTES), np.uint8)
+    vec = np.ascontiguousarray(vectors, dtype="<f4")
+    prefix[:, 22 : 22 + VECTOR_BYTES] = vec.view(np.uint8).reshape(n, VECTOR_BYTES)
+    prefix[:, 1558:1562] = (js_len + 1).astype(be32).view(np.uint8).reshape(n, 4)
+    prefix[:, 1562] = 1  # jsonb binary format version
+    heads = pa.FixedSizeBinaryArray.from_buffers(
+        pa.binary(PREFIX_BYTES), n, [None, pa.py_buffer(prefix)]
+    ).cast(pa.large_binary())
+    rows = pc.binary_join_element_wise(heads, scopes, pa.scalar(b"", pa.large_binary()))
+    body = rows.buffers()[2]
+    offsets = np.frombuffer(rows.buffers()[1], dtype=np.int64)
+    return memoryview(body)[offsets[0] : offsets[n]].tobytes()
 
 
 def slice_lock_key(table: str, joint_type: str, model_id: str, as_of: dt.date) -> int:
@@ -222,13 +211,10 @@ def load_frames(
     slices = sorted(set(frame["as_of_date"].to_list()))
     # date is days since 1970-01-01 in Arrow; PostgreSQL counts from 2000-01-01.
     epoch_shift = (PG_EPOCH - dt.date(1970, 1, 1)).days
+    order = np.arange(frame.height, dtype=np.int32)
     days = (frame["as_of_date"].cast(pl.Int32).to_numpy() - epoch_shift).astype(np.int32)
-    payload = encode_copy(
-        np.arange(frame.height, dtype=np.int32),
-        days,
-        frame["entity_scope"].to_arrow(),
-        frame["vector"].to_numpy(),
-    )
+    scopes = frame["entity_scope"].to_arrow()
+    vectors = frame["vector"].to_numpy()
     target = table_ident(table)
     conn = connect(dsn)
     try:
@@ -240,17 +226,24 @@ def load_frames(
                 )
             cur.execute(
                 "CREATE TEMP TABLE stabfrag_stage (ord int4, as_of_date date, "
-                "entity_scope jsonb, vector bytea) ON COMMIT DROP"
+                "vector bytea, entity_scope jsonb) ON COMMIT DROP"
             )
             with cur.copy(
-                "COPY stabfrag_stage (ord, as_of_date, entity_scope, vector) FROM STDIN "
+                "COPY stabfrag_stage (ord, as_of_date, vector, entity_scope) FROM STDIN "
                 "(FORMAT binary)"
             ) as copy:
-                view = memoryview(payload)
-                for lo in range(0, len(view), WRITE_BLOCK):  # blocks of bytes, not rows
-                    copy.write(view[lo : lo + WRITE_BLOCK])
-                    if hook:
-                        hook(lo + WRITE_BLOCK)
+                sent = 0
+                copy.write(COPY_HEADER)
+                for lo in range(0, frame.height, ENCODE_ROWS):  # batches: bounded memory
+                    hi = lo + ENCODE_ROWS
+                    payload = encode_rows(order[lo:hi], days[lo:hi], scopes[lo:hi], vectors[lo:hi])
+                    view = memoryview(payload)
+                    for start in range(0, len(view), WRITE_BLOCK):  # blocks of bytes
+                        copy.write(view[start : start + WRITE_BLOCK])
+                        sent += len(view[start : start + WRITE_BLOCK])
+                        if hook:
+                            hook(sent)
+                copy.write(COPY_TRAILER)
             cur.execute(
                 sql.SQL(
                     "DELETE FROM {t} WHERE joint_type = %s AND model_id = %s "
