@@ -154,8 +154,8 @@ def init_table(dsn: str, table: str) -> list[str]:
 def encode_rows(
     order: np.ndarray, dates: np.ndarray, scopes: pa.Array, vectors: np.ndarray
 ) -> bytes:
-    """The binary COPY tuples (no header or trailer) for staging rows (ord int4, as_of_date date, vector bytea,
-    entity_scope jsonb), assembled by column operations rather than per row.
+    """Binary COPY tuples (no header or trailer) for staging rows (ord int4, as_of_date
+    date, vector bytea, entity_scope jsonb), assembled by column operations, not per row.
 
     Every row is a fixed-width prefix (field count, ord, date, the 1,536 vector bytes,
     the jsonb header) followed by its JSON text: the prefixes are one (n, 1563) byte
