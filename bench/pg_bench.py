@@ -1,4 +1,4 @@
-"""PostgreSQL load rate: stabfrag's staged binary COPY + slice replace, beside a server-side
+"""PostgreSQL load rate: stabfrag's slice replace by binary COPY (direct and staged), beside a server-side
 `COPY ... FROM 'file' (FORMAT binary)` of the same rows into the same table, and psycopg
 `executemany`.
 
@@ -84,12 +84,16 @@ def main() -> None:
                 conn.execute(sql.SQL("TRUNCATE {} RESTART IDENTITY").format(ident))
                 conn.execute("CHECKPOINT")
 
-        ours = []
+        ours, staged = [], []
         for _ in range(args.repeat):
             truncate()
             t0 = time.perf_counter()
             load_frames(args.dsn, table, data)
             ours.append(time.perf_counter() - t0)
+            truncate()
+            t0 = time.perf_counter()
+            load_frames(args.dsn, table, data, staging=True)
+            staged.append(time.perf_counter() - t0)
         path = f"/tmp/{schema}.bin"
         with psycopg.connect(args.dsn, autocommit=True) as conn:
             conn.execute(

@@ -117,6 +117,10 @@ PgDsnOpt = Annotated[
     ),
 ]
 PgTableOpt = Annotated[str, typer.Option("--pg-table", help="Target table (schema.table allowed).")]
+PgStagingOpt = Annotated[
+    bool,
+    typer.Option("--pg-staging", help="Copy into a temporary table first, insert from it."),
+]
 
 
 def _config(**kw: object) -> object:
@@ -169,6 +173,7 @@ def build(
     max_staleness_days: StaleOpt = 7,
     pg_dsn: PgDsnOpt = None,
     pg_table: PgTableOpt = "joint_embeddings",
+    pg_staging: PgStagingOpt = False,
     as_json: JsonOpt = False,
     max_reject_share: MaxRejectOpt = 0.05,
 ) -> None:
@@ -185,6 +190,7 @@ def build(
         max_staleness_days=max_staleness_days,
         pg_dsn=pg_dsn,
         pg_table=pg_table,
+        pg_staging=pg_staging,
     )
     _run(config, [day], as_json=as_json, max_reject_share=max_reject_share)
 
@@ -265,6 +271,7 @@ def backfill(
     resume: Annotated[bool, typer.Option("--resume", help="Skip complete partitions.")] = False,
     pg_dsn: PgDsnOpt = None,
     pg_table: PgTableOpt = "joint_embeddings",
+    pg_staging: PgStagingOpt = False,
     as_json: JsonOpt = False,
     max_reject_share: MaxRejectOpt = 0.05,
 ) -> None:
@@ -289,6 +296,7 @@ def backfill(
         resume=resume,
         pg_dsn=pg_dsn,
         pg_table=pg_table,
+        pg_staging=pg_staging,
     )
     try:
         dates = states.as_of_dates(prices, first, last, freq)
@@ -417,6 +425,7 @@ def load(
     as_of: Annotated[str | None, typer.Option("--as-of", help="One as-of date.")] = None,
     start: Annotated[str | None, typer.Option("--start", help="First as-of date.")] = None,
     end: Annotated[str | None, typer.Option("--end", help="Last as-of date.")] = None,
+    pg_staging: PgStagingOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
     """Load built Parquet partitions into PostgreSQL (slice replace, idempotent)."""
@@ -431,7 +440,7 @@ def load(
     first = parse_date(as_of or start, "--start") if (as_of or start) else None
     last = parse_date(as_of or end, "--end") if (as_of or end) else None
     try:
-        result = load_partitions(out, pg_dsn, pg_table, first=first, last=last)
+        result = load_partitions(out, pg_dsn, pg_table, first=first, last=last, staging=pg_staging)
     except _known_errors() as exc:
         fail(str(exc))
         return
@@ -597,3 +606,38 @@ def report(
         fail(str(exc))
         return
     typer.echo(f"report: {path}\nmap: {path.with_suffix('.png')}")
+
+
+@app.command()
+def evaluate(
+    labels: Annotated[Path, typer.Option("--labels", help="Labels CSV: start,end,label[,...].")],
+    out: QueryOut = Path("stabfrag-out"),
+    prices: Annotated[
+        Path | None, typer.Option("--prices", help="Prices, for the original-encoder baseline.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Validity figures of a backfilled dataset on labelled stress and calm periods."""
+    import json
+
+    from stabfrag.evaluate import LabelError
+    from stabfrag.evaluate import evaluate as run_evaluation
+
+    try:
+        result = run_evaluation(out, labels, prices=prices)
+    except (LabelError, *_known_errors()) as exc:
+        fail(str(exc))
+        return
+    if as_json:
+        typer.echo(json.dumps(result, indent=2))
+        return
+    s = result["states"]
+    typer.echo(
+        f"{s['stress']:,} stress and {s['calm']:,} calm states "
+        f"({s['with_shock_type']:,} with a shock type), {s['analog_queries']:,} analog queries"
+    )
+    names = list(result["figures"])
+    typer.echo(f"{'figure':24}" + "".join(f"{n:>18}" for n in names))
+    for fig in ("state_auc", "analog_precision_at_10", "calm_to_high", "shock_type_accuracy"):
+        typer.echo(f"{fig:24}" + "".join(f"{result['figures'][n][fig]:18.3f}" for n in names))
+    typer.echo(f"{'analog base rate':24}{result['analog_base_rate']:18.3f}")

@@ -49,6 +49,7 @@ class BuildConfig:
     resume: bool = False
     pg_dsn: str | None = None
     pg_table: str = "joint_embeddings"
+    pg_staging: bool = False
     extra: dict[str, str] = field(default_factory=dict)
 
 

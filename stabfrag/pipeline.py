@@ -376,7 +376,7 @@ def run(
     if config.pg_dsn:
         from stabfrag.sinks.postgres import PostgresSink
 
-        sinks.append(PostgresSink(config.pg_dsn, config.pg_table))
+        sinks.append(PostgresSink(config.pg_dsn, config.pg_table, staging=config.pg_staging))
     summary = builder.run(dates, sinks, skip=skip, progress=progress)
     with summary.timings.stage("views"):
         write_views(config.out)

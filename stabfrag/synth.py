@@ -345,8 +345,12 @@ def inject_defects(prices: pl.DataFrame, seed: int = 7) -> pl.DataFrame:
 
 
 def write_market(market: Market, out: Path) -> dict[str, Path]:
-    """Write prices, entities and events Parquet files into `out`."""
+    """Write prices, entities and events Parquet files, and labels.csv, into `out`."""
     paths = {name: out / f"{name}.parquet" for name in ("prices", "entities", "events")}
+    dates = market.prices["date"]
+    labels = labels_from_events(market.events, dates.min(), dates.max())
+    paths["labels"] = out / "labels.csv"
+    write_atomic(paths["labels"], labels.write_csv)
     write_atomic(
         paths["prices"],
         lambda p: market.prices.write_parquet(p, statistics=True, row_group_size=256_000),
@@ -354,3 +358,58 @@ def write_market(market: Market, out: Path) -> dict[str, Path]:
     write_atomic(paths["entities"], market.entities.write_parquet)
     write_atomic(paths["events"], market.events.write_parquet)
     return paths
+
+
+# Generator event types -> the scenario shock type a state inside them should be near.
+EVENT_SHOCK = {
+    "CRASH": "EQUITY_CRASH",
+    "VOL_SPIKE": "VOL_SPIKE",
+    "BLOWUP": "EQUITY_CRASH",
+    "LIQUIDITY_DRYUP": "LIQUIDITY_DRYUP",
+}
+
+
+def labels_from_events(events: pl.DataFrame, first: dt.date, last: dt.date) -> pl.DataFrame:
+    """Stress and calm periods from the ground truth, in the `stabfrag evaluate` format.
+
+    Stress: each market crash or volatility spike (every entity), each blow-up and dry-up
+    (its entity). Calm: the market stretches starting 6 months after one market event and
+    ending a month before the next, at least a month long.
+    """
+    market = (
+        events.filter(pl.col("scope") == "MARKET")
+        .group_by("event_id", "event_type")
+        .agg(pl.col("start_date").min(), pl.col("end_date").max())
+        .sort("start_date")
+    )
+    stress_market = market.select(
+        pl.col("start_date").alias("start"),
+        pl.col("end_date").alias("end"),
+        pl.lit("stress").alias("label"),
+        pl.col("event_type").replace_strict(EVENT_SHOCK).alias("shock_type"),
+        pl.lit(None, pl.String).alias(ENTITY),
+        pl.col("event_id").alias("source"),
+    )
+    bounds = pl.DataFrame(
+        {
+            "start": [first, *(market["end_date"] + dt.timedelta(days=182)).to_list()],
+            "end": [*(market["start_date"] - dt.timedelta(days=30)).to_list(), last],
+        }
+    )
+    calm = bounds.filter(pl.col("end") - pl.col("start") >= pl.duration(days=30)).select(
+        "start",
+        "end",
+        pl.lit("calm").alias("label"),
+        pl.lit(None, pl.String).alias("shock_type"),
+        pl.lit(None, pl.String).alias(ENTITY),
+        pl.lit("no market event").alias("source"),
+    )
+    own = events.filter(pl.col("event_type").is_in(["BLOWUP", "LIQUIDITY_DRYUP"])).select(
+        pl.col("start_date").alias("start"),
+        (pl.col("end_date") + dt.timedelta(days=14)).alias("end"),
+        pl.lit("stress").alias("label"),
+        pl.col("event_type").replace_strict(EVENT_SHOCK).alias("shock_type"),
+        ENTITY,
+        pl.col("event_id").alias("source"),
+    )
+    return pl.concat([stress_market, calm, own]).sort("start", ENTITY, nulls_last=False)

@@ -37,6 +37,12 @@ def _rows(dsn: str, table: str) -> list[tuple]:
         ).fetchall()
 
 
+@pytest.fixture(params=[False, True], ids=["direct", "staged"])
+def staging(request: pytest.FixtureRequest) -> bool:
+    """Both load forms keep the same contract."""
+    return bool(request.param)
+
+
 @pytest.fixture
 def table(pg_dsn: str, pg_schema: str) -> str:
     name = f"{pg_schema}.joint_embeddings"
@@ -67,9 +73,9 @@ def test_init_is_idempotent_and_accepts_an_existing_table(pg_dsn: str, pg_schema
     assert res.exit_code == 0 and "index created" not in res.stdout
 
 
-def test_round_trip(pg_dsn: str, table: str, built: Path) -> None:
+def test_round_trip(pg_dsn: str, table: str, built: Path, staging: bool) -> None:
     frame = _frame(built)
-    assert load_frames(pg_dsn, table, [frame]) == frame.height
+    assert load_frames(pg_dsn, table, [frame], staging=staging) == frame.height
     rows = _rows(pg_dsn, table)
     assert len(rows) == frame.height
     vectors = frame["vector"].to_numpy()
@@ -81,19 +87,19 @@ def test_round_trip(pg_dsn: str, table: str, built: Path) -> None:
         assert mid == frame["model_id"][i]
 
 
-def test_rerun_replaces_the_slice(pg_dsn: str, table: str, built: Path) -> None:
+def test_rerun_replaces_the_slice(pg_dsn: str, table: str, built: Path, staging: bool) -> None:
     a, b = _frame(built, 0), _frame(built, -1)
-    load_frames(pg_dsn, table, [a, b])
-    load_frames(pg_dsn, table, [b])
-    load_frames(pg_dsn, table, [b])
+    load_frames(pg_dsn, table, [a, b], staging=staging)
+    load_frames(pg_dsn, table, [b], staging=staging)
+    load_frames(pg_dsn, table, [b], staging=staging)
     assert len(_rows(pg_dsn, table)) == a.height + b.height
 
 
 def test_bad_row_in_last_batch_keeps_previous_contents(
-    pg_dsn: str, table: str, built: Path, monkeypatch: pytest.MonkeyPatch
+    pg_dsn: str, table: str, built: Path, monkeypatch: pytest.MonkeyPatch, staging: bool
 ) -> None:
     frame = _frame(built)
-    load_frames(pg_dsn, table, [frame])
+    load_frames(pg_dsn, table, [frame], staging=staging)
     before = _rows(pg_dsn, table)
     bad = frame.with_columns(
         pl.when(pl.int_range(pl.len()) == pl.len() - 1)
@@ -103,15 +109,15 @@ def test_bad_row_in_last_batch_keeps_previous_contents(
     )
     monkeypatch.setattr(postgres, "WRITE_BLOCK", 4096)  # many blocks: the bad row is in the last
     with pytest.raises(SinkError, match="failed"):
-        load_frames(pg_dsn, table, [bad])
+        load_frames(pg_dsn, table, [bad], staging=staging)
     assert _rows(pg_dsn, table) == before
 
 
 def test_connection_killed_mid_load_keeps_previous_contents(
-    pg_dsn: str, table: str, built: Path, monkeypatch: pytest.MonkeyPatch
+    pg_dsn: str, table: str, built: Path, monkeypatch: pytest.MonkeyPatch, staging: bool
 ) -> None:
     frame = _frame(built)
-    load_frames(pg_dsn, table, [frame])
+    load_frames(pg_dsn, table, [frame], staging=staging)
     before = _rows(pg_dsn, table)
     victim = f"{pg_dsn}?application_name=stabfrag_victim"
     monkeypatch.setattr(postgres, "WRITE_BLOCK", 4096)
@@ -127,18 +133,26 @@ def test_connection_killed_mid_load_keeps_previous_contents(
             killed.append(n)
 
     with pytest.raises(SinkError):
-        load_frames(victim, table, [frame.with_columns(pl.lit(0.0).alias("fragility"))], hook=kill)
+        load_frames(
+            victim,
+            table,
+            [frame.with_columns(pl.lit(0.0).alias("fragility"))],
+            hook=kill,
+            staging=staging,
+        )
     assert killed and killed[0][0] == 1
     assert _rows(pg_dsn, table) == before
 
 
-def test_concurrent_loads_of_one_slice_leave_one_copy(pg_dsn: str, table: str, built: Path) -> None:
+def test_concurrent_loads_of_one_slice_leave_one_copy(
+    pg_dsn: str, table: str, built: Path, staging: bool
+) -> None:
     frame = _frame(built)
     errors: list[BaseException] = []
 
     def go() -> None:
         try:
-            load_frames(pg_dsn, table, [frame])
+            load_frames(pg_dsn, table, [frame], staging=staging)
         except BaseException as exc:  # noqa: BLE001 - reported below
             errors.append(exc)
 
@@ -170,13 +184,13 @@ def test_hostile_table_name_is_quoted(pg_dsn: str, pg_schema: str, built: Path) 
         load_frames(pg_dsn, "a.b.c", [frame])
 
 
-def test_hostile_entity_ids_round_trip(pg_dsn: str, table: str, built: Path) -> None:
+def test_hostile_entity_ids_round_trip(pg_dsn: str, table: str, built: Path, staging: bool) -> None:
     frame = _frame(built).head(3)
     ids = ['O\'Brien "Q" \\ path', "Zürich-Ωmega-日本", "semi;colon--"]
     frame = frame.with_columns(
         pl.Series("entity_scope", [json.dumps({"entity_id": i}) for i in ids])
     )
-    load_frames(pg_dsn, table, [frame])
+    load_frames(pg_dsn, table, [frame], staging=staging)
     got = [r[1]["entity_id"] for r in _rows(pg_dsn, table)]
     assert got == ids
 

@@ -39,8 +39,9 @@ def test_fragile_equals_brute_force(built: Path) -> None:
     got = run_sql(built, "fragile", {"as_of": d, "top_n": 15})
     assert got["entity_id"].to_list() == ent["entity_id"].to_numpy()[order].tolist()
     np.testing.assert_allclose(got["fragility"].to_numpy(), want[order], atol=1e-5)
-    np.testing.assert_allclose(got["fragility"].to_numpy(),
-                               ent["fragility"].to_numpy()[order], atol=1e-5)
+    np.testing.assert_allclose(
+        got["fragility"].to_numpy(), ent["fragility"].to_numpy()[order], atol=1e-5
+    )
 
 
 def test_nearest_both_ways_equal_brute_force(built: Path) -> None:
@@ -62,15 +63,23 @@ def test_analogs_respect_the_gap_and_match_brute_force(built: Path) -> None:
     dates = partitions(built)
     last = dates[-1]
     frames = {d: _split(built, d)[0] for d in dates}
-    eid = next(e for e in frames[last]["entity_id"]
-               if all(e in frames[d]["entity_id"].to_list() for d in dates))
+    eid = next(
+        e
+        for e in frames[last]["entity_id"]
+        if all(e in frames[d]["entity_id"].to_list() for d in dates)
+    )
     for gap in (0, 120, 400):
-        got = run_sql(built, "analogs",
-                      {"entity_id": eid, "as_of": last, "top_n": 5, "min_gap_days": gap})
+        got = run_sql(
+            built, "analogs", {"entity_id": eid, "as_of": last, "top_n": 5, "min_gap_days": gap}
+        )
         target = _unit(frames[last].filter(pl.col("entity_id") == eid)["vector"].to_numpy())[0]
         cands = [d for d in dates if d < last and (last - d).days >= gap]
-        sims = {d: float(_unit(frames[d].filter(pl.col("entity_id") == eid)["vector"]
-                               .to_numpy())[0] @ target) for d in cands}
+        sims = {
+            d: float(
+                _unit(frames[d].filter(pl.col("entity_id") == eid)["vector"].to_numpy())[0] @ target
+            )
+            for d in cands
+        }
         want = sorted(cands, key=lambda d: (-sims[d], d))[:5]
         assert got["as_of_date"].to_list() == want
         assert last not in got["as_of_date"].to_list()
@@ -96,8 +105,13 @@ def test_every_sql_file_runs_in_a_bare_connection(built: Path, path: Path) -> No
     con = duckdb.connect()
     con.execute(f"ATTACH '{built / 'stabfrag.duckdb'}' AS sf (READ_ONLY)")
     con.execute("USE sf")
-    params = {"as_of": d, "top_n": 5, "entity_id": ent, "scenario_id": "SCN_GFC_2008",
-              "min_gap_days": 30}
+    params = {
+        "as_of": d,
+        "top_n": 5,
+        "entity_id": ent,
+        "scenario_id": "SCN_GFC_2008",
+        "min_gap_days": 30,
+    }
     for k, v in params.items():
         con.execute(f"SET VARIABLE {k} = ?", [v]).fetchall()
     rows = con.sql(path.read_text()).fetchall()
@@ -111,8 +125,9 @@ def test_every_sql_file_runs_in_a_bare_connection(built: Path, path: Path) -> No
 
 def test_query_cli_formats_and_bad_input(built: Path) -> None:
     d = partitions(built)[-1]
-    res = runner.invoke(app, ["query", "fragile", "--out", str(built), "--format", "json",
-                              "--top", "3"])
+    res = runner.invoke(
+        app, ["query", "fragile", "--out", str(built), "--format", "json", "--top", "3"]
+    )
     assert res.exit_code == 0, res.stderr
     assert len(json.loads(res.stdout)) == 3
     res = runner.invoke(app, ["query", "fragile", "--out", str(built), "--format", "csv"])
@@ -123,6 +138,19 @@ def test_query_cli_formats_and_bad_input(built: Path) -> None:
     res = runner.invoke(app, ["query", "fragile", "--out", str(built), "--as-of", "1999-01-01"])
     assert res.exit_code == 2 and "nearest as-of dates" in res.stderr
     assert str(partitions(built)[0]) in res.stderr
-    res = runner.invoke(app, ["query", "analogs", "--out", str(built), "--entity", ent,
-                              "--min-gap-days", "30", "--format", "csv"])
+    res = runner.invoke(
+        app,
+        [
+            "query",
+            "analogs",
+            "--out",
+            str(built),
+            "--entity",
+            ent,
+            "--min-gap-days",
+            "30",
+            "--format",
+            "csv",
+        ],
+    )
     assert res.exit_code == 0, res.stderr

@@ -19,7 +19,6 @@ import numpy as np
 import polars as pl
 import psycopg
 import pyarrow as pa
-import pyarrow.compute as pc
 from psycopg import sql
 
 from stabfrag.schema import DIM, TABLE_SCHEMAS, conform
@@ -29,7 +28,6 @@ COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
 COPY_TRAILER = struct.pack("!h", -1)
 PG_EPOCH = dt.date(2000, 1, 1)
 VECTOR_BYTES = DIM * 4
-PREFIX_BYTES = 2 + 8 + 8 + 4 + VECTOR_BYTES + 4 + 1  # everything of a staging row but the JSON
 WRITE_BLOCK = 8 << 20  # bytes per copy.write call
 ENCODE_ROWS = 65_536  # rows encoded at a time
 
@@ -152,37 +150,62 @@ def init_table(dsn: str, table: str) -> list[str]:
 
 
 def encode_rows(
-    order: np.ndarray, dates: np.ndarray, scopes: pa.Array, vectors: np.ndarray
+    dates: np.ndarray, scopes: pa.Array, vectors: np.ndarray, *, joint_type: str, model_id: str
 ) -> bytes:
-    """Binary COPY tuples (no header or trailer) for staging rows (ord int4, as_of_date
-    date, vector bytea, entity_scope jsonb), assembled by column operations, not per row.
+    """Binary COPY tuples (no header or trailer) of (joint_type, as_of_date, vector,
+    entity_scope, model_id), built as one fixed-width byte matrix, not row by row.
 
-    Every row is a fixed-width prefix (field count, ord, date, the 1,536 vector bytes,
-    the jsonb header) followed by its JSON text: the prefixes are one (n, 1563) byte
-    matrix filled column block by column block, and Arrow joins each prefix to its JSON.
+    JSON allows trailing white space and jsonb drops it, so each entity_scope is padded
+    with spaces to the batch's longest: every row has the same width, and each field is a
+    column block of the matrix filled by one slice assignment.
     """
-    n = len(order)
-    scopes = scopes.cast(pa.large_binary())
-    js_len = pc.binary_length(scopes).to_numpy(zero_copy_only=False).astype(np.int64)
-    prefix = np.empty((n, PREFIX_BYTES), dtype=np.uint8)
-    be32 = np.dtype(">i4")
-    prefix[:, 0:2] = np.frombuffer(struct.pack("!h", 4), np.uint8)
-    prefix[:, 2:6] = np.frombuffer(struct.pack("!i", 4), np.uint8)
-    prefix[:, 6:10] = order.astype(be32).view(np.uint8).reshape(n, 4)
-    prefix[:, 10:14] = np.frombuffer(struct.pack("!i", 4), np.uint8)
-    prefix[:, 14:18] = dates.astype(be32).view(np.uint8).reshape(n, 4)
-    prefix[:, 18:22] = np.frombuffer(struct.pack("!i", VECTOR_BYTES), np.uint8)
+    n = len(dates)
+    binary = scopes.cast(pa.large_binary())
+    offsets = np.frombuffer(binary.buffers()[1], dtype=np.int64)[binary.offset :][: n + 1]
+    data = np.frombuffer(binary.buffers()[2], dtype=np.uint8) if n else np.zeros(0, np.uint8)
+    lengths = np.diff(offsets)
+    width = int(lengths.max()) if n else 0
+    jt, mid = joint_type.encode(), model_id.encode()
+    fields = [
+        ("count", 2),
+        ("jt_len", 4),
+        ("jt", len(jt)),
+        ("date_len", 4),
+        ("date", 4),
+        ("vec_len", 4),
+        ("vec", VECTOR_BYTES),
+        ("js_len", 4),
+        ("js_ver", 1),
+        ("js", width),
+        ("mid_len", 4),
+        ("mid", len(mid)),
+    ]
+    at, pos = {}, 0
+    for name, size in fields:  # the layout of one row: a dozen fields
+        at[name] = slice(pos, pos + size)
+        pos += size
+    rows = np.empty((n, pos), dtype=np.uint8)
+
+    def const(name: str, value: bytes) -> None:
+        rows[:, at[name]] = np.frombuffer(value, np.uint8)
+
+    const("count", struct.pack("!h", 5))
+    const("jt_len", struct.pack("!i", len(jt)))
+    const("jt", jt)
+    const("date_len", struct.pack("!i", 4))
+    rows[:, at["date"]] = dates.astype(">i4").view(np.uint8).reshape(n, 4)
+    const("vec_len", struct.pack("!i", VECTOR_BYTES))
     vec = np.ascontiguousarray(vectors, dtype="<f4")
-    prefix[:, 22 : 22 + VECTOR_BYTES] = vec.view(np.uint8).reshape(n, VECTOR_BYTES)
-    prefix[:, 1558:1562] = (js_len + 1).astype(be32).view(np.uint8).reshape(n, 4)
-    prefix[:, 1562] = 1  # jsonb binary format version
-    heads = pa.FixedSizeBinaryArray.from_buffers(
-        pa.binary(PREFIX_BYTES), n, [None, pa.py_buffer(prefix)]
-    ).cast(pa.large_binary())
-    rows = pc.binary_join_element_wise(heads, scopes, pa.scalar(b"", pa.large_binary()))
-    body = rows.buffers()[2]
-    offsets = np.frombuffer(rows.buffers()[1], dtype=np.int64)
-    return memoryview(body)[offsets[0] : offsets[n]].tobytes()
+    rows[:, at["vec"]] = vec.view(np.uint8).reshape(n, VECTOR_BYTES)
+    const("js_len", struct.pack("!i", width + 1))
+    const("js_ver", b"\x01")
+    padded = np.full((n, width), ord(" "), dtype=np.uint8)
+    # A row-major boolean mask takes the concatenated JSON bytes in row order.
+    padded[np.arange(width)[None, :] < lengths[:, None]] = data[offsets[0] : offsets[-1]]
+    rows[:, at["js"]] = padded
+    const("mid_len", struct.pack("!i", len(mid)))
+    const("mid", mid)
+    return rows.tobytes()
 
 
 def slice_lock_key(table: str, joint_type: str, model_id: str, as_of: dt.date) -> int:
@@ -193,14 +216,58 @@ def slice_lock_key(table: str, joint_type: str, model_id: str, as_of: dt.date) -
 Hook = Callable[[int], None]  # called with bytes sent so far, between COPY blocks (tests)
 
 
+COPY_COLUMNS = "(joint_type, as_of_date, vector, entity_scope, model_id)"
+
+
+def _copy_rows(
+    cur: psycopg.Cursor,
+    into: sql.Composable,
+    frame: pl.DataFrame,
+    joint_type: str,
+    model_id: str,
+    hook: Hook | None,
+) -> None:
+    """Stream `frame` as binary COPY into `into`, encoded a batch of rows at a time."""
+    # date is days since 1970-01-01 in Arrow; PostgreSQL counts from 2000-01-01.
+    epoch_shift = (PG_EPOCH - dt.date(1970, 1, 1)).days
+    days = (frame["as_of_date"].cast(pl.Int32).to_numpy() - epoch_shift).astype(np.int32)
+    scopes = frame["entity_scope"].to_arrow()
+    vectors = frame["vector"].to_numpy()
+    statement = sql.SQL("COPY {} " + COPY_COLUMNS + " FROM STDIN (FORMAT binary)").format(into)
+    with cur.copy(statement) as copy:
+        sent = 0
+        copy.write(COPY_HEADER)
+        for lo in range(0, frame.height, ENCODE_ROWS):  # batches of rows: bounded memory
+            hi = lo + ENCODE_ROWS
+            payload = encode_rows(
+                days[lo:hi], scopes[lo:hi], vectors[lo:hi], joint_type=joint_type, model_id=model_id
+            )
+            view = memoryview(payload)
+            for start in range(0, len(view), WRITE_BLOCK):  # blocks of bytes
+                block = view[start : start + WRITE_BLOCK]
+                copy.write(block)
+                sent += len(block)
+                if hook:
+                    hook(sent)
+        copy.write(COPY_TRAILER)
+
+
 def load_frames(
     dsn: str,
     table: str,
     frames: Iterable[pl.DataFrame],
     *,
+    staging: bool = False,
     hook: Hook | None = None,
 ) -> int:
-    """Replace the slices present in `frames` (joint_embeddings rows) in one transaction."""
+    """Replace the slices present in `frames` (joint_embeddings rows) in one transaction.
+
+    Under an advisory lock per slice: delete the slices, then binary COPY the rows into
+    the table. With `staging`, the rows are first copied into a temporary table and
+    inserted from it after the delete (SPEC §7's staged form). PostgreSQL inserts an
+    INSERT ... SELECT row by row but a COPY in batches, so the direct form loads about
+    twice as fast; both commit everything or nothing.
+    """
     frame = pl.concat([conform(f, TABLE_SCHEMAS["joint_embeddings"]) for f in frames])
     if frame.height == 0:
         return 0
@@ -209,13 +276,10 @@ def load_frames(
         raise SinkError("one load takes one joint_type and model_id")
     joint_type, model_id = kinds.row(0)
     slices = sorted(set(frame["as_of_date"].to_list()))
-    # date is days since 1970-01-01 in Arrow; PostgreSQL counts from 2000-01-01.
-    epoch_shift = (PG_EPOCH - dt.date(1970, 1, 1)).days
-    order = np.arange(frame.height, dtype=np.int32)
-    days = (frame["as_of_date"].cast(pl.Int32).to_numpy() - epoch_shift).astype(np.int32)
-    scopes = frame["entity_scope"].to_arrow()
-    vectors = frame["vector"].to_numpy()
     target = table_ident(table)
+    delete = sql.SQL(
+        "DELETE FROM {t} WHERE joint_type = %s AND model_id = %s AND as_of_date = ANY(%s)"
+    ).format(t=target)
     conn = connect(dsn)
     try:
         with conn.cursor() as cur:
@@ -224,41 +288,22 @@ def load_frames(
                     "SELECT pg_advisory_xact_lock(%s)",
                     [slice_lock_key(table, joint_type, model_id, day)],
                 )
-            cur.execute(
-                "CREATE TEMP TABLE stabfrag_stage (ord int4, as_of_date date, "
-                "vector bytea, entity_scope jsonb) ON COMMIT DROP"
-            )
-            with cur.copy(
-                "COPY stabfrag_stage (ord, as_of_date, vector, entity_scope) FROM STDIN "
-                "(FORMAT binary)"
-            ) as copy:
-                sent = 0
-                copy.write(COPY_HEADER)
-                for lo in range(0, frame.height, ENCODE_ROWS):  # batches: bounded memory
-                    hi = lo + ENCODE_ROWS
-                    payload = encode_rows(order[lo:hi], days[lo:hi], scopes[lo:hi], vectors[lo:hi])
-                    view = memoryview(payload)
-                    for start in range(0, len(view), WRITE_BLOCK):  # blocks of bytes
-                        copy.write(view[start : start + WRITE_BLOCK])
-                        sent += len(view[start : start + WRITE_BLOCK])
-                        if hook:
-                            hook(sent)
-                copy.write(COPY_TRAILER)
-            cur.execute(
-                sql.SQL(
-                    "DELETE FROM {t} WHERE joint_type = %s AND model_id = %s "
-                    "AND as_of_date = ANY(%s)"
-                ).format(t=target),
-                [joint_type, model_id, slices],
-            )
-            cur.execute(
-                sql.SQL(
-                    "INSERT INTO {t} (joint_type, as_of_date, entity_scope, model_id, vector) "
-                    "SELECT %s, as_of_date, entity_scope, %s, vector FROM stabfrag_stage "
-                    "ORDER BY ord"
-                ).format(t=target),
-                [joint_type, model_id],
-            )
+            if staging:
+                stage = sql.Identifier("stabfrag_stage")
+                cur.execute(
+                    "CREATE TEMP TABLE stabfrag_stage (joint_type varchar(32), as_of_date date, "
+                    "vector bytea, entity_scope jsonb, model_id varchar(64)) ON COMMIT DROP"
+                )
+                _copy_rows(cur, stage, frame, joint_type, model_id, hook)
+                cur.execute(delete, [joint_type, model_id, slices])
+                cur.execute(
+                    sql.SQL("INSERT INTO {t} " + COPY_COLUMNS + " SELECT * FROM {s}").format(
+                        t=target, s=stage
+                    )
+                )
+            else:
+                cur.execute(delete, [joint_type, model_id, slices])
+                _copy_rows(cur, target, frame, joint_type, model_id, hook)
         conn.commit()
         return frame.height
     except (psycopg.Error, OSError) as exc:
@@ -277,9 +322,10 @@ def _quiet_rollback(conn: psycopg.Connection) -> None:
 class PostgresSink(SinkBase):
     """Stage partitions' joint rows; commit loads them all in one transaction."""
 
-    def __init__(self, dsn: str, table: str) -> None:
+    def __init__(self, dsn: str, table: str, *, staging: bool = False) -> None:
         self.dsn = dsn
         self.table = table
+        self.staging = staging
         table_ident(table)  # refuse a bad name before any work
         self.staged: list[pl.DataFrame] = []
         self.rows = 0
@@ -288,7 +334,7 @@ class PostgresSink(SinkBase):
         self.staged.append(partition.tables["joint_embeddings"])
 
     def commit(self) -> None:
-        self.rows += load_frames(self.dsn, self.table, self.staged)
+        self.rows += load_frames(self.dsn, self.table, self.staged, staging=self.staging)
         self.staged = []
         self.committed = True
 
@@ -300,7 +346,13 @@ BATCH_ROWS = 250_000  # rows per transaction when streaming partitions
 
 
 def load_partitions(
-    out: Path, dsn: str, table: str, *, first: dt.date | None, last: dt.date | None
+    out: Path,
+    dsn: str,
+    table: str,
+    *,
+    first: dt.date | None,
+    last: dt.date | None,
+    staging: bool = False,
 ) -> dict[str, object]:
     """Stream built partitions into PostgreSQL, a few partitions per transaction."""
     import time
@@ -319,10 +371,10 @@ def load_partitions(
         batch.append(frame)
         size += frame.height
         if size >= BATCH_ROWS:
-            rows += load_frames(dsn, table, batch)
+            rows += load_frames(dsn, table, batch, staging=staging)
             batch, size = [], 0
     if batch:
-        rows += load_frames(dsn, table, batch)
+        rows += load_frames(dsn, table, batch, staging=staging)
     seconds = time.perf_counter() - t0
     return {
         "partitions": len(dates),

@@ -1,0 +1,93 @@
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from stabfrag.cli import app
+from stabfrag.evaluate import LabelError, auc, precision_at_k, read_labels
+
+runner = CliRunner()
+
+
+def test_auc_known_answers() -> None:
+    y = np.array([True, True, False, False])
+    assert auc(np.array([0.9, 0.8, 0.1, 0.2]), y) == 1.0
+    assert auc(np.array([0.1, 0.2, 0.9, 0.8]), y) == 0.0
+    assert auc(np.array([0.5, 0.5, 0.5, 0.5]), y) == 0.5
+    assert auc(np.array([0.9, 0.1, 0.5, 0.3]), y) == 0.5  # one pair of four in order, ...
+    assert np.isnan(auc(np.array([0.1, 0.2]), np.array([True, True])))
+
+
+def test_precision_at_k_known_answers() -> None:
+    # Two clusters of unit vectors, stress in one; dates far apart so no gap applies.
+    v = np.array([[1, 0], [1, 0.01], [0.99, 0], [0, 1], [0.01, 1], [0, 0.99]], dtype=float)
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    dates = np.array([dt.date(2000 + i, 1, 1) for i in range(6)], dtype="datetime64[D]")
+    stress = np.array([True, True, True, False, False, False])
+    assert precision_at_k(v, dates, stress, np.array([0, 1, 2]), k=2) == 1.0
+    # The gap removes every neighbour closer than a year: each query falls back on the rest.
+    near = np.array([dt.date(2000, 1, 1 + i) for i in range(6)], dtype="datetime64[D]")
+    assert precision_at_k(v, near, stress, np.array([0]), k=2, gap_days=365) == 0.0
+
+
+def _labels(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "labels.csv"
+    path.write_text("start,end,label,shock_type\n" + body)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("body", "message"),
+    [
+        ("2020-01-01,2020-06-30,stress,\n2020-06-01,2020-12-31,calm,\n", "overlaps"),
+        ("2020-01-01,2020-06-30,stress,METEOR\n", "unknown shock type 'METEOR'"),
+        ("2020-01-01,2020-06-30,panic,\n", "not stress or calm"),
+        ("2020-13-01,2020-06-30,stress,\n", "not a date"),
+        ("2020-06-30,2020-01-01,stress,\n", "ends before it starts"),
+    ],
+)
+def test_bad_labels_are_one_line_exit_2(tmp_path: Path, body: str, message: str, built) -> None:
+    path = _labels(tmp_path, body)
+    with pytest.raises(LabelError, match=message):
+        read_labels(path)
+    res = runner.invoke(app, ["evaluate", "--out", str(built), "--labels", str(path)])
+    assert res.exit_code == 2 and message in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_committed_label_files_read() -> None:
+    root = Path(__file__).resolve().parent.parent / "data" / "labels"
+    for path in root.glob("*.csv"):
+        frame = read_labels(path)
+        assert {"stress", "calm"} <= set(frame["label"].to_list()), path.name
+
+
+def test_evaluate_on_generated_events(built, market, market_dir: Path) -> None:
+    import json
+
+    res = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--out",
+            str(built),
+            "--labels",
+            str(market_dir / "labels.csv"),
+            "--prices",
+            str(market_dir / "prices.parquet"),
+            "--json",
+        ],
+    )
+    assert res.exit_code == 0, res.stderr
+    result = json.loads(res.stdout)
+    assert set(result["figures"]) == {"joint", "vol_21 alone", "original encoder"}
+    joint = result["figures"]["joint"]
+    assert result["states"]["stress"] > 0 and result["states"]["calm"] > 0
+    assert joint["state_auc"] > 0.8, result
+    for figures in result["figures"].values():
+        for value in figures.values():
+            assert 0.0 <= value <= 1.0
