@@ -1,6 +1,6 @@
-"""PostgreSQL load rate: stabfrag's slice replace by binary COPY (direct and staged), beside a server-side
-`COPY ... FROM 'file' (FORMAT binary)` of the same rows into the same table, and psycopg
-`executemany`.
+"""PostgreSQL load rate: stabfrag's slice replace by binary COPY (direct and staged),
+beside a server-side `COPY ... FROM 'file' (FORMAT binary)` of the same rows into the
+same table, and psycopg `executemany`.
 
     python bench/pg_bench.py [--rows 1000000] [--repeat 3] [--dsn postgresql://...]
 
