@@ -149,63 +149,76 @@ def init_table(dsn: str, table: str) -> list[str]:
         conn.close()
 
 
-def encode_rows(
-    dates: np.ndarray, scopes: pa.Array, vectors: np.ndarray, *, joint_type: str, model_id: str
-) -> bytes:
-    """Binary COPY tuples (no header or trailer) of (joint_type, as_of_date, vector,
-    entity_scope, model_id), built as one fixed-width byte matrix, not row by row.
+class RowEncoder:
+    """Binary COPY tuples of (joint_type, as_of_date, vector, entity_scope, model_id),
+    built as one fixed-width byte matrix per batch, never row by row.
 
     JSON allows trailing white space and jsonb drops it, so each entity_scope is padded
-    with spaces to the batch's longest: every row has the same width, and each field is a
-    column block of the matrix filled by one slice assignment.
+    with spaces to the longest of the load: every tuple has the same width, constant
+    fields come from one template row, and each varying field is a column block of the
+    matrix filled by one slice assignment. The matrix is reused from batch to batch.
     """
-    n = len(dates)
+
+    def __init__(self, *, joint_type: str, model_id: str, json_width: int, rows: int) -> None:
+        jt, mid = joint_type.encode(), model_id.encode()
+        layout = [
+            ("count", 2),
+            ("jt_len", 4),
+            ("jt", len(jt)),
+            ("date_len", 4),
+            ("date", 4),
+            ("vec_len", 4),
+            ("vec", VECTOR_BYTES),
+            ("js_len", 4),
+            ("js_ver", 1),
+            ("js", json_width),
+            ("mid_len", 4),
+            ("mid", len(mid)),
+        ]
+        self.at: dict[str, slice] = {}
+        pos = 0
+        for name, size in layout:  # a dozen fields of one tuple
+            self.at[name] = slice(pos, pos + size)
+            pos += size
+        template = np.full(pos, ord(" "), dtype=np.uint8)
+        for name, value in (
+            ("count", struct.pack("!h", 5)),
+            ("jt_len", struct.pack("!i", len(jt))),
+            ("jt", jt),
+            ("date_len", struct.pack("!i", 4)),
+            ("vec_len", struct.pack("!i", VECTOR_BYTES)),
+            ("js_len", struct.pack("!i", json_width + 1)),
+            ("js_ver", b"\x01"),
+            ("mid_len", struct.pack("!i", len(mid))),
+            ("mid", mid),
+        ):
+            template[self.at[name]] = np.frombuffer(value, np.uint8)
+        self.width = json_width
+        self.template = template
+        self.matrix = np.empty((rows, pos), dtype=np.uint8)
+
+    def encode(self, dates: np.ndarray, scopes: pa.Array, vectors: np.ndarray) -> memoryview:
+        n = len(dates)
+        rows = self.matrix[:n]
+        rows[:] = self.template
+        rows[:, self.at["date"]] = dates.astype(">i4").view(np.uint8).reshape(n, 4)
+        vec = np.ascontiguousarray(vectors, dtype="<f4")
+        rows[:, self.at["vec"]] = vec.view(np.uint8).reshape(n, VECTOR_BYTES)
+        offsets, data = _json_bytes(scopes)
+        lengths = np.diff(offsets)
+        # A row-major boolean mask takes the concatenated JSON bytes in row order.
+        js = rows[:, self.at["js"]]
+        js[np.arange(self.width)[None, :] < lengths[:, None]] = data[offsets[0] : offsets[-1]]
+        return memoryview(rows).cast("B")
+
+
+def _json_bytes(scopes: pa.Array) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets, bytes) of an Arrow string array, without copying the bytes."""
     binary = scopes.cast(pa.large_binary())
-    offsets = np.frombuffer(binary.buffers()[1], dtype=np.int64)[binary.offset :][: n + 1]
-    data = np.frombuffer(binary.buffers()[2], dtype=np.uint8) if n else np.zeros(0, np.uint8)
-    lengths = np.diff(offsets)
-    width = int(lengths.max()) if n else 0
-    jt, mid = joint_type.encode(), model_id.encode()
-    fields = [
-        ("count", 2),
-        ("jt_len", 4),
-        ("jt", len(jt)),
-        ("date_len", 4),
-        ("date", 4),
-        ("vec_len", 4),
-        ("vec", VECTOR_BYTES),
-        ("js_len", 4),
-        ("js_ver", 1),
-        ("js", width),
-        ("mid_len", 4),
-        ("mid", len(mid)),
-    ]
-    at, pos = {}, 0
-    for name, size in fields:  # the layout of one row: a dozen fields
-        at[name] = slice(pos, pos + size)
-        pos += size
-    rows = np.empty((n, pos), dtype=np.uint8)
-
-    def const(name: str, value: bytes) -> None:
-        rows[:, at[name]] = np.frombuffer(value, np.uint8)
-
-    const("count", struct.pack("!h", 5))
-    const("jt_len", struct.pack("!i", len(jt)))
-    const("jt", jt)
-    const("date_len", struct.pack("!i", 4))
-    rows[:, at["date"]] = dates.astype(">i4").view(np.uint8).reshape(n, 4)
-    const("vec_len", struct.pack("!i", VECTOR_BYTES))
-    vec = np.ascontiguousarray(vectors, dtype="<f4")
-    rows[:, at["vec"]] = vec.view(np.uint8).reshape(n, VECTOR_BYTES)
-    const("js_len", struct.pack("!i", width + 1))
-    const("js_ver", b"\x01")
-    padded = np.full((n, width), ord(" "), dtype=np.uint8)
-    # A row-major boolean mask takes the concatenated JSON bytes in row order.
-    padded[np.arange(width)[None, :] < lengths[:, None]] = data[offsets[0] : offsets[-1]]
-    rows[:, at["js"]] = padded
-    const("mid_len", struct.pack("!i", len(mid)))
-    const("mid", mid)
-    return rows.tobytes()
+    offsets = np.frombuffer(binary.buffers()[1], dtype=np.int64)[binary.offset :]
+    offsets = offsets[: len(binary) + 1]
+    data = binary.buffers()[2]
+    return offsets, (np.frombuffer(data, dtype=np.uint8) if data else np.zeros(0, np.uint8))
 
 
 def slice_lock_key(table: str, joint_type: str, model_id: str, as_of: dt.date) -> int:
@@ -234,15 +247,18 @@ def _copy_rows(
     scopes = frame["entity_scope"].to_arrow()
     vectors = frame["vector"].to_numpy()
     statement = sql.SQL("COPY {} " + COPY_COLUMNS + " FROM STDIN (FORMAT binary)").format(into)
+    encoder = RowEncoder(
+        joint_type=joint_type,
+        model_id=model_id,
+        rows=min(ENCODE_ROWS, frame.height),
+        json_width=int(np.diff(_json_bytes(scopes)[0]).max()),
+    )
     with cur.copy(statement) as copy:
         sent = 0
         copy.write(COPY_HEADER)
         for lo in range(0, frame.height, ENCODE_ROWS):  # batches of rows: bounded memory
             hi = lo + ENCODE_ROWS
-            payload = encode_rows(
-                days[lo:hi], scopes[lo:hi], vectors[lo:hi], joint_type=joint_type, model_id=model_id
-            )
-            view = memoryview(payload)
+            view = encoder.encode(days[lo:hi], scopes[lo:hi], vectors[lo:hi])
             for start in range(0, len(view), WRITE_BLOCK):  # blocks of bytes
                 block = view[start : start + WRITE_BLOCK]
                 copy.write(block)
