@@ -95,6 +95,11 @@ def _date(dtype: pl.DataType, path: Path) -> pl.Expr:
     raise InputError(path, f"column {DATE} has type {dtype}, expected a date")
 
 
+def _raw_text(name: str, dtype: pl.DataType) -> pl.Expr:
+    """The text a value was read from, kept only where parsing can fail (text columns)."""
+    return pl.col(name) if dtype == pl.String() else pl.lit(None, pl.String)
+
+
 def scan_prices(path: Path | str) -> pl.LazyFrame:
     """Scan a prices file into the canonical columns plus the raw text needed for rejects.
 
@@ -118,12 +123,12 @@ def scan_prices(path: Path | str) -> pl.LazyFrame:
         pl.col(ROW).cast(pl.Int64),
         pl.col(ENTITY).cast(pl.String),
         _date(schema[DATE], path).alias(DATE),
-        pl.col(DATE).cast(pl.String).alias("_date_raw"),
+        _raw_text(DATE, schema[DATE]).alias("_date_raw"),
     ]
     for name in ["close", *OPTIONAL_PRICE_COLUMNS]:
         if name in names:
             exprs.append(_numeric(name, schema[name], path, fmt).alias(name))
-            exprs.append(pl.col(name).cast(pl.String).alias(f"_{name}_raw"))
+            exprs.append(_raw_text(name, schema[name]).alias(f"_{name}_raw"))
         else:
             exprs.append(pl.lit(None, pl.Float64).alias(name))
             exprs.append(pl.lit(None, pl.String).alias(f"_{name}_raw"))
@@ -189,10 +194,16 @@ def _row_detail() -> pl.Expr:
     raw = {
         "bad_entity_id": pl.format("entity_id '{}'", pl.col(ENTITY).fill_null("<null>")),
         "bad_date": pl.format("date '{}'", pl.col("_date_raw").fill_null("<null>")),
-        "bad_close": pl.format("close '{}'", pl.col("_close_raw").fill_null("<null>")),
+        "bad_close": pl.format(
+            "close '{}'",
+            pl.coalesce(pl.col("_close_raw"), pl.col("close").cast(pl.String), pl.lit("<null>")),
+        ),
         "nonfinite_close": pl.format("close {}", pl.col("close")),
         "nonpositive_close": pl.format("close {}", pl.col("close")),
-        "bad_volume": pl.format("volume '{}'", pl.col("_volume_raw").fill_null("<null>")),
+        "bad_volume": pl.format(
+            "volume '{}'",
+            pl.coalesce(pl.col("_volume_raw"), pl.col("volume").cast(pl.String), pl.lit("<null>")),
+        ),
     }
     expr = pl.when(pl.lit(False)).then(pl.lit(None, pl.String))
     for code, text in raw.items():
@@ -223,6 +234,17 @@ def _entity_rejects(entities: pl.DataFrame, reason: str, detail: pl.Expr) -> pl.
     )
 
 
+def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
+    """Sort by (entity_id, date, file row), skipping the sort when the file already is."""
+    e, d, r = pl.col(ENTITY), pl.col(DATE), pl.col(ROW)
+    in_order = (e > e.shift(1)) | (
+        (e == e.shift(1)) & ((d > d.shift(1)) | ((d == d.shift(1)) & (r > r.shift(1))))
+    )
+    if frame.height and frame.select(in_order.fill_null(True).all()).item():
+        return frame
+    return frame.sort([ENTITY, DATE, ROW])
+
+
 def validate(
     raw: pl.DataFrame,
     *,
@@ -239,7 +261,7 @@ def validate(
     bad = flagged.filter(pl.col("reason").is_not_null())
     good = flagged.filter(pl.col("reason").is_null())
     # Duplicates are judged among rows that passed the row rules: the first in file order wins.
-    good = good.sort([ENTITY, DATE, ROW])
+    good = _sorted(good)
     dup = (pl.col(ENTITY) == pl.col(ENTITY).shift(1)) & (pl.col(DATE) == pl.col(DATE).shift(1))
     good = good.with_columns(dup.fill_null(False).alias("_dup"))
     dups = good.filter(pl.col("_dup")).with_columns(
@@ -316,9 +338,9 @@ def validate(
         remaining = remaining.filter(pl.col("last_date") >= cutoff)
     ent_rej = pl.concat(entity_rejects).sort(ENTITY)
     keep = remaining.select(ENTITY)
-    prices = good.join(keep, on=ENTITY, how="semi").select(
-        ENTITY, DATE, "close", *OPTIONAL_PRICE_COLUMNS
-    )
+    if keep.height < per_entity.height:
+        good = good.join(keep, on=ENTITY, how="semi", maintain_order="left")
+    prices = good.select(ENTITY, DATE, "close", *OPTIONAL_PRICE_COLUMNS)
     rejects = pl.concat([row_rejects, ent_rej], how="diagonal_relaxed").select(
         [pl.col(n).cast(t) for n, t in REJECTS_SCHEMA.items()]
     )

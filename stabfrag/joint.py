@@ -54,6 +54,9 @@ def combine(
     return normalise(total / denom[:, None])[0]
 
 
+ROW_BLOCK = 8192  # states per block: temporaries stay small (and a multiple of BLAS blocks)
+
+
 def joint_states(
     z_stab: np.ndarray,
     z_scen: np.ndarray,
@@ -67,16 +70,26 @@ def joint_states(
     """Joint vectors for states, with the nearest scenario and fragility in the joint space.
 
     Scenario rows of the joint space are z_scen itself, so similarities here are the ones
-    a DuckDB `array_cosine_similarity` on the stored vectors gives.
+    a DuckDB `array_cosine_similarity` on the stored vectors gives. Rows are independent,
+    so they are done in blocks: the same bytes, far less memory traffic.
     """
-    branch = scenario_branch(z_stab, z_scen, tau)
-    vectors = combine(z_stab, branch, z_prof, has_prof, weights).astype(np.float32)
-    sims = matmul_rows(vectors, z_scen.T)
-    nearest = np.argmax(sims, axis=1)
-    fragility = sims[:, high].max(axis=1) if high.any() else np.full(len(vectors), np.nan)
+    n = len(z_stab)
+    vectors = np.empty((n, z_stab.shape[1]), dtype=np.float32)
+    nearest = np.empty(n, dtype=np.int64)
+    similarity = np.empty(n)
+    fragility = np.full(n, np.nan)
+    for lo in range(0, n, ROW_BLOCK):  # blocks of rows bound the temporaries
+        hi = min(lo + ROW_BLOCK, n)
+        prof = None if z_prof is None else z_prof[lo:hi]
+        has = None if has_prof is None else has_prof[lo:hi]
+        branch = scenario_branch(z_stab[lo:hi], z_scen, tau)
+        block = combine(z_stab[lo:hi], branch, prof, has, weights).astype(np.float32)
+        sims = matmul_rows(block, z_scen.T)
+        vectors[lo:hi] = block
+        nearest[lo:hi] = np.argmax(sims, axis=1)
+        similarity[lo:hi] = sims[np.arange(hi - lo), nearest[lo:hi]]
+        if high.any():
+            fragility[lo:hi] = sims[:, high].max(axis=1)
     return JointResult(
-        vectors=vectors,
-        nearest=nearest,
-        nearest_similarity=sims[np.arange(len(sims)), nearest],
-        fragility=fragility,
+        vectors=vectors, nearest=nearest, nearest_similarity=similarity, fragility=fragility
     )

@@ -35,6 +35,7 @@ def normalise(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """L2-normalise rows; return (unit rows, mask of rows whose norm was usable)."""
     norm = np.sqrt(np.einsum("ij,ij->i", v, v))
     ok = norm > 1e-12
-    out = np.zeros_like(v)
-    out[ok] = v[ok] / norm[ok, None]
-    return out, ok
+    # One division for every row (no boolean gathers of the whole matrix); a row with no
+    # usable norm becomes zeros.
+    scale = np.divide(1.0, norm, out=np.zeros_like(norm), where=ok)
+    return v * scale[:, None], ok
