@@ -136,18 +136,22 @@ def main() -> None:
         with psycopg.connect(args.dsn, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
     n = args.rows
-    rate_ours, rate_server = n / statistics.median(ours), n / statistics.median(server)
+    rate_server = n / statistics.median(server)
     print(f"{n:,} rows into the SPEC table (bigserial, index, jsonb, 1,536-byte vector)")
     print(f"{'method':44} {'median s':>9} {'rows/s':>10} {'vs server':>10}")
     print(
         f"{'server-side COPY FROM file (FORMAT binary)':44} {statistics.median(server):9.2f} "
         f"{rate_server:10,.0f} {1.0:10.2f}   runs " + ", ".join(f"{t:.2f}" for t in server)
     )
-    print(
-        f"{'stabfrag: staged binary COPY + slice replace':44} {statistics.median(ours):9.2f} "
-        f"{rate_ours:10,.0f} {rate_ours / rate_server:10.2f}   runs "
-        + ", ".join(f"{t:.2f}" for t in ours)
-    )
+    for label, runs in (
+        ("stabfrag: delete slice + binary COPY", ours),
+        ("stabfrag --pg-staging: temp table + insert", staged),
+    ):
+        rate = n / statistics.median(runs)
+        print(
+            f"{label:44} {statistics.median(runs):9.2f} {rate:10,.0f} "
+            f"{rate / rate_server:10.2f}   runs " + ", ".join(f"{t:.2f}" for t in runs)
+        )
     m = args.executemany_rows
     print(
         f"{'psycopg executemany (' + format(m, ',') + ' rows)':44} {many:9.2f} "
