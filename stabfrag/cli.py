@@ -123,11 +123,16 @@ PgStagingOpt = Annotated[
 ]
 
 
-def _config(**kw: object) -> object:
+def _config(params: dict[str, object]) -> object:
+    """A BuildConfig from a command's parameters (those BuildConfig has), weights parsed."""
+    import dataclasses
+
     from stabfrag.config import BuildConfig, ConfigError, parse_weights
 
+    names = {f.name for f in dataclasses.fields(BuildConfig)}
+    kw = {k: v for k, v in params.items() if k in names}
     try:
-        kw["weights"] = parse_weights(kw.pop("weights_text"))  # type: ignore[arg-type]
+        kw["weights"] = parse_weights(params.get("weights"))  # type: ignore[arg-type]
     except ConfigError as exc:
         fail(str(exc))
     return BuildConfig(**kw)  # type: ignore[arg-type]
@@ -179,19 +184,7 @@ def build(
 ) -> None:
     """Build the joint space as of one date: Parquet partitions and stabfrag.duckdb."""
     day = parse_date(as_of, "--as-of")
-    config = _config(
-        prices=prices,
-        entities=entities,
-        profiles=profiles,
-        scenarios=scenarios,
-        out=out,
-        model_dir=model_dir,
-        weights_text=weights,
-        max_staleness_days=max_staleness_days,
-        pg_dsn=pg_dsn,
-        pg_table=pg_table,
-        pg_staging=pg_staging,
-    )
+    config = _config(locals())
     _run(config, [day], as_json=as_json, max_reject_share=max_reject_share)
 
 
@@ -283,21 +276,7 @@ def backfill(
         fail("--end is before --start")
     if freq not in ("day", "week", "month"):
         fail(f"--freq '{freq}' is not one of day, week, month")
-    config = _config(
-        prices=prices,
-        entities=entities,
-        profiles=profiles,
-        scenarios=scenarios,
-        out=out,
-        model_dir=model_dir,
-        weights_text=weights,
-        max_staleness_days=max_staleness_days,
-        chunk_days=chunk_days,
-        resume=resume,
-        pg_dsn=pg_dsn,
-        pg_table=pg_table,
-        pg_staging=pg_staging,
-    )
+    config = _config(locals())
     try:
         dates = states.as_of_dates(prices, first, last, freq)
     except InputError as exc:

@@ -18,7 +18,13 @@ import polars as pl
 
 from stabfrag.inputs import InputError, read_prices, validate
 from stabfrag.linalg import matmul_rows, normalise
-from stabfrag.scenarios import SHOCK_TYPES, Baseline, load_library, synthesise_path
+from stabfrag.scenarios import (
+    SHOCK_TYPES,
+    Baseline,
+    load_library,
+    synthesise_path,
+    synthetic_features,
+)
 from stabfrag.schema import DATE, DIM, ENTITY
 from stabfrag.sinks.parquet import partitions, read_table
 
@@ -268,14 +274,9 @@ def evaluate(
     }
     library = load_library()
     from stabfrag.encoders import load_models
-    from stabfrag.features import compute_features
 
     baseline = load_models().scen.baseline()
-    paths = pl.concat([synthesise_path(sc, baseline) for sc in library]).sort(ENTITY, DATE)
-    last = paths.with_row_index("i").group_by(ENTITY).agg(pl.col("i").max())["i"].sort()
-    scen_vol = compute_features(paths, rows=last.to_numpy()).select(
-        pl.col(ENTITY).alias("scenario_id"), "vol_21"
-    )
+    scen_vol = synthetic_features(library, baseline).select("scenario_id", "vol_21")
     order = pl.DataFrame({"scenario_id": scen_ids})
     vol_scen = order.join(scen_vol, on="scenario_id", how="left")["vol_21"].to_numpy()
     spaces.append(
