@@ -1,7 +1,7 @@
 """Month-end backfill of the reference panel for two chunk sizes, a daily rate, real data.
 
     python bench/backfill_bench.py [--entities 5000] [--days 2520] [--chunks 366,1830]
-        [--real ../shared/realdata/us_etfs_daily_2005_2017.parquet]
+        [--real "$ETF_PRICES"]
 
 Each backfill runs as its own process, so its peak RSS is its own. The baseline is the
 same dates built one `build --as-of` process at a time (timed on a sample of dates and

@@ -17,8 +17,10 @@ import json
 import os
 import statistics
 import sys
+import tempfile
 import time
 import uuid
+from pathlib import Path
 
 import numpy as np
 import polars as pl
@@ -94,7 +96,7 @@ def main() -> None:
             t0 = time.perf_counter()
             load_frames(args.dsn, table, data, staging=True)
             staged.append(time.perf_counter() - t0)
-        path = f"/tmp/{schema}.bin"
+        path = str(Path(tempfile.gettempdir()) / f"{schema}.bin")
         with psycopg.connect(args.dsn, autocommit=True) as conn:
             conn.execute(
                 sql.SQL(
