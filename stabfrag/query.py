@@ -18,7 +18,7 @@ class QueryError(Exception):
 def sql_dir() -> Path:
     """sql/duckdb of the source tree, or the copy shipped inside the package."""
     here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "sql" / "duckdb", here / "sql"):
+    for candidate in (here.parent / "sql" / "duckdb", here / "sql" / "duckdb"):
         if candidate.is_dir():
             return candidate
     raise QueryError("the SQL query files are missing from this installation")

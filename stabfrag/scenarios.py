@@ -155,7 +155,7 @@ def _parse(raw: dict[str, Any], path: Path) -> Scenario:
 def default_library() -> Path:
     """data/scenarios of the source tree, or the copy shipped inside the package."""
     here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "data" / "scenarios", here / "scenarios"):
+    for candidate in (here.parent / "data" / "scenarios", here / "scenario_library"):
         if candidate.is_dir():
             return candidate
     raise ScenarioError("no scenario library found: pass --scenarios DIR")
