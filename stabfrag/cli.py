@@ -592,8 +592,20 @@ def evaluate(
     labels: Annotated[Path, typer.Option("--labels", help="Labels CSV: start,end,label[,...].")],
     out: QueryOut = Path("stabfrag-out"),
     prices: Annotated[
-        Path | None, typer.Option("--prices", help="Prices, for the original-encoder baseline.")
+        Path | None,
+        typer.Option("--prices", help="Prices: the original-encoder baseline and --exposed-to."),
     ] = None,
+    exposed_to: Annotated[
+        str | None,
+        typer.Option(
+            "--exposed-to",
+            help="Keep states whose 252-day return correlation with this entity "
+            "(e.g. SPY) is at least --min-corr.",
+        ),
+    ] = None,
+    min_corr: Annotated[
+        float, typer.Option("--min-corr", min=-1.0, max=1.0, help="See --exposed-to.")
+    ] = 0.5,
     as_json: JsonOpt = False,
 ) -> None:
     """Validity figures of a backfilled dataset on labelled stress and calm periods."""
@@ -603,14 +615,21 @@ def evaluate(
     from stabfrag.evaluate import evaluate as run_evaluation
 
     try:
-        result = run_evaluation(out, labels, prices=prices)
+        result = run_evaluation(
+            out, labels, prices=prices, exposed_to=exposed_to, min_corr=min_corr
+        )
     except (LabelError, *_known_errors()) as exc:
         fail(str(exc))
         return
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return
-    s = result["states"]
+    s, u = result["states"], result["universe"]
+    if "exposed_to" in u:
+        typer.echo(
+            f"universe: {u['kept']:,} of {u['labelled_states']:,} labelled states with a "
+            f"{u['window_days']}-day return correlation >= {u['min_corr']} to {u['exposed_to']}"
+        )
     typer.echo(
         f"{s['stress']:,} stress and {s['calm']:,} calm states "
         f"({s['with_shock_type']:,} with a shock type), {s['analog_queries']:,} analog queries"

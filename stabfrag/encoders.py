@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import math
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -28,6 +29,58 @@ LOG_FLOOR = 1e-8  # a zero volatility must map to a finite (then clipped) value
 
 class ModelError(Exception):
     """An artefact that is missing, changed or does not fit this code."""
+
+
+# What each feature measures. Cosine similarity counts every coordinate, so the seven
+# near-duplicate volatility levels would outvote the rest and a state's direction would
+# mostly say how volatile the instrument always is (a 3x fund looks stressed when calm, a
+# bond fund calm in a crash). Each group has votes instead: a feature's weight is
+# votes / sqrt(features in its group), so a group whose features agree adds votes^2 of
+# squared norm whatever its size.
+FEATURE_GROUPS: dict[str, tuple[str, ...]] = {
+    "vol_level": (
+        "vol_21",
+        "vol_63",
+        "vol_252",
+        "downside_vol_63",
+        "parkinson_vol_21",
+        "vol_21_lag21",
+        "vol_21_lag42",
+    ),
+    "vol_change": ("vol_ratio_21_252",),
+    "returns": ("ret_21", "ret_63"),
+    "tail": ("worst_ret_63", "es95_63"),
+    "drawdown": ("dd_252", "max_dd_63", "dd_252_lag21", "dd_252_lag42", "days_since_peak_252"),
+    "liquidity": ("amihud_63", "log_dollar_vol_63", "zero_volume_frac_63"),
+    "volume_surge": ("volume_z_21_252",),
+    "spread": ("spread_bps", "spread_chg_21"),
+}
+GROUP_OF = {name: group for group, names in FEATURE_GROUPS.items() for name in names}
+# Stress is a departure from the instrument's own normal: the volatility against its own
+# year counts double, the level it always has half. Chosen on the US ETF labels and
+# checked on the synthetic ones (bench/README.md has both, with every group at 1 vote).
+GROUP_VOTES: dict[str, float] = {g: 1.0 for g in FEATURE_GROUPS} | {
+    "vol_change": 2.0,
+    "vol_level": 0.5,
+}
+WEIGHTING = "votes of the group / sqrt(features in the group)"
+
+
+def content_hash(manifest: dict[str, Any]) -> str:
+    """sha256 of what the artefact computes: its manifest (calibration, weights, tau and the
+    projection's sha256) without the creation time, so a recalibration changes it and a
+    re-run of the same calibration does not."""
+    payload = {k: v for k, v in manifest.items() if k != "created"}
+    return hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()
+
+
+def group_weights(names: tuple[str, ...]) -> np.ndarray:
+    """1/sqrt(size of the feature's group among `names`) for each feature."""
+    missing = [n for n in names if n not in GROUP_OF]
+    if missing:
+        raise ModelError(f"feature(s) {', '.join(missing)} belong to no group in FEATURE_GROUPS")
+    sizes = {g: sum(GROUP_OF[n] == g for n in names) for g in FEATURE_GROUPS}
+    return np.array([GROUP_VOTES[GROUP_OF[n]] / math.sqrt(sizes[GROUP_OF[n]]) for n in names])
 
 
 def transform_expr(name: str, kind: str) -> pl.Expr:
@@ -74,12 +127,13 @@ class Encoder:
     features: tuple[str, ...]
     center: np.ndarray
     scale: np.ndarray
+    weight: np.ndarray  # per-feature weight applied to the z-score (group votes)
     projection: np.ndarray
     manifest: dict[str, Any]
 
     @property
     def sha256(self) -> str:
-        return str(self.manifest["projection_sha256"])
+        return content_hash(self.manifest)
 
     def baseline(self) -> Baseline:
         """The median entity of the calibration, where scenario paths start from."""
@@ -90,14 +144,15 @@ class Encoder:
         )
 
     def calibrated(self, frame: pl.DataFrame) -> np.ndarray:
-        """Robust z-scores clipped to [-6, 6], nulls as 0: the vector before projection."""
+        """Robust z-scores clipped to [-6, 6], nulls as 0, times the feature weights: the
+        vector before projection."""
         if tuple(c for c in frame.columns if c in self.features) != self.features:
             raise ModelError(
                 f"{self.model_id}: the frame's feature columns are not {self.features}"
             )
         x = transformed(frame, self.features)
         z = np.clip((x - self.center) / self.scale, -CLIP, CLIP)
-        return np.nan_to_num(z, nan=0.0)
+        return np.nan_to_num(z, nan=0.0) * self.weight
 
     def encode(self, frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """Return (float32 unit vectors (n, 384), mask of rows that had any signal)."""
@@ -146,10 +201,23 @@ def write_encoder(
         "feature_set": FEATURE_SET,
         "feature_set_hash": feature_set_hash(),
         "features": [
-            {"name": n, "transform": TRANSFORMS[n], "center": float(c), "scale": float(s)}
-            for n, c, s in zip(FEATURE_NAMES, center, scale, strict=True)
+            {
+                "name": n,
+                "transform": TRANSFORMS[n],
+                "center": float(c),
+                "scale": float(s),
+                "group": GROUP_OF[n],
+                "weight": float(w),
+            }
+            for n, c, s, w in zip(
+                FEATURE_NAMES, center, scale, group_weights(FEATURE_NAMES), strict=True
+            )
         ],
-        "calibration": {**calibration, "method": "median, 1.4826*MAD, clip [-6, 6], null -> 0"},
+        "calibration": {
+            **calibration,
+            "method": "median, 1.4826*MAD, clip [-6, 6], null -> 0",
+            "weighting": WEIGHTING,
+        },
         "projection": "QR of a Gaussian 384 x d matrix seeded by sha256(projection_seed); "
         "rows orthonormal",
         "projection_seed": seed_id,
@@ -237,6 +305,8 @@ def load_encoder(folder: Path, model_id: str) -> Encoder:
         features=names,
         center=np.array([f["center"] for f in feats], dtype=np.float64),
         scale=np.array([f["scale"] for f in feats], dtype=np.float64),
+        # Artefacts written before feature weights existed weigh every feature 1.
+        weight=np.array([f.get("weight", 1.0) for f in feats], dtype=np.float64),
         projection=projection,
         manifest=manifest,
     )
@@ -251,7 +321,7 @@ class JointModel:
 
     @property
     def sha256(self) -> str:
-        return str(self.manifest["projection_sha256"])
+        return content_hash(self.manifest)
 
 
 def load_joint(folder: Path) -> JointModel:

@@ -32,6 +32,7 @@ LABELS = ("stress", "calm")
 GAP_DAYS = 180  # analog neighbours closer in time than this are the same episode
 MAX_QUERIES = 4000  # stress states used as analog queries (a seeded sample beyond that)
 RAW_WINDOW = 63
+EXPOSURE_WINDOW = 252  # trading days of returns behind an exposure correlation
 
 
 class LabelError(Exception):
@@ -145,34 +146,67 @@ def _fragility(space: Space, high: np.ndarray) -> np.ndarray:
     return matmul_rows(space.states, space.scenarios[high].T).max(axis=1)
 
 
-def _raw_windows(prices: Path, states: pl.DataFrame) -> np.ndarray:
-    """The original encoder: last 63 (close, volume, log return), flattened, zero-padded."""
-    first = states["as_of_date"].min() - dt.timedelta(days=200)
+def _valid_prices(prices: Path, states: pl.DataFrame, days_before: int) -> pl.DataFrame:
+    """Valid prices from `days_before` calendar days before the first state to the last,
+    sorted by entity and date, with the log return `_r` (null on an entity's first row)."""
+    first = states["as_of_date"].min() - dt.timedelta(days=days_before)
     raw = read_prices(
         prices, where=(pl.col(DATE) >= first) & (pl.col(DATE) <= states["as_of_date"].max())
     )
-    clean = validate(raw, min_prices=0).prices.with_row_index("_pos")
-    clean = clean.with_columns(
-        (pl.col("close") / pl.col("close").shift(1)).log().over(ENTITY).fill_null(0.0).alias("_r")
+    return validate(raw, min_prices=0).prices.with_columns(
+        (pl.col("close") / pl.col("close").shift(1)).log().over(ENTITY).alias("_r")
     )
-    last = states.select(ENTITY, "as_of_date", pl.int_range(pl.len()).alias("_i")).sort(
-        "as_of_date"
+
+
+def _latest(states: pl.DataFrame, frame: pl.DataFrame, column: str) -> pl.Series:
+    """`column` at each state's entity's last row dated on or before the state's date, in
+    the order of `states` (null where the entity has no such row)."""
+    matched = (
+        states.select(ENTITY, "as_of_date", pl.int_range(pl.len()).alias("_i"))
+        .sort("as_of_date")
+        .join_asof(
+            frame.select(ENTITY, DATE, column).sort(DATE),
+            left_on="as_of_date",
+            right_on=DATE,
+            by=ENTITY,
+            strategy="backward",
+            check_sortedness=False,
+        )
+        .sort("_i")
     )
-    matched = last.join_asof(
-        clean.select(ENTITY, DATE, "_pos").sort(DATE),
-        left_on="as_of_date",
-        right_on=DATE,
-        by=ENTITY,
-        strategy="backward",
-        check_sortedness=False,
-    ).sort("_i")
-    pos = matched["_pos"].fill_null(0).cast(pl.Int64).to_numpy()
+    return matched[column]
+
+
+def _raw_windows(prices: Path, states: pl.DataFrame) -> np.ndarray:
+    """The original encoder: last 63 (close, volume, log return), flattened, zero-padded."""
+    clean = _valid_prices(prices, states, 200).with_row_index("_pos")
+    pos = _latest(states, clean, "_pos").fill_null(0).cast(pl.Int64).to_numpy()
     idx = np.clip(pos[:, None] + np.arange(-RAW_WINDOW + 1, 1), 0, None)
     cols = [clean[c].fill_null(0.0).to_numpy() for c in ("close", "volume", "_r")]
     flat = np.concatenate([c[idx] for c in cols], axis=1)
     out = np.zeros((len(states), DIM))
     out[:, : flat.shape[1]] = flat
     return normalise(out)[0]
+
+
+def exposure(prices: Path, states: pl.DataFrame, market: str) -> np.ndarray:
+    """Each state's correlation with `market`: daily log returns over the last 252 days both
+    traded, up to the state's date (NaN without 252 such days). Point in time, like the
+    states: it says which entities a market-wide label is about on that date."""
+    returns = _valid_prices(prices, states, EXPOSURE_WINDOW * 2).drop_nulls("_r")
+    if returns.filter(pl.col(ENTITY) == market).height == 0:
+        raise LabelError(f"{prices}: the market entity '{market}' has no valid prices")
+    paired = (
+        returns.join(
+            returns.filter(pl.col(ENTITY) == market).select(DATE, pl.col("_r").alias("_m")),
+            on=DATE,
+        )
+        .sort(ENTITY, DATE)
+        .with_columns(
+            pl.rolling_corr("_r", "_m", window_size=EXPOSURE_WINDOW).over(ENTITY).alias("_corr")
+        )
+    )
+    return _latest(states, paired, "_corr").fill_nan(None).fill_null(np.nan).to_numpy()
 
 
 def _raw_scenarios(library: tuple, baseline: Baseline) -> np.ndarray:  # type: ignore[type-arg]
@@ -191,9 +225,22 @@ def _raw_scenarios(library: tuple, baseline: Baseline) -> np.ndarray:  # type: i
 
 
 def evaluate(
-    out: Path, labels_path: Path, *, prices: Path | None = None, seed: int = 0
+    out: Path,
+    labels_path: Path,
+    *,
+    prices: Path | None = None,
+    exposed_to: str | None = None,
+    min_corr: float = 0.5,
+    seed: int = 0,
 ) -> dict[str, Any]:
-    """Every figure, with its baselines, on the states of a built dataset."""
+    """Every figure, with its baselines, on the states of a built dataset.
+
+    `exposed_to` keeps only the states whose entity moved with that market entity (return
+    correlation at least `min_corr`, see `exposure`): a label for a market's stress
+    describes the instruments exposed to it, not the havens that rally in its crashes.
+    """
+    if exposed_to is not None and prices is None:
+        raise LabelError("--exposed-to needs --prices to measure each entity's exposure")
     labels = read_labels(labels_path)
     dates = partitions(out)
     if not dates:
@@ -251,6 +298,19 @@ def evaluate(
     tagged = tagged.filter(pl.col("label").is_not_null()).sort("as_of_date", ENTITY)
     if tagged.height == 0:
         raise LabelError(f"{labels_path}: no built state falls in a labelled period")
+    universe: dict[str, Any] = {"labelled_states": tagged.height}
+    if exposed_to is not None and prices is not None:
+        corr = exposure(prices, tagged, exposed_to)
+        tagged = tagged.filter(pl.Series(corr >= min_corr))
+        universe.update(
+            exposed_to=exposed_to,
+            min_corr=min_corr,
+            window_days=EXPOSURE_WINDOW,
+            kept=tagged.height,
+            no_full_window=int(np.isnan(corr).sum()),
+        )
+        if tagged.height == 0:
+            raise LabelError(f"no labelled state has a correlation of {min_corr} with {exposed_to}")
     stress = (tagged["label"] == "stress").to_numpy()
     calm = ~stress
     high = (scen_table["severity"] == "HIGH").to_numpy()
@@ -319,6 +379,7 @@ def evaluate(
     return {
         "out": str(out),
         "labels": str(labels_path),
+        "universe": universe,
         "states": {
             "stress": int(stress.sum()),
             "calm": int(calm.sum()),

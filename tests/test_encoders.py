@@ -14,16 +14,23 @@ from stabfrag import pipeline
 from stabfrag.cli import app
 from stabfrag.config import BuildConfig
 from stabfrag.encoders import (
+    CLIP,
+    FEATURE_GROUPS,
+    GROUP_OF,
+    GROUP_VOTES,
     STAB_MODEL_ID,
     ModelError,
+    group_weights,
     load_encoder,
     load_models,
     projection_for,
     shipped_models,
+    transformed,
 )
 from stabfrag.features import FEATURE_NAMES
 from stabfrag.linalg import matmul_rows
 from stabfrag.schema import DIM
+from stabfrag.synth import Market
 
 runner = CliRunner()
 
@@ -92,10 +99,16 @@ def test_calibrate_writes_artefacts_that_build_uses(market_dir: Path, tmp_path: 
     shipped = load_models()
     mine = load_models(models)
     assert not np.allclose(mine.stab.center, shipped.stab.center)
-    config = BuildConfig(prices=market_dir / "prices.parquet", out=tmp_path / "o", model_dir=models)
-    summary = pipeline.run(config, [dt.date(2024, 12, 31)])
-    assert summary.models["num-stab-core-v1"] == mine.stab.sha256
-    assert summary.states_out > 0
+    day = [dt.date(2024, 12, 31)]
+    shipped_run = BuildConfig(prices=market_dir / "prices.parquet", out=tmp_path / "o")
+    pipeline.run(shipped_run, day)
+    # A resume with the new calibration must rebuild, not keep the shipped model's vectors.
+    config = BuildConfig(
+        prices=market_dir / "prices.parquet", out=tmp_path / "o", model_dir=models, resume=True
+    )
+    summary = pipeline.run(config, day)
+    assert summary.models["num-stab-core-v1"] == mine.stab.sha256 != shipped.stab.sha256
+    assert summary.skipped_dates == [] and summary.states_out > 0
 
 
 def test_calibration_ignores_data_outside_the_range(market_dir: Path, tmp_path: Path) -> None:
@@ -119,3 +132,59 @@ def test_calibration_ignores_data_outside_the_range(market_dir: Path, tmp_path: 
     assert np.array_equal(
         load_models(tmp_path / "a").stab.center, load_models(tmp_path / "b").stab.center
     )
+
+
+def test_every_feature_has_one_group_and_each_group_its_votes() -> None:
+    grouped = [n for names in FEATURE_GROUPS.values() for n in names]
+    assert sorted(grouped) == sorted(FEATURE_NAMES)  # each feature exactly once
+    w = group_weights(FEATURE_NAMES)
+    for group, names in FEATURE_GROUPS.items():
+        squared = sum(w[FEATURE_NAMES.index(n)] ** 2 for n in names)
+        assert squared == pytest.approx(GROUP_VOTES[group] ** 2), group
+    # Fewer features of a group share the same votes.
+    sub = ("vol_21", "vol_63", "ret_21")
+    assert group_weights(sub) == pytest.approx(
+        [GROUP_VOTES["vol_level"] / np.sqrt(2)] * 2 + [GROUP_VOTES["returns"]]
+    )
+    with pytest.raises(ModelError, match="no group"):
+        group_weights(("vol_21", "moon_phase"))
+
+
+def test_encoder_weighs_the_clipped_z_scores(market: Market) -> None:
+    from stabfrag.features import compute_features
+
+    models = load_models()
+    frame = compute_features(market.prices.sort("entity_id", "date").head(3000))
+    frame = frame.filter(pl.col("n_obs") >= 64).select(FEATURE_NAMES)
+    x = transformed(frame, FEATURE_NAMES)
+    z = np.nan_to_num(np.clip((x - models.stab.center) / models.stab.scale, -CLIP, CLIP))
+    expected = z * np.array([f["weight"] for f in models.stab.manifest["features"]])
+    assert np.array_equal(models.stab.calibrated(frame), expected)
+    assert [f["group"] for f in models.stab.manifest["features"]] == [
+        GROUP_OF[n] for n in FEATURE_NAMES
+    ]
+
+
+def test_artefact_without_weights_weighs_every_feature_one(tmp_path: Path) -> None:
+    folder = tmp_path / "m"
+    shutil.copytree(shipped_models(), folder)
+    path = folder / STAB_MODEL_ID / "manifest.json"
+    manifest = json.loads(path.read_text())
+    for feature in manifest["features"]:
+        del feature["weight"]
+    path.write_text(json.dumps(manifest))
+    assert np.array_equal(load_encoder(folder, STAB_MODEL_ID).weight, np.ones(len(FEATURE_NAMES)))
+
+
+def test_model_hash_follows_the_calibration_not_the_creation_time(tmp_path: Path) -> None:
+    folder = tmp_path / "m"
+    shutil.copytree(shipped_models(), folder)
+    path = folder / STAB_MODEL_ID / "manifest.json"
+    before = load_encoder(folder, STAB_MODEL_ID).sha256
+    manifest = json.loads(path.read_text())
+    manifest["created"] = "2001-01-01T00:00:00+00:00"
+    path.write_text(json.dumps(manifest))
+    assert load_encoder(folder, STAB_MODEL_ID).sha256 == before
+    manifest["features"][0]["center"] += 0.5
+    path.write_text(json.dumps(manifest))
+    assert load_encoder(folder, STAB_MODEL_ID).sha256 != before

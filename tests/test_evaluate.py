@@ -91,3 +91,74 @@ def test_evaluate_on_generated_events(built, market, market_dir: Path) -> None:
     for figures in result["figures"].values():
         for value in figures.values():
             assert 0.0 <= value <= 1.0
+
+
+def test_exposure_is_the_trailing_return_correlation(tmp_path: Path) -> None:
+    import polars as pl
+
+    from stabfrag.evaluate import EXPOSURE_WINDOW, exposure
+
+    rng = np.random.default_rng(3)
+    n = 400
+    dates = [dt.date(2020, 1, 1) + dt.timedelta(days=i) for i in range(n)]
+    r_m = rng.normal(0, 0.01, n)
+    paths = {
+        "MKT": r_m,
+        "SAME": r_m,  # moves with the market: correlation 1
+        "HAVEN": -r_m,  # moves against it: -1
+        "OTHER": rng.normal(0, 0.01, n),  # unrelated
+    }
+    frames = [
+        pl.DataFrame({"entity_id": e, "date": dates, "close": 100 * np.exp(np.cumsum(r))})
+        for e, r in paths.items()
+    ]
+    young = pl.DataFrame(
+        {"entity_id": "YOUNG", "date": dates[-100:], "close": 100 * np.exp(np.cumsum(r_m[-100:]))}
+    )
+    prices = pl.concat([*frames, young]).with_columns(pl.lit(1000.0).alias("volume"))
+    path = tmp_path / "p.parquet"
+    prices.write_parquet(path)
+    last = dates[-1]
+    states = pl.DataFrame(
+        {
+            "entity_id": ["SAME", "HAVEN", "OTHER", "YOUNG", "SAME"],
+            "as_of_date": [last, last, last, last, dates[EXPOSURE_WINDOW - 10]],
+        }
+    )
+    corr = exposure(path, states, "MKT")
+    assert corr[0] == pytest.approx(1.0) and corr[1] == pytest.approx(-1.0)
+    assert abs(corr[2]) < 0.3
+    assert np.isnan(corr[3]) and np.isnan(corr[4])  # no full 252-day window yet
+    with pytest.raises(LabelError, match="'NOPE' has no valid prices"):
+        exposure(path, states, "NOPE")
+
+
+def test_evaluate_exposed_universe(built, market_dir: Path) -> None:
+    import json
+
+    import polars as pl
+
+    prices = market_dir / "prices.parquet"
+    labels = str(market_dir / "labels.csv")
+    market_entity = pl.read_parquet(prices)["entity_id"].min()
+    base = ["evaluate", "--out", str(built), "--labels", labels, "--json"]
+    everyone = json.loads(runner.invoke(app, [*base, "--prices", str(prices)]).stdout)
+    res = runner.invoke(
+        app, [*base, "--prices", str(prices), "--exposed-to", market_entity, "--min-corr", "0.3"]
+    )
+    assert res.exit_code == 0, res.stderr
+    exposed = json.loads(res.stdout)
+    u = exposed["universe"]
+    assert u["exposed_to"] == market_entity and u["min_corr"] == 0.3
+    assert u["labelled_states"] == everyone["universe"]["labelled_states"]
+    kept = exposed["states"]["stress"] + exposed["states"]["calm"]
+    # States without a full window and those that moved apart from the market are left out.
+    assert kept == u["kept"] and 0 < kept < u["labelled_states"] - u["no_full_window"]
+    # Without prices there is nothing to measure exposure on; an unknown entity is refused.
+    for extra, message in (
+        (["--exposed-to", market_entity], "needs --prices"),
+        (["--prices", str(prices), "--exposed-to", "NOPE"], "'NOPE' has no valid prices"),
+    ):
+        res = runner.invoke(app, [*base, *extra])
+        assert res.exit_code == 2 and message in res.stderr
+        assert len(res.stderr.strip().splitlines()) == 1
