@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from stabfrag.inputs import InputError
+from stabfrag.schema import date_span
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -301,7 +302,7 @@ def demo(
 
     market = synth.generate(entities=entities, days=days, seed=seed)
     paths = synth.write_market(market, out / "market")
-    as_of = market.prices["date"].max()
+    as_of = date_span(market.prices["date"])[1]
     typer.echo(
         f"generated {market.prices.height:,} price rows for {entities} entities "
         f"into {paths['prices']}"
@@ -416,8 +417,9 @@ def load(
         return
     if as_of and (start or end):
         fail("give --as-of or --start/--end, not both")
-    first = parse_date(as_of or start, "--start") if (as_of or start) else None
-    last = parse_date(as_of or end, "--end") if (as_of or end) else None
+    first_text, last_text = as_of or start, as_of or end
+    first = parse_date(first_text, "--start") if first_text else None
+    last = parse_date(last_text, "--end") if last_text else None
     try:
         result = load_partitions(out, pg_dsn, pg_table, first=first, last=last, staging=pg_staging)
     except _known_errors() as exc:
@@ -618,7 +620,7 @@ def evaluate(
         result = run_evaluation(
             out, labels, prices=prices, exposed_to=exposed_to, min_corr=min_corr
         )
-    except (LabelError, *_known_errors()) as exc:
+    except (LabelError, *_known_errors()) as exc:  # type: ignore[misc]  # a built tuple
         fail(str(exc))
         return
     if as_json:

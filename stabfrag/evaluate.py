@@ -25,7 +25,7 @@ from stabfrag.scenarios import (
     synthesise_path,
     synthetic_features,
 )
-from stabfrag.schema import DATE, DIM, ENTITY
+from stabfrag.schema import DATE, DIM, ENTITY, date_span
 from stabfrag.sinks.parquet import partitions, read_table
 
 LABELS = ("stress", "calm")
@@ -149,9 +149,10 @@ def _fragility(space: Space, high: np.ndarray) -> np.ndarray:
 def _valid_prices(prices: Path, states: pl.DataFrame, days_before: int) -> pl.DataFrame:
     """Valid prices from `days_before` calendar days before the first state to the last,
     sorted by entity and date, with the log return `_r` (null on an entity's first row)."""
-    first = states["as_of_date"].min() - dt.timedelta(days=days_before)
+    first, last = date_span(states["as_of_date"])
     raw = read_prices(
-        prices, where=(pl.col(DATE) >= first) & (pl.col(DATE) <= states["as_of_date"].max())
+        prices,
+        where=pl.col(DATE).is_between(first - dt.timedelta(days=days_before), last),
     )
     return validate(raw, min_prices=0).prices.with_columns(
         (pl.col("close") / pl.col("close").shift(1)).log().over(ENTITY).alias("_r")

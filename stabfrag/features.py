@@ -22,6 +22,7 @@ import json
 import math
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
+from functools import partial
 
 import numpy as np
 import polars as pl
@@ -115,8 +116,9 @@ def amihud(n: int) -> pl.Expr:
     """
     unknown = pl.col("volume").is_null() | pl.col(R).is_null()
     traded = pl.col(DV) > 0
-    ratio = pl.when(unknown).then(None).when(traded).then(pl.col(R).abs() / pl.col(DV))
-    ratio = ratio.otherwise(0.0)
+    ratio = (
+        pl.when(unknown).then(None).when(traded).then(pl.col(R).abs() / pl.col(DV)).otherwise(0.0)
+    )
     count = pl.when(unknown).then(None).otherwise(traded.cast(pl.Float64))
     days = _window(count, kernels.rolling_sum, n)
     return pl.when(days > 0).then(1e6 * _window(ratio, kernels.rolling_sum, n) / days)
@@ -173,7 +175,7 @@ REGISTRY: dict[str, tuple[FeatureSpec, Builder]] = dict(
                 n + 1,
                 "log",
                 f"std(r over the last {n} returns) * sqrt(252)",
-                lambda n=n: realised_vol(n),
+                partial(realised_vol, n),
             )
             for n in (21, 63, 252)
         ],
@@ -197,7 +199,7 @@ REGISTRY: dict[str, tuple[FeatureSpec, Builder]] = dict(
                 n + 1,
                 "identity",
                 f"ln(close_t / close_(t-{n}))",
-                lambda n=n: log_return(n),
+                partial(log_return, n),
             )
             for n in (21, 63)
         ],
@@ -264,7 +266,7 @@ REGISTRY: dict[str, tuple[FeatureSpec, Builder]] = dict(
                 lag + 1,
                 transform,
                 f"{base} as of {lag} observations earlier",
-                lambda base=base, lag=lag: lagged(base, lag),
+                partial(lagged, base, lag),
             )
             for base, transform in (("vol_21", "log"), ("dd_252", "identity"))
             for lag in (21, 42)

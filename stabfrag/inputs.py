@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -205,7 +206,7 @@ def _row_detail() -> pl.Expr:
             pl.coalesce(pl.col("_volume_raw"), pl.col("volume").cast(pl.String), pl.lit("<null>")),
         ),
     }
-    expr = pl.when(pl.lit(False)).then(pl.lit(None, pl.String))
+    expr: Any = pl.when(pl.lit(False)).then(pl.lit(None, pl.String))  # a growing when-chain
     for code, text in raw.items():
         expr = expr.when(reason == code).then(text)
     return expr.otherwise(pl.lit(None, pl.String)).alias("detail")

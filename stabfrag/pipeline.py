@@ -34,7 +34,7 @@ from stabfrag.states import fingerprint, read_window, state_requests
 from stabfrag.summary import RunSummary
 
 
-def _entity_scope(has_profile: pl.Expr) -> pl.Expr:
+def _entity_scope(has_profile: pl.Expr | pl.Series) -> pl.Expr:
     """entity_scope JSON of SPEC §6, keys in the documented order."""
     source = (
         pl.when(has_profile)

@@ -27,8 +27,7 @@ def read_profiles(path: Path) -> pl.DataFrame:
         raise InputError(path, f"missing profile column(s): {', '.join(missing)}")
     vec = frame["vector"]
     if vec.dtype == pl.Binary:
-        lengths = vec.bin.size()
-        if (lengths != DIM * 4).any():
+        if (vec.bin.size() != DIM * 4).any():
             raise InputError(path, f"a profile vector is not {DIM * 4} bytes")
         raw = b"".join(vec.to_list())  # one join of the column, then one frombuffer
         arr = np.frombuffer(raw, dtype="<f4").reshape(-1, DIM)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import polars as pl
 import pyarrow as pa
 
@@ -122,3 +124,11 @@ def conform(frame: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
             for name, dtype in schema.items()
         ]
     )
+
+
+def date_span(column: pl.Series) -> tuple[dt.date, dt.date]:
+    """First and last date of a Date column, typed as dates."""
+    first, last = column.min(), column.max()
+    if not isinstance(first, dt.date) or not isinstance(last, dt.date):
+        raise ValueError(f"column {column.name} holds no dates")
+    return first, last

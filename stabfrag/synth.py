@@ -9,12 +9,13 @@ from __future__ import annotations
 import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
 
 from stabfrag.atomic import write_atomic
-from stabfrag.schema import DATE, ENTITY
+from stabfrag.schema import DATE, ENTITY, date_span
 
 END_DATE = dt.date(2024, 12, 31)
 REGIONS = np.array(["US", "EU", "UK", "JP"])
@@ -58,11 +59,11 @@ def _front_loaded(length: int) -> np.ndarray:
     return w / w.sum()
 
 
-def _episodes(rng: np.random.Generator, days: int) -> list[dict]:
+def _episodes(rng: np.random.Generator, days: int) -> list[dict[str, Any]]:
     """Market-wide crises at spread-out positions: crashes and volatility spikes."""
     count = max(1, days // 420)
     slots = np.linspace(0.2, 0.95, count)
-    out = []
+    out: list[dict[str, Any]] = []
     for i, pos in enumerate(slots):
         kind = "CRASH" if i % 2 == 0 else "VOL_SPIKE"
         length = int(rng.integers(25, 60)) if kind == "CRASH" else int(rng.integers(10, 25))
@@ -298,8 +299,8 @@ def generate(entities: int = 500, days: int = 2520, seed: int = 7) -> Market:
     single = (
         ev.filter(pl.col("scope") == "ENTITY").explode("_entities").rename({"_entities": ENTITY})
     )
-    cols = ["event_id", "event_type", "scope", ENTITY, "start_date", "end_date", "magnitude"]
-    events_frame = pl.concat([market.select(cols), single.select(cols)]).sort(
+    columns = ["event_id", "event_type", "scope", ENTITY, "start_date", "end_date", "magnitude"]
+    events_frame = pl.concat([market.select(columns), single.select(columns)]).sort(
         "start_date", "event_id", ENTITY
     )
     return Market(prices=prices, entities=entities_frame, events=events_frame)
@@ -347,8 +348,7 @@ def inject_defects(prices: pl.DataFrame, seed: int = 7) -> pl.DataFrame:
 def write_market(market: Market, out: Path) -> dict[str, Path]:
     """Write prices, entities and events Parquet files, and labels.csv, into `out`."""
     paths = {name: out / f"{name}.parquet" for name in ("prices", "entities", "events")}
-    dates = market.prices["date"]
-    labels = labels_from_events(market.events, dates.min(), dates.max())
+    labels = labels_from_events(market.events, *date_span(market.prices["date"]))
     paths["labels"] = out / "labels.csv"
     write_atomic(paths["labels"], labels.write_csv)
     write_atomic(

@@ -120,7 +120,7 @@ def init_table(dsn: str, table: str) -> list[str]:
                 "WHERE a.attrelid = %s::regclass AND a.attnum > 0 AND NOT a.attisdropped",
                 [regclass],
             )
-            cols = dict(cur.fetchall())
+            cols: dict[str, str] = dict(cur.fetchall())
             wrong = [c for c, t in _EXPECTED_COLUMNS.items() if cols.get(c) != t]
             if wrong:
                 raise SinkError(
@@ -209,7 +209,7 @@ class RowEncoder:
         # A row-major boolean mask takes the concatenated JSON bytes in row order.
         js = rows[:, self.at["js"]]
         js[np.arange(self.width)[None, :] < lengths[:, None]] = data[offsets[0] : offsets[-1]]
-        return memoryview(rows).cast("B")
+        return rows.data.cast("B")
 
 
 def _json_bytes(scopes: pa.Array) -> tuple[np.ndarray, np.ndarray]:
