@@ -1,0 +1,23 @@
+"""Typer wiring only: parse, build a config, call one function, print.
+
+Each module registers its commands on the one app when imported; the import order is
+the order `stabfrag --help` lists them in.
+"""
+
+from __future__ import annotations
+
+from stabfrag.cli.common import app
+
+# isort: off
+from stabfrag.cli import data, build, scenarios, db, query, analysis
+# isort: on
+
+app.add_typer(scenarios.scenarios_app, name="scenarios")
+app.add_typer(db.db_app, name="db")
+app.add_typer(query.query_app, name="query")
+
+__all__ = ["analysis", "app", "build", "data", "db", "main", "query", "scenarios"]
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()

@@ -1,0 +1,150 @@
+"""Commands that build the joint space: build, backfill, demo."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from stabfrag.cli.common import (
+    EntitiesOpt,
+    JsonOpt,
+    MaxRejectOpt,
+    ModelDirOpt,
+    OutOpt,
+    PgDsnOpt,
+    PgStagingOpt,
+    PgTableOpt,
+    PricesOpt,
+    ProfilesOpt,
+    ScenariosOpt,
+    StaleOpt,
+    WeightsOpt,
+    app,
+    build_config,
+    fail,
+    known_errors,
+    parse_date,
+    print_frame,
+)
+from stabfrag.inputs import InputError
+from stabfrag.schema import date_span
+
+
+def _run(config: object, dates: list[dt.date], *, as_json: bool, max_reject_share: float) -> None:
+    from stabfrag import pipeline
+    from stabfrag.progress import reporter
+    from stabfrag.summary import emit
+
+    try:
+        with reporter(len(dates)) as progress:
+            summary = pipeline.run(config, dates, progress=progress)  # type: ignore[arg-type]
+    except known_errors() as exc:
+        fail(str(exc))
+        return
+    result = summary.as_dict()
+    emit(result, as_json=as_json)
+    if result["rows_rejected"] > max_reject_share * max(result["rows_read"], 1):
+        raise typer.Exit(1)
+
+
+@app.command()
+def build(
+    as_of: Annotated[str, typer.Option("--as-of", help="As-of date, YYYY-MM-DD.")],
+    prices: PricesOpt,
+    entities: EntitiesOpt = None,
+    profiles: ProfilesOpt = None,
+    scenarios: ScenariosOpt = None,
+    out: OutOpt = Path("stabfrag-out"),
+    model_dir: ModelDirOpt = None,
+    weights: WeightsOpt = None,
+    max_staleness_days: StaleOpt = 7,
+    pg_dsn: PgDsnOpt = None,
+    pg_table: PgTableOpt = "joint_embeddings",
+    pg_staging: PgStagingOpt = False,
+    as_json: JsonOpt = False,
+    max_reject_share: MaxRejectOpt = 0.05,
+) -> None:
+    """Build the joint space as of one date: Parquet partitions and stabfrag.duckdb."""
+    day = parse_date(as_of, "--as-of")
+    config = build_config(locals())
+    _run(config, [day], as_json=as_json, max_reject_share=max_reject_share)
+
+
+@app.command()
+def backfill(
+    start: Annotated[str, typer.Option("--start", help="First as-of date, YYYY-MM-DD.")],
+    end: Annotated[str, typer.Option("--end", help="Last as-of date, YYYY-MM-DD.")],
+    prices: PricesOpt,
+    freq: Annotated[
+        str,
+        typer.Option("--freq", help="day, week (last trading day) or month (last trading day)."),
+    ] = "month",
+    entities: EntitiesOpt = None,
+    profiles: ProfilesOpt = None,
+    scenarios: ScenariosOpt = None,
+    out: OutOpt = Path("stabfrag-out"),
+    model_dir: ModelDirOpt = None,
+    weights: WeightsOpt = None,
+    max_staleness_days: StaleOpt = 7,
+    chunk_days: Annotated[
+        int, typer.Option("--chunk-days", min=1, help="Calendar days of as-of dates per chunk.")
+    ] = 366,
+    resume: Annotated[bool, typer.Option("--resume", help="Skip complete partitions.")] = False,
+    pg_dsn: PgDsnOpt = None,
+    pg_table: PgTableOpt = "joint_embeddings",
+    pg_staging: PgStagingOpt = False,
+    as_json: JsonOpt = False,
+    max_reject_share: MaxRejectOpt = 0.05,
+) -> None:
+    """Build every as-of date of a range in one pass per chunk, resumable."""
+    from stabfrag import states
+
+    first, last = parse_date(start, "--start"), parse_date(end, "--end")
+    if last < first:
+        fail("--end is before --start")
+    if freq not in ("day", "week", "month"):
+        fail(f"--freq '{freq}' is not one of day, week, month")
+    config = build_config(locals())
+    try:
+        dates = states.as_of_dates(prices, first, last, freq)
+    except InputError as exc:
+        fail(str(exc))
+        return
+    if not dates:
+        fail(f"{prices}: no trading dates between {first} and {last}")
+    _run(config, dates, as_json=as_json, max_reject_share=max_reject_share)
+
+
+@app.command()
+def demo(
+    out: OutOpt = Path("stabfrag-out"),
+    entities: Annotated[int, typer.Option("--entities", min=10)] = 500,
+    days: Annotated[int, typer.Option("--days", min=400)] = 2520,
+    seed: Annotated[int, typer.Option("--seed")] = 7,
+) -> None:
+    """Generate a synthetic market, build its latest date, show the 10 most fragile entities."""
+    from stabfrag import pipeline, synth
+    from stabfrag.config import BuildConfig
+    from stabfrag.query import run_sql
+
+    market = synth.generate(entities=entities, days=days, seed=seed)
+    paths = synth.write_market(market, out / "market")
+    as_of = date_span(market.prices["date"])[1]
+    typer.echo(
+        f"generated {market.prices.height:,} price rows for {entities} entities "
+        f"into {paths['prices']}"
+    )
+    config = BuildConfig(prices=paths["prices"], entities=paths["entities"], out=out)
+    summary = pipeline.run(config, [as_of])
+    typer.echo(
+        f"built {summary.states_out} entity states and {summary.scenario_rows} scenarios "
+        f"as of {as_of} into {out} in {sum(summary.timings.seconds.values()):.1f}s"
+    )
+    top = run_sql(out, "fragile", {"as_of": as_of, "top_n": 10}).select(
+        "entity_id", "fragility", "nearest_scenario", "nearest_similarity"
+    )
+    print_frame(top, fmt="table", title=f"10 most fragile entities, {as_of}")
+    typer.echo(f"query it: duckdb {out / 'stabfrag.duckdb'}")

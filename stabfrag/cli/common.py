@@ -1,0 +1,136 @@
+"""What every command shares: the app, option types, one-line failures, configs, tables."""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from stabfrag.inputs import InputError
+
+app = typer.Typer(
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+    help="Build the stability/fragility joint space.",
+)
+
+PricesOpt = Annotated[Path, typer.Option("--prices", help="Prices file (Parquet or CSV).")]
+EntitiesOpt = Annotated[
+    Path | None, typer.Option("--entities", help="Entity metadata file (optional).")
+]
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable summary.")]
+MaxRejectOpt = Annotated[
+    float, typer.Option("--max-reject-share", help="Exit 1 when rejected rows exceed this share.")
+]
+
+
+def fail(message: str) -> None:
+    """One line on stderr and exit code 2: the way every known error ends."""
+    sys.stderr.write(f"stabfrag: {message}\n")
+    raise typer.Exit(2)
+
+
+def parse_date(text: str, option: str) -> dt.date:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        fail(f"{option} '{text}' is not a date (YYYY-MM-DD)")
+        raise
+
+
+OutOpt = Annotated[Path, typer.Option("--out", help="Output folder.")]
+ProfilesOpt = Annotated[Path | None, typer.Option("--profiles", help="Profile vectors (Parquet).")]
+ScenariosOpt = Annotated[
+    Path | None, typer.Option("--scenarios", help="Scenario library folder (*.toml).")
+]
+ModelDirOpt = Annotated[
+    Path | None, typer.Option("--model-dir", help="Model artefacts folder (default: shipped).")
+]
+WeightsOpt = Annotated[
+    str | None, typer.Option("--weights", help="Branch weights, e.g. stab=1,scen=0.5,prof=0.5.")
+]
+StaleOpt = Annotated[
+    int, typer.Option("--max-staleness-days", min=0, help="Older last price: no state.")
+]
+PgDsnOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--pg-dsn", envvar="STABFRAG_PG_DSN", help="PostgreSQL DSN to load into.", show_envvar=True
+    ),
+]
+PgTableOpt = Annotated[str, typer.Option("--pg-table", help="Target table (schema.table allowed).")]
+PgStagingOpt = Annotated[
+    bool,
+    typer.Option("--pg-staging", help="Copy into a temporary table first, insert from it."),
+]
+
+
+def build_config(params: dict[str, object]) -> object:
+    """A BuildConfig from a command's parameters (those BuildConfig has), weights parsed."""
+    import dataclasses
+
+    from stabfrag.config import BuildConfig, ConfigError, parse_weights
+
+    names = {f.name for f in dataclasses.fields(BuildConfig)}
+    kw = {k: v for k, v in params.items() if k in names}
+    try:
+        kw["weights"] = parse_weights(params.get("weights"))  # type: ignore[arg-type]
+    except ConfigError as exc:
+        fail(str(exc))
+    return BuildConfig(**kw)  # type: ignore[arg-type]
+
+
+def known_errors() -> tuple[type[Exception], ...]:
+    from stabfrag.config import ConfigError
+    from stabfrag.encoders import ModelError
+    from stabfrag.query import QueryError
+    from stabfrag.scenarios import ScenarioError
+    from stabfrag.sinks.postgres import SinkError
+
+    return (InputError, ModelError, ScenarioError, ConfigError, SinkError, QueryError)
+
+
+def print_frame(frame: object, *, fmt: str, title: str | None = None) -> None:
+    """Print a Polars frame as a rich table, CSV or JSON."""
+    import polars as pl
+
+    assert isinstance(frame, pl.DataFrame)
+    if fmt == "csv":
+        sys.stdout.write(frame.write_csv())
+        return
+    if fmt == "json":
+        sys.stdout.write(frame.write_json() + "\n")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    for name in frame.columns:
+        table.add_column(name, justify="right" if frame.schema[name].is_numeric() else "left")
+    for row in frame.iter_rows():  # display of a few result rows
+        table.add_row(*[f"{v:.4f}" if isinstance(v, float) else str(v) for v in row])
+    Console().print(table)
+
+
+QueryOut = Annotated[Path, typer.Option("--out", help="Output folder of a build.")]
+AsOfOpt = Annotated[str | None, typer.Option("--as-of", help="As-of date, YYYY-MM-DD.")]
+EntityOpt = Annotated[str | None, typer.Option("--entity", help="Entity id.")]
+ScenarioOpt = Annotated[str | None, typer.Option("--scenario", help="Scenario id.")]
+TopOpt = Annotated[int, typer.Option("--top", min=1, help="How many rows.")]
+FormatOpt = Annotated[str, typer.Option("--format", help="table, csv or json.")]
+
+
+def latest_as_of(out: Path, as_of: str | None) -> dt.date:
+    """The given date, or the newest built one."""
+    from stabfrag.sinks.parquet import partitions
+
+    if as_of:
+        return parse_date(as_of, "--as-of")
+    dates = partitions(out)
+    if not dates:
+        fail(f"{out}: nothing built yet")
+    return dates[-1]

@@ -1,0 +1,102 @@
+"""Commands on input files: validate, generate, calibrate."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from stabfrag.cli.common import (
+    EntitiesOpt,
+    JsonOpt,
+    MaxRejectOpt,
+    PricesOpt,
+    app,
+    fail,
+    known_errors,
+    parse_date,
+)
+from stabfrag.inputs import InputError
+
+
+@app.command()
+def validate(
+    prices: PricesOpt,
+    entities: EntitiesOpt = None,
+    as_json: JsonOpt = False,
+    max_reject_share: MaxRejectOpt = 0.05,
+) -> None:
+    """Check a prices file against the input contract and report the rejects."""
+    from stabfrag import inputs
+    from stabfrag.summary import emit, validation_summary
+
+    try:
+        checked = inputs.validate(inputs.read_prices(prices))
+        if entities is not None:
+            inputs.read_entities(entities, checked.prices["entity_id"])
+    except InputError as exc:
+        fail(str(exc))
+        return
+    summary = validation_summary(checked)
+    emit(summary, as_json=as_json)
+    if checked.rows_rejected > max_reject_share * max(checked.rows_in, 1):
+        raise typer.Exit(1)
+
+
+@app.command()
+def generate(
+    out: Annotated[Path, typer.Option("--out", help="Folder for prices/entities/events.parquet.")],
+    entities: Annotated[int, typer.Option("--entities", min=1)] = 500,
+    days: Annotated[int, typer.Option("--days", min=2)] = 2520,
+    seed: Annotated[int, typer.Option("--seed")] = 7,
+    defects: Annotated[
+        bool, typer.Option("--defects", help="Inject bad rows of every kind.")
+    ] = False,
+) -> None:
+    """Generate a synthetic market with known crisis events."""
+    from stabfrag import synth
+
+    market = synth.generate(entities=entities, days=days, seed=seed)
+    if defects:
+        market = synth.Market(
+            prices=synth.inject_defects(market.prices, seed=seed),
+            entities=market.entities,
+            events=market.events,
+        )
+    paths = synth.write_market(market, out)
+    for name, path in paths.items():
+        typer.echo(f"{name}: {path}")
+    typer.echo(f"rows: {market.prices.height}, entities: {entities}, days: {days}, seed: {seed}")
+
+
+@app.command()
+def calibrate(
+    prices: PricesOpt,
+    start: Annotated[str, typer.Option("--start", help="First date of the fitting range.")],
+    end: Annotated[str, typer.Option("--end", help="Last date of the fitting range.")],
+    model_dir: Annotated[Path, typer.Option("--model-dir", help="Folder for the new artefacts.")],
+    description: Annotated[
+        str | None, typer.Option("--description", help="What the history is, for the manifest.")
+    ] = None,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fit a new calibration on your own history and write new model artefacts."""
+    from stabfrag.calibrate import calibrate as fit
+    from stabfrag.summary import emit
+
+    first, last = parse_date(start, "--start"), parse_date(end, "--end")
+    if last < first:
+        fail("--end is before --start")
+    try:
+        info = fit(
+            prices,
+            start=first,
+            end=last,
+            model_dir=model_dir,
+            description=description or f"{prices.name}, {first} to {last}",
+        )
+    except known_errors() as exc:
+        fail(str(exc))
+        return
+    emit({**info, "model_dir": str(model_dir)}, as_json=as_json)

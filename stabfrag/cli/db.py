@@ -1,0 +1,76 @@
+"""`stabfrag db init` and `stabfrag load`: the PostgreSQL table."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from stabfrag.cli.common import (
+    JsonOpt,
+    OutOpt,
+    PgDsnOpt,
+    PgStagingOpt,
+    PgTableOpt,
+    app,
+    fail,
+    known_errors,
+    parse_date,
+)
+
+db_app = typer.Typer(no_args_is_help=True, help="The PostgreSQL table.")
+
+
+@db_app.command("init")
+def db_init(
+    pg_dsn: PgDsnOpt = None,
+    pg_table: PgTableOpt = "joint_embeddings",
+    print_sql: Annotated[bool, typer.Option("--print", help="Print the DDL, run nothing.")] = False,
+) -> None:
+    """Create the joint_embeddings table and index (idempotent)."""
+    from stabfrag.sinks import postgres
+
+    try:
+        if print_sql:
+            for stmt in postgres.ddl_statements(pg_table):
+                typer.echo(stmt.as_string(None) + ";")
+            return
+        if not pg_dsn:
+            fail("--pg-dsn (or STABFRAG_PG_DSN) is required")
+            return
+        for line in postgres.init_table(pg_dsn, pg_table):
+            typer.echo(f"{pg_table}: {line}")
+    except known_errors() as exc:
+        fail(str(exc))
+
+
+@app.command()
+def load(
+    out: OutOpt = Path("stabfrag-out"),
+    pg_dsn: PgDsnOpt = None,
+    pg_table: PgTableOpt = "joint_embeddings",
+    as_of: Annotated[str | None, typer.Option("--as-of", help="One as-of date.")] = None,
+    start: Annotated[str | None, typer.Option("--start", help="First as-of date.")] = None,
+    end: Annotated[str | None, typer.Option("--end", help="Last as-of date.")] = None,
+    pg_staging: PgStagingOpt = False,
+    as_json: JsonOpt = False,
+) -> None:
+    """Load built Parquet partitions into PostgreSQL (slice replace, idempotent)."""
+    from stabfrag.sinks.postgres import load_partitions
+    from stabfrag.summary import emit
+
+    if not pg_dsn:
+        fail("--pg-dsn (or STABFRAG_PG_DSN) is required")
+        return
+    if as_of and (start or end):
+        fail("give --as-of or --start/--end, not both")
+    first_text, last_text = as_of or start, as_of or end
+    first = parse_date(first_text, "--start") if first_text else None
+    last = parse_date(last_text, "--end") if last_text else None
+    try:
+        result = load_partitions(out, pg_dsn, pg_table, first=first, last=last, staging=pg_staging)
+    except known_errors() as exc:
+        fail(str(exc))
+        return
+    emit(result, as_json=as_json)

@@ -1,0 +1,140 @@
+"""`stabfrag query`: similarity queries over a built dataset (sql/duckdb/*.sql)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from stabfrag.cli.common import (
+    AsOfOpt,
+    EntityOpt,
+    FormatOpt,
+    QueryOut,
+    ScenarioOpt,
+    TopOpt,
+    fail,
+    known_errors,
+    latest_as_of,
+    print_frame,
+)
+
+query_app = typer.Typer(no_args_is_help=True, help="Similarity queries (sql/duckdb/*.sql).")
+
+
+def _query(
+    out: Path, name: str, params: dict[str, object], fmt: str, title: str, checks: list
+) -> None:  # type: ignore[type-arg]
+    from stabfrag.query import run_sql
+
+    if fmt not in ("table", "csv", "json"):
+        fail(f"--format '{fmt}' is not one of table, csv, json")
+    try:
+        for check in checks:  # a few existence checks with hints
+            check()
+        frame = run_sql(out, name, params)
+    except known_errors() as exc:
+        fail(str(exc))
+        return
+    print_frame(frame, fmt=fmt, title=title)
+
+
+@query_app.command("nearest")
+def query_nearest(
+    out: QueryOut = Path("stabfrag-out"),
+    as_of: AsOfOpt = None,
+    entity: EntityOpt = None,
+    scenario: ScenarioOpt = None,
+    top: TopOpt = 10,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Nearest scenarios to an entity state (--entity), or nearest states to a scenario."""
+    from stabfrag import query as q
+
+    day = latest_as_of(out, as_of)
+    if bool(entity) == bool(scenario):
+        fail("give exactly one of --entity or --scenario")
+    if entity:
+        _query(
+            out,
+            "nearest_scenarios",
+            {"entity_id": entity, "as_of": day, "top_n": top},
+            fmt,
+            f"scenarios nearest {entity}, {day}",
+            [lambda: q.check_date(out, day), lambda: q.check_entity(out, entity, day)],
+        )
+    else:
+        _query(
+            out,
+            "nearest_entities",
+            {"scenario_id": scenario, "as_of": day, "top_n": top},
+            fmt,
+            f"states nearest {scenario}, {day}",
+            [lambda: q.check_date(out, day), lambda: q.check_scenario(out, str(scenario))],
+        )
+
+
+@query_app.command("fragile")
+def query_fragile(
+    out: QueryOut = Path("stabfrag-out"),
+    as_of: AsOfOpt = None,
+    top: TopOpt = 20,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Fragility ranking for a date: states by similarity to HIGH-severity scenarios."""
+    from stabfrag import query as q
+
+    day = latest_as_of(out, as_of)
+    _query(
+        out,
+        "fragile",
+        {"as_of": day, "top_n": top},
+        fmt,
+        f"most fragile, {day}",
+        [lambda: q.check_date(out, day)],
+    )
+
+
+@query_app.command("analogs")
+def query_analogs(
+    entity: Annotated[str, typer.Option("--entity", help="Entity or market id.")],
+    out: QueryOut = Path("stabfrag-out"),
+    as_of: AsOfOpt = None,
+    top: TopOpt = 10,
+    min_gap_days: Annotated[int, typer.Option("--min-gap-days", min=0)] = 180,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Past dates whose state of the entity is closest to its state on --as-of."""
+    from stabfrag import query as q
+
+    day = latest_as_of(out, as_of)
+    params = {"entity_id": entity, "as_of": day, "top_n": top, "min_gap_days": min_gap_days}
+    _query(
+        out,
+        "analogs",
+        params,
+        fmt,
+        f"analogs of {entity} on {day}",
+        [lambda: q.check_date(out, day), lambda: q.check_entity(out, entity, day)],
+    )
+
+
+@query_app.command("trajectory")
+def query_trajectory(
+    entity: Annotated[str, typer.Option("--entity", help="Entity id.")],
+    scenario: Annotated[str, typer.Option("--scenario", help="Scenario id.")],
+    out: QueryOut = Path("stabfrag-out"),
+    fmt: FormatOpt = "table",
+) -> None:
+    """An entity's similarity to one scenario, and its fragility, over time."""
+    from stabfrag import query as q
+
+    _query(
+        out,
+        "trajectory",
+        {"entity_id": entity, "scenario_id": scenario},
+        fmt,
+        f"{entity} against {scenario}",
+        [lambda: q.check_entity(out, entity), lambda: q.check_scenario(out, scenario)],
+    )
