@@ -39,9 +39,14 @@ class Validated:
     rejects: pl.DataFrame  # REJECTS_SCHEMA: row rejects and entity rejects
     rows_in: int
     rows_rejected: int  # rows that broke a row rule (duplicates included)
-    range_dropped: int
+    range_dropped_dates: pl.Series  # date of each kept row whose inconsistent high/low went
     entities_in: int
     entities_rejected: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def range_dropped(self) -> int:
+        """Kept rows whose high and low were dropped as inconsistent."""
+        return self.range_dropped_dates.len()
 
     @property
     def rows_of_rejected_entities(self) -> int:
@@ -271,7 +276,7 @@ def validate(
     good = good.filter(~pl.col("_dup"))
     has_range = pl.col("high").is_not_null() | pl.col("low").is_not_null()
     range_bad = has_range & ~_range_ok()
-    range_dropped = int(good.select(range_bad.sum()).item())
+    range_dropped_dates = good.filter(range_bad)[DATE]
     good = good.with_columns(
         pl.when(range_bad).then(None).otherwise(pl.col(c)).alias(c) for c in ("high", "low")
     ).with_columns(
@@ -351,7 +356,7 @@ def validate(
         rejects=rejects,
         rows_in=raw.height,
         rows_rejected=row_rejects.height,
-        range_dropped=range_dropped,
+        range_dropped_dates=range_dropped_dates,
         entities_in=all_ids.height,
         entities_rejected=dict(
             zip(ent_counts["reason"].to_list(), ent_counts["len"].to_list(), strict=True)

@@ -236,8 +236,10 @@ class Builder:
             ~pl.col("reason").is_in(["no_valid_rows", "insufficient_history", "stale"])
         )
         lower = previous[chunk[0]]
-        if lower is not None and not first_of_run:
-            row_rej = row_rej.filter(pl.col(DATE) > lower)
+        # Rows dated after the run's previous as-of date are this chunk's own; the earlier
+        # ones are look-back, read (and counted) by the chunk before.
+        own = pl.col(DATE) > lower if lower is not None and not first_of_run else pl.lit(True)
+        row_rej = row_rej.filter(own)
         bounds = pl.DataFrame({"as_of_date": chunk}, schema={"as_of_date": pl.Date})
         dated = (
             row_rej.filter(pl.col(DATE).is_not_null())
@@ -261,8 +263,8 @@ class Builder:
             ],
         )
         s = self.summary
-        s.rows_read += checked.rows_in
-        s.range_dropped += checked.range_dropped
+        s.rows_read += checked.prices.filter(own).height + row_rej.height
+        s.range_dropped += checked.range_dropped_dates.to_frame().filter(own).height
         s.add(
             s.rows_rejected,
             _counts(

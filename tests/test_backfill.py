@@ -153,3 +153,24 @@ def test_resume_after_kill_9_gives_the_uninterrupted_dataset(
     assert f'"partitions_skipped": {partial}' in res.stdout
     assert _files(killed) == _files(clean)
     assert list(killed.rglob(".*.tmp")) == []  # the killed run's temporary files are gone
+
+
+def test_counts_do_not_depend_on_the_chunking(market, tmp_path: Path) -> None:
+    """Look-back rows are read again by every chunk but counted once, with their rejects."""
+    from stabfrag.synth import inject_defects
+
+    path = tmp_path / "defects.parquet"
+    inject_defects(market.prices, seed=5).write_parquet(path)
+    dates = states.as_of_dates(path, dt.date(2023, 1, 1), dt.date(2024, 12, 31), "month")
+    runs = {
+        days: pipeline.run(
+            BuildConfig(prices=path, out=tmp_path / f"c{days}", chunk_days=days), dates
+        ).as_dict()
+        for days in (40, 5000)  # a chunk per month or two, and one chunk
+    }
+    keys = ("rows_read", "rows_rejected", "row_rejects_by_reason", "range_dropped")
+    assert {k: runs[40][k] for k in keys} == {k: runs[5000][k] for k in keys}
+    # One chunk reads each row of its window once: its count is the window's row count.
+    window = states.read_window(path, first=dates[0], last=dates[-1], include_undated=True)
+    assert runs[5000]["rows_read"] == window.height
+    assert runs[5000]["rows_rejected"] > 0 and runs[5000]["range_dropped"] > 0
