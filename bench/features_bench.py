@@ -40,7 +40,7 @@ def engine(name: str, prices: Path, repeat: int, check: Path | None) -> None:
 
     frame = pl.read_parquet(prices).sort("entity_id", "date")
     if name == "stabfrag":
-        from stabfrag.features import compute_features
+        from stabfrag.features.plan import compute_features
 
         fn = lambda: compute_features(frame)  # noqa: E731
     elif name == "pandas":
@@ -73,7 +73,7 @@ def _check_equal(paths: dict[str, Path]) -> str:
     import numpy as np
     import polars as pl
 
-    from stabfrag.features import FEATURE_NAMES
+    from stabfrag.features.registry import FEATURE_NAMES
 
     ref = pl.read_parquet(paths["stabfrag"]).sort("entity_id", "date")
     lines = []

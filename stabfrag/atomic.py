@@ -9,15 +9,25 @@ from pathlib import Path
 from typing import Any
 
 
+def temp_name(path: Path) -> Path:
+    """A hidden, unique sibling of `path` to write before the rename."""
+    return path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+
+
+def fsync_replace(tmp: Path, path: Path) -> None:
+    """Flush `tmp` to disk, then rename it over `path`: a reader sees old or new, whole."""
+    with tmp.open("rb") as fh:
+        os.fsync(fh.fileno())
+    os.replace(tmp, path)
+
+
 def write_atomic(path: Path, write: Callable[[Path], Any]) -> Path:
     """Call `write(tmp)` then rename tmp to `path`: a reader sees the old file or the new one."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    tmp = temp_name(path)
     try:
         write(tmp)
-        with tmp.open("rb") as fh:
-            os.fsync(fh.fileno())
-        os.replace(tmp, path)
+        fsync_replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
     return path

@@ -2,15 +2,23 @@
 
 from __future__ import annotations
 
-import datetime as dt
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
+
+from stabfrag.errors import ConfigError
 
 BRANCHES = ("stab", "scen", "prof")
 
 
-class ConfigError(Exception):
-    """A setting that cannot be used; the message is one line."""
+def packaged(*parts: str) -> Path:
+    """A file or folder shipped inside the package (models, scenario library, SQL).
+
+    The one resolver for packaged files: the scenario library and the SQL files live at the
+    top of the repository and the package links to them, so an editable and a plain install
+    both find them here.
+    """
+    return Path(str(resources.files("stabfrag").joinpath(*parts)))
 
 
 def parse_weights(text: str | None) -> dict[str, float] | None:
@@ -50,11 +58,3 @@ class BuildConfig:
     pg_dsn: str | None = None
     pg_table: str = "joint_embeddings"
     pg_staging: bool = False
-    extra: dict[str, str] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class DateRange:
-    start: dt.date
-    end: dt.date
-    freq: str = "day"

@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 
 import polars as pl
-import pyarrow as pa
 
 ENTITY = "entity_id"
 DATE = "date"
@@ -81,43 +80,14 @@ JOINT_SCHEMA = pl.Schema(
 )
 
 
-def features_table_schema() -> pl.Schema:
-    """The feature table: one row per state, every feature of the registry as Float64."""
-    from stabfrag.features import FEATURE_NAMES  # late: features imports the column names
-
-    return pl.Schema(
-        {
-            "as_of_date": pl.Date(),
-            ENTITY: pl.String(),
-            DATE: pl.Date(),
-            "window_start": pl.Date(),
-            "n_obs": pl.Int32(),
-            **{name: pl.Float64() for name in FEATURE_NAMES},
-            "features_null": pl.Int32(),
-        }
-    )
-
-
-class _TableSchemas(dict[str, pl.Schema]):
-    def __missing__(self, key: str) -> pl.Schema:
-        if key == "features":
-            self[key] = features_table_schema()
-            return self[key]
-        raise KeyError(key)
-
-
-TABLE_SCHEMAS: dict[str, pl.Schema] = _TableSchemas(
-    joint_embeddings=JOINT_SCHEMA, rejects=REJECTS_TABLE_SCHEMA, scenarios=SCENARIOS_TABLE_SCHEMA
-)
-
-
-def arrow_schema(schema: pl.Schema) -> pa.Schema:
-    """Return the Arrow schema that a Polars schema writes as."""
-    return pl.DataFrame(schema=schema).to_arrow().schema
-
-
 def conform(frame: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
-    """Select and cast `frame` to exactly `schema`, so every partition has one type per column."""
+    """Select and cast `frame` to exactly `schema`, so every partition has one type per column.
+
+    A frame with no columns is an empty table: selecting literals from it would make one
+    all-null row.
+    """
+    if frame.width == 0:
+        return pl.DataFrame(schema=schema)
     return frame.select(
         [
             (pl.col(name) if name in frame.columns else pl.lit(None)).cast(dtype).alias(name)

@@ -14,10 +14,12 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from stabfrag import pipeline, states
+from stabfrag.build import pipeline
 from stabfrag.cli import app
 from stabfrag.config import BuildConfig
-from stabfrag.sinks.parquet import MANIFEST, PART, partition_dir, partitions, read_table
+from stabfrag.features.registry import LOOKBACK_ROWS
+from stabfrag.ingest import window
+from stabfrag.sinks.dataset import MANIFEST, PART, partition_dir, partitions, read_table
 
 runner = CliRunner()
 
@@ -27,11 +29,11 @@ def test_month_and_week_are_last_trading_days(tmp_path: Path) -> None:
     days = [d for d in days if d.weekday() < 5 and d != dt.date(2024, 1, 31)]  # a holiday
     path = tmp_path / "p.parquet"
     pl.DataFrame({"entity_id": "A", "date": days, "close": 1.0}).write_parquet(path)
-    months = states.as_of_dates(path, dt.date(2024, 1, 1), dt.date(2024, 3, 31), "month")
+    months = window.as_of_dates(path, dt.date(2024, 1, 1), dt.date(2024, 3, 31), "month")
     assert months == [dt.date(2024, 1, 30), dt.date(2024, 2, 29), dt.date(2024, 3, 29)]
-    weeks = states.as_of_dates(path, dt.date(2024, 1, 1), dt.date(2024, 1, 21), "week")
+    weeks = window.as_of_dates(path, dt.date(2024, 1, 1), dt.date(2024, 1, 21), "week")
     assert weeks == [dt.date(2024, 1, 5), dt.date(2024, 1, 12), dt.date(2024, 1, 19)]
-    all_days = states.as_of_dates(path, dt.date(2024, 1, 1), dt.date(2024, 1, 7), "day")
+    all_days = window.as_of_dates(path, dt.date(2024, 1, 1), dt.date(2024, 1, 7), "day")
     assert all_days == [dt.date(2024, 1, d) for d in range(1, 6)]
 
 
@@ -161,7 +163,7 @@ def test_counts_do_not_depend_on_the_chunking(market, tmp_path: Path) -> None:
 
     path = tmp_path / "defects.parquet"
     inject_defects(market.prices, seed=5).write_parquet(path)
-    dates = states.as_of_dates(path, dt.date(2023, 1, 1), dt.date(2024, 12, 31), "month")
+    dates = window.as_of_dates(path, dt.date(2023, 1, 1), dt.date(2024, 12, 31), "month")
     runs = {
         days: pipeline.run(
             BuildConfig(prices=path, out=tmp_path / f"c{days}", chunk_days=days), dates
@@ -171,6 +173,8 @@ def test_counts_do_not_depend_on_the_chunking(market, tmp_path: Path) -> None:
     keys = ("rows_read", "rows_rejected", "row_rejects_by_reason", "range_dropped")
     assert {k: runs[40][k] for k in keys} == {k: runs[5000][k] for k in keys}
     # One chunk reads each row of its window once: its count is the window's row count.
-    window = states.read_window(path, first=dates[0], last=dates[-1], include_undated=True)
-    assert runs[5000]["rows_read"] == window.height
+    rows = window.read_window(
+        path, first=dates[0], last=dates[-1], include_undated=True, min_rows=LOOKBACK_ROWS
+    )
+    assert runs[5000]["rows_read"] == rows.height
     assert runs[5000]["rows_rejected"] > 0 and runs[5000]["range_dropped"] > 0

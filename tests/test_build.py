@@ -9,11 +9,13 @@ import numpy as np
 import polars as pl
 from typer.testing import CliRunner
 
-from stabfrag import pipeline, states
+from stabfrag.build import pipeline
 from stabfrag.cli import app
 from stabfrag.config import BuildConfig
+from stabfrag.features.registry import LOOKBACK_ROWS
+from stabfrag.ingest import window
 from stabfrag.schema import DIM, JOINT_SCHEMA
-from stabfrag.sinks.parquet import partition_dir, partitions, read_table
+from stabfrag.sinks.dataset import partition_dir, partitions, read_table
 
 runner = CliRunner()
 
@@ -195,7 +197,9 @@ def test_read_window_reads_lookback_or_whole_history_of_sparse_entities(tmp_path
     path = tmp_path / "p.parquet"
     pl.concat([daily, weekly]).write_parquet(path)
     last = days[-1]
-    raw = states.read_window(path, first=last, last=last, include_undated=False)
+    raw = window.read_window(
+        path, first=last, last=last, include_undated=False, min_rows=LOOKBACK_ROWS
+    )
     d_rows = raw.filter(pl.col("entity_id") == "D")
-    assert d_rows["date"].min() >= last - dt.timedelta(days=states.LOOKBACK_DAYS)
+    assert d_rows["date"].min() >= last - dt.timedelta(days=window.LOOKBACK_DAYS)
     assert raw.filter(pl.col("entity_id") == "W").height == 572

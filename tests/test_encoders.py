@@ -10,25 +10,21 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from stabfrag import pipeline
+from stabfrag.build import pipeline
 from stabfrag.cli import app
 from stabfrag.config import BuildConfig
-from stabfrag.encoders import (
+from stabfrag.errors import ModelError
+from stabfrag.features.registry import FEATURE_NAMES, FEATURE_SPECS, GROUP_VOTES, SPEC_OF
+from stabfrag.model.bundle import load_models, shipped_models
+from stabfrag.model.encoder import (
     CLIP,
-    FEATURE_GROUPS,
-    GROUP_OF,
-    GROUP_VOTES,
     STAB_MODEL_ID,
-    ModelError,
     group_weights,
     load_encoder,
-    load_models,
     projection_for,
-    shipped_models,
     transformed,
 )
-from stabfrag.features import FEATURE_NAMES
-from stabfrag.linalg import matmul_rows
+from stabfrag.model.linalg import matmul_rows
 from stabfrag.schema import DIM
 from stabfrag.synth import Market
 
@@ -112,7 +108,7 @@ def test_calibrate_writes_artefacts_that_build_uses(market_dir: Path, tmp_path: 
 
 
 def test_calibration_ignores_data_outside_the_range(market_dir: Path, tmp_path: Path) -> None:
-    from stabfrag.calibrate import calibrate
+    from stabfrag.model.calibrate import calibrate
 
     path = market_dir / "prices.parquet"
     prices = pl.read_parquet(path)
@@ -135,10 +131,10 @@ def test_calibration_ignores_data_outside_the_range(market_dir: Path, tmp_path: 
 
 
 def test_every_feature_has_one_group_and_each_group_its_votes() -> None:
-    grouped = [n for names in FEATURE_GROUPS.values() for n in names]
-    assert sorted(grouped) == sorted(FEATURE_NAMES)  # each feature exactly once
+    assert {s.group for s in FEATURE_SPECS} == set(GROUP_VOTES)  # every group has votes
     w = group_weights(FEATURE_NAMES)
-    for group, names in FEATURE_GROUPS.items():
+    for group in GROUP_VOTES:
+        names = [s.name for s in FEATURE_SPECS if s.group == group]
         squared = sum(w[FEATURE_NAMES.index(n)] ** 2 for n in names)
         assert squared == pytest.approx(GROUP_VOTES[group] ** 2), group
     # Fewer features of a group share the same votes.
@@ -146,12 +142,12 @@ def test_every_feature_has_one_group_and_each_group_its_votes() -> None:
     assert group_weights(sub) == pytest.approx(
         [GROUP_VOTES["vol_level"] / np.sqrt(2)] * 2 + [GROUP_VOTES["returns"]]
     )
-    with pytest.raises(ModelError, match="no group"):
+    with pytest.raises(ModelError, match="not in stab-features-v1"):
         group_weights(("vol_21", "moon_phase"))
 
 
 def test_encoder_weighs_the_clipped_z_scores(market: Market) -> None:
-    from stabfrag.features import compute_features
+    from stabfrag.features.plan import compute_features
 
     models = load_models()
     frame = compute_features(market.prices.sort("entity_id", "date").head(3000))
@@ -161,7 +157,7 @@ def test_encoder_weighs_the_clipped_z_scores(market: Market) -> None:
     expected = z * np.array([f["weight"] for f in models.stab.manifest["features"]])
     assert np.array_equal(models.stab.calibrated(frame), expected)
     assert [f["group"] for f in models.stab.manifest["features"]] == [
-        GROUP_OF[n] for n in FEATURE_NAMES
+        SPEC_OF[n].group for n in FEATURE_NAMES
     ]
 
 

@@ -7,8 +7,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from stabfrag.analysis.evaluate import auc, precision_at_k
+from stabfrag.analysis.labels import read_labels
 from stabfrag.cli import app
-from stabfrag.evaluate import LabelError, auc, precision_at_k, read_labels
+from stabfrag.errors import LabelError
 
 runner = CliRunner()
 
@@ -96,7 +98,7 @@ def test_evaluate_on_generated_events(built, market, market_dir: Path) -> None:
 def test_exposure_is_the_trailing_return_correlation(tmp_path: Path) -> None:
     import polars as pl
 
-    from stabfrag.evaluate import EXPOSURE_WINDOW, exposure
+    from stabfrag.analysis.evaluate import EXPOSURE_WINDOW, exposure
 
     rng = np.random.default_rng(3)
     n = 400

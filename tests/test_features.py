@@ -8,7 +8,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from stabfrag.features import FEATURE_NAMES, compute_features, feature_set_hash
+from stabfrag.features.plan import compute_features
+from stabfrag.features.registry import FEATURE_NAMES, feature_set_hash
 from tests.conftest import random_panel
 from tests.oracle import entity_features
 
@@ -138,7 +139,7 @@ def test_days_since_peak_is_zero_at_new_high(n: int) -> None:
 
 
 def test_blocks_of_entities_give_the_same_result(monkeypatch: pytest.MonkeyPatch) -> None:
-    import stabfrag.features as features
+    import stabfrag.features.plan as features
 
     panel = random_panel(9, 6, 400)
     whole = compute_features(panel)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import polars as pl
 
-from stabfrag.sinks.parquet import read_table
+from stabfrag.sinks.dataset import read_table
 from stabfrag.synth import Market
 from tests.conftest import event_dates
 

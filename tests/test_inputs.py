@@ -7,8 +7,10 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from stabfrag import inputs
+from stabfrag.build.requests import state_requests
 from stabfrag.cli import app
+from stabfrag.ingest import prices as inputs
+from stabfrag.ingest.entities import read_entities
 from stabfrag.schema import PRICE_SCHEMA
 
 runner = CliRunner()
@@ -133,10 +135,11 @@ def test_stale_entity_has_no_state(tmp_path: Path) -> None:
     path = tmp_path / "p.parquet"
     frame.write_parquet(path)
     as_of = frame["date"].max() + dt.timedelta(days=8)
-    v = inputs.validate(inputs.read_prices(path), as_of=as_of)
-    assert v.entities_rejected == {"stale": 1}
-    v = inputs.validate(inputs.read_prices(path), as_of=as_of - dt.timedelta(days=1))
-    assert v.entities_rejected == {}
+    prices = inputs.validate(inputs.read_prices(path)).prices
+    _, rejects = state_requests(prices, [as_of], max_staleness_days=7)
+    assert rejects["reason"].to_list() == ["stale"]
+    _, rejects = state_requests(prices, [as_of - dt.timedelta(days=1)], max_staleness_days=7)
+    assert rejects.height == 0
 
 
 def _cli(*args: str) -> tuple[int, str, str]:
@@ -220,10 +223,10 @@ def test_validate_cli_json_reconciles(tmp_path: Path) -> None:
 
 def test_entities_defaults(tmp_path: Path) -> None:
     ids = pl.Series(["AAA.US", "BBB.DE", "CCC"])
-    meta = inputs.read_entities(None, ids)
+    meta = read_entities(None, ids)
     assert meta["region"].to_list() == ["US", "DE", None]
     assert meta["entity_type"].to_list() == ["INSTRUMENT"] * 3
     path = tmp_path / "e.csv"
     path.write_text("entity_id,entity_type\nAAA.US,BOGUS\n")
     with pytest.raises(inputs.InputError, match="BOGUS"):
-        inputs.read_entities(path, ids)
+        read_entities(path, ids)

@@ -7,13 +7,13 @@ import numpy as np
 import polars as pl
 import pytest
 
-from stabfrag import pipeline
-from stabfrag.config import BuildConfig, ConfigError, parse_weights
-from stabfrag.inputs import InputError
-from stabfrag.joint import combine, joint_states, scenario_branch
-from stabfrag.profiles import read_profiles
+from stabfrag.build import pipeline
+from stabfrag.config import BuildConfig, parse_weights
+from stabfrag.errors import ConfigError, InputError
+from stabfrag.ingest.profiles import read_profiles
+from stabfrag.model.joint import combine, joint_states, scenario_branch
 from stabfrag.schema import DIM
-from stabfrag.sinks.parquet import read_table
+from stabfrag.sinks.dataset import read_table
 
 
 def _unit(rng: np.random.Generator, n: int) -> np.ndarray:

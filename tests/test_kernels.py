@@ -6,8 +6,8 @@ import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stabfrag import kernels
-from stabfrag.kernels import blocked
+from stabfrag.features import kernels
+from stabfrag.features.kernels import blocked
 
 
 def _naive(values: np.ndarray, n: int, fn) -> np.ndarray:  # type: ignore[no-untyped-def]

@@ -15,9 +15,10 @@ from psycopg import sql
 from typer.testing import CliRunner
 
 from stabfrag.cli import app
-from stabfrag.sinks import postgres
-from stabfrag.sinks.parquet import partitions, read_table
-from stabfrag.sinks.postgres import SinkError, init_table, load_frames
+from stabfrag.errors import SinkError
+from stabfrag.sinks import pgcopy, postgres
+from stabfrag.sinks.dataset import partitions, read_table
+from stabfrag.sinks.postgres import init_table, load_frames
 
 runner = CliRunner()
 
@@ -107,7 +108,7 @@ def test_bad_row_in_last_batch_keeps_previous_contents(
         .otherwise(pl.col("entity_scope"))
         .alias("entity_scope")
     )
-    monkeypatch.setattr(postgres, "WRITE_BLOCK", 4096)  # many blocks: the bad row is in the last
+    monkeypatch.setattr(pgcopy, "WRITE_BLOCK", 4096)  # many blocks: the bad row is in the last
     with pytest.raises(SinkError, match="failed"):
         load_frames(pg_dsn, table, [bad], staging=staging)
     assert _rows(pg_dsn, table) == before
@@ -120,7 +121,7 @@ def test_connection_killed_mid_load_keeps_previous_contents(
     load_frames(pg_dsn, table, [frame], staging=staging)
     before = _rows(pg_dsn, table)
     victim = f"{pg_dsn}?application_name=stabfrag_victim"
-    monkeypatch.setattr(postgres, "WRITE_BLOCK", 4096)
+    monkeypatch.setattr(pgcopy, "WRITE_BLOCK", 4096)
     killed = []
 
     def kill(sent: int) -> None:

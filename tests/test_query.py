@@ -12,9 +12,9 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
+from stabfrag.analysis.query import run_sql, sql_dir
 from stabfrag.cli import app
-from stabfrag.query import run_sql, sql_dir
-from stabfrag.sinks.parquet import partitions, read_table
+from stabfrag.sinks.dataset import partitions, read_table
 
 runner = CliRunner()
 

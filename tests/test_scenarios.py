@@ -8,18 +8,13 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from stabfrag import pipeline
+from stabfrag.build import pipeline
 from stabfrag.cli import app
 from stabfrag.config import BuildConfig
-from stabfrag.scenarios import (
-    SEVERITIES,
-    SHOCK_TYPES,
-    Baseline,
-    ScenarioError,
-    load_library,
-    synthesise_path,
-)
-from stabfrag.sinks.parquet import read_table
+from stabfrag.errors import ScenarioError
+from stabfrag.scenarios.library import SEVERITIES, SHOCK_TYPES, load_library
+from stabfrag.scenarios.paths import Baseline, synthesise_path
+from stabfrag.sinks.dataset import read_table
 from stabfrag.synth import generate
 
 runner = CliRunner()

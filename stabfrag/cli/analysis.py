@@ -12,9 +12,9 @@ from stabfrag.cli.common import (
     EntityOpt,
     JsonOpt,
     QueryOut,
+    StabfragError,
     app,
     fail,
-    known_errors,
     latest_as_of,
 )
 
@@ -31,12 +31,12 @@ def report(
     entity: EntityOpt = None,
 ) -> None:
     """Write a self-contained HTML report (and a PNG of its map) for one as-of date."""
-    from stabfrag.report import build_report
+    from stabfrag.analysis.report import build_report
 
     day = latest_as_of(data, as_of)
     try:
         path = build_report(data, day, target, entity)
-    except known_errors() as exc:
+    except StabfragError as exc:
         fail(str(exc))
         return
     typer.echo(f"report: {path}\nmap: {path.with_suffix('.png')}")
@@ -66,14 +66,13 @@ def evaluate(
     """Validity figures of a backfilled dataset on labelled stress and calm periods."""
     import json
 
-    from stabfrag.evaluate import LabelError
-    from stabfrag.evaluate import evaluate as run_evaluation
+    from stabfrag.analysis.evaluate import evaluate as run_evaluation
 
     try:
         result = run_evaluation(
             out, labels, prices=prices, exposed_to=exposed_to, min_corr=min_corr
         )
-    except (LabelError, *known_errors()) as exc:  # type: ignore[misc]  # a built tuple
+    except StabfragError as exc:
         fail(str(exc))
         return
     if as_json:

@@ -20,28 +20,28 @@ from stabfrag.cli.common import (
     PricesOpt,
     ProfilesOpt,
     ScenariosOpt,
+    StabfragError,
     StaleOpt,
     WeightsOpt,
     app,
     build_config,
     fail,
-    known_errors,
     parse_date,
     print_frame,
 )
-from stabfrag.inputs import InputError
+from stabfrag.errors import InputError
 from stabfrag.schema import date_span
 
 
 def _run(config: object, dates: list[dt.date], *, as_json: bool, max_reject_share: float) -> None:
-    from stabfrag import pipeline
-    from stabfrag.progress import reporter
-    from stabfrag.summary import emit
+    from stabfrag.build import pipeline
+    from stabfrag.build.progress import reporter
+    from stabfrag.build.summary import emit
 
     try:
         with reporter(len(dates)) as progress:
             summary = pipeline.run(config, dates, progress=progress)  # type: ignore[arg-type]
-    except known_errors() as exc:
+    except StabfragError as exc:
         fail(str(exc))
         return
     result = summary.as_dict()
@@ -100,7 +100,7 @@ def backfill(
     max_reject_share: MaxRejectOpt = 0.05,
 ) -> None:
     """Build every as-of date of a range in one pass per chunk, resumable."""
-    from stabfrag import states
+    from stabfrag.ingest.window import as_of_dates
 
     first, last = parse_date(start, "--start"), parse_date(end, "--end")
     if last < first:
@@ -109,7 +109,7 @@ def backfill(
         fail(f"--freq '{freq}' is not one of day, week, month")
     config = build_config(locals())
     try:
-        dates = states.as_of_dates(prices, first, last, freq)
+        dates = as_of_dates(prices, first, last, freq)
     except InputError as exc:
         fail(str(exc))
         return
@@ -126,9 +126,10 @@ def demo(
     seed: Annotated[int, typer.Option("--seed")] = 7,
 ) -> None:
     """Generate a synthetic market, build its latest date, show the 10 most fragile entities."""
-    from stabfrag import pipeline, synth
+    from stabfrag import synth
+    from stabfrag.analysis.query import run_sql
+    from stabfrag.build import pipeline
     from stabfrag.config import BuildConfig
-    from stabfrag.query import run_sql
 
     market = synth.generate(entities=entities, days=days, seed=seed)
     paths = synth.write_market(market, out / "market")

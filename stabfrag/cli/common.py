@@ -9,7 +9,7 @@ from typing import Annotated
 
 import typer
 
-from stabfrag.inputs import InputError
+from stabfrag.errors import InputError, StabfragError
 
 app = typer.Typer(
     no_args_is_help=True,
@@ -26,6 +26,9 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable 
 MaxRejectOpt = Annotated[
     float, typer.Option("--max-reject-share", help="Exit 1 when rejected rows exceed this share.")
 ]
+
+
+__all__ = ["InputError", "StabfragError"]
 
 
 def fail(message: str) -> None:
@@ -73,7 +76,8 @@ def build_config(params: dict[str, object]) -> object:
     """A BuildConfig from a command's parameters (those BuildConfig has), weights parsed."""
     import dataclasses
 
-    from stabfrag.config import BuildConfig, ConfigError, parse_weights
+    from stabfrag.config import BuildConfig, parse_weights
+    from stabfrag.errors import ConfigError
 
     names = {f.name for f in dataclasses.fields(BuildConfig)}
     kw = {k: v for k, v in params.items() if k in names}
@@ -82,16 +86,6 @@ def build_config(params: dict[str, object]) -> object:
     except ConfigError as exc:
         fail(str(exc))
     return BuildConfig(**kw)  # type: ignore[arg-type]
-
-
-def known_errors() -> tuple[type[Exception], ...]:
-    from stabfrag.config import ConfigError
-    from stabfrag.encoders import ModelError
-    from stabfrag.query import QueryError
-    from stabfrag.scenarios import ScenarioError
-    from stabfrag.sinks.postgres import SinkError
-
-    return (InputError, ModelError, ScenarioError, ConfigError, SinkError, QueryError)
 
 
 def print_frame(frame: object, *, fmt: str, title: str | None = None) -> None:
@@ -126,7 +120,7 @@ FormatOpt = Annotated[str, typer.Option("--format", help="table, csv or json.")]
 
 def latest_as_of(out: Path, as_of: str | None) -> dt.date:
     """The given date, or the newest built one."""
-    from stabfrag.sinks.parquet import partitions
+    from stabfrag.sinks.dataset import partitions
 
     if as_of:
         return parse_date(as_of, "--as-of")

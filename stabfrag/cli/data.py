@@ -12,12 +12,12 @@ from stabfrag.cli.common import (
     JsonOpt,
     MaxRejectOpt,
     PricesOpt,
+    StabfragError,
     app,
     fail,
-    known_errors,
     parse_date,
 )
-from stabfrag.inputs import InputError
+from stabfrag.errors import InputError
 
 
 @app.command()
@@ -28,8 +28,8 @@ def validate(
     max_reject_share: MaxRejectOpt = 0.05,
 ) -> None:
     """Check a prices file against the input contract and report the rejects."""
-    from stabfrag import inputs
-    from stabfrag.summary import emit, validation_summary
+    from stabfrag.build.summary import emit, validation_summary
+    from stabfrag.ingest import prices as inputs
 
     try:
         checked = inputs.validate(inputs.read_prices(prices))
@@ -82,8 +82,8 @@ def calibrate(
     as_json: JsonOpt = False,
 ) -> None:
     """Fit a new calibration on your own history and write new model artefacts."""
-    from stabfrag.calibrate import calibrate as fit
-    from stabfrag.summary import emit
+    from stabfrag.build.summary import emit
+    from stabfrag.model.calibrate import calibrate as fit
 
     first, last = parse_date(start, "--start"), parse_date(end, "--end")
     if last < first:
@@ -96,7 +96,7 @@ def calibrate(
             model_dir=model_dir,
             description=description or f"{prices.name}, {first} to {last}",
         )
-    except known_errors() as exc:
+    except StabfragError as exc:
         fail(str(exc))
         return
     emit({**info, "model_dir": str(model_dir)}, as_json=as_json)

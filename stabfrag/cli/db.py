@@ -13,9 +13,9 @@ from stabfrag.cli.common import (
     PgDsnOpt,
     PgStagingOpt,
     PgTableOpt,
+    StabfragError,
     app,
     fail,
-    known_errors,
     parse_date,
 )
 
@@ -41,7 +41,7 @@ def db_init(
             return
         for line in postgres.init_table(pg_dsn, pg_table):
             typer.echo(f"{pg_table}: {line}")
-    except known_errors() as exc:
+    except StabfragError as exc:
         fail(str(exc))
 
 
@@ -57,8 +57,8 @@ def load(
     as_json: JsonOpt = False,
 ) -> None:
     """Load built Parquet partitions into PostgreSQL (slice replace, idempotent)."""
+    from stabfrag.build.summary import emit
     from stabfrag.sinks.postgres import load_partitions
-    from stabfrag.summary import emit
 
     if not pg_dsn:
         fail("--pg-dsn (or STABFRAG_PG_DSN) is required")
@@ -70,7 +70,7 @@ def load(
     last = parse_date(last_text, "--end") if last_text else None
     try:
         result = load_partitions(out, pg_dsn, pg_table, first=first, last=last, staging=pg_staging)
-    except known_errors() as exc:
+    except StabfragError as exc:
         fail(str(exc))
         return
     emit(result, as_json=as_json)

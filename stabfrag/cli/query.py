@@ -13,9 +13,9 @@ from stabfrag.cli.common import (
     FormatOpt,
     QueryOut,
     ScenarioOpt,
+    StabfragError,
     TopOpt,
     fail,
-    known_errors,
     latest_as_of,
     print_frame,
 )
@@ -26,7 +26,7 @@ query_app = typer.Typer(no_args_is_help=True, help="Similarity queries (sql/duck
 def _query(
     out: Path, name: str, params: dict[str, object], fmt: str, title: str, checks: list
 ) -> None:  # type: ignore[type-arg]
-    from stabfrag.query import run_sql
+    from stabfrag.analysis.query import run_sql
 
     if fmt not in ("table", "csv", "json"):
         fail(f"--format '{fmt}' is not one of table, csv, json")
@@ -34,7 +34,7 @@ def _query(
         for check in checks:  # a few existence checks with hints
             check()
         frame = run_sql(out, name, params)
-    except known_errors() as exc:
+    except StabfragError as exc:
         fail(str(exc))
         return
     print_frame(frame, fmt=fmt, title=title)
@@ -50,7 +50,7 @@ def query_nearest(
     fmt: FormatOpt = "table",
 ) -> None:
     """Nearest scenarios to an entity state (--entity), or nearest states to a scenario."""
-    from stabfrag import query as q
+    from stabfrag.analysis import query as q
 
     day = latest_as_of(out, as_of)
     if bool(entity) == bool(scenario):
@@ -83,7 +83,7 @@ def query_fragile(
     fmt: FormatOpt = "table",
 ) -> None:
     """Fragility ranking for a date: states by similarity to HIGH-severity scenarios."""
-    from stabfrag import query as q
+    from stabfrag.analysis import query as q
 
     day = latest_as_of(out, as_of)
     _query(
@@ -106,7 +106,7 @@ def query_analogs(
     fmt: FormatOpt = "table",
 ) -> None:
     """Past dates whose state of the entity is closest to its state on --as-of."""
-    from stabfrag import query as q
+    from stabfrag.analysis import query as q
 
     day = latest_as_of(out, as_of)
     params = {"entity_id": entity, "as_of": day, "top_n": top, "min_gap_days": min_gap_days}
@@ -128,7 +128,7 @@ def query_trajectory(
     fmt: FormatOpt = "table",
 ) -> None:
     """An entity's similarity to one scenario, and its fragility, over time."""
-    from stabfrag import query as q
+    from stabfrag.analysis import query as q
 
     _query(
         out,

@@ -18,7 +18,8 @@ scenarios_app = typer.Typer(no_args_is_help=True, help="Browse the scenario libr
 
 
 def _library(folder: Path | None) -> tuple:  # type: ignore[type-arg]
-    from stabfrag.scenarios import ScenarioError, load_library
+    from stabfrag.errors import ScenarioError
+    from stabfrag.scenarios.library import load_library
 
     try:
         return load_library(folder)
@@ -30,7 +31,7 @@ def _library(folder: Path | None) -> tuple:  # type: ignore[type-arg]
 @scenarios_app.command("list")
 def scenarios_list(scenarios: ScenariosOpt = None, fmt: FormatOpt = "table") -> None:
     """List every scenario: id, kind, shock type, severity, description."""
-    from stabfrag.scenarios import library_frame
+    from stabfrag.scenarios.library import library_frame
 
     frame = library_frame(_library(scenarios)).select(
         "scenario_id",

@@ -11,29 +11,20 @@ import contextlib
 import datetime as dt
 import hashlib
 import re
-import struct
-from collections.abc import Callable, Iterable
+import time
+from collections.abc import Iterable
 from pathlib import Path
 
-import numpy as np
 import polars as pl
 import psycopg
-import pyarrow as pa
 from psycopg import sql
 
-from stabfrag.schema import DIM, TABLE_SCHEMAS, conform
-from stabfrag.sinks import Partition, SinkBase
-
-COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + struct.pack("!ii", 0, 0)
-COPY_TRAILER = struct.pack("!h", -1)
-PG_EPOCH = dt.date(2000, 1, 1)
-VECTOR_BYTES = DIM * 4
-WRITE_BLOCK = 8 << 20  # bytes per copy.write call
-ENCODE_ROWS = 65_536  # rows encoded at a time
-
-
-class SinkError(Exception):
-    """A database problem, as one line with no secret in it."""
+from stabfrag.config import packaged
+from stabfrag.errors import SinkError
+from stabfrag.schema import conform
+from stabfrag.sinks.base import Partition, Sink
+from stabfrag.sinks.dataset import TABLE_SCHEMAS, partitions, read_table
+from stabfrag.sinks.pgcopy import COPY_COLUMNS, Hook, copy_rows
 
 
 def redact(text: str, dsn: str | None) -> str:
@@ -77,12 +68,10 @@ def index_ident(name: str) -> sql.Identifier:
 
 
 def ddl_path() -> Path:
-    here = Path(__file__).resolve().parent.parent
-    for candidate in (here.parent / "sql" / "postgres", here / "sql" / "postgres"):
-        path = candidate / "001_joint_embeddings.sql"
-        if path.exists():
-            return path
-    raise SinkError("sql/postgres/001_joint_embeddings.sql is missing from this installation")
+    path = packaged("sql", "postgres", "001_joint_embeddings.sql")
+    if not path.exists():
+        raise SinkError("sql/postgres/001_joint_embeddings.sql is missing from this installation")
+    return path
 
 
 def ddl_statements(table: str) -> list[sql.Composed]:
@@ -149,123 +138,9 @@ def init_table(dsn: str, table: str) -> list[str]:
         conn.close()
 
 
-class RowEncoder:
-    """Binary COPY tuples of (joint_type, as_of_date, vector, entity_scope, model_id),
-    built as one fixed-width byte matrix per batch, never row by row.
-
-    JSON allows trailing white space and jsonb drops it, so each entity_scope is padded
-    with spaces to the longest of the load: every tuple has the same width, constant
-    fields come from one template row, and each varying field is a column block of the
-    matrix filled by one slice assignment. The matrix is reused from batch to batch.
-    """
-
-    def __init__(self, *, joint_type: str, model_id: str, json_width: int, rows: int) -> None:
-        jt, mid = joint_type.encode(), model_id.encode()
-        layout = [
-            ("count", 2),
-            ("jt_len", 4),
-            ("jt", len(jt)),
-            ("date_len", 4),
-            ("date", 4),
-            ("vec_len", 4),
-            ("vec", VECTOR_BYTES),
-            ("js_len", 4),
-            ("js_ver", 1),
-            ("js", json_width),
-            ("mid_len", 4),
-            ("mid", len(mid)),
-        ]
-        self.at: dict[str, slice] = {}
-        pos = 0
-        for name, size in layout:  # a dozen fields of one tuple
-            self.at[name] = slice(pos, pos + size)
-            pos += size
-        template = np.full(pos, ord(" "), dtype=np.uint8)
-        for name, value in (
-            ("count", struct.pack("!h", 5)),
-            ("jt_len", struct.pack("!i", len(jt))),
-            ("jt", jt),
-            ("date_len", struct.pack("!i", 4)),
-            ("vec_len", struct.pack("!i", VECTOR_BYTES)),
-            ("js_len", struct.pack("!i", json_width + 1)),
-            ("js_ver", b"\x01"),
-            ("mid_len", struct.pack("!i", len(mid))),
-            ("mid", mid),
-        ):
-            template[self.at[name]] = np.frombuffer(value, np.uint8)
-        self.width = json_width
-        self.template = template
-        self.matrix = np.empty((rows, pos), dtype=np.uint8)
-
-    def encode(self, dates: np.ndarray, scopes: pa.Array, vectors: np.ndarray) -> memoryview:
-        n = len(dates)
-        rows = self.matrix[:n]
-        rows[:] = self.template
-        rows[:, self.at["date"]] = dates.astype(">i4").view(np.uint8).reshape(n, 4)
-        vec = np.ascontiguousarray(vectors, dtype="<f4")
-        rows[:, self.at["vec"]] = vec.view(np.uint8).reshape(n, VECTOR_BYTES)
-        offsets, data = _json_bytes(scopes)
-        lengths = np.diff(offsets)
-        # A row-major boolean mask takes the concatenated JSON bytes in row order.
-        js = rows[:, self.at["js"]]
-        js[np.arange(self.width)[None, :] < lengths[:, None]] = data[offsets[0] : offsets[-1]]
-        return rows.data.cast("B")
-
-
-def _json_bytes(scopes: pa.Array) -> tuple[np.ndarray, np.ndarray]:
-    """(offsets, bytes) of an Arrow string array, without copying the bytes."""
-    binary = scopes.cast(pa.large_binary())
-    offsets = np.frombuffer(binary.buffers()[1], dtype=np.int64)[binary.offset :]
-    offsets = offsets[: len(binary) + 1]
-    data = binary.buffers()[2]
-    return offsets, (np.frombuffer(data, dtype=np.uint8) if data else np.zeros(0, np.uint8))
-
-
 def slice_lock_key(table: str, joint_type: str, model_id: str, as_of: dt.date) -> int:
     digest = hashlib.blake2b(f"{table}|{joint_type}|{model_id}|{as_of}".encode(), digest_size=8)
     return int.from_bytes(digest.digest(), "big", signed=True)
-
-
-Hook = Callable[[int], None]  # called with bytes sent so far, between COPY blocks (tests)
-
-
-COPY_COLUMNS = "(joint_type, as_of_date, vector, entity_scope, model_id)"
-
-
-def _copy_rows(
-    cur: psycopg.Cursor,
-    into: sql.Composable,
-    frame: pl.DataFrame,
-    joint_type: str,
-    model_id: str,
-    hook: Hook | None,
-) -> None:
-    """Stream `frame` as binary COPY into `into`, encoded a batch of rows at a time."""
-    # date is days since 1970-01-01 in Arrow; PostgreSQL counts from 2000-01-01.
-    epoch_shift = (PG_EPOCH - dt.date(1970, 1, 1)).days
-    days = (frame["as_of_date"].cast(pl.Int32).to_numpy() - epoch_shift).astype(np.int32)
-    scopes = frame["entity_scope"].to_arrow()
-    vectors = frame["vector"].to_numpy()
-    statement = sql.SQL("COPY {} " + COPY_COLUMNS + " FROM STDIN (FORMAT binary)").format(into)
-    encoder = RowEncoder(
-        joint_type=joint_type,
-        model_id=model_id,
-        rows=min(ENCODE_ROWS, frame.height),
-        json_width=int(np.diff(_json_bytes(scopes)[0]).max()),
-    )
-    with cur.copy(statement) as copy:
-        sent = 0
-        copy.write(COPY_HEADER)
-        for lo in range(0, frame.height, ENCODE_ROWS):  # batches of rows: bounded memory
-            hi = lo + ENCODE_ROWS
-            view = encoder.encode(days[lo:hi], scopes[lo:hi], vectors[lo:hi])
-            for start in range(0, len(view), WRITE_BLOCK):  # blocks of bytes
-                block = view[start : start + WRITE_BLOCK]
-                copy.write(block)
-                sent += len(block)
-                if hook:
-                    hook(sent)
-        copy.write(COPY_TRAILER)
 
 
 def load_frames(
@@ -310,7 +185,7 @@ def load_frames(
                     "CREATE TEMP TABLE stabfrag_stage (joint_type varchar(32), as_of_date date, "
                     "vector bytea, entity_scope jsonb, model_id varchar(64)) ON COMMIT DROP"
                 )
-                _copy_rows(cur, stage, frame, joint_type, model_id, hook)
+                copy_rows(cur, stage, frame, joint_type, model_id, hook)
                 cur.execute(delete, [joint_type, model_id, slices])
                 cur.execute(
                     sql.SQL("INSERT INTO {t} " + COPY_COLUMNS + " SELECT * FROM {s}").format(
@@ -319,7 +194,7 @@ def load_frames(
                 )
             else:
                 cur.execute(delete, [joint_type, model_id, slices])
-                _copy_rows(cur, target, frame, joint_type, model_id, hook)
+                copy_rows(cur, target, frame, joint_type, model_id, hook)
         conn.commit()
         return frame.height
     except (psycopg.Error, OSError) as exc:
@@ -335,7 +210,7 @@ def _quiet_rollback(conn: psycopg.Connection) -> None:
         conn.rollback()
 
 
-class PostgresSink(SinkBase):
+class PostgresSink(Sink):
     """Stage partitions' joint rows; commit loads them all in one transaction."""
 
     def __init__(self, dsn: str, table: str, *, staging: bool = False) -> None:
@@ -371,10 +246,6 @@ def load_partitions(
     staging: bool = False,
 ) -> dict[str, object]:
     """Stream built partitions into PostgreSQL, a few partitions per transaction."""
-    import time
-
-    from stabfrag.sinks.parquet import partitions, read_table
-
     dates = [
         d for d in partitions(out) if (first is None or d >= first) and (last is None or d <= last)
     ]

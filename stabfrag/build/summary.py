@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
-from stabfrag.inputs import Validated
+from stabfrag.ingest.prices import Validated
 
 
 def validation_summary(v: Validated) -> dict[str, Any]:

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
+from stabfrag.analysis.query import check_date, check_entity, run_sql
 from stabfrag.atomic import write_atomic
-from stabfrag.query import check_date, check_entity, run_sql
-from stabfrag.sinks.parquet import read_table
+from stabfrag.sinks.dataset import read_table
 
 WIDTH, HEIGHT, PAD = 900, 600, 40
 # A perceptual ramp from calm (blue) through yellow to fragile (red).

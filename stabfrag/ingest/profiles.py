@@ -1,4 +1,4 @@
-"""The optional profile branch (joint-profile-core-v1): read, check, take point in time."""
+"""The optional profile branch (joint-profile-core-v1): read and check the vectors."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from stabfrag.inputs import InputError
+from stabfrag.errors import InputError
 from stabfrag.schema import DIM, ENTITY, VECTOR_TYPE
 
 
@@ -52,28 +52,3 @@ def read_profiles(path: Path) -> pl.DataFrame:
             "vector": pl.Series(unit, dtype=VECTOR_TYPE),
         }
     ).sort("key", "as_of_date")
-
-
-def profiles_at(
-    states: pl.DataFrame, profiles: pl.DataFrame | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """The newest profile with as_of_date <= the state's date, per state (point in time).
-
-    `states` has entity_id, issuer_id and as_of_date. Returns (vectors (n, 384), has_profile).
-    """
-    n = states.height
-    if profiles is None or profiles.height == 0:
-        return np.zeros((n, DIM), dtype=np.float32), np.zeros(n, dtype=bool)
-    key = ENTITY if profiles["key_column"][0] == ENTITY else "issuer_id"
-    left = states.select(
-        pl.int_range(n).alias("_i"), pl.col(key).alias("key"), pl.col("as_of_date").alias("_d")
-    ).sort("_d")
-    right = profiles.select("key", pl.col("as_of_date").alias("_d"), "vector").sort("_d")
-    joined = left.join_asof(
-        right, on="_d", by="key", strategy="backward", check_sortedness=False
-    ).sort("_i")
-    has = joined["vector"].is_not_null().to_numpy()
-    vectors = np.zeros((n, DIM), dtype=np.float32)
-    if has.any():
-        vectors[has] = joined.filter(pl.col("vector").is_not_null())["vector"].to_numpy()
-    return vectors, has

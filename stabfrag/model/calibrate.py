@@ -9,18 +9,14 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from stabfrag.encoders import (
-    SCEN_MODEL_ID,
-    STAB_MODEL_ID,
-    fit_calibration,
-    write_encoder,
-    write_joint,
-)
-from stabfrag.features import compute_features
-from stabfrag.inputs import InputError, read_prices, validate, window_filter
-from stabfrag.joint import DEFAULT_TAU, DEFAULT_WEIGHTS
+from stabfrag.errors import InputError
+from stabfrag.features.plan import compute_features
+from stabfrag.ingest.files import file_hash
+from stabfrag.ingest.prices import read_prices, validate, window_filter
+from stabfrag.ingest.window import LOOKBACK_DAYS
+from stabfrag.model.encoder import SCEN_MODEL_ID, STAB_MODEL_ID, fit_calibration, write_encoder
+from stabfrag.model.joint import DEFAULT_TAU, DEFAULT_WEIGHTS, write_joint
 from stabfrag.schema import DATE
-from stabfrag.states import LOOKBACK_DAYS, file_hash
 
 MAX_ROWS = 2_000_000  # enough for stable medians; every k-th state beyond that
 

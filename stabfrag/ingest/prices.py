@@ -1,4 +1,4 @@
-"""Read and validate the inputs: scan -> (clean frame, rejects, counts)."""
+"""Read and validate prices: scan -> (clean sorted frame, rejects, counts)."""
 
 from __future__ import annotations
 
@@ -9,11 +9,12 @@ from typing import Any
 
 import polars as pl
 
+from stabfrag.errors import InputError
+from stabfrag.ingest.files import check_columns, file_format
+from stabfrag.ingest.reasons import MIN_PRICES, entity_rule
 from stabfrag.schema import (
     DATE,
-    ENTITIES_SCHEMA,
     ENTITY,
-    ENTITY_TYPES,
     OPTIONAL_PRICE_COLUMNS,
     REJECTS_SCHEMA,
     REQUIRED_PRICE_COLUMNS,
@@ -21,14 +22,6 @@ from stabfrag.schema import (
 
 ROW = "_row"  # position in file order; decides which duplicate is kept
 MAX_ENTITY_ID = 64
-MIN_PRICES = 64  # one full 63-return window
-
-
-class InputError(Exception):
-    """An input that cannot be read at all; the message is one line naming the file."""
-
-    def __init__(self, path: Path | str, problem: str) -> None:
-        super().__init__(f"{path}: {problem}")
 
 
 @dataclass(frozen=True)
@@ -56,28 +49,6 @@ class Validated:
     def reject_counts(self) -> dict[str, int]:
         counts = self.rejects.group_by("reason").len().sort("reason")
         return dict(zip(counts["reason"].to_list(), counts["len"].to_list(), strict=True))
-
-
-def _file_format(path: Path) -> str:
-    if not path.exists():
-        raise InputError(path, "no such file")
-    if path.is_dir():
-        raise InputError(path, "is a folder, expected a Parquet or CSV file")
-    with path.open("rb") as fh:
-        head = fh.read(4)
-    if head == b"PAR1":
-        return "parquet"
-    if path.suffix.lower() in {".parquet", ".pq"}:
-        raise InputError(path, "not a Parquet file (no PAR1 magic bytes)")
-    if path.suffix.lower() in {".csv", ".txt"}:
-        return "csv"
-    raise InputError(path, "unknown format: expected a .parquet or .csv file")
-
-
-def _check_columns(path: Path, names: list[str], required: list[str]) -> None:
-    missing = [c for c in required if c not in names]
-    if missing:
-        raise InputError(path, f"missing required column(s): {', '.join(missing)}")
 
 
 def _numeric(name: str, dtype: pl.DataType, path: Path, fmt: str) -> pl.Expr:
@@ -112,7 +83,7 @@ def scan_prices(path: Path | str) -> pl.LazyFrame:
     Raises InputError for a file that cannot be read at all.
     """
     path = Path(path)
-    fmt = _file_format(path)
+    fmt = file_format(path)
     try:
         if fmt == "parquet":
             lf = pl.scan_parquet(path, row_index_name=ROW)
@@ -122,7 +93,7 @@ def scan_prices(path: Path | str) -> pl.LazyFrame:
     except pl.exceptions.PolarsError as exc:
         raise InputError(path, f"cannot read: {str(exc).splitlines()[0]}") from None
     names = schema.names()
-    _check_columns(path, names, list(REQUIRED_PRICE_COLUMNS))
+    check_columns(path, names, list(REQUIRED_PRICE_COLUMNS))
     if schema[ENTITY] not in (pl.String(), pl.Categorical(), pl.Null()):
         raise InputError(path, f"column {ENTITY} has type {schema[ENTITY]}, expected text")
     exprs = [
@@ -251,18 +222,9 @@ def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.sort([ENTITY, DATE, ROW])
 
 
-def validate(
-    raw: pl.DataFrame,
-    *,
-    as_of: dt.date | None = None,
-    max_staleness_days: int = 7,
-    min_prices: int = MIN_PRICES,
-) -> Validated:
-    """Apply every SPEC §2 rule; return clean sorted prices and reconciled rejects.
-
-    With `as_of`, an entity whose last valid price is older than `max_staleness_days`
-    is rejected as `stale` (a delisted name must not look calm forever).
-    """
+def validate(raw: pl.DataFrame, *, min_prices: int = MIN_PRICES) -> Validated:
+    """Apply every SPEC §2 row rule and the minimum history; return clean sorted prices and
+    reconciled rejects. Staleness depends on an as-of date: build.requests applies it."""
     flagged = raw.with_columns(row_reason().alias("reason"))
     bad = flagged.filter(pl.col("reason").is_not_null())
     good = flagged.filter(pl.col("reason").is_null())
@@ -316,32 +278,15 @@ def validate(
     no_rows = all_ids.join(per_entity, on=ENTITY, how="anti").with_columns(
         pl.lit(None, pl.Date).alias("last_date")
     )
-    short = per_entity.filter(pl.col("n") < min_prices)
+    reason, detail = entity_rule(pl.col("n"), pl.col("last_date"), min_prices=min_prices)
+    judged = per_entity.with_columns(reason.alias("reason"), detail.alias("detail"))
     entity_rejects = [
         _entity_rejects(no_rows, "no_valid_rows", pl.lit("every row was rejected")),
-        _entity_rejects(
-            short,
-            "insufficient_history",
-            pl.format("{} valid prices, at least {} needed", pl.col("n"), pl.lit(min_prices)),
+        judged.filter(pl.col("reason").is_not_null()).select(
+            ENTITY, pl.col("last_date").alias(DATE), "reason", "detail"
         ),
     ]
-    remaining = per_entity.filter(pl.col("n") >= min_prices)
-    if as_of is not None:
-        cutoff = as_of - dt.timedelta(days=max_staleness_days)
-        stale = remaining.filter(pl.col("last_date") < cutoff)
-        entity_rejects.append(
-            _entity_rejects(
-                stale,
-                "stale",
-                pl.format(
-                    "last price on {}, more than {} days before {}",
-                    pl.col("last_date"),
-                    pl.lit(max_staleness_days),
-                    pl.lit(as_of.isoformat()),
-                ),
-            )
-        )
-        remaining = remaining.filter(pl.col("last_date") >= cutoff)
+    remaining = judged.filter(pl.col("reason").is_null())
     ent_rej = pl.concat(entity_rejects).sort(ENTITY)
     keep = remaining.select(ENTITY)
     if keep.height < per_entity.height:
@@ -362,43 +307,3 @@ def validate(
             zip(ent_counts["reason"].to_list(), ent_counts["len"].to_list(), strict=True)
         ),
     )
-
-
-def read_entities(path: Path | str | None, entity_ids: pl.Series) -> pl.DataFrame:
-    """Return entity metadata for `entity_ids`, with SPEC defaults where the file is silent."""
-    base = pl.DataFrame({ENTITY: entity_ids.unique().sort()})
-    if path is not None:
-        path = Path(path)
-        fmt = _file_format(path)
-        try:
-            meta = (
-                pl.read_parquet(path) if fmt == "parquet" else pl.read_csv(path, infer_schema=False)
-            )
-        except pl.exceptions.PolarsError as exc:
-            raise InputError(path, f"cannot read: {str(exc).splitlines()[0]}") from None
-        _check_columns(path, meta.columns, [ENTITY])
-        meta = meta.select(
-            [pl.col(c).cast(pl.String) for c in ENTITIES_SCHEMA.names() if c in meta.columns]
-        ).unique(ENTITY, keep="first", maintain_order=True)
-        if "entity_type" in meta.columns:
-            unknown = meta.filter(
-                pl.col("entity_type").is_not_null() & ~pl.col("entity_type").is_in(ENTITY_TYPES)
-            )
-            if unknown.height:
-                row = unknown.row(0, named=True)
-                raise InputError(
-                    path,
-                    f"entity_type '{row['entity_type']}' of {row[ENTITY]} is not one of "
-                    + ", ".join(ENTITY_TYPES),
-                )
-        base = base.join(meta, on=ENTITY, how="left")
-    suffix = pl.col(ENTITY).str.extract(r"\.([^.]+)$", 1)
-    cols = {
-        "entity_type": pl.lit("INSTRUMENT"),
-        "region": suffix,
-        "issuer_id": pl.lit(None, pl.String),
-    }
-    return base.with_columns(
-        (pl.col(c).fill_null(default) if c in base.columns else default).alias(c)
-        for c, default in cols.items()
-    ).select(ENTITIES_SCHEMA.names())

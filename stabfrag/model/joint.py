@@ -1,12 +1,26 @@
-"""joint-stab-fragility-v1: scenario branch, weighted joint vector, nearest, fragility."""
+"""joint-stab-fragility-v1: the artefact, the scenario branch, the weighted joint vector,
+nearest scenario and fragility."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-from stabfrag.linalg import matmul_rows, normalise
+from stabfrag.atomic import write_atomic
+from stabfrag.model.encoder import SCEN_MODEL_ID, STAB_MODEL_ID
+from stabfrag.model.linalg import matmul_rows, normalise
+from stabfrag.model.manifest import (
+    content_hash,
+    created_now,
+    read_verified,
+    save_npy,
+    sha256_file,
+    write_manifest,
+)
+from stabfrag.schema import DIM, JOINT_MODEL_ID
 
 DEFAULT_WEIGHTS = {"stab": 1.0, "scen": 0.5, "prof": 0.5}
 DEFAULT_TAU = 0.1
@@ -93,3 +107,47 @@ def joint_states(
     return JointResult(
         vectors=vectors, nearest=nearest, nearest_similarity=similarity, fragility=fragility
     )
+
+
+@dataclass(frozen=True)
+class JointModel:
+    weights: dict[str, float]
+    tau: float
+    projection: np.ndarray
+    manifest: dict[str, Any]
+
+    @property
+    def sha256(self) -> str:
+        return content_hash(self.manifest)
+
+
+def load_joint(folder: Path) -> JointModel:
+    manifest, projection = read_verified(folder, JOINT_MODEL_ID)
+    return JointModel(
+        weights={k: float(v) for k, v in manifest["weights"].items()},
+        tau=float(manifest["tau"]),
+        projection=projection,
+        manifest=manifest,
+    )
+
+
+def write_joint(folder: Path, *, weights: dict[str, float], tau: float) -> Path:
+    """Write the joint model artefact: branch weights, tau and its (identity) output map."""
+    target = folder / JOINT_MODEL_ID
+    target.mkdir(parents=True, exist_ok=True)
+    proj_path = write_atomic(
+        target / "projection.npy", lambda p: save_npy(p, np.eye(DIM, dtype=np.float64))
+    )
+    manifest = {
+        "model_id": JOINT_MODEL_ID,
+        "kind": "joint",
+        "branches": {"stab": STAB_MODEL_ID, "scen": SCEN_MODEL_ID, "prof": "joint-profile-core-v1"},
+        "weights": weights,
+        "tau": tau,
+        "construction": "normalise(sum_b w_b z_b / sum of present w_b) @ projection (v1: identity)",
+        "projection_sha256": sha256_file(proj_path),
+        "dimension": DIM,
+        "created": created_now(),
+    }
+    write_manifest(target, manifest)
+    return target

@@ -8,20 +8,17 @@ from typing import Any
 import duckdb
 import polars as pl
 
+from stabfrag.config import packaged
+from stabfrag.errors import QueryError
 from stabfrag.sinks.duckdb import DB_NAME
 
 
-class QueryError(Exception):
-    """A query that cannot run: unknown entity or date, missing output. One line."""
-
-
 def sql_dir() -> Path:
-    """sql/duckdb of the source tree, or the copy shipped inside the package."""
-    here = Path(__file__).resolve().parent
-    for candidate in (here.parent / "sql" / "duckdb", here / "sql" / "duckdb"):
-        if candidate.is_dir():
-            return candidate
-    raise QueryError("the SQL query files are missing from this installation")
+    """sql/duckdb, shipped inside the package."""
+    folder = packaged("sql", "duckdb")
+    if not folder.is_dir():
+        raise QueryError("the SQL query files are missing from this installation")
+    return folder
 
 
 def connect(out: Path) -> duckdb.DuckDBPyConnection:

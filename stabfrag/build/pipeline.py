@@ -15,45 +15,48 @@ import numpy as np
 import polars as pl
 
 from stabfrag import __version__
+from stabfrag.build.rejects import counts, dated_row_rejects, own_rows
+from stabfrag.build.requests import fingerprint, profiles_at, state_requests
+from stabfrag.build.rows import entity_scope, joint_rows, scenario_scope
+from stabfrag.build.scenario_space import ScenarioLibrary
+from stabfrag.build.summary import RunSummary
 from stabfrag.config import BuildConfig
-from stabfrag.encoders import load_models
-from stabfrag.features import FEATURE_NAMES, compute_features
-from stabfrag.inputs import (
-    read_entities,
-    validate,
-)
-from stabfrag.joint import joint_states
-from stabfrag.profiles import profiles_at, read_profiles
-from stabfrag.scenario_space import ScenarioLibrary, scenario_rows, scenario_scope
-from stabfrag.scenarios import (
-    load_library,
-)
-from stabfrag.schema import DATE, ENTITY, JOINT_MODEL_ID, JOINT_TYPE, VECTOR_TYPE
-from stabfrag.sinks import Partition, Sink
-from stabfrag.states import fingerprint, read_window, state_requests
-from stabfrag.summary import RunSummary
-
-
-def _entity_scope(has_profile: pl.Expr | pl.Series) -> pl.Expr:
-    """entity_scope JSON of SPEC §6, keys in the documented order."""
-    source = (
-        pl.when(has_profile)
-        .then(pl.lit("stab+scenarios+profile"))
-        .otherwise(pl.lit("stab+scenarios"))
-    )
-    return pl.struct(
-        pl.col("entity_type"),
-        pl.col(ENTITY),
-        pl.col("region"),
-        source.alias("source"),
-        pl.struct(
-            pl.col("window_start").cast(pl.String).alias("start_date"),
-            pl.col(DATE).cast(pl.String).alias("end_date"),
-        ).alias("stab_window"),
-    ).struct.json_encode()
-
+from stabfrag.features.plan import compute_features
+from stabfrag.features.registry import FEATURE_NAMES, LOOKBACK_ROWS
+from stabfrag.ingest.entities import read_entities
+from stabfrag.ingest.prices import Validated, read_prices, validate
+from stabfrag.ingest.profiles import read_profiles
+from stabfrag.ingest.reasons import ROW_REASONS, STATE_REASONS
+from stabfrag.ingest.window import read_window
+from stabfrag.model.bundle import load_models
+from stabfrag.model.joint import joint_states
+from stabfrag.scenarios.library import Scenario, load_library
+from stabfrag.schema import DATE, ENTITY, PRICE_SCHEMA
+from stabfrag.sinks.base import Partition, Sink
+from stabfrag.sinks.dataset import read_manifest
+from stabfrag.sinks.duckdb import write_views
+from stabfrag.sinks.parquet import ParquetSink
 
 ProgressFn = Callable[[int, int, int], None]  # (dates done, dates total, states so far)
+
+FEATURE_COLUMNS = (
+    "as_of_date",
+    ENTITY,
+    DATE,
+    "window_start",
+    "n_obs",
+    *FEATURE_NAMES,
+    "features_null",
+)
+
+
+def reference_prices(config: BuildConfig, library: tuple[Scenario, ...]) -> pl.DataFrame:
+    """The valid prices of the library's reference entities (empty when there are none)."""
+    refs = sorted({s.reference_entity for s in library if s.reference_entity})
+    if not refs:
+        return pl.DataFrame(schema=PRICE_SCHEMA)
+    raw = read_prices(config.prices, where=pl.col(ENTITY).is_in(refs))
+    return validate(raw, min_prices=0).prices
 
 
 class Builder:
@@ -66,7 +69,12 @@ class Builder:
             self.models = load_models(config.model_dir)
             self.weights = {**self.models.joint.weights, **(config.weights or {})}
             self.library = load_library(config.scenarios)
-            self.scenarios = ScenarioLibrary(config, self.models, self.library)
+            self.scenarios = ScenarioLibrary(
+                self.models,
+                self.library,
+                reference_prices(config, self.library),
+                max_staleness_days=config.max_staleness_days,
+            )
             self.profiles = read_profiles(config.profiles) if config.profiles else None
             self.fingerprint = fingerprint(config, self.library, self.weights)
         self.summary.models = self.models.hashes()
@@ -77,6 +85,11 @@ class Builder:
             "as_of_date": as_of.isoformat(),
             "input_fingerprint": self.fingerprint,
             "models": self.models.hashes(),
+            # What evaluate reloads: the library and models this partition was built with.
+            "model_dir": None if self.config.model_dir is None else str(self.config.model_dir),
+            "scenario_library": None
+            if self.config.scenarios is None
+            else str(self.config.scenarios),
             "weights": self.weights,
             "tau": self.models.joint.tau,
             "counts": counts,
@@ -129,7 +142,11 @@ class Builder:
         cfg, t = self.config, self.summary.timings
         with t.stage("read"):
             raw = read_window(
-                cfg.prices, first=chunk[0], last=chunk[-1], include_undated=first_of_run
+                cfg.prices,
+                first=chunk[0],
+                last=chunk[-1],
+                include_undated=first_of_run,
+                min_rows=LOOKBACK_ROWS,
             )
         with t.stage("validate"):
             checked = validate(raw, min_prices=0)
@@ -153,21 +170,19 @@ class Builder:
         )
         states, z_stab = states.filter(pl.Series(ok)), z_stab[ok]
         with t.stage("joint"):
-            joint_rows, scen_rows = self._joint(states, z_stab, chunk)
-        return self._partitions(
-            chunk,
-            previous,
-            checked,
-            states,
-            joint_rows,
-            scen_rows,
-            pl.concat([ent_rejects, degenerate]),
-            first_of_run=first_of_run,
+            joint = self._joint(states, z_stab, chunk)
+        own = own_rows(previous[chunk[0]], first_of_run=first_of_run)
+        rejects = pl.concat(
+            [dated_row_rejects(checked.rejects, chunk, own), pl.concat([ent_rejects, degenerate])]
         )
+        self._count_chunk(checked, own, rejects)
+        return self._partitions(chunk, states.select(FEATURE_COLUMNS), joint, rejects)
 
     def _joint(
         self, states: pl.DataFrame, z_stab: np.ndarray, chunk: list[dt.date]
-    ) -> tuple[pl.DataFrame, pl.DataFrame]:
+    ) -> pl.DataFrame:
+        """Entity and scenario rows of the chunk, one joint computation per version of the
+        scenario library (a historical episode switching to its real path), not per date."""
         z_prof, has_prof = profiles_at(states, self.profiles)
         keys = {d: self.scenarios.key(d) for d in chunk}
         versions = sorted(set(keys.values()))
@@ -175,10 +190,8 @@ class Builder:
         state_keys = (
             states["as_of_date"].replace_strict(version_of, return_dtype=pl.Int64).to_numpy()
         )
-        entity_frames, scenario_frames = [], []
-        # One joint computation per version of the scenario library (a historical episode
-        # switching to its real path), not per date.
-        for i, key in enumerate(versions):
+        frames = []
+        for i, key in enumerate(versions):  # a few library versions
             space = self.scenarios.space(key)
             sel = state_keys == i
             res = joint_states(
@@ -191,151 +204,79 @@ class Builder:
                 has_prof=has_prof[sel],
             )
             ids = space.table["scenario_id"].to_numpy()
-            sub = states.filter(pl.Series(sel))
-            entity_frames.append(
-                sub.select(
-                    pl.lit(JOINT_TYPE).alias("joint_type"),
-                    "as_of_date",
-                    _entity_scope(pl.Series(has_prof[sel])).alias("entity_scope"),
-                    pl.lit(JOINT_MODEL_ID).alias("model_id"),
-                    pl.Series("vector", res.vectors, dtype=VECTOR_TYPE),
-                    pl.lit("entity").alias("kind"),
-                    ENTITY,
-                    pl.lit(None, pl.String).alias("scenario_id"),
-                    pl.Series("nearest_scenario_id", ids[res.nearest]),
-                    pl.Series("nearest_scenario_similarity", res.nearest_similarity),
-                    pl.Series("fragility", res.fragility),
-                    "features_null",
+            frames.append(
+                joint_rows(
+                    states.filter(pl.Series(sel)),
+                    kind="entity",
+                    scope=entity_scope(pl.Series(has_prof[sel])),
+                    vectors=res.vectors,
+                    nearest=ids[res.nearest],
+                    similarity=res.nearest_similarity,
+                    fragility=res.fragility,
                 )
             )
-            scenario_frames.append(
-                scenario_rows(
-                    space,
-                    scenario_scope(space.table, self.library),
-                    [d for d, k in keys.items() if k == key],
-                ).with_columns(pl.lit(i).alias("_key"))
+            dates = [d for d, k in keys.items() if k == key]
+            base = pl.DataFrame({"as_of_date": dates}, schema={"as_of_date": pl.Date}).join(
+                space.table.select("scenario_id").with_columns(space.features["features_null"]),
+                how="cross",
             )
-        return pl.concat(entity_frames), pl.concat(scenario_frames)
+            frames.append(
+                joint_rows(
+                    base,
+                    kind="scenario",
+                    scope=pl.concat([scenario_scope(space.table, self.library)] * len(dates)),
+                    vectors=np.tile(space.vectors, (len(dates), 1)),
+                )
+            )
+        # Per date: entities by id, then scenarios in library order (a stable sort).
+        return pl.concat(frames).sort("as_of_date", "kind", maintain_order=True)
+
+    def _count_chunk(self, checked: Validated, own: pl.Expr, rejects: pl.DataFrame) -> None:
+        s = self.summary
+        row_rejects = rejects.filter(pl.col("reason").is_in(ROW_REASONS))
+        s.rows_read += checked.prices.filter(own).height + row_rejects.height
+        s.range_dropped += checked.range_dropped_dates.to_frame().filter(own).height
+        s.add(s.rows_rejected, counts(row_rejects))
+        s.add(s.entities_rejected, counts(rejects.filter(pl.col("reason").is_in(STATE_REASONS))))
 
     def _partitions(
         self,
         chunk: list[dt.date],
-        previous: dict[dt.date, dt.date | None],
-        checked: Any,
-        states: pl.DataFrame,
-        joint_rows: pl.DataFrame,
-        scen_rows: pl.DataFrame,
-        ent_rejects: pl.DataFrame,
-        *,
-        first_of_run: bool,
+        features: pl.DataFrame,
+        joint: pl.DataFrame,
+        rejects: pl.DataFrame,
     ) -> list[Partition]:
         """Split the chunk's tables into one partition per as-of date."""
-        # A row reject belongs to the first as-of date on or after its date; rows before the
-        # previous as-of date of the run were reported with it (the first takes its look-back).
-        row_rej = checked.rejects.filter(
-            ~pl.col("reason").is_in(["no_valid_rows", "insufficient_history", "stale"])
-        )
-        lower = previous[chunk[0]]
-        # Rows dated after the run's previous as-of date are this chunk's own; the earlier
-        # ones are look-back, read (and counted) by the chunk before.
-        own = pl.col(DATE) > lower if lower is not None and not first_of_run else pl.lit(True)
-        row_rej = row_rej.filter(own)
-        bounds = pl.DataFrame({"as_of_date": chunk}, schema={"as_of_date": pl.Date})
-        dated = (
-            row_rej.filter(pl.col(DATE).is_not_null())
-            .sort(DATE)
-            .join_asof(
-                bounds.with_columns(pl.col("as_of_date").alias("_b")).sort("_b"),
-                left_on=DATE,
-                right_on="_b",
-                strategy="forward",
-            )
-            .drop("_b")
-        )
-        undated = row_rej.filter(pl.col(DATE).is_null()).with_columns(
-            pl.lit(chunk[0]).alias("as_of_date")
-        )
-        rejects = pl.concat(
-            [
-                dated.select("as_of_date", ENTITY, DATE, "reason", "detail"),
-                undated.select("as_of_date", ENTITY, DATE, "reason", "detail"),
-                ent_rejects.select("as_of_date", ENTITY, DATE, "reason", "detail"),
-            ],
-        )
-        s = self.summary
-        s.rows_read += checked.prices.filter(own).height + row_rej.height
-        s.range_dropped += checked.range_dropped_dates.to_frame().filter(own).height
-        s.add(
-            s.rows_rejected,
-            _counts(
-                rejects.filter(
-                    ~pl.col("reason").is_in(["insufficient_history", "stale", "degenerate_state"])
-                )
-            ),
-        )
-        s.add(s.entities_rejected, _counts(ent_rejects))
-        feature_cols = [
-            "as_of_date",
-            ENTITY,
-            DATE,
-            "window_start",
-            "n_obs",
-            *FEATURE_NAMES,
-            "features_null",
-        ]
         by_date = {
-            "joint": _split(joint_rows.sort("as_of_date", ENTITY)),
-            "scen": _split(scen_rows.sort("as_of_date", "_order").drop("_order", "_key")),
-            "features": _split(states.select(feature_cols)),
+            "joint_embeddings": _split(joint),
+            "features": _split(features),
             "rejects": _split(
                 rejects.sort("as_of_date", "reason", ENTITY, DATE, "detail", nulls_last=True)
             ),
         }
         out = []
         for d in chunk:  # one partition per as-of date: files, not rows
-            entity_part = by_date["joint"].get(d, pl.DataFrame())
-            scen_part = by_date["scen"].get(d)
-            rej = by_date["rejects"].get(d, pl.DataFrame())
-            n_states = entity_part.height
-            n_ent_rej = (
-                rej.filter(
-                    pl.col("reason").is_in(["insufficient_history", "stale", "degenerate_state"])
-                ).height
-                if rej.height
-                else 0
+            tables = {name: parts.get(d, pl.DataFrame()) for name, parts in by_date.items()}
+            space = self.scenarios.space(self.scenarios.key(d))
+            tables["scenarios"] = space.table.with_columns(pl.lit(d).alias("as_of_date"))
+            kinds = tables["joint_embeddings"].get_column(
+                "kind", default=pl.Series(dtype=pl.String)
             )
-            key = self.scenarios.key(d)
-            space = self.scenarios.space(key)
+            states = int((kinds == "entity").sum())
+            rej = tables["rejects"]
+            n_ent_rej = int(rej["reason"].is_in(STATE_REASONS).sum()) if rej.height else 0
             counts = {
-                "states": n_states,
-                "scenarios": scen_part.height if scen_part is not None else 0,
-                "entities_in": n_states + n_ent_rej,
+                "states": states,
+                "scenarios": int((kinds == "scenario").sum()),
+                "entities_in": states + n_ent_rej,
                 "entities_rejected": n_ent_rej,
                 "rejects": rej.height,
             }
-            s.states_out += n_states
-            s.entities_in += counts["entities_in"]
-            s.scenario_rows += counts["scenarios"]
-            tables = {
-                "joint_embeddings": pl.concat(
-                    [f for f in (entity_part, scen_part) if f is not None and f.height],
-                    how="diagonal_relaxed",
-                )
-                if (entity_part.height or scen_part is not None)
-                else pl.DataFrame(),
-                "features": by_date["features"].get(d, pl.DataFrame()),
-                "rejects": rej,
-                "scenarios": space.table.with_columns(pl.lit(d).alias("as_of_date")),
-            }
+            self.summary.states_out += states
+            self.summary.entities_in += counts["entities_in"]
+            self.summary.scenario_rows += counts["scenarios"]
             out.append(Partition(as_of=d, tables=tables, manifest=self.manifest(d, counts)))
         return out
-
-
-def _counts(frame: pl.DataFrame) -> dict[str, int]:
-    if frame.height == 0:
-        return {}
-    g = frame.group_by("reason").len()
-    return dict(zip(g["reason"].to_list(), g["len"].to_list(), strict=True))
 
 
 def _split(frame: pl.DataFrame) -> dict[dt.date, pl.DataFrame]:
@@ -367,16 +308,13 @@ def run(
     extra_sinks: list[Sink] | None = None,
 ) -> RunSummary:
     """Build `dates` into the Parquet dataset (and any extra sinks), then refresh the views."""
-    from stabfrag.sinks.duckdb import write_views
-    from stabfrag.sinks.parquet import ParquetSink, read_manifest
-
     builder = Builder(config)
     skip: set[dt.date] = set()
     if config.resume:
         skip = {d for d in dates if builder.is_complete(read_manifest(config.out, d))}
     sinks: list[Sink] = [ParquetSink(config.out), *(extra_sinks or [])]
     if config.pg_dsn:
-        from stabfrag.sinks.postgres import PostgresSink
+        from stabfrag.sinks.postgres import PostgresSink  # psycopg only when asked for
 
         sinks.append(PostgresSink(config.pg_dsn, config.pg_table, staging=config.pg_staging))
     summary = builder.run(dates, sinks, skip=skip, progress=progress)

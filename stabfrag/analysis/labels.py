@@ -1,0 +1,105 @@
+"""Labelled periods: read a labels file and tag each built state with its period's label."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import polars as pl
+
+from stabfrag.errors import LabelError
+from stabfrag.scenarios.library import SHOCK_TYPES
+from stabfrag.schema import ENTITY
+
+LABELS = ("stress", "calm")
+
+
+def read_labels(path: Path) -> pl.DataFrame:
+    """start, end, label, shock_type (optional), entity_id (optional: empty = every entity)."""
+    try:
+        frame = pl.read_csv(path, comment_prefix="#", infer_schema=False)
+    except (pl.exceptions.PolarsError, OSError) as exc:
+        raise LabelError(f"{path}: cannot read labels ({str(exc).splitlines()[0]})") from None
+    missing = [c for c in ("start", "end", "label") if c not in frame.columns]
+    if missing:
+        raise LabelError(f"{path}: missing column(s) {', '.join(missing)}")
+    for col in ("shock_type", ENTITY, "source"):
+        if col not in frame.columns:
+            frame = frame.with_columns(pl.lit(None, pl.String).alias(col))
+    frame = frame.with_columns(
+        pl.col("start").str.strip_chars().str.to_date("%Y-%m-%d", strict=False),
+        pl.col("end").str.strip_chars().str.to_date("%Y-%m-%d", strict=False),
+        pl.col("label").str.strip_chars().str.to_lowercase(),
+        pl.col("shock_type").str.strip_chars().replace("", None),
+        pl.col(ENTITY).str.strip_chars().replace("", None),
+    )
+    bad = frame.filter(pl.col("start").is_null() | pl.col("end").is_null())
+    if bad.height:
+        raise LabelError(f"{path}: a start or end is not a date (YYYY-MM-DD)")
+    bad = frame.filter(pl.col("end") < pl.col("start"))
+    if bad.height:
+        raise LabelError(f"{path}: period {bad['start'][0]}..{bad['end'][0]} ends before it starts")
+    bad = frame.filter(~pl.col("label").is_in(LABELS))
+    if bad.height:
+        raise LabelError(f"{path}: label '{bad['label'][0]}' is not stress or calm")
+    bad = frame.filter(
+        pl.col("shock_type").is_not_null() & ~pl.col("shock_type").is_in(SHOCK_TYPES)
+    )
+    if bad.height:
+        raise LabelError(f"{path}: unknown shock type '{bad['shock_type'][0]}'")
+    # Overlapping periods for the same entities would give a state two labels.
+    srt = frame.with_columns(pl.col(ENTITY).fill_null("*").alias("_scope")).sort("_scope", "start")
+    clash = srt.filter(
+        (pl.col("_scope") == pl.col("_scope").shift(1))
+        & (pl.col("start") <= pl.col("end").shift(1))
+    )
+    if clash.height:
+        row = clash.row(0, named=True)
+        raise LabelError(f"{path}: period starting {row['start']} overlaps the one before it")
+    return frame.drop("_scope" if "_scope" in frame.columns else [])
+
+
+def label_states(states: pl.DataFrame, labels: pl.DataFrame) -> pl.DataFrame:
+    """`states` (as_of_date, entity_id, ...) with label and shock_type from the period (for
+    its entity, or for every entity) that holds its date; unlabelled states are left out.
+    An entity's own period wins over a market-wide one."""
+    lab = labels.select("start", "end", "label", "shock_type", ENTITY)
+    everyone = lab.filter(pl.col(ENTITY).is_null()).drop(ENTITY).sort("start")
+    inside = pl.col("as_of_date") <= pl.col("end")
+    tagged = (
+        states.sort("as_of_date")
+        .join_asof(
+            everyone,
+            left_on="as_of_date",
+            right_on="start",
+            strategy="backward",
+            check_sortedness=False,
+        )
+        .with_columns(
+            pl.when(inside).then(pl.col("label")).alias("label"),
+            pl.when(inside).then(pl.col("shock_type")).alias("shock_type"),
+        )
+        .drop("start", "end")
+    )
+    own = lab.filter(pl.col(ENTITY).is_not_null())
+    if own.height:
+        hit = (
+            tagged.select("as_of_date", ENTITY)
+            .join(own, on=ENTITY)
+            .filter(pl.col("as_of_date").is_between(pl.col("start"), pl.col("end")))
+            .select(
+                "as_of_date", ENTITY, pl.col("label").alias("_l"), pl.col("shock_type").alias("_s")
+            )
+            .unique(["as_of_date", ENTITY], keep="first")
+        )
+        tagged = (
+            tagged.join(hit, on=["as_of_date", ENTITY], how="left")
+            .with_columns(
+                pl.coalesce("_l", "label").alias("label"),
+                pl.when(pl.col("_l").is_not_null())
+                .then(pl.col("_s"))
+                .otherwise(pl.col("shock_type"))
+                .alias("shock_type"),
+            )
+            .drop("_l", "_s")
+        )
+    return tagged.filter(pl.col("label").is_not_null()).sort("as_of_date", ENTITY)

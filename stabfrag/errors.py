@@ -1,0 +1,43 @@
+"""Every error stabfrag expects: one base class, one child per stage, one line each.
+
+The command line turns any StabfragError into one line on stderr and exit code 2.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class StabfragError(Exception):
+    """An expected failure whose message is one line fit for a user."""
+
+
+class InputError(StabfragError):
+    """An input that cannot be read at all; the message names the file."""
+
+    def __init__(self, path: Path | str, problem: str) -> None:
+        super().__init__(f"{path}: {problem}")
+
+
+class ConfigError(StabfragError):
+    """A setting that cannot be used."""
+
+
+class ScenarioError(StabfragError):
+    """A malformed scenario file: the message names the file, the scenario and the field."""
+
+
+class ModelError(StabfragError):
+    """An artefact that is missing, changed or does not fit this code."""
+
+
+class SinkError(StabfragError):
+    """A destination problem (database, output folder), with no secret in it."""
+
+
+class QueryError(StabfragError):
+    """A query that cannot be answered from the built output."""
+
+
+class LabelError(StabfragError):
+    """A labels file, or an evaluation request, that cannot be used."""

@@ -1,0 +1,60 @@
+"""Reason codes: every code a reject can carry, whether it rejects a row or an entity, and
+the one rule that says an entity can make no state (too short a history, or stale)."""
+
+from __future__ import annotations
+
+import polars as pl
+
+MIN_PRICES = 64  # one full 63-return window
+
+ROW_SCOPE = "row"
+ENTITY_SCOPE = "entity"
+
+# code -> what it rejects. A row reject removes one input row; an entity reject removes an
+# entity's state on a date (its rows stay valid for other dates).
+REASONS: dict[str, str] = {
+    "bad_entity_id": ROW_SCOPE,
+    "bad_date": ROW_SCOPE,
+    "bad_close": ROW_SCOPE,
+    "nonfinite_close": ROW_SCOPE,
+    "nonpositive_close": ROW_SCOPE,
+    "bad_volume": ROW_SCOPE,
+    "duplicate": ROW_SCOPE,
+    "no_valid_rows": ENTITY_SCOPE,
+    "insufficient_history": ENTITY_SCOPE,
+    "stale": ENTITY_SCOPE,
+    "degenerate_state": ENTITY_SCOPE,
+}
+ROW_REASONS = tuple(code for code, scope in REASONS.items() if scope == ROW_SCOPE)
+# Entity reasons of a state on an as-of date (no_valid_rows is an entity with no row at all).
+STATE_REASONS = ("insufficient_history", "stale", "degenerate_state")
+
+
+def entity_rule(
+    n_obs: pl.Expr,
+    last_date: pl.Expr,
+    *,
+    as_of: pl.Expr | None = None,
+    min_prices: int = MIN_PRICES,
+    max_staleness_days: int = 7,
+) -> tuple[pl.Expr, pl.Expr]:
+    """(reason, detail) of an entity that can make no state, null where it can.
+
+    Too few valid prices gives `insufficient_history`; with `as_of`, a last price more than
+    `max_staleness_days` before it gives `stale` (a delisted name must not look calm forever).
+    """
+    reason = pl.when(n_obs < min_prices).then(pl.lit("insufficient_history"))
+    by = ""
+    if as_of is not None:
+        by = " by the as-of date"
+        reason = reason.when(last_date < as_of - pl.duration(days=max_staleness_days)).then(
+            pl.lit("stale")
+        )
+    reason = reason.otherwise(pl.lit(None, pl.String))
+    short = pl.format("{} valid prices" + by + ", at least {} needed", n_obs, pl.lit(min_prices))
+    stale = pl.format(
+        "last price on {}, more than {} days before the as-of date",
+        last_date,
+        pl.lit(max_staleness_days),
+    )
+    return reason, pl.when(reason == "stale").then(stale).otherwise(short)

@@ -1,0 +1,96 @@
+"""Point in time: the look-back read, the as-of calendar, and the one as-of join.
+
+"The last row on or before the as-of date, within a limit" is written here once and used
+by state requests, profiles, scenario reference paths and evaluation.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import polars as pl
+
+from stabfrag.ingest.prices import ROW, read_prices, row_reason, scan_prices, window_filter
+from stabfrag.schema import DATE, ENTITY
+
+# Calendar days read before an as-of date: 295 observations of a daily series with room
+# for holidays. Entities that trade less often get their whole history (see read_window).
+LOOKBACK_DAYS = 730
+
+
+def as_of_join(
+    left: pl.DataFrame,
+    right: pl.DataFrame,
+    *,
+    left_on: str = "as_of_date",
+    right_on: str = DATE,
+    by: str = ENTITY,
+    max_days: int | None = None,
+) -> pl.DataFrame:
+    """Each row of `left` with the row of `right` (same `by`) dated last on or before its
+    `left_on` date, in `left`'s order; nulls where there is none, or where that row is more
+    than `max_days` calendar days older. No row after the date is ever read."""
+    index = "_as_of_join_i"
+    matched = (
+        left.with_row_index(index)
+        .sort(left_on)
+        .join_asof(
+            right.sort(right_on),
+            left_on=left_on,
+            right_on=right_on,
+            by=by,
+            strategy="backward",
+            check_sortedness=False,
+            tolerance=None if max_days is None else dt.timedelta(days=max_days),
+        )
+        .sort(index)
+        .drop(index)
+    )
+    return matched
+
+
+def read_window(
+    path: Path, *, first: dt.date, last: dt.date, include_undated: bool, min_rows: int
+) -> pl.DataFrame:
+    """Rows dated in [first - LOOKBACK_DAYS, last]; whole history for entities that need it.
+
+    An entity with no more than `min_rows` valid prices in the window before `first` but
+    older rows outside it would get truncated windows: its full history up to `last` is
+    read instead (`min_rows` is the feature set's look-back).
+    """
+    start = first - dt.timedelta(days=LOOKBACK_DAYS)
+    raw = read_prices(path, where=window_filter(start, last, include_undated=include_undated))
+    counts = (
+        raw.filter(row_reason().is_null() & (pl.col(DATE) <= first))
+        .group_by(ENTITY)
+        .agg(pl.col(DATE).n_unique().alias("n"))
+    )
+    seen = raw.select(pl.col(ENTITY).drop_nulls().unique())
+    short = seen.join(counts.filter(pl.col("n") > min_rows), on=ENTITY, how="anti")
+    if short.height == 0:
+        return raw
+    older = (
+        scan_prices(path)
+        .filter((pl.col(DATE) < start) & pl.col(ENTITY).is_in(short[ENTITY].implode()))
+        .collect()
+    )
+    return pl.concat([raw, older]).sort(ROW) if older.height else raw
+
+
+def as_of_dates(path: Path, start: dt.date, end: dt.date, freq: str) -> list[dt.date]:
+    """Trading dates in the data between start and end: every one, or the last of each week
+    or month that the data has."""
+    dates = (
+        scan_prices(path)
+        .filter(pl.col(DATE).is_between(start, end))
+        .select(pl.col(DATE).unique())
+        .collect()
+        .sort(DATE)
+    )
+    if freq == "day":
+        picked = dates
+    else:
+        key = pl.col(DATE).dt.truncate("1w" if freq == "week" else "1mo").alias("period")
+        picked = dates.group_by(key).agg(pl.col(DATE).max()).sort(DATE)
+    return picked[DATE].to_list()

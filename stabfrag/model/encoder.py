@@ -1,0 +1,213 @@
+"""Numeric encoders (num-stab-core-v1, num-scenario-core-v1): transform, robust calibration,
+feature weights and the projection to 384; one matmul for all rows."""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from stabfrag.atomic import write_atomic
+from stabfrag.errors import ModelError
+from stabfrag.features.registry import (
+    FEATURE_NAMES,
+    FEATURE_SET,
+    GROUP_VOTES,
+    SPEC_OF,
+    WEIGHTING,
+    feature_set_hash,
+)
+from stabfrag.model.linalg import matmul_rows, normalise
+from stabfrag.model.manifest import (
+    content_hash,
+    created_now,
+    read_verified,
+    save_npy,
+    sha256_file,
+    write_manifest,
+)
+from stabfrag.scenarios.paths import Baseline
+from stabfrag.schema import DIM
+
+STAB_MODEL_ID = "num-stab-core-v1"
+SCEN_MODEL_ID = "num-scenario-core-v1"
+CLIP = 6.0
+MAD_TO_SIGMA = 1.4826
+LOG_FLOOR = 1e-8  # a zero volatility must map to a finite (then clipped) value
+
+
+def group_weights(names: tuple[str, ...]) -> np.ndarray:
+    """1/sqrt(size of the feature's group among `names`) for each feature."""
+    missing = [n for n in names if n not in SPEC_OF]
+    if missing:
+        raise ModelError(f"feature(s) {', '.join(missing)} are not in {FEATURE_SET}")
+    groups = [SPEC_OF[n].group for n in names]
+    sizes = {g: groups.count(g) for g in GROUP_VOTES}
+    return np.array([GROUP_VOTES[g] / math.sqrt(sizes[g]) for g in groups])
+
+
+def transform_expr(name: str, kind: str) -> pl.Expr:
+    """The per-feature transform applied before calibration."""
+    col = pl.col(name)
+    if kind == "log":
+        return col.clip(lower_bound=LOG_FLOOR).log()
+    if kind == "log1p":
+        return col.clip(lower_bound=0.0).log1p()
+    if kind == "slog1p":
+        return col.sign() * col.abs().log1p()
+    if kind == "identity":
+        return col
+    raise ModelError(f"unknown transform '{kind}' for feature {name}")
+
+
+def transformed(frame: pl.DataFrame, names: tuple[str, ...]) -> np.ndarray:
+    """The transformed feature matrix (n, d), NaN where a feature is null."""
+    cols = [transform_expr(n, SPEC_OF[n].transform).cast(pl.Float64).alias(n) for n in names]
+    return frame.select(cols).to_numpy().astype(np.float64)
+
+
+def projection_for(model_id: str, d: int) -> np.ndarray:
+    """A d x 384 projection with orthonormal rows, from a QR seeded by the model_id."""
+    seed = int(hashlib.sha256(model_id.encode()).hexdigest()[:16], 16)
+    gauss = np.random.default_rng(seed).standard_normal((DIM, d))
+    q, r = np.linalg.qr(gauss)
+    q = q * np.sign(np.diag(r))[None, :]  # fix the QR sign ambiguity
+    return np.ascontiguousarray(q.T)
+
+
+@dataclass(frozen=True)
+class Encoder:
+    """A numeric encoder: transforms, robust calibration and the projection to 384."""
+
+    model_id: str
+    features: tuple[str, ...]
+    center: np.ndarray
+    scale: np.ndarray
+    weight: np.ndarray  # per-feature weight applied to the z-score (group votes)
+    projection: np.ndarray
+    manifest: dict[str, Any]
+
+    @property
+    def sha256(self) -> str:
+        return content_hash(self.manifest)
+
+    def baseline(self) -> Baseline:
+        """The median entity of the calibration, where scenario paths start from."""
+        centre = dict(zip(self.features, self.center, strict=True))
+        return Baseline(
+            vol=float(np.exp(centre["vol_252"])),
+            dollar_volume=float(np.exp(centre["log_dollar_vol_63"])),
+        )
+
+    def calibrated(self, frame: pl.DataFrame) -> np.ndarray:
+        """Robust z-scores clipped to [-6, 6], nulls as 0, times the feature weights: the
+        vector before projection."""
+        if tuple(c for c in frame.columns if c in self.features) != self.features:
+            raise ModelError(
+                f"{self.model_id}: the frame's feature columns are not {self.features}"
+            )
+        x = transformed(frame, self.features)
+        z = np.clip((x - self.center) / self.scale, -CLIP, CLIP)
+        return np.nan_to_num(z, nan=0.0) * self.weight
+
+    def encode(self, frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Return (float32 unit vectors (n, 384), mask of rows that had any signal)."""
+        unit, ok = normalise(matmul_rows(self.calibrated(frame), self.projection))
+        return unit.astype(np.float32), ok
+
+
+def fit_calibration(frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    """Median and 1.4826 * MAD of each transformed feature, ignoring nulls.
+
+    A feature with no spread (or no values) keeps scale 1 so it cannot divide by zero.
+    """
+    x = transformed(frame, FEATURE_NAMES)
+    x[~np.isfinite(x)] = np.nan
+    with np.errstate(all="ignore"):
+        empty = np.isnan(x).all(axis=0)
+        safe = np.where(empty[None, :], 0.0, x)
+        center = np.nanmedian(safe, axis=0)
+        mad = np.nanmedian(np.abs(safe - center), axis=0) * MAD_TO_SIGMA
+    scale = np.where((mad > 1e-12) & ~empty, mad, 1.0)
+    return np.where(empty, 0.0, center), scale
+
+
+def write_encoder(
+    folder: Path,
+    model_id: str,
+    *,
+    center: np.ndarray,
+    scale: np.ndarray,
+    calibration: dict[str, Any],
+    projection_seed: str | None = None,
+) -> Path:
+    """Write `folder/model_id/` with manifest.json and projection.npy.
+
+    `projection_seed` names the model whose projection this one copies: states and
+    scenarios are comparable only through one shared basis.
+    """
+    target = folder / model_id
+    target.mkdir(parents=True, exist_ok=True)
+    seed_id = projection_seed or model_id
+    projection = projection_for(seed_id, len(FEATURE_NAMES))
+    proj_path = write_atomic(target / "projection.npy", lambda p: save_npy(p, projection))
+    manifest = {
+        "model_id": model_id,
+        "kind": "numeric-encoder",
+        "feature_set": FEATURE_SET,
+        "feature_set_hash": feature_set_hash(),
+        "features": [
+            {
+                "name": n,
+                "transform": SPEC_OF[n].transform,
+                "center": float(c),
+                "scale": float(s),
+                "group": SPEC_OF[n].group,
+                "weight": float(w),
+            }
+            for n, c, s, w in zip(
+                FEATURE_NAMES, center, scale, group_weights(FEATURE_NAMES), strict=True
+            )
+        ],
+        "calibration": {
+            **calibration,
+            "method": "median, 1.4826*MAD, clip [-6, 6], null -> 0",
+            "weighting": WEIGHTING,
+        },
+        "projection": "QR of a Gaussian 384 x d matrix seeded by sha256(projection_seed); "
+        "rows orthonormal",
+        "projection_seed": seed_id,
+        "projection_sha256": sha256_file(proj_path),
+        "dimension": DIM,
+        "created": created_now(),
+    }
+    write_manifest(target, manifest)
+    return target
+
+
+def load_encoder(folder: Path, model_id: str) -> Encoder:
+    """Load and verify an encoder artefact; refuse one that changed or fits other features."""
+    manifest, projection = read_verified(folder, model_id)
+    if manifest.get("feature_set_hash") != feature_set_hash():
+        raise ModelError(
+            f"{folder / model_id}: built for another definition of {FEATURE_SET}; recalibrate"
+        )
+    feats = manifest["features"]
+    names = tuple(f["name"] for f in feats)
+    if projection.shape != (len(names), DIM):
+        raise ModelError(f"{folder / model_id}: projection shape {projection.shape} is wrong")
+    return Encoder(
+        model_id=model_id,
+        features=names,
+        center=np.array([f["center"] for f in feats], dtype=np.float64),
+        scale=np.array([f["scale"] for f in feats], dtype=np.float64),
+        # Artefacts written before feature weights existed weigh every feature 1.
+        weight=np.array([f.get("weight", 1.0) for f in feats], dtype=np.float64),
+        projection=projection,
+        manifest=manifest,
+    )

@@ -1,0 +1,60 @@
+"""The output folder's layout: Hive partitions by as-of date, one schema per table, and the
+partition manifest that says a date is complete."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+
+from stabfrag.features.registry import FEATURES_TABLE_SCHEMA
+from stabfrag.schema import JOINT_SCHEMA, REJECTS_TABLE_SCHEMA, SCENARIOS_TABLE_SCHEMA
+
+MANIFEST = "_manifest.json"
+PART = "part-0.parquet"
+
+# Every partition of a table has exactly this schema (declared once, here).
+TABLE_SCHEMAS: dict[str, pl.Schema] = {
+    "joint_embeddings": JOINT_SCHEMA,
+    "features": FEATURES_TABLE_SCHEMA,
+    "rejects": REJECTS_TABLE_SCHEMA,
+    "scenarios": SCENARIOS_TABLE_SCHEMA,
+}
+
+
+def partition_dir(out: Path, table: str, as_of: dt.date) -> Path:
+    return out / table / f"as_of_date={as_of.isoformat()}"
+
+
+def manifest_path(out: Path, as_of: dt.date) -> Path:
+    return partition_dir(out, "joint_embeddings", as_of) / MANIFEST
+
+
+def read_manifest(out: Path, as_of: dt.date) -> dict[str, Any] | None:
+    path = manifest_path(out, as_of)
+    if not path.exists():
+        return None
+    try:
+        return dict(json.loads(path.read_text()))
+    except json.JSONDecodeError:
+        return None
+
+
+def partitions(out: Path, table: str = "joint_embeddings") -> list[dt.date]:
+    """The as-of dates with a committed file for `table`, ascending."""
+    root = out / table
+    if not root.is_dir():
+        return []
+    dates = [
+        dt.date.fromisoformat(p.name.split("=", 1)[1])
+        for p in root.glob("as_of_date=*")
+        if (p / PART).exists()
+    ]
+    return sorted(dates)
+
+
+def read_table(out: Path, table: str, as_of: dt.date) -> pl.DataFrame:
+    return pl.read_parquet(partition_dir(out, table, as_of) / PART)
