@@ -30,11 +30,12 @@ def validate(
     """Check a prices file against the input contract and report the rejects."""
     from stabfrag.build.summary import emit, validation_summary
     from stabfrag.ingest import prices as inputs
+    from stabfrag.ingest.entities import read_entities
 
     try:
         checked = inputs.validate(inputs.read_prices(prices))
         if entities is not None:
-            inputs.read_entities(entities, checked.prices["entity_id"])
+            read_entities(entities, checked.prices["entity_id"])
     except InputError as exc:
         fail(str(exc))
         return

@@ -43,14 +43,18 @@ def entity_rule(
     Too few valid prices gives `insufficient_history`; with `as_of`, a last price more than
     `max_staleness_days` before it gives `stale` (a delisted name must not look calm forever).
     """
-    reason = pl.when(n_obs < min_prices).then(pl.lit("insufficient_history"))
-    by = ""
-    if as_of is not None:
-        by = " by the as-of date"
-        reason = reason.when(last_date < as_of - pl.duration(days=max_staleness_days)).then(
-            pl.lit("stale")
-        )
-    reason = reason.otherwise(pl.lit(None, pl.String))
+    # Without an as-of date nothing is stale: the staleness test is then always false.
+    by = "" if as_of is None else " by the as-of date"
+    stale_rule = (
+        pl.lit(False) if as_of is None else last_date < as_of - pl.duration(days=max_staleness_days)
+    )
+    reason = (
+        pl.when(n_obs < min_prices)
+        .then(pl.lit("insufficient_history"))
+        .when(stale_rule)
+        .then(pl.lit("stale"))
+        .otherwise(pl.lit(None, pl.String))
+    )
     short = pl.format("{} valid prices" + by + ", at least {} needed", n_obs, pl.lit(min_prices))
     stale = pl.format(
         "last price on {}, more than {} days before the as-of date",
