@@ -16,7 +16,7 @@ from typer.testing import CliRunner
 
 from stabfrag.cli import app
 from stabfrag.errors import SinkError
-from stabfrag.sinks import pgcopy, postgres
+from stabfrag.sinks import pgcopy
 from stabfrag.sinks.dataset import partitions, read_table
 from stabfrag.sinks.postgres import init_table, load_frames
 
