@@ -81,13 +81,22 @@ def _episodes(rng: np.random.Generator, days: int) -> list[dict[str, Any]]:
     return [e for e in out if e["start"] + e["length"] < days]
 
 
-def generate(entities: int = 500, days: int = 2520, seed: int = 7) -> Market:
-    """Generate a deterministic market of `entities` x `days` for a seed."""
-    rng = np.random.default_rng(seed)
-    n, t = entities, days
-    dates = trading_days(t)
+@dataclass(frozen=True)
+class Universe:
+    """Who is what: ids, sector, region, type and share volume of every entity."""
 
-    # Who is what: sector, region, type, size.
+    ids: np.ndarray
+    sector: np.ndarray
+    region: np.ndarray
+    kind: np.ndarray
+    base_volume: np.ndarray
+    small: np.ndarray  # the least traded fifth: where dry-ups and zero volume happen
+
+
+Events = list[dict[str, Any]]
+
+
+def _universe(rng: np.random.Generator, n: int) -> Universe:
     sector = rng.integers(0, SECTORS, n)
     region = REGIONS[rng.integers(0, len(REGIONS), n)]
     kind = np.where(rng.random(n) < 0.15, "ISSUER", "INSTRUMENT")
@@ -96,17 +105,18 @@ def generate(entities: int = 500, days: int = 2520, seed: int = 7) -> Market:
     ids = np.char.add(ids, region)
     base_volume = 10 ** rng.uniform(2.5, 7.5, n)  # shares: several orders of magnitude
     small = base_volume < np.quantile(base_volume, 0.2)
+    return Universe(ids, sector, region, kind, base_volume, small)
 
-    # Volatility clustering: market, sector and idiosyncratic log-vol fields.
-    m_logvol = clustered(rng, (1, t), 0.985, 0.35)[0]
-    s_logvol = clustered(rng, (SECTORS, t), 0.98, 0.3)
-    i_logvol = clustered(rng, (n, t), 0.97, 0.3)
 
+def _market_regime(
+    rng: np.random.Generator, m_logvol: np.ndarray, t: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, Events]:
+    """Market volatility, volume multiplier and drift with the crises laid in."""
     market_vol = 0.15 * np.exp(m_logvol)
     volume_mult = np.ones(t)
     drift = np.full(t, 0.06 / 252)
     crises = _episodes(rng, t)
-    for ep in crises:  # a handful of episodes, not a loop over data
+    for ep in crises:
         sl = slice(ep["start"], ep["start"] + ep["length"])
         market_vol[sl] *= ep["vol_mult"]
         volume_mult[sl] *= ep["volume_mult"]
@@ -114,20 +124,30 @@ def generate(entities: int = 500, days: int = 2520, seed: int = 7) -> Market:
         # The aftermath stays nervous for a while.
         tail = slice(ep["start"] + ep["length"], ep["start"] + ep["length"] + 40)
         market_vol[tail] *= np.linspace(ep["vol_mult"] * 0.6, 1.0, len(market_vol[tail]))
+    return market_vol, volume_mult, drift, crises
 
+
+def _returns(
+    rng: np.random.Generator,
+    u: Universe,
+    logvols: tuple[np.ndarray, np.ndarray],
+    market_vol: np.ndarray,
+    drift: np.ndarray,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Daily log returns from market, sector and idiosyncratic factors, and their sigma."""
+    s_logvol, i_logvol = logvols
+    n, t = len(u.ids), len(drift)
     zm = rng.standard_normal(t)
     zs = rng.standard_normal((SECTORS, t))
     zi = rng.standard_normal((n, t))
-
-    beta = np.where(kind == "MARKET", 1.0, rng.uniform(0.5, 1.5, n))
-    sector_beta = np.where(kind == "MARKET", 0.1, rng.uniform(0.3, 1.0, n))
-    idio = np.where(kind == "MARKET", 0.03, 0.12 + 0.25 * rng.random(n))
+    beta = np.where(u.kind == "MARKET", 1.0, rng.uniform(0.5, 1.5, n))
+    sector_beta = np.where(u.kind == "MARKET", 0.1, rng.uniform(0.3, 1.0, n))
+    idio = np.where(u.kind == "MARKET", 0.03, 0.12 + 0.25 * rng.random(n))
     crisis_idio = 1.0 + 0.5 * (market_vol / market_vol.mean() - 1).clip(0)
-
     ret = (
         drift[None, :]
         + beta[:, None] * market_vol[None, :] * DAILY * zm[None, :]
-        + sector_beta[:, None] * (0.10 * np.exp(s_logvol) * DAILY * zs)[sector]
+        + sector_beta[:, None] * (0.10 * np.exp(s_logvol) * DAILY * zs)[u.sector]
         + (idio[:, None] * np.exp(i_logvol) * crisis_idio[None, :]) * DAILY * zi
     )
     sigma = (
@@ -136,22 +156,52 @@ def generate(entities: int = 500, days: int = 2520, seed: int = 7) -> Market:
         )
         * DAILY
     )
+    return ret, sigma
 
-    events: list[dict] = []
-    for i, ep in enumerate(crises):
-        events.append(
-            {
-                "event_id": f"MKT_{ep['kind']}_{i}",
-                "event_type": ep["kind"],
-                "start": ep["start"],
-                "end": ep["start"] + ep["length"] - 1,
-                "entities": None,
-                "magnitude": ep["drop"],
-            }
-        )
 
-    # Idiosyncratic blow-ups: a 30-70% collapse over a few days, then high vol.
-    # Short panels (under 400 days) get no entity episodes: they need a year of history first.
+def _market_events(crises: Events) -> Events:
+    return [
+        {
+            "event_id": f"MKT_{ep['kind']}_{i}",
+            "event_type": ep["kind"],
+            "start": ep["start"],
+            "end": ep["start"] + ep["length"] - 1,
+            "entities": None,
+            "magnitude": ep["drop"],
+        }
+        for i, ep in enumerate(crises)
+    ]
+
+
+def _entity_events(
+    kind: str,
+    prefix: str,
+    ids: np.ndarray,
+    starts: np.ndarray,
+    lengths: np.ndarray,
+    magnitude: np.ndarray | float | None,
+) -> Events:
+    """One event per entity of `ids` (magnitude: one value each, or one for all)."""
+    mags = np.broadcast_to(np.asarray(magnitude, dtype=object), ids.shape)
+    return [
+        {
+            "event_id": f"{prefix}_{e}",
+            "event_type": kind,
+            "start": int(s),
+            "end": int(s + ln - 1),
+            "entities": [e],
+            "magnitude": None if m is None else float(m),
+        }
+        for e, s, ln, m in zip(ids, starts, lengths, mags, strict=True)
+    ]
+
+
+def _blowups(rng: np.random.Generator, u: Universe, ret: np.ndarray, sigma: np.ndarray) -> Events:
+    """Idiosyncratic blow-ups: a 30-70% collapse over a few days, then high vol.
+
+    Short panels (under 400 days) get no entity episodes: they need a year of history first.
+    """
+    n, t = ret.shape
     blow = np.flatnonzero((rng.random(n) < 0.03) & (t > 400))
     blow_day = rng.integers(300, t - 10, len(blow))
     blow_len = rng.integers(1, 5, len(blow))
@@ -167,28 +217,27 @@ def generate(entities: int = 500, days: int = 2520, seed: int = 7) -> Market:
         c2 = np.minimum((blow_day[:, None] + after[None, :]).ravel(), t - 1)
         ret[r2, c2] *= 2.5
         sigma[r2, c2] *= 2.5
-    events.extend(
-        {
-            "event_id": f"BLOWUP_{ids[e]}",
-            "event_type": "BLOWUP",
-            "start": int(d),
-            "end": int(d + ln - 1),
-            "entities": [ids[e]],
-            "magnitude": float(m),
-        }
-        for e, d, ln, m in zip(blow, blow_day, blow_len, blow_drop, strict=True)
-    )
+    return _entity_events("BLOWUP", "BLOWUP", u.ids[blow], blow_day, blow_len, blow_drop)
 
-    # Volume: level x noise x reaction to moves x market surges.
+
+def _volume(
+    rng: np.random.Generator,
+    u: Universe,
+    ret: np.ndarray,
+    sigma: np.ndarray,
+    volume_mult: np.ndarray,
+) -> tuple[np.ndarray, Events]:
+    """Volume: level x noise x reaction to moves x market surges, with liquidity dry-ups in
+    small names (volume collapses, zero-volume days appear)."""
+    n, t = ret.shape
     vol_noise = clustered(rng, (n, t), 0.9, 0.35) + 0.25 * rng.standard_normal((n, t))
     volume = (
-        base_volume[:, None]
+        u.base_volume[:, None]
         * np.exp(vol_noise)
         * (1.0 + 2.0 * np.abs(ret) / sigma.clip(1e-6))
         * volume_mult[None, :]
     )
-    # Liquidity dry-ups in small names: volume collapses, zero-volume days appear.
-    dry = np.flatnonzero(small & (rng.random(n) < 0.3) & (t > 400))
+    dry = np.flatnonzero(u.small & (rng.random(n) < 0.3) & (t > 400))
     dry_start = rng.integers(280, t - 130, len(dry))
     dry_len = rng.integers(40, 120, len(dry))
     if len(dry):
@@ -198,81 +247,54 @@ def generate(entities: int = 500, days: int = 2520, seed: int = 7) -> Market:
         zero = in_dry & (rng.random((len(dry), t)) < 0.35)
         volume[dry] = np.where(zero, 0.0, volume[dry])
         ret[dry] = np.where(in_dry, ret[dry] * 1.6, ret[dry])
-    events.extend(
-        {
-            "event_id": f"DRYUP_{ids[e]}",
-            "event_type": "LIQUIDITY_DRYUP",
-            "start": int(s),
-            "end": int(s + ln - 1),
-            "entities": [ids[e]],
-            "magnitude": 0.97,
-        }
-        for e, s, ln in zip(dry, dry_start, dry_len, strict=True)
-    )
-    volume = np.where(small[:, None] & (rng.random((n, t)) < 0.01), 0.0, np.round(volume))
+    events = _entity_events("LIQUIDITY_DRYUP", "DRYUP", u.ids[dry], dry_start, dry_len, 0.97)
+    volume = np.where(u.small[:, None] & (rng.random((n, t)) < 0.01), 0.0, np.round(volume))
+    return volume, events
 
+
+def _bars(
+    rng: np.random.Generator, u: Universe, ret: np.ndarray, sigma: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Close, high and low paths, and credit spreads for issuers (wider with volatility and
+    drawdown)."""
+    n, t = ret.shape
     close = 20.0 * np.exp(rng.uniform(0, 3, n))[:, None] * np.exp(np.cumsum(ret, axis=1))
     prev = np.concatenate([close[:, :1], close[:, :-1]], axis=1)
     opened = prev * np.exp(0.2 * sigma * rng.standard_normal((n, t)))
     high = np.maximum(opened, close) * np.exp(np.abs(0.5 * sigma * rng.standard_normal((n, t))))
     low = np.minimum(opened, close) * np.exp(-np.abs(0.5 * sigma * rng.standard_normal((n, t))))
-
-    # Credit spreads for issuers widen with volatility and drawdown.
     peak = np.maximum.accumulate(close, axis=1)
     spread = (
-        rng.uniform(80, 400, n)[:, None]
+        np.asarray(rng.uniform(80, 400, n))[:, None]
         * (sigma / np.median(sigma, axis=1, keepdims=True)) ** 0.8
         * (1.0 + 3.0 * (1.0 - close / peak))
     )
-    spread = np.where((kind == "ISSUER")[:, None], spread, np.nan)
+    spread = np.where((u.kind == "ISSUER")[:, None], spread, np.nan)
+    return close, high, low, spread
 
-    # Ragged histories: late listings and early delistings.
+
+def _listings(
+    rng: np.random.Generator, u: Universe, t: int
+) -> tuple[np.ndarray, np.ndarray, Events]:
+    """Ragged histories: late listings and early delistings (first and last day indices)."""
+    n = len(u.ids)
     first = np.where(rng.random(n) < 0.15, rng.integers(0, int(t * 0.8), n), 0)
     last = np.where(rng.random(n) < 0.05, rng.integers(int(t * 0.3), t, n), t - 1)
     last = np.maximum(last, np.minimum(first + 30, t - 1))
-    alive = (np.arange(t)[None, :] >= first[:, None]) & (np.arange(t)[None, :] <= last[:, None])
-    events.extend(
-        {
-            "event_id": f"LISTING_{ids[e]}",
-            "event_type": "LISTING",
-            "start": int(first[e]),
-            "end": int(first[e]),
-            "entities": [ids[e]],
-            "magnitude": None,
-        }
-        for e in np.flatnonzero(first > 0)
+    listed, delisted = np.flatnonzero(first > 0), np.flatnonzero(last < t - 1)
+    ones = np.ones(len(listed) + len(delisted), dtype=np.int64)
+    events = _entity_events(
+        "LISTING", "LISTING", u.ids[listed], first[listed], ones[: len(listed)], None
+    ) + _entity_events(
+        "DELISTING", "DELISTING", u.ids[delisted], last[delisted], ones[len(listed) :], None
     )
-    events.extend(
-        {
-            "event_id": f"DELISTING_{ids[e]}",
-            "event_type": "DELISTING",
-            "start": int(last[e]),
-            "end": int(last[e]),
-            "entities": [ids[e]],
-            "magnitude": None,
-        }
-        for e in np.flatnonzero(last < t - 1)
-    )
+    return first, last, events
 
-    ent_idx, day_idx = np.nonzero(alive)
-    prices = pl.DataFrame(
-        {
-            ENTITY: ids[ent_idx],
-            DATE: dates[day_idx],
-            "close": close[ent_idx, day_idx],
-            "volume": volume[ent_idx, day_idx],
-            "high": high[ent_idx, day_idx],
-            "low": low[ent_idx, day_idx],
-            "spread_bps": spread[ent_idx, day_idx],
-        }
-    ).with_columns(pl.col("spread_bps").fill_nan(None))
-    entities_frame = pl.DataFrame(
-        {ENTITY: ids, "entity_type": kind, "region": region, "sector": sector.astype(np.int32)}
-    ).with_columns(
-        pl.when(pl.col("entity_type") == "ISSUER")
-        .then(pl.format("ISS_{}", pl.col(ENTITY)))
-        .alias("issuer_id")
-    )
+
+def _events_frame(
+    events: Events, dates: np.ndarray, u: Universe, first: np.ndarray, last: np.ndarray
+) -> pl.DataFrame:
+    """One row per (event, entity hit): market-wide events hit every entity listed over them."""
     ev = pl.DataFrame(
         {
             "event_id": [e["event_id"] for e in events],
@@ -285,8 +307,7 @@ def generate(entities: int = 500, days: int = 2520, seed: int = 7) -> Market:
         },
         schema_overrides={"magnitude": pl.Float64, "_entities": pl.List(pl.String)},
     )
-    # Market-wide events hit every entity listed over them: one row per (event, entity).
-    spans = pl.DataFrame({ENTITY: ids, "_first": dates[first], "_last": dates[last]})
+    spans = pl.DataFrame({ENTITY: u.ids, "_first": dates[first], "_last": dates[last]})
     market = (
         ev.filter(pl.col("scope") == "MARKET")
         .drop("_entities")
@@ -300,9 +321,55 @@ def generate(entities: int = 500, days: int = 2520, seed: int = 7) -> Market:
         ev.filter(pl.col("scope") == "ENTITY").explode("_entities").rename({"_entities": ENTITY})
     )
     columns = ["event_id", "event_type", "scope", ENTITY, "start_date", "end_date", "magnitude"]
-    events_frame = pl.concat([market.select(columns), single.select(columns)]).sort(
+    return pl.concat([market.select(columns), single.select(columns)]).sort(
         "start_date", "event_id", ENTITY
     )
+
+
+def generate(entities: int = 500, days: int = 2520, seed: int = 7) -> Market:
+    """Generate a deterministic market of `entities` x `days` for a seed.
+
+    Each step draws from the one generator in a fixed order, so a seed gives the same bytes.
+    """
+    rng = np.random.default_rng(seed)
+    n, t = entities, days
+    dates = trading_days(t)
+    u = _universe(rng, n)
+    # Volatility clustering: market, sector and idiosyncratic log-vol fields.
+    m_logvol = clustered(rng, (1, t), 0.985, 0.35)[0]
+    logvols = clustered(rng, (SECTORS, t), 0.98, 0.3), clustered(rng, (n, t), 0.97, 0.3)
+    market_vol, volume_mult, drift, crises = _market_regime(rng, m_logvol, t)
+    ret, sigma = _returns(rng, u, logvols, market_vol, drift)
+    events = _market_events(crises) + _blowups(rng, u, ret, sigma)
+    volume, dry_events = _volume(rng, u, ret, sigma, volume_mult)
+    close, high, low, spread = _bars(rng, u, ret, sigma)
+    first, last, listing_events = _listings(rng, u, t)
+    alive = (np.arange(t)[None, :] >= first[:, None]) & (np.arange(t)[None, :] <= last[:, None])
+    ent_idx, day_idx = np.nonzero(alive)
+    prices = pl.DataFrame(
+        {
+            ENTITY: u.ids[ent_idx],
+            DATE: dates[day_idx],
+            "close": close[ent_idx, day_idx],
+            "volume": volume[ent_idx, day_idx],
+            "high": high[ent_idx, day_idx],
+            "low": low[ent_idx, day_idx],
+            "spread_bps": spread[ent_idx, day_idx],
+        }
+    ).with_columns(pl.col("spread_bps").fill_nan(None))
+    entities_frame = pl.DataFrame(
+        {
+            ENTITY: u.ids,
+            "entity_type": u.kind,
+            "region": u.region,
+            "sector": u.sector.astype(np.int32),
+        }
+    ).with_columns(
+        pl.when(pl.col("entity_type") == "ISSUER")
+        .then(pl.format("ISS_{}", pl.col(ENTITY)))
+        .alias("issuer_id")
+    )
+    events_frame = _events_frame(events + dry_events + listing_events, dates, u, first, last)
     return Market(prices=prices, entities=entities_frame, events=events_frame)
 
 
@@ -327,7 +394,7 @@ def inject_defects(prices: pl.DataFrame, seed: int = 7) -> pl.DataFrame:
     ]
     row = pl.int_range(pl.len())
     out = prices
-    for pick, (col, value) in zip(picks, edits, strict=True):  # twelve edits, not a data loop
+    for pick, (col, value) in zip(picks, edits, strict=True):
         out = out.with_columns(
             pl.when(row == int(pick))
             .then(pl.lit(value, prices.schema[col]))

@@ -151,7 +151,7 @@ def exposure(prices: Path, states: pl.DataFrame, market: str) -> np.ndarray:
 
 def _raw_scenarios(library: tuple[Scenario, ...], baseline: Baseline) -> np.ndarray:
     rows = []
-    for sc in library:  # the library's few scenarios
+    for sc in library:
         path = synthesise_path(sc, baseline).tail(RAW_WINDOW)
         r = np.log(
             path["close"].to_numpy()
@@ -333,7 +333,7 @@ def evaluate(
         queries = np.sort(rng.choice(queries, MAX_QUERIES, replace=False))
     figures = {
         space.name: _figures(space, tagged, built.scenario_table, queries)
-        for space in _spaces(built, tagged, prices)  # three embeddings
+        for space in _spaces(built, tagged, prices)
     }
     return {
         "out": str(out),

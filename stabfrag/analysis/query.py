@@ -33,7 +33,7 @@ def run_sql(out: Path, name: str, params: dict[str, Any]) -> pl.DataFrame:
     text = (sql_dir() / f"{name}.sql").read_text()
     con = connect(out)
     try:
-        for key, value in params.items():  # a few named parameters
+        for key, value in params.items():
             con.execute(f"SET VARIABLE {key} = ?", [value]).fetchall()
         result = pl.from_arrow(con.sql(text).to_arrow_table())
         assert isinstance(result, pl.DataFrame)

@@ -82,7 +82,7 @@ def raster(points: np.ndarray, colours: np.ndarray, sizes: np.ndarray) -> np.nda
     canvas[PAD - 1, PAD : WIDTH - PAD] = canvas[HEIGHT - PAD, PAD : WIDTH - PAD] = 200
     canvas[PAD : HEIGHT - PAD, PAD - 1] = canvas[PAD : HEIGHT - PAD, WIDTH - PAD] = 200
     order = np.argsort(sizes, kind="stable")  # large markers (scenarios) drawn last, on top
-    for size in np.unique(sizes):  # two marker sizes, not a loop over points
+    for size in np.unique(sizes):
         sel = order[sizes[order] == size]
         off = np.arange(-size, size + 1)
         ys = points[sel, 1].round().astype(int)[:, None, None] + off[None, :, None]
@@ -151,7 +151,7 @@ def _table(frame: pl.DataFrame) -> str:
             for v in row
         )
         + "</tr>"
-        for row in frame.iter_rows()  # the twenty rows of the table
+        for row in frame.iter_rows()
     )
     return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
 

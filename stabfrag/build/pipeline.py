@@ -8,14 +8,15 @@ look-back, so memory follows the chunk, not the history.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
 import polars as pl
 
 from stabfrag import __version__
-from stabfrag.build.rejects import counts, dated_row_rejects, own_rows
+from stabfrag.build.progress import ProgressFn
+from stabfrag.build.rejects import dated_row_rejects, own_rows
 from stabfrag.build.requests import fingerprint, profiles_at, state_requests
 from stabfrag.build.rows import entity_scope, joint_rows, scenario_scope
 from stabfrag.build.scenario_space import ScenarioLibrary
@@ -26,7 +27,7 @@ from stabfrag.features.registry import FEATURE_NAMES, LOOKBACK_ROWS
 from stabfrag.ingest.entities import read_entities
 from stabfrag.ingest.prices import Validated, read_prices, validate
 from stabfrag.ingest.profiles import read_profiles
-from stabfrag.ingest.reasons import ROW_REASONS, STATE_REASONS
+from stabfrag.ingest.reasons import ROW_REASONS, STATE_REASONS, counts_by_reason
 from stabfrag.ingest.window import read_window
 from stabfrag.model.bundle import load_models
 from stabfrag.model.joint import joint_states
@@ -36,8 +37,6 @@ from stabfrag.sinks.base import Partition, Sink
 from stabfrag.sinks.dataset import read_manifest
 from stabfrag.sinks.duckdb import write_views
 from stabfrag.sinks.parquet import ParquetSink
-
-ProgressFn = Callable[[int, int, int], None]  # (dates done, dates total, states so far)
 
 FEATURE_COLUMNS = (
     "as_of_date",
@@ -123,7 +122,7 @@ class Builder:
             with self.summary.timings.stage("write"):
                 for sink in sinks:
                     with sink:
-                        for part in partitions:  # one file set per as-of date
+                        for part in partitions:
                             sink.write(part)
                         sink.commit()
             done += len(chunk)
@@ -191,7 +190,7 @@ class Builder:
             states["as_of_date"].replace_strict(version_of, return_dtype=pl.Int64).to_numpy()
         )
         frames = []
-        for i, key in enumerate(versions):  # a few library versions
+        for i, key in enumerate(versions):
             space = self.scenarios.space(key)
             sel = state_keys == i
             res = joint_states(
@@ -236,8 +235,11 @@ class Builder:
         row_rejects = rejects.filter(pl.col("reason").is_in(ROW_REASONS))
         s.rows_read += checked.prices.filter(own).height + row_rejects.height
         s.range_dropped += checked.range_dropped_dates.to_frame().filter(own).height
-        s.add(s.rows_rejected, counts(row_rejects))
-        s.add(s.entities_rejected, counts(rejects.filter(pl.col("reason").is_in(STATE_REASONS))))
+        s.add(s.rows_rejected, counts_by_reason(row_rejects))
+        s.add(
+            s.entities_rejected,
+            counts_by_reason(rejects.filter(pl.col("reason").is_in(STATE_REASONS))),
+        )
 
     def _partitions(
         self,
@@ -255,7 +257,7 @@ class Builder:
             ),
         }
         out = []
-        for d in chunk:  # one partition per as-of date: files, not rows
+        for d in chunk:
             tables = {name: parts.get(d, pl.DataFrame()) for name, parts in by_date.items()}
             space = self.scenarios.space(self.scenarios.key(d))
             tables["scenarios"] = space.table.with_columns(pl.lit(d).alias("as_of_date"))
@@ -291,7 +293,7 @@ def _split(frame: pl.DataFrame) -> dict[dt.date, pl.DataFrame]:
 def _chunks(dates: list[dt.date], span_days: int) -> Iterator[list[dt.date]]:
     """Consecutive runs of dates whose calendar span stays within span_days."""
     chunk: list[dt.date] = []
-    for d in dates:  # grouping the as-of list (a few hundred dates), not data rows
+    for d in dates:
         if chunk and (d - chunk[0]).days >= span_days:
             yield chunk
             chunk = []

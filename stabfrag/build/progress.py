@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 
-ProgressFn = Callable[[int, int, int], None]
+ProgressFn = Callable[[int, int, int], None]  # (dates done, dates total, states so far)
 
 
 @contextmanager

@@ -31,11 +31,3 @@ def dated_row_rejects(rejects: pl.DataFrame, chunk: list[dt.date], own: pl.Expr)
     )
     undated = rows.filter(pl.col(DATE).is_null()).with_columns(pl.lit(chunk[0]).alias("as_of_date"))
     return pl.concat([dated.select(COLUMNS), undated.select(COLUMNS)])
-
-
-def counts(frame: pl.DataFrame) -> dict[str, int]:
-    """Rows per reason."""
-    if frame.height == 0:
-        return {}
-    g = frame.group_by("reason").len()
-    return dict(zip(g["reason"].to_list(), g["len"].to_list(), strict=True))

@@ -16,8 +16,4 @@ app.add_typer(scenarios.scenarios_app, name="scenarios")
 app.add_typer(db.db_app, name="db")
 app.add_typer(query.query_app, name="query")
 
-__all__ = ["analysis", "app", "build", "data", "db", "main", "query", "scenarios"]
-
-
-def main() -> None:  # pragma: no cover - console entry
-    app()
+__all__ = ["analysis", "app", "build", "data", "db", "query", "scenarios"]

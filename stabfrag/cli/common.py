@@ -105,7 +105,7 @@ def print_frame(frame: object, *, fmt: str, title: str | None = None) -> None:
     table = Table(title=title)
     for name in frame.columns:
         table.add_column(name, justify="right" if frame.schema[name].is_numeric() else "left")
-    for row in frame.iter_rows():  # display of a few result rows
+    for row in frame.iter_rows():
         table.add_row(*[f"{v:.4f}" if isinstance(v, float) else str(v) for v in row])
     Console().print(table)
 

@@ -31,7 +31,7 @@ def _query(
     if fmt not in ("table", "csv", "json"):
         fail(f"--format '{fmt}' is not one of table, csv, json")
     try:
-        for check in checks:  # a few existence checks with hints
+        for check in checks:
             check()
         frame = run_sql(out, name, params)
     except StabfragError as exc:

@@ -73,7 +73,7 @@ def compute_features(prices: pl.DataFrame, *, rows: np.ndarray | None = None) ->
         )
     )
     parts = []
-    for lo, hi in zip(cuts[:-1], cuts[1:], strict=True):  # a few blocks of whole entities
+    for lo, hi in zip(cuts[:-1], cuts[1:], strict=True):
         block_rows = None if rows is None else rows[(rows >= lo) & (rows < hi)] - lo
         if block_rows is not None and len(block_rows) == 0:
             continue

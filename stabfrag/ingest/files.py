@@ -48,6 +48,6 @@ def file_hash(path: Path | None) -> str | None:
         return None
     h = hashlib.blake2b(digest_size=16)
     with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):  # file blocks, not data rows
+        for block in iter(lambda: fh.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()

@@ -11,7 +11,7 @@ import polars as pl
 
 from stabfrag.errors import InputError
 from stabfrag.ingest.files import check_columns, file_format
-from stabfrag.ingest.reasons import MIN_PRICES, entity_rule
+from stabfrag.ingest.reasons import MIN_PRICES, counts_by_reason, entity_rule
 from stabfrag.schema import (
     DATE,
     ENTITY,
@@ -47,8 +47,7 @@ class Validated:
         return self.rows_in - self.rows_rejected - self.prices.height
 
     def reject_counts(self) -> dict[str, int]:
-        counts = self.rejects.group_by("reason").len().sort("reason")
-        return dict(zip(counts["reason"].to_list(), counts["len"].to_list(), strict=True))
+        return counts_by_reason(self.rejects)
 
 
 def _numeric(name: str, dtype: pl.DataType, path: Path, fmt: str) -> pl.Expr:
@@ -222,19 +221,15 @@ def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.sort([ENTITY, DATE, ROW])
 
 
-def validate(raw: pl.DataFrame, *, min_prices: int = MIN_PRICES) -> Validated:
-    """Apply every SPEC §2 row rule and the minimum history; return clean sorted prices and
-    reconciled rejects. Staleness depends on an as-of date: build.requests applies it."""
-    flagged = raw.with_columns(row_reason().alias("reason"))
+def _clean_rows(flagged: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.Series]:
+    """(kept rows sorted, row rejects, dates of kept rows whose range was dropped)."""
     bad = flagged.filter(pl.col("reason").is_not_null())
     good = flagged.filter(pl.col("reason").is_null())
     # Duplicates are judged among rows that passed the row rules: the first in file order wins.
     good = _sorted(good)
     dup = (pl.col(ENTITY) == pl.col(ENTITY).shift(1)) & (pl.col(DATE) == pl.col(DATE).shift(1))
     good = good.with_columns(dup.fill_null(False).alias("_dup"))
-    dups = good.filter(pl.col("_dup")).with_columns(
-        pl.lit("duplicate").alias("reason"),
-    )
+    dups = good.filter(pl.col("_dup")).with_columns(pl.lit("duplicate").alias("reason"))
     good = good.filter(~pl.col("_dup"))
     has_range = pl.col("high").is_not_null() | pl.col("low").is_not_null()
     range_bad = has_range & ~_range_ok()
@@ -242,15 +237,12 @@ def validate(raw: pl.DataFrame, *, min_prices: int = MIN_PRICES) -> Validated:
     good = good.with_columns(
         pl.when(range_bad).then(None).otherwise(pl.col(c)).alias(c) for c in ("high", "low")
     ).with_columns(
-        # NaN volume or spread means unknown, as null does.
+        # NaN volume or spread means unknown, as null does; so does an infinite spread.
         pl.col("volume").fill_nan(None),
-        pl.col("spread_bps").fill_nan(None),
-    )
-    good = good.with_columns(
         pl.when(pl.col("spread_bps").is_infinite())
         .then(None)
-        .otherwise(pl.col("spread_bps"))
-        .alias("spread_bps")
+        .otherwise(pl.col("spread_bps").fill_nan(None))
+        .alias("spread_bps"),
     )
     row_rejects = (
         pl.concat(
@@ -267,7 +259,14 @@ def validate(raw: pl.DataFrame, *, min_prices: int = MIN_PRICES) -> Validated:
         .sort(ROW)
         .select(ENTITY, DATE, "reason", "detail")
     )
+    return good, row_rejects, range_dropped_dates
 
+
+def validate(raw: pl.DataFrame, *, min_prices: int = MIN_PRICES) -> Validated:
+    """Apply every SPEC §2 row rule and the minimum history; return clean sorted prices and
+    reconciled rejects. Staleness depends on an as-of date: build.requests applies it."""
+    flagged = raw.with_columns(row_reason().alias("reason"))
+    good, row_rejects, range_dropped_dates = _clean_rows(flagged)
     named = flagged.filter(
         pl.col(ENTITY).is_not_null() & (pl.col(ENTITY).str.len_chars().is_between(1, MAX_ENTITY_ID))
     )
@@ -280,30 +279,26 @@ def validate(raw: pl.DataFrame, *, min_prices: int = MIN_PRICES) -> Validated:
     )
     reason, detail = entity_rule(pl.col("n"), pl.col("last_date"), min_prices=min_prices)
     judged = per_entity.with_columns(reason.alias("reason"), detail.alias("detail"))
-    entity_rejects = [
-        _entity_rejects(no_rows, "no_valid_rows", pl.lit("every row was rejected")),
-        judged.filter(pl.col("reason").is_not_null()).select(
-            ENTITY, pl.col("last_date").alias(DATE), "reason", "detail"
-        ),
-    ]
-    remaining = judged.filter(pl.col("reason").is_null())
-    ent_rej = pl.concat(entity_rejects).sort(ENTITY)
-    keep = remaining.select(ENTITY)
+    ent_rej = pl.concat(
+        [
+            _entity_rejects(no_rows, "no_valid_rows", pl.lit("every row was rejected")),
+            judged.filter(pl.col("reason").is_not_null()).select(
+                ENTITY, pl.col("last_date").alias(DATE), "reason", "detail"
+            ),
+        ]
+    ).sort(ENTITY)
+    keep = judged.filter(pl.col("reason").is_null()).select(ENTITY)
     if keep.height < per_entity.height:
         good = good.join(keep, on=ENTITY, how="semi", maintain_order="left")
-    prices = good.select(ENTITY, DATE, "close", *OPTIONAL_PRICE_COLUMNS)
     rejects = pl.concat([row_rejects, ent_rej], how="diagonal_relaxed").select(
         [pl.col(n).cast(t) for n, t in REJECTS_SCHEMA.items()]
     )
-    ent_counts = ent_rej.group_by("reason").len()
     return Validated(
-        prices=prices,
+        prices=good.select(ENTITY, DATE, "close", *OPTIONAL_PRICE_COLUMNS),
         rejects=rejects,
         rows_in=raw.height,
         rows_rejected=row_rejects.height,
         range_dropped_dates=range_dropped_dates,
         entities_in=all_ids.height,
-        entities_rejected=dict(
-            zip(ent_counts["reason"].to_list(), ent_counts["len"].to_list(), strict=True)
-        ),
+        entities_rejected=counts_by_reason(ent_rej),
     )

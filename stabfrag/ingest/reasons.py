@@ -62,3 +62,11 @@ def entity_rule(
         pl.lit(max_staleness_days),
     )
     return reason, pl.when(reason == "stale").then(stale).otherwise(short)
+
+
+def counts_by_reason(frame: pl.DataFrame) -> dict[str, int]:
+    """Rows of a rejects frame per reason, by reason."""
+    if frame.height == 0:
+        return {}
+    g = frame.group_by("reason").len().sort("reason")
+    return dict(zip(g["reason"].to_list(), g["len"].to_list(), strict=True))

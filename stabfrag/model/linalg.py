@@ -22,7 +22,7 @@ def matmul_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     out = np.empty((n, b.shape[1]), dtype=np.float64)
     block = np.zeros((BLOCK, a.shape[1]), dtype=np.float64)
     res = np.empty((BLOCK, b.shape[1]), dtype=np.float64)
-    for lo in range(0, n, BLOCK):  # blocks of rows bound the work's shape, not a row loop
+    for lo in range(0, n, BLOCK):
         hi = min(lo + BLOCK, n)
         block[: hi - lo] = a[lo:hi]
         block[hi - lo :] = 0.0

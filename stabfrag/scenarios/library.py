@@ -159,7 +159,7 @@ def load_library(folder: Path | None = None) -> tuple[Scenario, ...]:
         raise ScenarioError(f"{folder}: not a folder of scenario files")
     out: list[Scenario] = []
     seen: dict[str, Path] = {}
-    for path in sorted(folder.glob("*.toml")):  # a handful of files, not data rows
+    for path in sorted(folder.glob("*.toml")):
         try:
             doc = tomllib.loads(path.read_text())
         except tomllib.TOMLDecodeError as exc:

@@ -51,7 +51,7 @@ class RowEncoder:
         ]
         self.at: dict[str, slice] = {}
         pos = 0
-        for name, size in layout:  # a dozen fields of one tuple
+        for name, size in layout:
             self.at[name] = slice(pos, pos + size)
             pos += size
         template = np.full(pos, ord(" "), dtype=np.uint8)
@@ -128,7 +128,7 @@ def copy_rows(
         for lo in range(0, frame.height, ENCODE_ROWS):  # batches of rows: bounded memory
             hi = lo + ENCODE_ROWS
             view = encoder.encode(days[lo:hi], scopes[lo:hi], vectors[lo:hi])
-            for start in range(0, len(view), WRITE_BLOCK):  # blocks of bytes
+            for start in range(0, len(view), WRITE_BLOCK):
                 block = view[start : start + WRITE_BLOCK]
                 copy.write(block)
                 sent += len(block)
