@@ -203,3 +203,30 @@ def test_read_window_reads_lookback_or_whole_history_of_sparse_entities(tmp_path
     d_rows = raw.filter(pl.col("entity_id") == "D")
     assert d_rows["date"].min() >= last - dt.timedelta(days=window.LOOKBACK_DAYS)
     assert raw.filter(pl.col("entity_id") == "W").height == 572
+
+
+def test_empty_tables_give_partitions_with_zero_rows(tmp_path: Path) -> None:
+    # Day 30: every entity has too short a history (no features); day 199: no rejects.
+    days = [dt.date(2020, 1, 1) + dt.timedelta(days=i) for i in range(200)]
+    rng = np.random.default_rng(3)
+    frame = pl.DataFrame(
+        {
+            "entity_id": [f"E{e}.US" for e in range(3) for _ in days],
+            "date": days * 3,
+            "close": 100 * np.exp(np.cumsum(rng.normal(0, 0.01, 600))),
+            "volume": 1000.0 + rng.random(600),
+        }
+    )
+    prices = tmp_path / "p.parquet"
+    frame.write_parquet(prices)
+    out = tmp_path / "out"
+    pipeline.run(BuildConfig(prices=prices, out=out), [days[30], days[199]])
+    from stabfrag.sinks.dataset import TABLE_SCHEMAS
+
+    features = read_table(out, "features", days[30])
+    assert features.height == 0 and features.schema == TABLE_SCHEMAS["features"]
+    assert read_table(out, "rejects", days[30])["reason"].to_list() == ["insufficient_history"] * 3
+    rejects = read_table(out, "rejects", days[199])
+    assert rejects.height == 0 and rejects.schema == TABLE_SCHEMAS["rejects"]
+    joint = read_table(out, "joint_embeddings", days[30])
+    assert set(joint["kind"]) == {"scenario"}

@@ -164,3 +164,45 @@ def test_evaluate_exposed_universe(built, market_dir: Path) -> None:
         res = runner.invoke(app, [*base, *extra])
         assert res.exit_code == 2 and message in res.stderr
         assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_evaluate_uses_the_library_the_build_used(tmp_path: Path, market_dir: Path, market) -> None:
+    """A build with its own --scenarios folder is evaluated against that library."""
+    import shutil
+
+    from stabfrag.build import pipeline
+    from stabfrag.config import BuildConfig, packaged
+
+    library = tmp_path / "library"
+    shutil.copytree(packaged("scenario_library"), library)
+    own = library / "synthetic.toml"
+    # A scenario that only this library has: the shipped library cannot describe it.
+    own.write_text(
+        own.read_text().replace('id = "SCN_EQ_CRASH_HIGH"', 'id = "SCN_HOUSE_CRASH_HIGH"', 1)
+    )
+    assert "SCN_HOUSE_CRASH_HIGH" in own.read_text()
+    out = tmp_path / "out"
+    last = market.prices["date"].max()
+    config = BuildConfig(prices=market_dir / "prices.parquet", out=out, scenarios=library)
+    pipeline.run(config, [last - dt.timedelta(days=28 * k) for k in range(6)][::-1] + [last])
+    labels = tmp_path / "labels.csv"
+    labels.write_text(f"start,end,label\n2000-01-01,{last},calm\n")
+    res = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--out",
+            str(out),
+            "--labels",
+            str(labels),
+            "--prices",
+            str(market_dir / "prices.parquet"),
+            "--json",
+        ],
+    )
+    assert res.exit_code == 0, res.stderr
+    import json
+
+    report = json.loads(res.stdout)
+    assert report["built_with"]["scenario_library"] == str(library)
+    assert report["built_with"]["model_dir"] == "shipped"

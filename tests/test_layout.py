@@ -1,0 +1,117 @@
+"""The package layout: every import points to the same or an earlier stage, and no cycle."""
+
+from __future__ import annotations
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import stabfrag
+
+ROOT = Path(stabfrag.__file__).parent
+# The stages, earliest first: a module may import its own stage or an earlier one only.
+STAGES = (
+    "stabfrag",  # the package itself: __version__
+    "errors",
+    "schema",
+    "config",
+    "atomic",
+    "ingest",
+    "features",
+    "scenarios",
+    "model",
+    "sinks",
+    "build",
+    "analysis",
+    "synth",
+    "cli",
+    "__main__",
+)
+
+
+def _module_name(path: Path) -> str:
+    parts = path.relative_to(ROOT.parent).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def _stage(module: str) -> int:
+    parts = module.split(".")
+    return STAGES.index(parts[1] if len(parts) > 1 else parts[0])
+
+
+def _imports(path: Path, modules: set[str]) -> set[str]:
+    """Every stabfrag module `path` imports, at the top or inside a function."""
+    found: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            found |= {a.name for a in node.names if a.name.startswith("stabfrag")}
+        elif isinstance(node, ast.ImportFrom) and (node.module or "").startswith("stabfrag"):
+            assert node.module is not None
+            for alias in node.names:  # `from stabfrag.x import y` may name a submodule y
+                sub = f"{node.module}.{alias.name}"
+                found.add(sub if sub in modules else node.module)
+    return found
+
+
+def _graph() -> dict[str, set[str]]:
+    paths = {_module_name(p): p for p in ROOT.rglob("*.py")}
+    return {m: _imports(p, set(paths)) - {m} for m, p in paths.items()}
+
+
+def test_every_module_belongs_to_a_stage() -> None:
+    for module in _graph():
+        _stage(module)  # raises for a folder the stage list does not name
+
+
+def test_no_import_runs_back_up_the_stages() -> None:
+    backwards = [
+        f"{m} -> {dep}" for m, deps in _graph().items() for dep in deps if _stage(dep) > _stage(m)
+    ]
+    assert backwards == []
+
+
+def test_no_import_cycle() -> None:
+    graph = _graph()
+    state: dict[str, int] = {}  # 1 on the current path, 2 done
+
+    def visit(m: str, path: list[str]) -> None:
+        state[m] = 1
+        for dep in sorted(graph.get(m, ())):
+            if state.get(dep) == 1:
+                raise AssertionError("import cycle: " + " -> ".join([*path, m, dep]))
+            if dep not in state:
+                visit(dep, [*path, m])
+        state[m] = 2
+
+    for module in sorted(graph):
+        if module not in state:
+            visit(module, [])
+
+
+def test_the_package_imports_in_a_fresh_interpreter() -> None:
+    code = (
+        "import importlib, pkgutil, stabfrag\n"
+        "for m in pkgutil.walk_packages(stabfrag.__path__, 'stabfrag.'):\n"
+        "    if m.name != 'stabfrag.__main__':\n"
+        "        importlib.import_module(m.name)\n"
+    )
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+
+
+def test_every_error_is_a_stabfrag_error() -> None:
+    from stabfrag import errors
+
+    for name in dir(errors):
+        obj = getattr(errors, name)
+        if isinstance(obj, type) and issubclass(obj, Exception):
+            assert issubclass(obj, errors.StabfragError), name
+    # No module defines an exception class of its own outside errors.py.
+    for path in ROOT.rglob("*.py"):
+        if path.name == "errors.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ClassDef):
+                bases = {getattr(b, "id", getattr(b, "attr", "")) for b in node.bases}
+                assert not bases & {"Exception", "ValueError", "RuntimeError"}, (path, node.name)
