@@ -9,7 +9,7 @@ from pathlib import Path
 from stabfrag.atomic import fsync_replace, temp_name
 from stabfrag.schema import conform
 from stabfrag.sinks.base import Partition, Sink
-from stabfrag.sinks.dataset import PART, TABLE_SCHEMAS, manifest_path, partition_dir
+from stabfrag.sinks.dataset import MANIFEST, PART, TABLE_SCHEMAS, manifest_path, partition_dir
 
 
 class ParquetSink(Sink):
@@ -20,9 +20,6 @@ class ParquetSink(Sink):
         self.staged: list[tuple[Path, Path]] = []
 
     def write(self, partition: Partition) -> None:
-        # A new write invalidates the old manifest first: a crash mid-way must not leave
-        # an old manifest vouching for a mix of old and new files.
-        manifest_path(self.out, partition.as_of).unlink(missing_ok=True)
         for table, frame in partition.tables.items():
             final = partition_dir(self.out, table, partition.as_of) / PART
             final.parent.mkdir(parents=True, exist_ok=True)
@@ -41,6 +38,11 @@ class ParquetSink(Sink):
         self.staged.append((tmp, final))
 
     def commit(self) -> None:
+        # The old manifests go first: a crash between two renames must not leave an old
+        # manifest vouching for a mix of old and new files. Before commit, nothing changes.
+        for _, final in self.staged:
+            if final.name == MANIFEST:
+                final.unlink(missing_ok=True)
         for tmp, final in self.staged:  # the manifest was staged last, so it lands last
             fsync_replace(tmp, final)
         self.staged.clear()
