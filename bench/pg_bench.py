@@ -27,7 +27,8 @@ import polars as pl
 import psycopg
 from psycopg import sql
 
-from stabfrag.schema import DIM, JOINT_MODEL_ID, JOINT_TYPE, VECTOR_TYPE
+from stabfrag.model.joint import JOINT_V1
+from stabfrag.schema import DIM, JOINT_TYPE, VECTOR_TYPE
 from stabfrag.sinks.postgres import init_table, load_frames
 
 
@@ -55,7 +56,7 @@ def frames(rows: int, per_day: int = 5000) -> list[pl.DataFrame]:
             "joint_type": JOINT_TYPE,
             "as_of_date": days,
             "entity_scope": scope,
-            "model_id": JOINT_MODEL_ID,
+            "model_id": JOINT_V1,
             "vector": pl.Series(v, dtype=VECTOR_TYPE),
         }
     )

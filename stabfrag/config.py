@@ -51,6 +51,8 @@ class BuildConfig:
     profiles: Path | None = None
     scenarios: Path | None = None
     model_dir: Path | None = None
+    model: str | None = None  # joint model id; None: the folder's default
+    market: str | None = None  # context reference: a market entity; None: the build's universe
     weights: dict[str, float] | None = None
     max_staleness_days: int = 7
     chunk_days: int = 366

@@ -10,7 +10,6 @@ ENTITY = "entity_id"
 DATE = "date"
 DIM = 384
 JOINT_TYPE = "STAB_FRAGILITY_V0"
-JOINT_MODEL_ID = "joint-stab-fragility-v1"
 
 # Input columns: required, then optional, with the dtype each is cast to.
 REQUIRED_PRICE_COLUMNS: dict[str, pl.DataType] = {

@@ -96,12 +96,20 @@ def test_entity_scope_is_exactly_the_spec(built: Path) -> None:
     assert ent["model_id"] == "joint-stab-fragility-v1" and ent["joint_type"] == "STAB_FRAGILITY_V0"
 
 
-def test_scenario_rows_in_every_partition(built: Path) -> None:
-    counts = {
-        d: read_table(built, "joint_embeddings", d).filter(pl.col("kind") == "scenario").height
-        for d in partitions(built)
-    }
-    assert len(set(counts.values())) == 1 and next(iter(counts.values())) >= 16
+def test_scenario_rows_in_every_partition_point_in_time(built: Path) -> None:
+    """Every partition holds every scenario that exists on its date, and no other: a
+    historical episode only once it is known (its end), synthetic scenarios always."""
+    from stabfrag.scenarios.library import load_library
+
+    library = load_library()
+    for d in partitions(built):
+        rows = read_table(built, "joint_embeddings", d).filter(pl.col("kind") == "scenario")
+        expected = [s.id for s in library if s.known_on(d)]
+        assert rows["scenario_id"].to_list() == expected
+        assert read_table(built, "scenarios", d)["scenario_id"].to_list() == expected
+        assert len(expected) >= 16
+        named = read_table(built, "joint_embeddings", d)["nearest_scenario_id"].drop_nulls()
+        assert set(named) <= set(expected)  # never an episode from the future
 
 
 def test_counts_reconcile(market_dir: Path, tmp_path: Path) -> None:

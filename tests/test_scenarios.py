@@ -110,6 +110,8 @@ def _with_spy(tmp_path: Path) -> Path:
 
 
 def test_historical_scenario_uses_reference_path_once_it_has_ended(tmp_path: Path) -> None:
+    """A historical scenario exists from its episode's end, on its real reference path;
+    before that it is not in the build at all, and later episodes never are."""
     path = _with_spy(tmp_path)
     out = tmp_path / "o"
     before, after = dt.date(2009, 3, 2), dt.date(2010, 12, 31)
@@ -119,12 +121,36 @@ def test_historical_scenario_uses_reference_path_once_it_has_ended(tmp_path: Pat
         for d in (before, after)
     }
     assert src[after]["SCN_GFC_2008"] == "reference:SPY"
-    assert src[before]["SCN_GFC_2008"] == "synthetic"  # the episode had not ended: no look-ahead
-    assert src[after]["SCN_COVID_CRASH_2020"] == "synthetic"
-    v = {
-        d: read_table(out, "joint_embeddings", d)
-        .filter(pl.col("scenario_id") == "SCN_GFC_2008")["vector"]
-        .to_numpy()
+    assert "SCN_GFC_2008" not in src[before]  # the episode had not ended: not yet known
+    for later in ("SCN_COVID_CRASH_2020", "SCN_VOLMAGEDDON_2018", "SCN_US_DOWNGRADE_2011"):
+        assert later not in src[before] and later not in src[after]
+    assert "SCN_FLASH_CRASH_2010" in src[after]
+    for d in (before, after):
+        named = read_table(out, "joint_embeddings", d)["nearest_scenario_id"].drop_nulls()
+        assert set(named) <= set(src[d])
+
+
+def test_known_from_brings_a_scenario_in_before_its_end(tmp_path: Path) -> None:
+    """`known_from` adds an episode from that date, on its synthetic path until it ends."""
+    import shutil
+
+    from stabfrag.config import packaged
+
+    library = tmp_path / "lib"
+    shutil.copytree(packaged("scenario_library"), library)
+    hist = library / "historical.toml"
+    hist.write_text(
+        hist.read_text().replace(
+            "episode_end = 2009-03-09", "episode_end = 2009-03-09\nknown_from = 2008-10-15", 1
+        )
+    )
+    path = _with_spy(tmp_path)
+    out = tmp_path / "o"
+    before, after = dt.date(2009, 3, 2), dt.date(2010, 12, 31)
+    pipeline.run(BuildConfig(prices=path, out=out, scenarios=library), [before, after])
+    src = {
+        d: dict(read_table(out, "scenarios", d).select("scenario_id", "path_source").iter_rows())
         for d in (before, after)
     }
-    assert not np.array_equal(v[before], v[after])
+    assert src[before]["SCN_GFC_2008"] == "synthetic"  # known, but its path not yet seen
+    assert src[after]["SCN_GFC_2008"] == "reference:SPY"

@@ -15,11 +15,12 @@ import numpy as np
 import polars as pl
 
 from stabfrag import __version__
+from stabfrag.build.encode import encode_states, join_scenarios
 from stabfrag.build.progress import ProgressFn
 from stabfrag.build.rejects import dated_row_rejects, own_rows
 from stabfrag.build.requests import fingerprint, profiles_at, state_requests
 from stabfrag.build.rows import entity_scope, joint_rows, scenario_scope
-from stabfrag.build.scenario_space import ScenarioLibrary
+from stabfrag.build.scenario_space import Key, ScenarioLibrary, ScenarioSpace
 from stabfrag.build.summary import RunSummary
 from stabfrag.config import BuildConfig
 from stabfrag.features.plan import compute_features
@@ -30,7 +31,6 @@ from stabfrag.ingest.profiles import read_profiles
 from stabfrag.ingest.reasons import ROW_REASONS, STATE_REASONS, counts_by_reason
 from stabfrag.ingest.window import read_window
 from stabfrag.model.bundle import load_models
-from stabfrag.model.joint import joint_states
 from stabfrag.scenarios.library import Scenario, load_library
 from stabfrag.schema import DATE, ENTITY, PRICE_SCHEMA
 from stabfrag.sinks.base import Partition, Sink
@@ -65,7 +65,7 @@ class Builder:
         self.config = config
         self.summary = RunSummary(out=str(config.out))
         with self.summary.timings.stage("load"):
-            self.models = load_models(config.model_dir)
+            self.models = load_models(config.model_dir, config.model)
             self.weights = {**self.models.joint.weights, **(config.weights or {})}
             self.library = load_library(config.scenarios)
             self.scenarios = ScenarioLibrary(
@@ -86,6 +86,8 @@ class Builder:
             "models": self.models.hashes(),
             # What evaluate reloads: the library and models this partition was built with.
             "model_dir": None if self.config.model_dir is None else str(self.config.model_dir),
+            "model": self.models.model_id,
+            "market": self.config.market,
             "scenario_library": None
             if self.config.scenarios is None
             else str(self.config.scenarios),
@@ -159,7 +161,9 @@ class Builder:
             meta = read_entities(cfg.entities, states[ENTITY])
             states = states.join(meta, on=ENTITY, how="left").rename({"last_date": DATE})
         with t.stage("encode"):
-            z_stab, ok = self.models.stab.encode(states.select(FEATURE_NAMES))
+            encoded = encode_states(self.models, states, market=cfg.market)
+        self.summary.states_without_context += encoded.no_context
+        ok = encoded.ok
         degenerate = states.filter(~pl.Series(ok)).select(
             "as_of_date",
             ENTITY,
@@ -167,7 +171,7 @@ class Builder:
             pl.lit("degenerate_state").alias("reason"),
             pl.lit("every feature sits at its calibration centre: no direction").alias("detail"),
         )
-        states, z_stab = states.filter(pl.Series(ok)), z_stab[ok]
+        states, z_stab = states.filter(pl.Series(ok)), encoded.z_stab[ok]
         with t.stage("joint"):
             joint = self._joint(states, z_stab, chunk)
         own = own_rows(previous[chunk[0]], first_of_run=first_of_run)
@@ -180,55 +184,54 @@ class Builder:
     def _joint(
         self, states: pl.DataFrame, z_stab: np.ndarray, chunk: list[dt.date]
     ) -> pl.DataFrame:
-        """Entity and scenario rows of the chunk, one joint computation per version of the
-        scenario library (a historical episode switching to its real path), not per date."""
+        """Entity rows of the chunk's states and scenario rows of every date of the chunk."""
         z_prof, has_prof = profiles_at(states, self.profiles)
-        keys = {d: self.scenarios.key(d) for d in chunk}
-        versions = sorted(set(keys.values()))
-        version_of = {d: versions.index(k) for d, k in keys.items()}
-        state_keys = (
-            states["as_of_date"].replace_strict(version_of, return_dtype=pl.Int64).to_numpy()
-        )
+        model_id = self.models.model_id
         frames = []
-        for i, key in enumerate(versions):
-            space = self.scenarios.space(key)
-            sel = state_keys == i
-            res = joint_states(
-                z_stab[sel],
-                space.vectors.astype(np.float64),
-                space.high,
-                weights=self.weights,
-                tau=self.models.joint.tau,
-                z_prof=z_prof[sel],
-                has_prof=has_prof[sel],
-            )
+        for part in join_scenarios(
+            self.models,
+            self.scenarios,
+            states["as_of_date"],
+            z_stab,
+            weights=self.weights,
+            z_prof=z_prof,
+            has_prof=has_prof,
+        ):
+            space, res = part.space, part.result
             ids = space.table["scenario_id"].to_numpy()
             frames.append(
                 joint_rows(
-                    states.filter(pl.Series(sel)),
+                    states.filter(pl.Series(part.rows)),
                     kind="entity",
-                    scope=entity_scope(pl.Series(has_prof[sel])),
+                    model_id=model_id,
+                    scope=entity_scope(pl.Series(has_prof[part.rows])),
                     vectors=res.vectors,
                     nearest=ids[res.nearest],
                     similarity=res.nearest_similarity,
                     fragility=res.fragility,
                 )
             )
-            dates = [d for d, k in keys.items() if k == key]
-            base = pl.DataFrame({"as_of_date": dates}, schema={"as_of_date": pl.Date}).join(
-                space.table.select("scenario_id").with_columns(space.features["features_null"]),
-                how="cross",
-            )
-            frames.append(
-                joint_rows(
-                    base,
-                    kind="scenario",
-                    scope=pl.concat([scenario_scope(space.table, self.library)] * len(dates)),
-                    vectors=np.tile(space.vectors, (len(dates), 1)),
-                )
-            )
+        versions: dict[Key, list[dt.date]] = {}
+        for d in chunk:  # every date has its scenario rows, states or not
+            versions.setdefault(self.scenarios.key(d), []).append(d)
+        for key, dates in versions.items():
+            frames.append(self._scenario_rows(self.scenarios.space(key), dates))
         # Per date: entities by id, then scenarios in library order (a stable sort).
         return pl.concat(frames).sort("as_of_date", "kind", maintain_order=True)
+
+    def _scenario_rows(self, space: ScenarioSpace, dates: list[dt.date]) -> pl.DataFrame:
+        """The scenario rows of `dates`, which share one library version."""
+        base = pl.DataFrame({"as_of_date": dates}, schema={"as_of_date": pl.Date}).join(
+            space.table.select("scenario_id").with_columns(space.features["features_null"]),
+            how="cross",
+        )
+        return joint_rows(
+            base,
+            kind="scenario",
+            model_id=self.models.model_id,
+            scope=pl.concat([scenario_scope(space.table, self.library)] * len(dates)),
+            vectors=np.tile(space.vectors, (len(dates), 1)),
+        )
 
     def _count_chunk(self, checked: Validated, own: pl.Expr, rejects: pl.DataFrame) -> None:
         s = self.summary

@@ -31,6 +31,8 @@ def fingerprint(
         "weights": weights,
         "max_staleness_days": config.max_staleness_days,
         "version": __version__,
+        # Only when set, so a build without a market reference keeps its fingerprint.
+        **({"market": config.market} if config.market else {}),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 

@@ -9,7 +9,7 @@ import numpy as np
 import polars as pl
 
 from stabfrag.scenarios.library import Scenario
-from stabfrag.schema import DATE, ENTITY, JOINT_MODEL_ID, JOINT_TYPE, VECTOR_TYPE
+from stabfrag.schema import DATE, ENTITY, JOINT_TYPE, VECTOR_TYPE
 
 
 def entity_scope(has_profile: pl.Series) -> pl.Expr:
@@ -59,6 +59,7 @@ def joint_rows(
     base: pl.DataFrame,
     *,
     kind: str,
+    model_id: str,
     scope: pl.Expr | pl.Series,
     vectors: np.ndarray,
     nearest: np.ndarray | None = None,
@@ -80,7 +81,7 @@ def joint_rows(
         pl.lit(JOINT_TYPE).alias("joint_type"),
         "as_of_date",
         scope.alias("entity_scope"),
-        pl.lit(JOINT_MODEL_ID).alias("model_id"),
+        pl.lit(model_id).alias("model_id"),
         pl.Series("vector", vectors, dtype=VECTOR_TYPE),
         pl.lit(kind).alias("kind"),
         ident[ENTITY],

@@ -13,6 +13,8 @@ from stabfrag.model.bundle import Models
 from stabfrag.scenarios.library import Scenario, library_frame
 from stabfrag.scenarios.paths import reference_features, synthetic_features
 
+Key = tuple[tuple[str, ...], tuple[str, ...]]  # (scenarios that exist, those on a real path)
+
 
 @dataclass(frozen=True)
 class ScenarioSpace:
@@ -25,8 +27,9 @@ class ScenarioSpace:
 
 
 class ScenarioLibrary:
-    """Scenario vectors per as-of date: a historical episode uses its real reference path
-    only once it has ended by that date (no look-ahead).
+    """Scenario vectors per as-of date, point in time: a historical scenario exists only
+    from the date its episode is known (its end, or `known_from`), and uses its real
+    reference path only once the episode has ended (no look-ahead).
 
     `reference_prices` are the validated, sorted prices of the library's reference
     entities (empty when the user's prices hold none); the caller reads them.
@@ -47,28 +50,42 @@ class ScenarioLibrary:
             library, reference_prices, max_staleness_days=max_staleness_days
         )
         self.ends = {s.id: s.episode_end for s in library if s.episode_end is not None}
-        self.cache: dict[tuple[str, ...], ScenarioSpace] = {}
+        self.cache: dict[Key, ScenarioSpace] = {}
 
-    def key(self, as_of: dt.date) -> tuple[str, ...]:
-        """The historical scenarios whose real path is known on `as_of`."""
-        if self.real.height == 0:
-            return ()
-        return tuple(sid for sid in self.real["scenario_id"].to_list() if self.ends[sid] <= as_of)
+    def key(self, as_of: dt.date) -> Key:
+        """(the scenarios that exist on `as_of`, those of them on their real path)."""
+        known = tuple(s.id for s in self.library if s.known_on(as_of))
+        real = (
+            ()
+            if self.real.height == 0
+            else tuple(
+                sid
+                for sid in self.real["scenario_id"].to_list()
+                if sid in known and self.ends[sid] <= as_of
+            )
+        )
+        return known, real
 
-    def space(self, key: tuple[str, ...]) -> ScenarioSpace:
+    def space(self, key: Key) -> ScenarioSpace:
         if key not in self.cache:
-            feats = self.synthetic
-            if key:
-                real = self.real.filter(pl.col("scenario_id").is_in(list(key)))
+            known, real_ids = key
+            feats = self.synthetic.filter(pl.col("scenario_id").is_in(list(known)))
+            if real_ids:
+                real = self.real.filter(pl.col("scenario_id").is_in(list(real_ids)))
                 feats = pl.concat(
-                    [feats.filter(~pl.col("scenario_id").is_in(list(key))), real],
+                    [feats.filter(~pl.col("scenario_id").is_in(list(real_ids))), real],
                     how="diagonal_relaxed",
                 )
                 order = {s.id: i for i, s in enumerate(self.library)}
                 feats = feats.sort(pl.col("scenario_id").replace_strict(order))
-            vectors, _ = self.models.scen.encode(feats.select(FEATURE_NAMES))
+            # A scenario is a market-wide move: its own state is its market's context.
+            z = self.models.scen.standardised(feats.select(FEATURE_NAMES))
+            vectors, _ = self.models.scen.encode_z(z, z if self.models.scen.context else None)
             table = library_frame(self.library).join(
-                feats.select("scenario_id", "path_source"), on="scenario_id", how="left"
+                feats.select("scenario_id", "path_source"),
+                on="scenario_id",
+                how="inner",
+                maintain_order="left",
             )
             high = (table["severity"] == "HIGH").to_numpy()
             self.cache[key] = ScenarioSpace(feats, vectors, high, table)

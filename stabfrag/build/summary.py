@@ -72,6 +72,7 @@ class RunSummary:
     states_out: int = 0
     entities_rejected: dict[str, int] = field(default_factory=dict)
     scenario_rows: int = 0
+    states_without_context: int = 0  # states whose date had no market reference (v2)
     models: dict[str, str] = field(default_factory=dict)
     weights: dict[str, float] = field(default_factory=dict)
     timings: Timings = field(default_factory=Timings)
@@ -95,6 +96,7 @@ class RunSummary:
             "entities_rejected": sum(self.entities_rejected.values()),
             "entity_rejects_by_reason": dict(sorted(self.entities_rejected.items())),
             "scenario_rows": self.scenario_rows,
+            "states_without_context": self.states_without_context,
             "models": self.models,
             "weights": self.weights,
             "timings_s": {k: round(v, 3) for k, v in self.timings.seconds.items()},

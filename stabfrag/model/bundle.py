@@ -1,4 +1,5 @@
-"""The artefacts a build uses, loaded and checked together."""
+"""The artefacts a build uses, loaded and checked together: a joint model and the two
+encoders its manifest names."""
 
 from __future__ import annotations
 
@@ -9,9 +10,12 @@ import numpy as np
 
 from stabfrag.config import packaged
 from stabfrag.errors import ModelError
-from stabfrag.model.encoder import SCEN_MODEL_ID, STAB_MODEL_ID, Encoder, load_encoder
-from stabfrag.model.joint import JointModel, load_joint
-from stabfrag.schema import JOINT_MODEL_ID
+from stabfrag.model.encoder import Encoder, load_encoder
+from stabfrag.model.joint import JOINT_V2, JointModel, load_joint
+
+# The joint model a build uses when none is named and the folder holds several.
+DEFAULT_JOINT = JOINT_V2
+JOINT_PREFIX = "joint-stab-fragility-"
 
 
 def shipped_models() -> Path:
@@ -27,22 +31,55 @@ class Models:
     scen: Encoder
     joint: JointModel
 
+    @property
+    def model_id(self) -> str:
+        return self.joint.model_id
+
     def hashes(self) -> dict[str, str]:
         return {
-            STAB_MODEL_ID: self.stab.sha256,
-            SCEN_MODEL_ID: self.scen.sha256,
-            JOINT_MODEL_ID: self.joint.sha256,
+            self.stab.model_id: self.stab.sha256,
+            self.scen.model_id: self.scen.sha256,
+            self.joint.model_id: self.joint.sha256,
         }
 
 
-def load_models(folder: Path | None = None) -> Models:
+def joint_models(folder: Path) -> list[str]:
+    """The joint model ids with an artefact in `folder`."""
+    if not folder.is_dir():
+        return []
+    return sorted(p.name for p in folder.glob(f"{JOINT_PREFIX}*") if (p / "manifest.json").exists())
+
+
+def pick_joint(folder: Path, model: str | None) -> str:
+    """The named joint model, or the default one, or the only one in `folder`."""
+    present = joint_models(folder)
+    if model is not None:
+        if model not in present:
+            raise ModelError(
+                f"{folder}: no joint model {model} (present: {', '.join(present) or 'none'})"
+            )
+        return model
+    if DEFAULT_JOINT in present:
+        return DEFAULT_JOINT
+    if len(present) == 1:
+        return present[0]
+    raise ModelError(
+        f"{folder}: {'no joint model' if not present else 'several joint models'}; pass --model"
+    )
+
+
+def load_models(folder: Path | None = None, model: str | None = None) -> Models:
+    """Load a joint model (`model`, or the folder's default) and its two encoders."""
     folder = folder or shipped_models()
+    joint = load_joint(folder, pick_joint(folder, model))
     models = Models(
-        stab=load_encoder(folder, STAB_MODEL_ID),
-        scen=load_encoder(folder, SCEN_MODEL_ID),
-        joint=load_joint(folder),
+        stab=load_encoder(folder, joint.branches["stab"]),
+        scen=load_encoder(folder, joint.branches["scen"]),
+        joint=joint,
     )
     if not np.array_equal(models.stab.projection, models.scen.projection):
         # Different bases would make cos(z_stab, z_scen) meaningless.
-        raise ModelError(f"{folder}: {STAB_MODEL_ID} and {SCEN_MODEL_ID} use different projections")
+        raise ModelError(
+            f"{folder}: {models.stab.model_id} and {models.scen.model_id} use different projections"
+        )
     return models

@@ -80,17 +80,52 @@ def projection_for(model_id: str, d: int) -> np.ndarray:
     return np.ascontiguousarray(q.T)
 
 
+def impute(z: np.ndarray, covariance: np.ndarray) -> np.ndarray:
+    """Each null z-score replaced by its conditional mean given the row's observed ones,
+    under a zero-mean Gaussian with `covariance` (clipped to [-6, 6]).
+
+    A short history leaves the long windows null; filling them with 0 (the median) would
+    make the few observed features set the whole direction. One solve per null pattern
+    (ragged histories give a few dozen), and each row's product in fixed-shape blocks, so
+    a state's value does not depend on the rows encoded with it.
+    """
+    missing = np.isnan(z)
+    out = np.where(missing, 0.0, z)
+    if not missing.any():
+        return out
+    patterns, inverse = np.unique(missing, axis=0, return_inverse=True)
+    ridge = 1e-6 * np.eye(z.shape[1])
+    for k, pattern in enumerate(patterns):
+        observed = ~pattern
+        if not pattern.any() or not observed.any():
+            continue  # nothing to fill, or nothing to fill it from (stays at the median)
+        rows = np.flatnonzero(inverse.ravel() == k)
+        coef = np.linalg.solve(
+            (covariance + ridge)[np.ix_(observed, observed)], covariance[np.ix_(observed, pattern)]
+        )
+        filled = matmul_rows(out[np.ix_(rows, np.flatnonzero(observed))], coef)
+        out[np.ix_(rows, np.flatnonzero(pattern))] = np.clip(filled, -CLIP, CLIP)
+    return out
+
+
 @dataclass(frozen=True)
 class Encoder:
-    """A numeric encoder: transforms, robust calibration and the projection to 384."""
+    """A numeric encoder: transforms, robust calibration and the projection to 384.
+
+    v1 projects the weighted z-scores. A context encoder (v2) projects [z, z of the state's
+    market, 1] times its fitted weights: the market block places a state in its market's
+    weather, the constant keeps a mild move near calm (cosine alone ignores intensity).
+    """
 
     model_id: str
     features: tuple[str, ...]
     center: np.ndarray
     scale: np.ndarray
-    weight: np.ndarray  # per-feature weight applied to the z-score (group votes)
+    weight: np.ndarray  # per input coordinate, applied before the projection
     projection: np.ndarray
     manifest: dict[str, Any]
+    covariance: np.ndarray | None = None  # of the z-scores: nulls get their conditional mean
+    context: bool = False  # the input is [z, context z, 1]
 
     @property
     def sha256(self) -> str:
@@ -104,20 +139,38 @@ class Encoder:
             dollar_volume=float(np.exp(centre["log_dollar_vol_63"])),
         )
 
-    def calibrated(self, frame: pl.DataFrame) -> np.ndarray:
-        """Robust z-scores clipped to [-6, 6], nulls as 0, times the feature weights: the
-        vector before projection."""
+    def standardised(self, frame: pl.DataFrame) -> np.ndarray:
+        """Robust z-scores clipped to [-6, 6]; a null becomes 0 (v1) or its conditional mean
+        given the observed features (v2)."""
         if tuple(c for c in frame.columns if c in self.features) != self.features:
             raise ModelError(
                 f"{self.model_id}: the frame's feature columns are not {self.features}"
             )
         x = transformed(frame, self.features)
         z = np.clip((x - self.center) / self.scale, -CLIP, CLIP)
-        return np.nan_to_num(z, nan=0.0) * self.weight
+        if self.covariance is None:
+            return np.nan_to_num(z, nan=0.0)
+        return impute(z, self.covariance)
 
-    def encode(self, frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+    def calibrated(self, frame: pl.DataFrame) -> np.ndarray:
+        """The weighted z-scores of a v1 encoder: the vector before projection."""
+        return self.standardised(frame) * self.weight[: len(self.features)]
+
+    def encode(
+        self, frame: pl.DataFrame, context: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Return (float32 unit vectors (n, 384), mask of rows that had any signal)."""
-        unit, ok = normalise(matmul_rows(self.calibrated(frame), self.projection))
+        return self.encode_z(self.standardised(frame), context)
+
+    def encode_z(
+        self, z: np.ndarray, context: np.ndarray | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Encode standardised rows; a context encoder needs each row's market z-scores."""
+        if self.context:
+            if context is None or context.shape != z.shape:
+                raise ModelError(f"{self.model_id}: needs the market context of every row")
+            z = np.hstack([z, context, np.ones((len(z), 1))])
+        unit, ok = normalise(matmul_rows(z * self.weight, self.projection))
         return unit.astype(np.float32), ok
 
 
@@ -199,15 +252,25 @@ def load_encoder(folder: Path, model_id: str) -> Encoder:
         )
     feats = manifest["features"]
     names = tuple(f["name"] for f in feats)
-    if projection.shape != (len(names), DIM):
+    context = manifest.get("kind") == "context-encoder"
+    # Artefacts written before feature weights existed weigh every feature 1.
+    weight = np.array(
+        manifest["input_weights"] if context else [f.get("weight", 1.0) for f in feats],
+        dtype=np.float64,
+    )
+    if projection.shape != (len(weight), DIM) or len(weight) != (
+        2 * len(names) + 1 if context else len(names)
+    ):
         raise ModelError(f"{folder / model_id}: projection shape {projection.shape} is wrong")
+    covariance = np.array(manifest["covariance"], dtype=np.float64) if context else None
     return Encoder(
         model_id=model_id,
         features=names,
         center=np.array([f["center"] for f in feats], dtype=np.float64),
         scale=np.array([f["scale"] for f in feats], dtype=np.float64),
-        # Artefacts written before feature weights existed weigh every feature 1.
-        weight=np.array([f.get("weight", 1.0) for f in feats], dtype=np.float64),
+        weight=weight,
         projection=projection,
         manifest=manifest,
+        covariance=covariance,
+        context=context,
     )

@@ -10,6 +10,7 @@ from typing import Any
 import numpy as np
 
 from stabfrag.atomic import write_atomic
+from stabfrag.errors import ModelError
 from stabfrag.model.encoder import SCEN_MODEL_ID, STAB_MODEL_ID
 from stabfrag.model.linalg import matmul_rows, normalise
 from stabfrag.model.manifest import (
@@ -20,8 +21,11 @@ from stabfrag.model.manifest import (
     sha256_file,
     write_manifest,
 )
-from stabfrag.schema import DIM, JOINT_MODEL_ID
+from stabfrag.schema import DIM
 
+JOINT_V1 = "joint-stab-fragility-v1"
+JOINT_V2 = "joint-stab-fragility-v2"
+PROFILE_MODEL_ID = "joint-profile-core-v1"
 DEFAULT_WEIGHTS = {"stab": 1.0, "scen": 0.5, "prof": 0.5}
 DEFAULT_TAU = 0.1
 
@@ -111,6 +115,10 @@ def joint_states(
 
 @dataclass(frozen=True)
 class JointModel:
+    """A joint model artefact: which encoders feed it, branch weights and tau."""
+
+    model_id: str
+    branches: dict[str, str]  # branch -> model_id of its encoder
     weights: dict[str, float]
     tau: float
     projection: np.ndarray
@@ -121,9 +129,14 @@ class JointModel:
         return content_hash(self.manifest)
 
 
-def load_joint(folder: Path) -> JointModel:
-    manifest, projection = read_verified(folder, JOINT_MODEL_ID)
+def load_joint(folder: Path, model_id: str = JOINT_V1) -> JointModel:
+    manifest, projection = read_verified(folder, model_id)
+    branches = manifest.get("branches") or {}
+    if not {"stab", "scen"} <= set(branches):
+        raise ModelError(f"{folder / model_id}: manifest names no stab and scen branches")
     return JointModel(
+        model_id=model_id,
+        branches={k: str(v) for k, v in branches.items()},
         weights={k: float(v) for k, v in manifest["weights"].items()},
         tau=float(manifest["tau"]),
         projection=projection,
@@ -131,20 +144,35 @@ def load_joint(folder: Path) -> JointModel:
     )
 
 
-def write_joint(folder: Path, *, weights: dict[str, float], tau: float) -> Path:
-    """Write the joint model artefact: branch weights, tau and its (identity) output map."""
-    target = folder / JOINT_MODEL_ID
+def write_joint(
+    folder: Path,
+    *,
+    weights: dict[str, float],
+    tau: float,
+    model_id: str = JOINT_V1,
+    stab_id: str = STAB_MODEL_ID,
+    scen_id: str = SCEN_MODEL_ID,
+    extra: dict[str, Any] | None = None,
+) -> Path:
+    """Write a joint model artefact: branches, weights, tau and its (identity) output map.
+
+    `extra` adds what a fitted model records (objective, training data, figures).
+    """
+    target = folder / model_id
     target.mkdir(parents=True, exist_ok=True)
     proj_path = write_atomic(
         target / "projection.npy", lambda p: save_npy(p, np.eye(DIM, dtype=np.float64))
     )
     manifest = {
-        "model_id": JOINT_MODEL_ID,
+        "model_id": model_id,
         "kind": "joint",
-        "branches": {"stab": STAB_MODEL_ID, "scen": SCEN_MODEL_ID, "prof": "joint-profile-core-v1"},
+        "branches": {"stab": stab_id, "scen": scen_id, "prof": PROFILE_MODEL_ID},
         "weights": weights,
         "tau": tau,
-        "construction": "normalise(sum_b w_b z_b / sum of present w_b) @ projection (v1: identity)",
+        # (The v1 wording is kept: it is part of the shipped v1 artefact's content hash.)
+        "construction": "normalise(sum_b w_b z_b / sum of present w_b) @ projection "
+        + ("(v1: identity)" if model_id == JOINT_V1 else "(identity)"),
+        **(extra or {}),
         "projection_sha256": sha256_file(proj_path),
         "dimension": DIM,
         "created": created_now(),

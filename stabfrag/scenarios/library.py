@@ -50,6 +50,14 @@ class Scenario:
     episode_start: dt.date | None = None
     episode_end: dt.date | None = None
     source: str | None = None
+    known_from: dt.date | None = None  # a historical scenario exists from then (default: its end)
+
+    def known_on(self, as_of: dt.date) -> bool:
+        """Whether the scenario exists in a build as of `as_of` (no episode from the future)."""
+        if self.kind != "historical":
+            return True
+        known = self.known_from or self.episode_end
+        return known is not None and known <= as_of
 
     def metadata(self) -> dict[str, Any]:
         meta: dict[str, Any] = {
@@ -66,6 +74,8 @@ class Scenario:
         if self.kind == "historical":
             meta["episode_start"] = str(self.episode_start)
             meta["episode_end"] = str(self.episode_end)
+            if self.known_from is not None:
+                meta["known_from"] = str(self.known_from)
             meta["reference_entity"] = self.reference_entity
         return meta
 
@@ -128,6 +138,8 @@ def _parse(raw: dict[str, Any], path: Path) -> Scenario:
                 raise bad(key, "missing or not a date (YYYY-MM-DD)")
         if values["episode_end"] < values["episode_start"]:
             raise bad("episode_end", "is before episode_start")
+        if "known_from" in values and not isinstance(values["known_from"], dt.date):
+            raise bad("known_from", "not a date (YYYY-MM-DD)")
     known = {f.name for f in fields(Scenario)}
     unknown = sorted(set(values) - known)
     if unknown:

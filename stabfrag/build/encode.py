@@ -1,0 +1,107 @@
+"""States to joint vectors: standardise, give each state its market context, encode, and
+join with the scenario space of its as-of date. The pipeline and evaluate both use this,
+so a model's figures are computed on the vectors a build writes."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+
+import numpy as np
+import polars as pl
+
+from stabfrag.build.scenario_space import ScenarioLibrary, ScenarioSpace
+from stabfrag.features.registry import FEATURE_NAMES
+from stabfrag.model.bundle import Models
+from stabfrag.model.joint import JointResult, joint_states
+from stabfrag.schema import ENTITY
+
+
+def market_context(
+    states: pl.DataFrame, z: np.ndarray, *, market: str | None
+) -> tuple[np.ndarray, int]:
+    """Each state's market: the z-scores of its as-of date's reference, and how many states
+    had none.
+
+    The reference is the median over the date's states (the build's universe), or the
+    named market entity's own state that date. Point in time: the same date's states only.
+    A date without the market entity's state gets the calibration centre (zeros).
+    """
+    cols = [f"_z{i}" for i in range(z.shape[1])]
+    frame = pl.DataFrame({"as_of_date": states["as_of_date"], ENTITY: states[ENTITY]}).with_columns(
+        pl.Series(c, z[:, i]) for i, c in enumerate(cols)
+    )
+    if market is None:
+        reference = frame.group_by("as_of_date").agg(pl.col(cols).median())
+    else:
+        reference = (
+            frame.filter(pl.col(ENTITY) == market).unique("as_of_date").select("as_of_date", *cols)
+        )
+    joined = frame.select("as_of_date").join(
+        reference, on="as_of_date", how="left", maintain_order="left"
+    )
+    missing = int(joined[cols[0]].is_null().sum()) if cols else 0
+    return joined.select(cols).fill_null(0.0).to_numpy().astype(np.float64), missing
+
+
+@dataclass(frozen=True)
+class Encoded:
+    """Joint vectors of states, one result per version of the scenario library."""
+
+    z_stab: np.ndarray  # float32 (n, 384)
+    ok: np.ndarray  # rows with any signal
+    no_context: int  # states whose date had no market reference
+
+
+def encode_states(models: Models, states: pl.DataFrame, *, market: str | None) -> Encoded:
+    """z_stab for every state (as_of_date, entity_id and the feature columns)."""
+    z = models.stab.standardised(states.select(FEATURE_NAMES))
+    context, missing = (
+        market_context(states, z, market=market) if models.stab.context else (None, 0)
+    )
+    z_stab, ok = models.stab.encode_z(z, context)
+    return Encoded(z_stab=z_stab, ok=ok, no_context=missing)
+
+
+@dataclass(frozen=True)
+class Joined:
+    """The states of one library version: which rows, their space and joint result."""
+
+    rows: np.ndarray  # boolean mask over the states
+    dates: list[dt.date]
+    space: ScenarioSpace
+    result: JointResult
+
+
+def join_scenarios(
+    models: Models,
+    scenarios: ScenarioLibrary,
+    as_of: pl.Series,
+    z_stab: np.ndarray,
+    *,
+    weights: dict[str, float],
+    z_prof: np.ndarray | None = None,
+    has_prof: np.ndarray | None = None,
+) -> list[Joined]:
+    """Joint vectors, nearest scenario and fragility of every state, one computation per
+    version of the scenario library (the point-in-time library changes with the date)."""
+    dates = sorted(set(as_of.to_list()))
+    keys = {d: scenarios.key(d) for d in dates}
+    versions = sorted(set(keys.values()))
+    version_of = {d: versions.index(k) for d, k in keys.items()}
+    state_keys = as_of.replace_strict(version_of, return_dtype=pl.Int64).to_numpy()
+    out = []
+    for i, key in enumerate(versions):
+        space = scenarios.space(key)
+        sel = state_keys == i
+        result = joint_states(
+            z_stab[sel],
+            space.vectors.astype(np.float64),
+            space.high,
+            weights=weights,
+            tau=models.joint.tau,
+            z_prof=None if z_prof is None else z_prof[sel],
+            has_prof=None if has_prof is None else has_prof[sel],
+        )
+        out.append(Joined(sel, [d for d, k in keys.items() if k == key], space, result))
+    return out
