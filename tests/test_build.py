@@ -93,7 +93,9 @@ def test_entity_scope_is_exactly_the_spec(built: Path) -> None:
     assert list(s)[:4] == ["entity_type", "scenario_id", "source", "metadata"]
     assert s["entity_type"] == "SCENARIO" and s["source"] == "scenarios"
     assert {"shock_type", "severity"} <= set(s["metadata"])
-    assert ent["model_id"] == "joint-stab-fragility-v1" and ent["joint_type"] == "STAB_FRAGILITY_V0"
+    from stabfrag.model.bundle import DEFAULT_JOINT
+
+    assert ent["model_id"] == DEFAULT_JOINT and ent["joint_type"] == "STAB_FRAGILITY_V0"
 
 
 def test_scenario_rows_in_every_partition_point_in_time(built: Path) -> None:
@@ -136,7 +138,7 @@ def test_counts_reconcile(market_dir: Path, tmp_path: Path) -> None:
     )
     c = manifest["counts"]
     assert c["entities_in"] == c["states"] + c["entities_rejected"]
-    assert s["models"]["num-stab-core-v1"] == manifest["models"]["num-stab-core-v1"]
+    assert s["models"] == manifest["models"] and len(s["models"]) == 3
 
 
 def test_build_bad_date_and_bad_file_exit_2(tmp_path: Path) -> None:

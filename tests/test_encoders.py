@@ -148,8 +148,9 @@ def test_every_feature_has_one_group_and_each_group_its_votes() -> None:
 
 def test_encoder_weighs_the_clipped_z_scores(market: Market) -> None:
     from stabfrag.features.plan import compute_features
+    from stabfrag.model.joint import JOINT_V1
 
-    models = load_models()
+    models = load_models(None, JOINT_V1)
     frame = compute_features(market.prices.sort("entity_id", "date").head(3000))
     frame = frame.filter(pl.col("n_obs") >= 64).select(FEATURE_NAMES)
     x = transformed(frame, FEATURE_NAMES)

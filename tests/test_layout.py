@@ -17,6 +17,7 @@ STAGES = (
     "schema",
     "config",
     "atomic",
+    "synth",  # the synthetic market: an input source like a prices file
     "ingest",
     "features",
     "scenarios",
@@ -24,7 +25,6 @@ STAGES = (
     "sinks",
     "build",
     "analysis",
-    "synth",
     "cli",
     "__main__",
 )

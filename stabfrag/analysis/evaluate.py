@@ -21,7 +21,7 @@ from stabfrag.analysis.labels import label_states, read_labels
 from stabfrag.errors import InputError, LabelError
 from stabfrag.ingest.prices import read_prices, validate
 from stabfrag.ingest.window import as_of_join
-from stabfrag.model.bundle import Models, load_models
+from stabfrag.model.bundle import JOINT_PREFIX, Models, load_models
 from stabfrag.model.linalg import matmul_rows, normalise
 from stabfrag.scenarios.library import Scenario, load_library
 from stabfrag.scenarios.paths import Baseline, synthesise_path, synthetic_features
@@ -188,7 +188,9 @@ def read_built(out: Path) -> Built:
     )
     manifest = read_manifest(out, dates[-1]) or {}
     model_dir, library_dir = manifest.get("model_dir"), manifest.get("scenario_library")
-    models = load_models(None if model_dir is None else Path(model_dir))
+    joint_ids = [m for m in manifest.get("models", {}) if m.startswith(JOINT_PREFIX)]
+    model = manifest.get("model") or (joint_ids[0] if joint_ids else None)
+    models = load_models(None if model_dir is None else Path(model_dir), model)
     if manifest.get("models") and manifest["models"] != models.hashes():
         raise LabelError(
             f"{out}: the models at {model_dir or 'the shipped folder'} are not the ones the "
@@ -267,37 +269,53 @@ def _spaces(built: Built, tagged: pl.DataFrame, prices: Path | None) -> list[Spa
     return spaces
 
 
-def _figures(
-    space: Space, tagged: pl.DataFrame, table: pl.DataFrame, queries: np.ndarray
+def figures_of(
+    states: np.ndarray,
+    nearest: np.ndarray,
+    fragility: np.ndarray,
+    tagged: pl.DataFrame,
+    table: pl.DataFrame,
+    queries: np.ndarray,
+    *,
+    distance: bool = False,
 ) -> dict[str, float]:
-    """State AUC, analog precision@10, calm->HIGH and shock-type accuracy of one space."""
+    """State AUC, analog precision@10, calm->HIGH and shock-type accuracy of one space,
+    from its state vectors (or score), nearest scenario ids and fragility."""
     stress = (tagged["label"] == "stress").to_numpy()
     calm = ~stress
     scen_ids = table["scenario_id"].to_numpy()
     high = (table["severity"] == "HIGH").to_numpy()
     scen_type = dict(zip(table["scenario_id"], table["shock_type"], strict=True))
-    if space.name == "joint":
-        # The joint space's own answers are stored with each state (that date's library).
-        nearest = tagged["nearest_scenario_id"].to_numpy()
-        fragility = tagged["fragility"].fill_null(np.nan).to_numpy()
-    else:
-        nearest = scen_ids[_nearest(space)]
-        fragility = _fragility(space, high)
     typed = tagged["shock_type"].to_numpy()
     has_type = np.array([t is not None for t in typed])
     near_high = np.isin(nearest, scen_ids[high])
-    near_type = np.array([scen_type[s] for s in nearest])
+    near_type = np.array([scen_type.get(s) for s in nearest])
     as_of = tagged["as_of_date"].to_numpy()
     return {
         "state_auc": auc(fragility, stress),
-        "analog_precision_at_10": precision_at_k(
-            space.states, as_of, stress, queries, distance=space.distance
-        ),
+        "analog_precision_at_10": precision_at_k(states, as_of, stress, queries, distance=distance),
         "calm_to_high": float(near_high[calm].mean()) if calm.any() else float("nan"),
         "shock_type_accuracy": float((near_type[has_type] == typed[has_type]).mean())
         if has_type.any()
         else float("nan"),
     }
+
+
+def _figures(
+    space: Space, tagged: pl.DataFrame, table: pl.DataFrame, queries: np.ndarray
+) -> dict[str, float]:
+    scen_ids = table["scenario_id"].to_numpy()
+    if space.name == "joint":
+        # The joint space's own answers are stored with each state (that date's library).
+        nearest = tagged["nearest_scenario_id"].to_numpy()
+        fragility = tagged["fragility"].fill_null(np.nan).to_numpy()
+    else:
+        high = (table["severity"] == "HIGH").to_numpy()
+        nearest = scen_ids[_nearest(space)]
+        fragility = _fragility(space, high)
+    return figures_of(
+        space.states, nearest, fragility, tagged, table, queries, distance=space.distance
+    )
 
 
 def evaluate(

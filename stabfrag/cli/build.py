@@ -11,8 +11,10 @@ import typer
 from stabfrag.cli.common import (
     EntitiesOpt,
     JsonOpt,
+    MarketOpt,
     MaxRejectOpt,
     ModelDirOpt,
+    ModelOpt,
     OutOpt,
     PgDsnOpt,
     PgStagingOpt,
@@ -59,6 +61,8 @@ def build(
     scenarios: ScenariosOpt = None,
     out: OutOpt = Path("stabfrag-out"),
     model_dir: ModelDirOpt = None,
+    model: ModelOpt = None,
+    market: MarketOpt = None,
     weights: WeightsOpt = None,
     max_staleness_days: StaleOpt = 7,
     pg_dsn: PgDsnOpt = None,
@@ -87,6 +91,8 @@ def backfill(
     scenarios: ScenariosOpt = None,
     out: OutOpt = Path("stabfrag-out"),
     model_dir: ModelDirOpt = None,
+    model: ModelOpt = None,
+    market: MarketOpt = None,
     weights: WeightsOpt = None,
     max_staleness_days: StaleOpt = 7,
     chunk_days: Annotated[
@@ -124,6 +130,7 @@ def demo(
     entities: Annotated[int, typer.Option("--entities", min=10)] = 500,
     days: Annotated[int, typer.Option("--days", min=400)] = 2520,
     seed: Annotated[int, typer.Option("--seed")] = 7,
+    model: ModelOpt = None,
 ) -> None:
     """Generate a synthetic market, build its latest date, show the 10 most fragile entities."""
     from stabfrag import synth
@@ -138,7 +145,7 @@ def demo(
         f"generated {market.prices.height:,} price rows for {entities} entities "
         f"into {paths['prices']}"
     )
-    config = BuildConfig(prices=paths["prices"], entities=paths["entities"], out=out)
+    config = BuildConfig(prices=paths["prices"], entities=paths["entities"], out=out, model=model)
     summary = pipeline.run(config, [as_of])
     typer.echo(
         f"built {summary.states_out} entity states and {summary.scenario_rows} scenarios "

@@ -53,6 +53,21 @@ ScenariosOpt = Annotated[
 ModelDirOpt = Annotated[
     Path | None, typer.Option("--model-dir", help="Model artefacts folder (default: shipped).")
 ]
+ModelOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--model",
+        help="Joint model id, e.g. joint-stab-fragility-v1 (default: the folder's default).",
+    ),
+]
+MarketOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--market",
+        help="Market entity whose state is every state's context (default: the median of "
+        "the date's states).",
+    ),
+]
 WeightsOpt = Annotated[
     str | None, typer.Option("--weights", help="Branch weights, e.g. stab=1,scen=0.5,prof=0.5.")
 ]

@@ -101,3 +101,43 @@ def calibrate(
         fail(str(exc))
         return
     emit({**info, "model_dir": str(model_dir)}, as_json=as_json)
+
+
+@app.command()
+def fit(
+    model_dir: Annotated[Path, typer.Option("--model-dir", help="Folder for the v2 artefacts.")],
+    seeds: Annotated[
+        str, typer.Option("--seeds", help="Generator seeds to fit on, comma-separated.")
+    ] = "101,102",
+    validation_seed: Annotated[
+        int, typer.Option("--validation-seed", help="Generator seed the penalty is chosen on.")
+    ] = 103,
+    entities: Annotated[
+        str, typer.Option("--entities", help="Entities per fitting seed, comma-separated.")
+    ] = "400,250",
+    days: Annotated[int, typer.Option("--days", min=600, help="Trading days per market.")] = 2520,
+    iters: Annotated[int, typer.Option("--iters", min=1, help="Solver iterations.")] = 300,
+    as_json: JsonOpt = False,
+) -> None:
+    """Fit joint-stab-fragility-v2 on synthetic ground truth and write its artefacts."""
+    from stabfrag.analysis.training import Universe, fit_v2
+    from stabfrag.build.summary import emit
+
+    try:
+        seed_list = [int(s) for s in seeds.split(",")]
+        sizes = [int(n) for n in entities.split(",")]
+    except ValueError:
+        fail("--seeds and --entities take comma-separated whole numbers")
+        return
+    if len(sizes) != len(seed_list) or min(sizes) < 20:
+        fail("--entities needs one size of at least 20 per seed")
+    if validation_seed in seed_list:
+        fail("--validation-seed must not be one of --seeds")
+    train = tuple(Universe(s, n, days) for s, n in zip(seed_list, sizes, strict=True))
+    validation = Universe(validation_seed, max(sizes), days)
+    try:
+        info = fit_v2(model_dir, train=train, validation=validation, iters=iters)
+    except StabfragError as exc:
+        fail(str(exc))
+        return
+    emit(info, as_json=as_json)

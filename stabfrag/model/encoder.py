@@ -139,15 +139,19 @@ class Encoder:
             dollar_volume=float(np.exp(centre["log_dollar_vol_63"])),
         )
 
-    def standardised(self, frame: pl.DataFrame) -> np.ndarray:
-        """Robust z-scores clipped to [-6, 6]; a null becomes 0 (v1) or its conditional mean
-        given the observed features (v2)."""
+    def zscores(self, frame: pl.DataFrame) -> np.ndarray:
+        """Robust z-scores clipped to [-6, 6], NaN where the feature is null."""
         if tuple(c for c in frame.columns if c in self.features) != self.features:
             raise ModelError(
                 f"{self.model_id}: the frame's feature columns are not {self.features}"
             )
         x = transformed(frame, self.features)
-        z = np.clip((x - self.center) / self.scale, -CLIP, CLIP)
+        return np.clip((x - self.center) / self.scale, -CLIP, CLIP)
+
+    def standardised(self, frame: pl.DataFrame) -> np.ndarray:
+        """Robust z-scores clipped to [-6, 6]; a null becomes 0 (v1) or its conditional mean
+        given the observed features (v2)."""
+        z = self.zscores(frame)
         if self.covariance is None:
             return np.nan_to_num(z, nan=0.0)
         return impute(z, self.covariance)

@@ -1,0 +1,199 @@
+"""joint-stab-fragility-v2: the objective, its numpy solver and the fitted artefacts.
+
+The input of a state is [z, c, 1]: its robust z-scores, the z-scores of its market
+(context) and a constant. The fit learns one weight per (block, feature group) and one
+for the constant, so that each state's cosine nearest scenarios are those of its own
+episode type: proxy-NCA (a softmax over the library's scenarios, with every scenario of
+the state's type counted as a hit; calm states' type is BASELINE), class-balanced, with
+an L2 penalty on the log-weights (toward the unfitted weights). Seventeen numbers: a
+richer map (per feature or a full matrix) fitted the synthetic generator better and did
+not carry over to real markets.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stabfrag.atomic import write_atomic
+from stabfrag.features.registry import (
+    FEATURE_NAMES,
+    FEATURE_SET,
+    GROUP_VOTES,
+    SPEC_OF,
+    feature_set_hash,
+)
+from stabfrag.model.encoder import Encoder, projection_for
+from stabfrag.model.joint import DEFAULT_TAU, DEFAULT_WEIGHTS, JOINT_V2, write_joint
+from stabfrag.model.manifest import created_now, save_npy, sha256_file, write_manifest
+from stabfrag.schema import DIM
+
+STAB_V2 = "num-stab-core-v2"
+SCEN_V2 = "num-scenario-core-v2"
+GROUPS = tuple(GROUP_VOTES)
+OBJECTIVE = (
+    "proxy-NCA over the scenario library: minimise -log sum_{s of the state's type} "
+    "softmax_s(cos(W x, W x_s) / tau_fit), classes weighted equally, + lam * |log w|^2; "
+    "x = [z, market z, 1], W diagonal with one weight per (block, feature group) and the "
+    "constant"
+)
+
+
+def parameter_index(features: tuple[str, ...] = FEATURE_NAMES) -> np.ndarray:
+    """For each input coordinate ([z, context z, 1]), the index of its fitted weight."""
+    group = np.array([GROUPS.index(SPEC_OF[n].group) for n in features])
+    return np.concatenate([group, len(GROUPS) + group, [2 * len(GROUPS)]])
+
+
+def group_covariance(z: np.ndarray) -> np.ndarray:
+    """Covariance of the z-scores within each feature group (pairwise-complete), zero
+    across groups: a null is filled only from its own group's observed features (a short
+    history's vol_252 from vol_63, never a spread from a volatility)."""
+    d = z.shape[1]
+    ok = ~np.isnan(z)
+    x = np.where(ok, z, 0.0)
+    pairs = ok.T.astype(np.float64) @ ok.astype(np.float64)
+    cov = np.divide(x.T @ x, pairs, out=np.zeros((d, d)), where=pairs > 1)
+    groups = np.array([SPEC_OF[n].group for n in FEATURE_NAMES])
+    cov *= groups[:, None] == groups[None, :]
+    for g in GROUPS:  # each block positive semi-definite, whatever the pairwise gaps
+        idx = np.flatnonzero(groups == g)
+        vals, vecs = np.linalg.eigh(cov[np.ix_(idx, idx)])
+        cov[np.ix_(idx, idx)] = (vecs * np.clip(vals, 1e-6, None)) @ vecs.T
+    return cov
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """The fitted log-weights and the solver's trace."""
+
+    log_weights: np.ndarray  # one per (block, group), then the constant
+    loss: list[float]
+
+
+def fit_weights(
+    x: np.ndarray,
+    types: np.ndarray,
+    x_scen: np.ndarray,
+    scen_types: np.ndarray,
+    base: np.ndarray,
+    *,
+    lam: float,
+    tau: float = 0.1,
+    iters: int = 300,
+    lr: float = 0.03,
+) -> Fitted:
+    """Adam on the proxy-NCA loss; `base` are the unfitted input weights (deterministic)."""
+    pidx = parameter_index()
+    theta = np.zeros(pidx.max() + 1)
+    hit = scen_types[None, :] == types[:, None]
+    classes, counts = np.unique(types, return_counts=True)
+    w = (1.0 / (len(classes) * counts))[np.searchsorted(classes, types)]
+    m1, m2 = np.zeros_like(theta), np.zeros_like(theta)
+    losses = []
+    for it in range(1, iters + 1):  # solver iterations
+        a = base * np.exp(theta)[pidx]
+        u, v = x * a, x_scen * a
+        nu = np.linalg.norm(u, axis=1, keepdims=True)
+        nv = np.linalg.norm(v, axis=1, keepdims=True)
+        un, vn = u / nu, v / nv
+        logits = un @ vn.T / tau
+        logits -= logits.max(axis=1, keepdims=True)
+        p = np.exp(logits)
+        p /= p.sum(axis=1, keepdims=True)
+        pos = (p * hit).sum(axis=1)
+        losses.append(float(-(w * np.log(pos + 1e-12)).sum() + lam * (theta**2).sum()))
+        g = (p - p * hit / (pos[:, None] + 1e-12)) * w[:, None]
+        dun, dvn = g @ vn / tau, g.T @ un / tau
+        du = (dun - (dun * un).sum(axis=1, keepdims=True) * un) / nu
+        dv = (dvn - (dvn * vn).sum(axis=1, keepdims=True) * vn) / nv
+        da = (x * du).sum(axis=0) + (x_scen * dv).sum(axis=0)
+        grad = np.bincount(pidx, weights=da * a, minlength=len(theta)) + 2 * lam * theta
+        m1 = 0.9 * m1 + 0.1 * grad
+        m2 = 0.999 * m2 + 0.001 * grad * grad
+        theta -= lr * (m1 / (1 - 0.9**it)) / (np.sqrt(m2 / (1 - 0.999**it)) + 1e-8)
+    return Fitted(theta, losses)
+
+
+def input_weights(v1: Encoder, log_weights: np.ndarray) -> np.ndarray:
+    """The weight of every input coordinate: v1's group weights on both blocks, 1 on the
+    constant, times the fitted multipliers."""
+    base = np.concatenate([v1.weight, v1.weight, [1.0]])
+    return base * np.exp(log_weights)[parameter_index(v1.features)]
+
+
+def write_v2(
+    folder: Path,
+    v1: Encoder,
+    *,
+    log_weights: np.ndarray,
+    covariance: np.ndarray,
+    record: dict[str, Any],
+) -> Path:
+    """Write num-stab-core-v2, its scenario copy and joint-stab-fragility-v2 into `folder`."""
+    weights = input_weights(v1, log_weights)
+    projection = projection_for(STAB_V2, len(weights))
+    multipliers = np.exp(log_weights)
+    fitted = {
+        "own": dict(zip(GROUPS, multipliers[: len(GROUPS)].round(6).tolist(), strict=True)),
+        "context": dict(
+            zip(GROUPS, multipliers[len(GROUPS) : 2 * len(GROUPS)].round(6).tolist(), strict=True)
+        ),
+        "constant": round(float(multipliers[-1]), 6),
+    }
+    for model_id in (STAB_V2, SCEN_V2):
+        target = folder / model_id
+        target.mkdir(parents=True, exist_ok=True)
+        proj_path = write_atomic(target / "projection.npy", lambda p: save_npy(p, projection))
+        manifest = {
+            "model_id": model_id,
+            "kind": "context-encoder",
+            "feature_set": FEATURE_SET,
+            "feature_set_hash": feature_set_hash(),
+            "features": [
+                {
+                    "name": n,
+                    "transform": SPEC_OF[n].transform,
+                    "center": float(c),
+                    "scale": float(s),
+                    "group": SPEC_OF[n].group,
+                }
+                for n, c, s in zip(v1.features, v1.center, v1.scale, strict=True)
+            ],
+            "input": "[z (clipped robust z-scores, nulls imputed), market context z, 1]",
+            "input_weights": [float(w) for w in weights],
+            "fitted_multipliers": fitted,
+            "covariance": [[float(v) for v in row] for row in covariance],
+            "imputation": "conditional mean given the row's observed z, within feature groups",
+            "calibration": {**v1.manifest["calibration"], "from": v1.model_id},
+            "projection": "QR of a Gaussian 384 x (2d+1) matrix seeded by sha256(num-stab-core-v2)",
+            "projection_seed": STAB_V2,
+            "projection_sha256": sha256_file(proj_path),
+            "dimension": DIM,
+            "created": created_now(),
+        }
+        write_manifest(target, manifest)
+    write_joint(
+        folder,
+        weights=DEFAULT_WEIGHTS,
+        tau=DEFAULT_TAU,
+        model_id=JOINT_V2,
+        stab_id=STAB_V2,
+        scen_id=SCEN_V2,
+        extra={
+            "objective": OBJECTIVE,
+            "context": "market z-scores of the state's as-of date: the median over the build's "
+            "states, or the --market entity's state; a scenario's context is its own state",
+            **record,
+        },
+    )
+    return folder
+
+
+def rounded(figures: dict[str, float]) -> dict[str, float | None]:
+    """Figures for a manifest: 4 decimals, null for what could not be computed."""
+    return {k: (None if not math.isfinite(v) else round(v, 4)) for k, v in figures.items()}
