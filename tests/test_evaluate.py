@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
-from stabfrag.analysis.evaluate import auc, precision_at_k
 from stabfrag.analysis.labels import read_labels
+from stabfrag.analysis.metrics import auc, precision_at_k
 from stabfrag.cli import app
 from stabfrag.errors import LabelError
 
@@ -86,19 +86,69 @@ def test_evaluate_on_generated_events(built, market, market_dir: Path) -> None:
     )
     assert res.exit_code == 0, res.stderr
     result = json.loads(res.stdout)
-    assert set(result["figures"]) == {"joint", "vol_21 alone", "original encoder"}
-    joint = result["figures"]["joint"]
+    built_name = "joint-stab-fragility-v2 (built)"
+    assert set(result["figures"]) == {
+        built_name,
+        "joint-stab-fragility-v1",
+        "vol_21 alone",
+        "original encoder",
+    }
+    joint = result["figures"][built_name]
     assert result["states"]["stress"] > 0 and result["states"]["calm"] > 0
     assert joint["state_auc"] > 0.8, result
+    assert joint["state_auc"] > result["figures"]["joint-stab-fragility-v1"]["state_auc"]
     for figures in result["figures"].values():
         for value in figures.values():
-            assert 0.0 <= value <= 1.0
+            assert value is None or 0.0 <= value <= 1.0
+    # Every episode of the labels has its row, in every space.
+    episodes = {e for e in result["per_episode"][built_name]}
+    assert episodes and all(set(v) == episodes for v in result["per_episode"].values())
+    assert result["cross_section"][built_name]["dates"] > 0
+
+
+def test_v1_re_encoded_equals_a_v1_build(built, market, market_dir: Path, tmp_path: Path) -> None:
+    """Scoring another model from the stored features gives the vectors its own build
+    writes: evaluate compares models on exactly what they would produce."""
+    from stabfrag.analysis.evaluate import read_built
+    from stabfrag.analysis.labels import label_states, read_labels
+    from stabfrag.analysis.spaces import model_space
+    from stabfrag.build import pipeline
+    from stabfrag.config import BuildConfig
+    from stabfrag.model.bundle import load_models
+    from stabfrag.model.joint import JOINT_V1
+    from stabfrag.sinks.dataset import partitions
+
+    v1_out = tmp_path / "v1"
+    config = BuildConfig(
+        prices=market_dir / "prices.parquet",
+        entities=market_dir / "entities.parquet",
+        out=v1_out,
+        model=JOINT_V1,
+    )
+    pipeline.run(config, partitions(built))
+    labels = read_labels(market_dir / "labels.csv")
+    mine = read_built(built)
+    tagged = label_states(mine.states, labels)
+    space = model_space(
+        load_models(None, JOINT_V1),
+        mine.library,
+        mine.features,
+        tagged,
+        prices=market_dir / "prices.parquet",
+        market=None,
+        newest=partitions(built)[-1],
+    )
+    theirs = label_states(read_built(v1_out).states, labels)
+    assert theirs.select("as_of_date", "entity_id").equals(tagged.select("as_of_date", "entity_id"))
+    np.testing.assert_allclose(space.states, theirs["vector"].to_numpy(), atol=1e-6)
+    assert list(space.nearest) == theirs["nearest_scenario_id"].to_list()
+    assert np.array_equal(space.fragility, theirs["fragility"].to_numpy())
 
 
 def test_exposure_is_the_trailing_return_correlation(tmp_path: Path) -> None:
     import polars as pl
 
-    from stabfrag.analysis.evaluate import EXPOSURE_WINDOW, exposure
+    from stabfrag.analysis.spaces import EXPOSURE_WINDOW, exposure
 
     rng = np.random.default_rng(3)
     n = 400

@@ -14,7 +14,8 @@ LABELS = ("stress", "calm")
 
 
 def read_labels(path: Path) -> pl.DataFrame:
-    """start, end, label, shock_type (optional), entity_id (optional: empty = every entity)."""
+    """start, end, label, and optional shock_type, entity_id (empty = every entity),
+    scenario_id (the historical scenario of the episode) and source (its name)."""
     try:
         frame = pl.read_csv(path, comment_prefix="#", infer_schema=False)
     except (pl.exceptions.PolarsError, OSError) as exc:
@@ -22,7 +23,7 @@ def read_labels(path: Path) -> pl.DataFrame:
     missing = [c for c in ("start", "end", "label") if c not in frame.columns]
     if missing:
         raise LabelError(f"{path}: missing column(s) {', '.join(missing)}")
-    for col in ("shock_type", ENTITY, "source"):
+    for col in ("shock_type", ENTITY, "source", "scenario_id"):
         if col not in frame.columns:
             frame = frame.with_columns(pl.lit(None, pl.String).alias(col))
     frame = frame.with_columns(
@@ -31,6 +32,7 @@ def read_labels(path: Path) -> pl.DataFrame:
         pl.col("label").str.strip_chars().str.to_lowercase(),
         pl.col("shock_type").str.strip_chars().replace("", None),
         pl.col(ENTITY).str.strip_chars().replace("", None),
+        pl.col("scenario_id").str.strip_chars().replace("", None),
     )
     bad = frame.filter(pl.col("start").is_null() | pl.col("end").is_null())
     if bad.height:
@@ -59,14 +61,26 @@ def read_labels(path: Path) -> pl.DataFrame:
 
 
 def label_states(states: pl.DataFrame, labels: pl.DataFrame) -> pl.DataFrame:
-    """`states` (as_of_date, entity_id, ...) with label and shock_type from the period (for
-    its entity, or for every entity) that holds its date; unlabelled states are left out.
-    An entity's own period wins over a market-wide one."""
-    lab = labels.select("start", "end", "label", "shock_type", ENTITY)
+    """`states` (as_of_date, entity_id, ...) with label, shock_type, scenario_id and episode
+    (the period's source, or its dates) from the period (for its entity, or for every
+    entity) that holds its date; unlabelled states are left out. An entity's own period
+    wins over a market-wide one."""
+    tags = ["label", "shock_type", "scenario_id", "episode"]
+    lab = labels.select(
+        "start",
+        "end",
+        "label",
+        "shock_type",
+        "scenario_id",
+        pl.coalesce("source", pl.format("{}..{}", "start", "end")).alias("episode"),
+        ENTITY,
+    )
     everyone = lab.filter(pl.col(ENTITY).is_null()).drop(ENTITY).sort("start")
     inside = pl.col("as_of_date") <= pl.col("end")
+    # A joint row's own scenario_id (null on entity rows) is not the label's.
     tagged = (
-        states.sort("as_of_date")
+        states.drop([c for c in tags if c in states.columns])
+        .sort("as_of_date")
         .join_asof(
             everyone,
             left_on="as_of_date",
@@ -74,10 +88,7 @@ def label_states(states: pl.DataFrame, labels: pl.DataFrame) -> pl.DataFrame:
             strategy="backward",
             check_sortedness=False,
         )
-        .with_columns(
-            pl.when(inside).then(pl.col("label")).alias("label"),
-            pl.when(inside).then(pl.col("shock_type")).alias("shock_type"),
-        )
+        .with_columns(pl.when(inside).then(pl.col(c)).alias(c) for c in tags)
         .drop("start", "end")
     )
     own = lab.filter(pl.col(ENTITY).is_not_null())
@@ -86,20 +97,18 @@ def label_states(states: pl.DataFrame, labels: pl.DataFrame) -> pl.DataFrame:
             tagged.select("as_of_date", ENTITY)
             .join(own, on=ENTITY)
             .filter(pl.col("as_of_date").is_between(pl.col("start"), pl.col("end")))
-            .select(
-                "as_of_date", ENTITY, pl.col("label").alias("_l"), pl.col("shock_type").alias("_s")
-            )
+            .select("as_of_date", ENTITY, *[pl.col(c).alias(f"_{c}") for c in tags])
             .unique(["as_of_date", ENTITY], keep="first")
         )
+        mine = pl.col("_label").is_not_null()
         tagged = (
             tagged.join(hit, on=["as_of_date", ENTITY], how="left")
             .with_columns(
-                pl.coalesce("_l", "label").alias("label"),
-                pl.when(pl.col("_l").is_not_null())
-                .then(pl.col("_s"))
-                .otherwise(pl.col("shock_type"))
-                .alias("shock_type"),
+                pl.when(mine).then(pl.col(f"_{c}")).otherwise(pl.col(c)).alias(c) for c in tags
             )
-            .drop("_l", "_s")
+            .with_columns(mine.alias("own_label"))
+            .drop(*[f"_{c}" for c in tags])
         )
+    else:
+        tagged = tagged.with_columns(pl.lit(False).alias("own_label"))
     return tagged.filter(pl.col("label").is_not_null()).sort("as_of_date", ENTITY)

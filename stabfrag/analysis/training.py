@@ -19,8 +19,8 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from stabfrag.analysis.evaluate import MAX_QUERIES, figures_of
 from stabfrag.analysis.labels import label_states
+from stabfrag.analysis.metrics import MAX_QUERIES, figures_of
 from stabfrag.build.encode import market_context
 from stabfrag.build.requests import state_requests
 from stabfrag.features.plan import compute_features

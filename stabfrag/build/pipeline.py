@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -49,12 +50,12 @@ FEATURE_COLUMNS = (
 )
 
 
-def reference_prices(config: BuildConfig, library: tuple[Scenario, ...]) -> pl.DataFrame:
+def reference_prices(prices: Path | None, library: tuple[Scenario, ...]) -> pl.DataFrame:
     """The valid prices of the library's reference entities (empty when there are none)."""
     refs = sorted({s.reference_entity for s in library if s.reference_entity})
-    if not refs:
+    if not refs or prices is None:
         return pl.DataFrame(schema=PRICE_SCHEMA)
-    raw = read_prices(config.prices, where=pl.col(ENTITY).is_in(refs))
+    raw = read_prices(prices, where=pl.col(ENTITY).is_in(refs))
     return validate(raw, min_prices=0).prices
 
 
@@ -71,7 +72,7 @@ class Builder:
             self.scenarios = ScenarioLibrary(
                 self.models,
                 self.library,
-                reference_prices(config, self.library),
+                reference_prices(config.prices, self.library),
                 max_staleness_days=config.max_staleness_days,
             )
             self.profiles = read_profiles(config.profiles) if config.profiles else None

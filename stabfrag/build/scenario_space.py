@@ -68,25 +68,40 @@ class ScenarioLibrary:
 
     def space(self, key: Key) -> ScenarioSpace:
         if key not in self.cache:
-            known, real_ids = key
-            feats = self.synthetic.filter(pl.col("scenario_id").is_in(list(known)))
-            if real_ids:
-                real = self.real.filter(pl.col("scenario_id").is_in(list(real_ids)))
-                feats = pl.concat(
-                    [feats.filter(~pl.col("scenario_id").is_in(list(real_ids))), real],
-                    how="diagonal_relaxed",
-                )
-                order = {s.id: i for i, s in enumerate(self.library)}
-                feats = feats.sort(pl.col("scenario_id").replace_strict(order))
-            # A scenario is a market-wide move: its own state is its market's context.
-            z = self.models.scen.standardised(feats.select(FEATURE_NAMES))
-            vectors, _ = self.models.scen.encode_z(z, z if self.models.scen.context else None)
-            table = library_frame(self.library).join(
-                feats.select("scenario_id", "path_source"),
-                on="scenario_id",
-                how="inner",
-                maintain_order="left",
-            )
-            high = (table["severity"] == "HIGH").to_numpy()
-            self.cache[key] = ScenarioSpace(feats, vectors, high, table)
+            self.cache[key] = self._space(*key)
         return self.cache[key]
+
+    def _space(self, known: tuple[str, ...], real_ids: tuple[str, ...]) -> ScenarioSpace:
+        scen = self.models.scen
+        synthetic = self.synthetic.filter(
+            pl.col("scenario_id").is_in(list(known)) & ~pl.col("scenario_id").is_in(list(real_ids))
+        )
+        parts = [(synthetic, scen.standardised(synthetic.select(FEATURE_NAMES)))]
+        if real_ids:
+            real = self.real.filter(pl.col("scenario_id").is_in(list(real_ids)))
+            # A real episode is the mean of its reference's states over the episode.
+            ids, inverse = np.unique(real["scenario_id"].to_numpy(), return_inverse=True)
+            z = scen.standardised(real.select(FEATURE_NAMES))
+            sums = np.zeros((len(ids), z.shape[1]))
+            np.add.at(sums, inverse.ravel(), z)
+            mean = sums / np.bincount(inverse.ravel(), minlength=len(ids))[:, None]
+            last = real.filter(pl.col("_end")).sort(
+                pl.col("scenario_id").replace_strict({s: i for i, s in enumerate(ids)})
+            )
+            parts.append((last, mean))
+        feats = pl.concat([f for f, _ in parts], how="diagonal_relaxed")
+        z = np.vstack([z for _, z in parts])
+        order = {s.id: i for i, s in enumerate(self.library)}
+        rank = feats["scenario_id"].replace_strict(order, return_dtype=pl.Int64).to_numpy()
+        by_library = np.argsort(rank, kind="stable")
+        feats, z = feats[by_library], z[by_library]
+        # A scenario is a market-wide move: its own state is its market's context.
+        vectors, _ = scen.encode_z(z, z if scen.context else None)
+        table = library_frame(self.library).join(
+            feats.select("scenario_id", "path_source"),
+            on="scenario_id",
+            how="inner",
+            maintain_order="left",
+        )
+        high = (table["severity"] == "HIGH").to_numpy()
+        return ScenarioSpace(feats, vectors, high, table)

@@ -61,6 +61,14 @@ def evaluate(
     min_corr: Annotated[
         float, typer.Option("--min-corr", min=-1.0, max=1.0, help="See --exposed-to.")
     ] = 0.5,
+    compare: Annotated[
+        str | None,
+        typer.Option(
+            "--compare",
+            help="Joint models to score beside the built one, comma-separated, or 'none' "
+            "(default: every other joint model of the build's model folder).",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Validity figures of a backfilled dataset on labelled stress and calm periods."""
@@ -68,9 +76,10 @@ def evaluate(
 
     from stabfrag.analysis.evaluate import evaluate as run_evaluation
 
+    models = None if compare is None else [m for m in compare.split(",") if m and m != "none"]
     try:
         result = run_evaluation(
-            out, labels, prices=prices, exposed_to=exposed_to, min_corr=min_corr
+            out, labels, prices=prices, exposed_to=exposed_to, min_corr=min_corr, compare=models
         )
     except StabfragError as exc:
         fail(str(exc))
@@ -89,7 +98,17 @@ def evaluate(
         f"({s['with_shock_type']:,} with a shock type), {s['analog_queries']:,} analog queries"
     )
     names = list(result["figures"])
-    typer.echo(f"{'figure':24}" + "".join(f"{n:>18}" for n in names))
-    for fig in ("state_auc", "analog_precision_at_10", "calm_to_high", "shock_type_accuracy"):
-        typer.echo(f"{fig:24}" + "".join(f"{result['figures'][n][fig]:18.3f}" for n in names))
-    typer.echo(f"{'analog base rate':24}{result['analog_base_rate']:18.3f}")
+    rows = [
+        (fig, [result["figures"][n][fig] for n in names])
+        for fig in ("state_auc", "analog_precision_at_10", "calm_to_high", "shock_type_accuracy")
+    ]
+    rows.append(("episode match top 1", [result["episode_match"][n]["all"]["top1"] for n in names]))
+    rows.append(("episode match top 3", [result["episode_match"][n]["all"]["top3"] for n in names]))
+    rows.append(("cross-section AUC", [result["cross_section"][n]["mean_auc"] for n in names]))
+    width = max(len(n) for n in names) + 2
+    typer.echo(f"{'figure':24}" + "".join(f"{n:>{width}}" for n in names))
+    for fig, values in rows:
+        cells = "".join(f"{'n/a':>{width}}" if v is None else f"{v:>{width}.3f}" for v in values)
+        typer.echo(f"{fig:24}{cells}")
+    typer.echo(f"{'analog base rate':24}{result['analog_base_rate']:>{width}.3f}")
+    typer.echo(f"cross-section: {result['cross_section']['definition']}")

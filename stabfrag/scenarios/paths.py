@@ -137,11 +137,14 @@ def synthetic_features(library: tuple[Scenario, ...], baseline: Baseline) -> pl.
 def reference_features(
     library: tuple[Scenario, ...], prices: pl.DataFrame, *, max_staleness_days: int = 7
 ) -> pl.DataFrame:
-    """Features of each historical scenario's reference entity as of its episode end.
+    """Features of each historical scenario's reference entity on every trading day of its
+    episode (`_end` marks the last): a scenario is its episode's observed states, not one
+    day's snapshot.
 
     `prices` is validated and sorted. A scenario qualifies when its reference covers the
     whole episode (a price on or before the start, one within the staleness limit of the
-    end) and has a full 63-return window at the end.
+    end) and has a full 63-return window at the end; days of the episode without a full
+    window are left out.
     """
     hist = [s for s in library if s.kind == "historical" and s.reference_entity]
     if not hist or prices.height == 0:
@@ -170,9 +173,18 @@ def reference_features(
     )
     if matched.height == 0:
         return pl.DataFrame()
-    feats = compute_features(prices, rows=matched["_pos"].to_numpy())
-    return (
-        matched.select("scenario_id", "_pos")
-        .join(feats, on="_pos", how="left")
-        .with_columns(pl.format("reference:{}", pl.col(ENTITY)).alias("path_source"))
+    days = (
+        matched.select("scenario_id", ENTITY, "episode_start", pl.col("_pos").alias("_last"))
+        .join(indexed.select("_pos", ENTITY, DATE, "_obs"), on=ENTITY)
+        .filter(
+            (pl.col(DATE) >= pl.col("episode_start"))
+            & (pl.col("_pos") <= pl.col("_last"))
+            & (pl.col("_obs") >= MIN_PRICES)
+        )
+        .select("scenario_id", "_pos", (pl.col("_pos") == pl.col("_last")).alias("_end"))
+        .sort("scenario_id", "_pos")
+    )
+    feats = compute_features(prices, rows=days["_pos"].unique().sort().to_numpy())
+    return days.join(feats, on="_pos", how="left").with_columns(
+        pl.format("reference:{}", pl.col(ENTITY)).alias("path_source")
     )

@@ -1,0 +1,229 @@
+"""The embeddings evaluate compares on the same labelled states: the built joint space, other
+joint models re-encoded from the stored features, vol_21 alone, and the design note's
+original encoder (the 63-day window of close, volume and log return, flattened and
+zero-padded to 384). The baselines live here, not in the product path."""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+from stabfrag.analysis.metrics import similarities
+from stabfrag.build.encode import encode_states, join_scenarios
+from stabfrag.build.pipeline import reference_prices
+from stabfrag.build.scenario_space import ScenarioLibrary
+from stabfrag.errors import LabelError
+from stabfrag.ingest.prices import read_prices, validate
+from stabfrag.ingest.window import as_of_join
+from stabfrag.model.bundle import Models
+from stabfrag.model.linalg import normalise
+from stabfrag.scenarios.library import Scenario
+from stabfrag.scenarios.paths import Baseline, synthesise_path, synthetic_features
+from stabfrag.schema import DATE, DIM, ENTITY, date_span
+
+RAW_WINDOW = 63
+EXPOSURE_WINDOW = 252  # trading days of returns behind an exposure correlation
+
+
+@dataclass(frozen=True)
+class Space:
+    """One way of embedding the labelled states, with its answers per state.
+
+    `scenarios` are the newest library's scenarios in the same embedding (for episode
+    match); `nearest` and `fragility` are the point-in-time answers.
+    """
+
+    name: str
+    states: np.ndarray  # unit rows, or one score per state (distance)
+    nearest: np.ndarray  # scenario id per state
+    fragility: np.ndarray
+    scenarios: np.ndarray
+    table: pl.DataFrame  # the rows of `scenarios`: scenario_id, kind, severity, shock_type
+    distance: bool = False
+
+
+def built_space(
+    name: str, tagged: pl.DataFrame, scenario_vectors: np.ndarray, table: pl.DataFrame
+) -> Space:
+    """The build's own joint space: its stored vectors and answers."""
+    return Space(
+        name,
+        normalise(tagged["vector"].to_numpy().astype(np.float64))[0],
+        tagged["nearest_scenario_id"].to_numpy(),
+        tagged["fragility"].fill_null(np.nan).to_numpy(),
+        scenario_vectors,
+        table,
+    )
+
+
+def model_space(
+    models: Models,
+    library: tuple[Scenario, ...],
+    features: pl.DataFrame,
+    tagged: pl.DataFrame,
+    *,
+    prices: Path | None,
+    market: str | None,
+    newest: dt.date,
+    max_staleness_days: int = 7,
+) -> Space:
+    """Another joint model on the same states: encoded from the stored features of every
+    state of their dates (a state's market context needs the whole date), joined with that
+    model's point-in-time scenario space. Historical scenarios take their real reference
+    paths from `prices`, as the build did; without prices, their synthetic stand-ins."""
+    keys = ["as_of_date", ENTITY]
+    states = features.join(tagged.select("as_of_date").unique(), on="as_of_date", how="semi")
+    encoded = encode_states(models, states, market=market)
+    position = (
+        tagged.select(keys)
+        .join(states.select(keys).with_row_index("_i"), on=keys, how="left", maintain_order="left")
+        .get_column("_i")
+    )
+    if position.null_count():
+        raise LabelError("the features table lacks states that the joint table has")
+    z_stab = encoded.z_stab[position.to_numpy()]
+    scenarios = ScenarioLibrary(
+        models,
+        library,
+        reference_prices(prices, library),
+        max_staleness_days=max_staleness_days,
+    )
+    n = tagged.height
+    vectors = np.empty((n, z_stab.shape[1]), dtype=np.float32)
+    nearest = np.empty(n, dtype=object)
+    fragility = np.full(n, np.nan)
+    parts = join_scenarios(
+        models, scenarios, tagged["as_of_date"], z_stab, weights=models.joint.weights
+    )
+    for part in parts:
+        ids = part.space.table["scenario_id"].to_numpy()
+        vectors[part.rows] = part.result.vectors
+        nearest[part.rows] = ids[part.result.nearest]
+        fragility[part.rows] = part.result.fragility
+    library_then = scenarios.space(scenarios.key(newest))  # the build's newest library
+    return Space(
+        models.model_id,
+        normalise(vectors.astype(np.float64))[0],
+        nearest,
+        fragility,
+        normalise(library_then.vectors.astype(np.float64))[0],
+        library_then.table,
+    )
+
+
+def vol21_space(
+    tagged: pl.DataFrame, table: pl.DataFrame, baseline: Baseline, library: tuple[Scenario, ...]
+) -> Space:
+    """vol_21 alone: nearest scenario by |vol_21 difference|, fragility = vol_21."""
+    scen_vol = synthetic_features(library, baseline).select("scenario_id", "vol_21")
+    vol_scen = (
+        table.select("scenario_id")
+        .join(scen_vol, on="scenario_id", how="left", maintain_order="left")["vol_21"]
+        .to_numpy()
+    )
+    vol = tagged["vol_21"].fill_null(np.nan).to_numpy()
+    return _baseline("vol_21 alone", vol, vol_scen, table, distance=True, fragility=vol)
+
+
+def original_space(
+    prices: Path,
+    tagged: pl.DataFrame,
+    table: pl.DataFrame,
+    baseline: Baseline,
+    library: tuple[Scenario, ...],
+) -> Space:
+    """The design note's original encoder."""
+    by_id = {s.id: s for s in library}
+    scen = _raw_scenarios(tuple(by_id[i] for i in table["scenario_id"]), baseline)
+    states = _raw_windows(prices, tagged)
+    high = (table["severity"] == "HIGH").to_numpy()
+    fragility = similarities(states, scen[high], distance=False).max(axis=1)
+    return _baseline("original encoder", states, scen, table, distance=False, fragility=fragility)
+
+
+def _baseline(
+    name: str,
+    states: np.ndarray,
+    scen: np.ndarray,
+    table: pl.DataFrame,
+    *,
+    distance: bool,
+    fragility: np.ndarray,
+) -> Space:
+    sims = similarities(states, scen, distance=distance)
+    nearest = table["scenario_id"].to_numpy()[
+        np.nanargmax(np.nan_to_num(sims, nan=-np.inf), axis=1)
+    ]
+    return Space(name, states, nearest, fragility, scen, table, distance)
+
+
+def _valid_prices(prices: Path, states: pl.DataFrame, days_before: int) -> pl.DataFrame:
+    """Valid prices from `days_before` calendar days before the first state to the last,
+    sorted by entity and date, with the log return `_r` (null on an entity's first row)."""
+    first, last = date_span(states["as_of_date"])
+    raw = read_prices(
+        prices,
+        where=pl.col(DATE).is_between(first - dt.timedelta(days=days_before), last),
+    )
+    return validate(raw, min_prices=0).prices.with_columns(
+        (pl.col("close") / pl.col("close").shift(1)).log().over(ENTITY).alias("_r")
+    )
+
+
+def _latest(states: pl.DataFrame, frame: pl.DataFrame, column: str) -> pl.Series:
+    """`column` at each state's entity's last row dated on or before the state's date, in
+    the order of `states` (null where the entity has no such row)."""
+    return as_of_join(states.select(ENTITY, "as_of_date"), frame.select(ENTITY, DATE, column))[
+        column
+    ]
+
+
+def _raw_windows(prices: Path, states: pl.DataFrame) -> np.ndarray:
+    """The original encoder: last 63 (close, volume, log return), flattened, zero-padded."""
+    clean = _valid_prices(prices, states, 200).with_row_index("_pos")
+    pos = _latest(states, clean, "_pos").fill_null(0).cast(pl.Int64).to_numpy()
+    idx = np.clip(pos[:, None] + np.arange(-RAW_WINDOW + 1, 1), 0, None)
+    cols = [clean[c].fill_null(0.0).to_numpy() for c in ("close", "volume", "_r")]
+    flat = np.concatenate([c[idx] for c in cols], axis=1)
+    out = np.zeros((len(states), DIM))
+    out[:, : flat.shape[1]] = flat
+    return normalise(out)[0]
+
+
+def exposure(prices: Path, states: pl.DataFrame, market: str) -> np.ndarray:
+    """Each state's correlation with `market`: daily log returns over the last 252 days both
+    traded, up to the state's date (NaN without 252 such days). Point in time, like the
+    states: it says which entities a market-wide label is about on that date."""
+    returns = _valid_prices(prices, states, EXPOSURE_WINDOW * 2).drop_nulls("_r")
+    if returns.filter(pl.col(ENTITY) == market).height == 0:
+        raise LabelError(f"{prices}: the market entity '{market}' has no valid prices")
+    paired = (
+        returns.join(
+            returns.filter(pl.col(ENTITY) == market).select(DATE, pl.col("_r").alias("_m")),
+            on=DATE,
+        )
+        .sort(ENTITY, DATE)
+        .with_columns(
+            pl.rolling_corr("_r", "_m", window_size=EXPOSURE_WINDOW).over(ENTITY).alias("_corr")
+        )
+    )
+    return _latest(states, paired, "_corr").fill_nan(None).fill_null(np.nan).to_numpy()
+
+
+def _raw_scenarios(library: tuple[Scenario, ...], baseline: Baseline) -> np.ndarray:
+    rows = []
+    for sc in library:
+        path = synthesise_path(sc, baseline).tail(RAW_WINDOW)
+        r = np.log(
+            path["close"].to_numpy()
+            / np.concatenate([[path["close"][0]], path["close"].to_numpy()[:-1]])
+        )
+        v = np.zeros(DIM)
+        flat = np.concatenate([path["close"].to_numpy(), path["volume"].fill_null(0).to_numpy(), r])
+        v[: len(flat)] = flat
+        rows.append(v)
+    return normalise(np.array(rows))[0]
