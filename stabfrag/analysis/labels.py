@@ -23,9 +23,7 @@ def read_labels(path: Path) -> pl.DataFrame:
     missing = [c for c in ("start", "end", "label") if c not in frame.columns]
     if missing:
         raise LabelError(f"{path}: missing column(s) {', '.join(missing)}")
-    for col in ("shock_type", ENTITY, "source", "scenario_id"):
-        if col not in frame.columns:
-            frame = frame.with_columns(pl.lit(None, pl.String).alias(col))
+    frame = with_optional_columns(frame)
     frame = frame.with_columns(
         pl.col("start").str.strip_chars().str.to_date("%Y-%m-%d", strict=False),
         pl.col("end").str.strip_chars().str.to_date("%Y-%m-%d", strict=False),
@@ -60,13 +58,23 @@ def read_labels(path: Path) -> pl.DataFrame:
     return frame.drop("_scope" if "_scope" in frame.columns else [])
 
 
+OPTIONAL = ("shock_type", ENTITY, "source", "scenario_id")
+
+
+def with_optional_columns(labels: pl.DataFrame) -> pl.DataFrame:
+    """The labels with every optional column, null where the file has none."""
+    return labels.with_columns(
+        pl.lit(None, pl.String).alias(c) for c in OPTIONAL if c not in labels.columns
+    )
+
+
 def label_states(states: pl.DataFrame, labels: pl.DataFrame) -> pl.DataFrame:
     """`states` (as_of_date, entity_id, ...) with label, shock_type, scenario_id and episode
     (the period's source, or its dates) from the period (for its entity, or for every
     entity) that holds its date; unlabelled states are left out. An entity's own period
     wins over a market-wide one."""
     tags = ["label", "shock_type", "scenario_id", "episode"]
-    lab = labels.select(
+    lab = with_optional_columns(labels).select(
         "start",
         "end",
         "label",

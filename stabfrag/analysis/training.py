@@ -31,8 +31,9 @@ from stabfrag.model.bundle import load_models
 from stabfrag.model.encoder import Encoder, impute
 from stabfrag.model.fit import (
     STAB_V2,
+    constant_scale,
     fit_weights,
-    group_covariance,
+    imputation_covariance,
     input_weights,
     rounded,
     write_v2,
@@ -146,7 +147,7 @@ def fit_v2(
     """Fit joint-stab-fragility-v2 on synthetic ground truth and write its artefacts."""
     v1 = load_models(None, JOINT_V1).stab
     raw = [ground_truth(u, v1) for u in (*train, validation)]
-    covariance = group_covariance(np.vstack([z for z, _, _ in raw[:-1]]))
+    covariance = imputation_covariance(np.vstack([z for z, _, _ in raw[:-1]]))
     xs = [inputs(z, states, covariance) for z, states, _ in raw]
     truths = [t for _, _, t in raw]
     labelled = [x[t.tagged["_state"].to_numpy()] for x, t in zip(xs, truths, strict=True)]
@@ -154,14 +155,15 @@ def fit_v2(
     y_train = np.concatenate([t.types for t in truths[:-1]])
     x_scen, table = scenario_inputs(v1, covariance)
     scen_types = np.array([TYPES.index(t) for t in table["shock_type"]])
-    base = input_weights(v1, np.zeros(17))
+    constant = constant_scale(x_train, v1)
+    base = input_weights(v1, np.zeros(17), constant)
     trials = []
     for lam in penalties:  # a few penalties, chosen on the validation universe
         fitted = fit_weights(
             x_train, y_train, x_scen, scen_types, base, lam=lam, tau=tau_fit, iters=iters
         )
         figures = validation_figures(
-            x_val, truths[-1], x_scen, table, input_weights(v1, fitted.log_weights)
+            x_val, truths[-1], x_scen, table, input_weights(v1, fitted.log_weights, constant)
         )
         score = statistics.fmean(
             [
@@ -188,6 +190,7 @@ def fit_v2(
             "penalties_tried": list(penalties),
             "penalty": lam,
             "tau_fit": tau_fit,
+            "constant_scale": round(constant, 6),
             "iterations": iters,
             "solver": "Adam, learning rate 0.03, from the unfitted weights",
             "selection": "mean of validation AUC, precision@10, shock-type accuracy and "
@@ -200,5 +203,12 @@ def fit_v2(
             "final_loss": round(fitted.loss[-1], 6),
         },
     }
-    write_v2(model_dir, v1, log_weights=fitted.log_weights, covariance=covariance, record=record)
+    write_v2(
+        model_dir,
+        v1,
+        log_weights=fitted.log_weights,
+        constant=constant,
+        covariance=covariance,
+        record=record,
+    )
     return {"model_dir": str(model_dir), "model": STAB_V2, **record}

@@ -49,22 +49,22 @@ def parameter_index(features: tuple[str, ...] = FEATURE_NAMES) -> np.ndarray:
     return np.concatenate([group, len(GROUPS) + group, [2 * len(GROUPS)]])
 
 
-def group_covariance(z: np.ndarray) -> np.ndarray:
-    """Covariance of the z-scores within each feature group (pairwise-complete), zero
-    across groups: a null is filled only from its own group's observed features (a short
-    history's vol_252 from vol_63, never a spread from a volatility)."""
+ISOLATED_GROUPS = ("spread",)  # never filled from other groups, nor used to fill them
+
+
+def imputation_covariance(z: np.ndarray) -> np.ndarray:
+    """Covariance of the z-scores (pairwise-complete), with the spread group cut off from
+    the rest: a short history's vol_252 or vol_ratio is filled from the windows it has, but
+    a fund without a credit spread is not given one guessed from its volatility."""
     d = z.shape[1]
     ok = ~np.isnan(z)
     x = np.where(ok, z, 0.0)
     pairs = ok.T.astype(np.float64) @ ok.astype(np.float64)
     cov = np.divide(x.T @ x, pairs, out=np.zeros((d, d)), where=pairs > 1)
-    groups = np.array([SPEC_OF[n].group for n in FEATURE_NAMES])
-    cov *= groups[:, None] == groups[None, :]
-    for g in GROUPS:  # each block positive semi-definite, whatever the pairwise gaps
-        idx = np.flatnonzero(groups == g)
-        vals, vecs = np.linalg.eigh(cov[np.ix_(idx, idx)])
-        cov[np.ix_(idx, idx)] = (vecs * np.clip(vals, 1e-6, None)) @ vecs.T
-    return cov
+    isolated = np.array([SPEC_OF[n].group in ISOLATED_GROUPS for n in FEATURE_NAMES])
+    cov *= isolated[:, None] == isolated[None, :]
+    vals, vecs = np.linalg.eigh(cov)  # positive semi-definite, whatever the pairwise gaps
+    return (vecs * np.clip(vals, 1e-6, None)) @ vecs.T
 
 
 @dataclass(frozen=True)
@@ -119,11 +119,19 @@ def fit_weights(
     return Fitted(theta, losses)
 
 
-def input_weights(v1: Encoder, log_weights: np.ndarray) -> np.ndarray:
-    """The weight of every input coordinate: v1's group weights on both blocks, 1 on the
-    constant, times the fitted multipliers."""
-    base = np.concatenate([v1.weight, v1.weight, [1.0]])
+def input_weights(v1: Encoder, log_weights: np.ndarray, constant: float) -> np.ndarray:
+    """The weight of every input coordinate: v1's group weights on both blocks, `constant`
+    on the constant, times the fitted multipliers."""
+    base = np.concatenate([v1.weight, v1.weight, [constant]])
     return base * np.exp(log_weights)[parameter_index(v1.features)]
+
+
+def constant_scale(x: np.ndarray, v1: Encoder) -> float:
+    """The median length of the weighted [z, context] of `x`: the constant is as long as a
+    typical state, so a typical state sits halfway between calm and its own direction and a
+    mild move stays near calm (cosine alone ignores intensity)."""
+    weights = np.concatenate([v1.weight, v1.weight])
+    return float(np.median(np.linalg.norm(x[:, :-1] * weights, axis=1)))
 
 
 def write_v2(
@@ -131,11 +139,12 @@ def write_v2(
     v1: Encoder,
     *,
     log_weights: np.ndarray,
+    constant: float,
     covariance: np.ndarray,
     record: dict[str, Any],
 ) -> Path:
     """Write num-stab-core-v2, its scenario copy and joint-stab-fragility-v2 into `folder`."""
-    weights = input_weights(v1, log_weights)
+    weights = input_weights(v1, log_weights, constant)
     projection = projection_for(STAB_V2, len(weights))
     multipliers = np.exp(log_weights)
     fitted = {
@@ -168,7 +177,8 @@ def write_v2(
             "input_weights": [float(w) for w in weights],
             "fitted_multipliers": fitted,
             "covariance": [[float(v) for v in row] for row in covariance],
-            "imputation": "conditional mean given the row's observed z, within feature groups",
+            "imputation": "conditional mean given the row's observed z (Gaussian, the "
+            "spread group cut off from the others)",
             "calibration": {**v1.manifest["calibration"], "from": v1.model_id},
             "projection": "QR of a Gaussian 384 x (2d+1) matrix seeded by sha256(num-stab-core-v2)",
             "projection_seed": STAB_V2,

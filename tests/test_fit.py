@@ -1,0 +1,188 @@
+"""joint-stab-fragility-v2: a deterministic fit, artefacts that verify, and its geometry:
+nulls do not pull toward a scenario, intensity counts, a fixed reference changes nothing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from stabfrag.analysis.training import Universe, fit_v2
+from stabfrag.build import pipeline
+from stabfrag.build.encode import market_context
+from stabfrag.build.scenario_space import ScenarioLibrary
+from stabfrag.config import BuildConfig
+from stabfrag.features.registry import FEATURE_NAMES
+from stabfrag.model.bundle import load_models
+from stabfrag.model.joint import JOINT_V1, JOINT_V2
+from stabfrag.model.linalg import normalise
+from stabfrag.scenarios.library import load_library
+from stabfrag.schema import PRICE_SCHEMA
+from stabfrag.sinks.dataset import read_table
+from stabfrag.synth import Market
+from tests.conftest import event_dates
+
+LONG_WINDOWS = (  # the features a young entity lacks: ten of them
+    "vol_252",
+    "vol_ratio_21_252",
+    "dd_252",
+    "days_since_peak_252",
+    "volume_z_21_252",
+    "vol_21_lag21",
+    "vol_21_lag42",
+    "dd_252_lag21",
+    "dd_252_lag42",
+    "parkinson_vol_21",
+)
+
+
+def _tiny_fit(folder: Path) -> dict:
+    return fit_v2(
+        folder,
+        train=(Universe(5, 60, 800), Universe(6, 40, 800)),
+        validation=Universe(7, 60, 800),
+        penalties=(0.1,),
+        iters=25,
+    )
+
+
+def test_fit_is_deterministic_and_its_artefacts_verify(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    record = _tiny_fit(a)
+    _tiny_fit(b)
+    for model in ("num-stab-core-v2", "num-scenario-core-v2", JOINT_V2):
+        assert (a / model / "projection.npy").read_bytes() == (
+            b / model / "projection.npy"
+        ).read_bytes()
+        ma, mb = (json.loads((f / model / "manifest.json").read_text()) for f in (a, b))
+        ma.pop("created"), mb.pop("created")
+        assert ma == mb, model
+    models = load_models(a)
+    assert models.model_id == JOINT_V2 and models.stab.context
+    joint = models.joint.manifest
+    assert joint["objective"].startswith("proxy-NCA")
+    assert joint["training_data"]["real_labels"] == "none"
+    assert joint["training_data"]["universes"][0] == {"seed": 5, "entities": 60, "days": 800}
+    assert set(joint["fitted_figures"]["validation"]) == {
+        "state_auc",
+        "analog_precision_at_10",
+        "calm_to_high",
+        "shock_type_accuracy",
+    }
+    assert record["hyperparameters"]["penalty"] == 0.1
+
+
+def test_v1_and_v2_load_side_by_side() -> None:
+    v1, v2 = load_models(None, JOINT_V1), load_models(None, JOINT_V2)
+    assert not v1.stab.context and v2.stab.context
+    assert v1.stab.projection.shape == (len(FEATURE_NAMES), 384)
+    assert v2.stab.projection.shape == (2 * len(FEATURE_NAMES) + 1, 384)
+    assert np.array_equal(v2.stab.projection, v2.scen.projection)
+    assert load_models().model_id == JOINT_V2  # the shipped default
+    assert {v1.joint.sha256, v2.joint.sha256} == {
+        v1.hashes()[JOINT_V1],
+        v2.hashes()[JOINT_V2],
+    }
+
+
+def _scenario_space(models):
+    lib = ScenarioLibrary(
+        models, load_library(), pl.DataFrame(schema=PRICE_SCHEMA), max_staleness_days=7
+    )
+    return lib.space(lib.key(dt.date.max))
+
+
+def _fragility_and_nearest(models, z: np.ndarray, context: np.ndarray) -> tuple[float, str, str]:
+    space = _scenario_space(models)
+    v, _ = models.stab.encode_z(z, context if models.stab.context else None)
+    sims = normalise(v.astype(np.float64))[0] @ space.vectors.T
+    best = int(sims[0].argmax())
+    table = space.table
+    return float(sims[0, space.high].max()), table["shock_type"][best], table["severity"][best]
+
+
+def _crash_z(models) -> np.ndarray:
+    space = _scenario_space(models)
+    ids = space.table["scenario_id"].to_list()
+    z = models.scen.standardised(space.features.select(FEATURE_NAMES))
+    return z[ids.index("SCN_EQ_CRASH_HIGH")][None, :]
+
+
+def test_a_mild_move_toward_a_crash_is_not_the_crash() -> None:
+    """Cosine alone ignores intensity: v2's constant and market block keep a wobble in a
+    crash's direction away from the crash; v1 gives it the crash's fragility."""
+    v2 = load_models(None, JOINT_V2)
+    crash = _crash_z(v2)
+    wobble = 0.15 * crash
+    calm_market = np.zeros_like(crash)
+    f_crash, type_crash, sev_crash = _fragility_and_nearest(v2, crash, crash)
+    f_own, type_own, _ = _fragility_and_nearest(v2, wobble, calm_market)
+    f_market, _, sev_market = _fragility_and_nearest(v2, wobble, wobble)
+    assert (type_crash, sev_crash) == ("EQUITY_CRASH", "HIGH") and f_crash > 0.99
+    assert type_own == "BASELINE" and f_own < f_crash - 0.3  # one name wobbles, calm market
+    assert sev_market == "LOW" and f_market < f_crash - 0.1  # the market wobbles: a LOW shock
+    v1 = load_models(None, JOINT_V1)
+    crash1 = _crash_z(v1)
+    f1_crash, _, _ = _fragility_and_nearest(v1, crash1, crash1)
+    f1_wobble, _, sev1 = _fragility_and_nearest(v1, 0.15 * crash1, calm_market)
+    assert f1_wobble == pytest.approx(f1_crash, abs=1e-6) and sev1 == "HIGH"
+
+
+def _null_pull(models, full: pl.DataFrame) -> tuple[float, float]:
+    """(largest mean similarity gained toward any scenario, share keeping the nearest
+    scenario) when ten long-window features are null."""
+    young = full.with_columns(pl.lit(None, pl.Float64).alias(n) for n in LONG_WINDOWS)
+    z_full = models.stab.standardised(full.select(FEATURE_NAMES))
+    z_young = models.stab.standardised(young.select(FEATURE_NAMES))
+    context = market_context(full, z_full, market=None)[0] if models.stab.context else None
+    space = _scenario_space(models)
+    sims = [
+        normalise(models.stab.encode_z(z, context)[0].astype(np.float64))[0] @ space.vectors.T
+        for z in (z_full, z_young)
+    ]
+    pull = sims[1].mean(axis=0) - sims[0].mean(axis=0)
+    return float(pull.max()), float((sims[1].argmax(axis=1) == sims[0].argmax(axis=1)).mean())
+
+
+def test_missing_history_does_not_pull_toward_a_scenario(built: Path, market: Market) -> None:
+    """States with ten null features stay near their full-history twins: v2 fills a null
+    with its conditional mean; v1's zeros send them toward other scenarios."""
+    full = read_table(built, "features", event_dates(market, "CRASH")[0]).filter(
+        pl.col("n_obs") >= 300
+    )
+    pull2, same2 = _null_pull(load_models(None, JOINT_V2), full)
+    pull1, same1 = _null_pull(load_models(None, JOINT_V1), full)
+    assert pull2 <= 0.15 and pull2 < 0.6 * pull1, (pull2, pull1)
+    assert same2 >= 0.4 and same2 > 3 * same1, (same2, same1)
+
+
+def test_nothing_changes_for_a_fixed_market_reference(market: Market, tmp_path: Path) -> None:
+    """With --market, adding other entities changes no state's vector; with the universe
+    as the reference, the context (and so the vectors) follows the universe."""
+    reference = market.entities.filter(pl.col("entity_type") == "MARKET")["entity_id"][0]
+    day = event_dates(market, "CRASH")[0]
+    everyone = tmp_path / "all.parquet"
+    market.prices.write_parquet(everyone)
+    ids = market.entities["entity_id"].to_list()
+    kept = [reference, *[e for e in ids if e != reference][:60]]
+    fewer = tmp_path / "fewer.parquet"
+    market.prices.filter(pl.col("entity_id").is_in(kept)).write_parquet(fewer)
+
+    def vectors(prices: Path, market_id: str | None, out: str) -> pl.DataFrame:
+        config = BuildConfig(prices=prices, out=tmp_path / out, market=market_id)
+        pipeline.run(config, [day])
+        rows = read_table(tmp_path / out, "joint_embeddings", day)
+        return rows.filter(pl.col("kind") == "entity").select("entity_id", "vector", "fragility")
+
+    a = vectors(everyone, reference, "a")
+    b = vectors(fewer, reference, "b")
+    common = a.join(b, on="entity_id", suffix="_b")
+    assert common.height >= 50
+    assert common.select((pl.col("vector") == pl.col("vector_b")).all()).item()
+    assert common.select((pl.col("fragility") == pl.col("fragility_b")).all()).item()
+    u = vectors(everyone, None, "u").join(vectors(fewer, None, "v"), on="entity_id", suffix="_b")
+    assert not u.select((pl.col("vector") == pl.col("vector_b")).all()).item()
