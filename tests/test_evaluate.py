@@ -256,3 +256,47 @@ def test_evaluate_uses_the_library_the_build_used(tmp_path: Path, market_dir: Pa
     report = json.loads(res.stdout)
     assert report["built_with"]["scenario_library"] == str(library)
     assert report["built_with"]["model_dir"] == "shipped"
+
+
+def test_plot_writes_roc_episodes_and_a_page(built, market_dir: Path, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib", reason="--plot needs the [plot] extra")
+    plots = tmp_path / "plots"
+    res = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--out",
+            str(built),
+            "--labels",
+            str(market_dir / "labels.csv"),
+            "--plot",
+            str(plots),
+        ],
+    )
+    assert res.exit_code == 0, res.stderr
+    for name in ("roc.png", "episodes.png"):
+        assert (plots / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = (plots / "evaluate.html").read_text()
+    assert 'src="roc.png"' in page and "joint-stab-fragility-v2 (built)" in page
+
+
+def test_plot_without_matplotlib_is_one_line(
+    built, market_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import sys
+
+    monkeypatch.setitem(sys.modules, "matplotlib", None)  # as if the extra were not installed
+    res = runner.invoke(
+        app,
+        [
+            "evaluate",
+            "--out",
+            str(built),
+            "--labels",
+            str(market_dir / "labels.csv"),
+            "--plot",
+            str(tmp_path / "p"),
+        ],
+    )
+    assert res.exit_code == 2
+    assert res.stderr.strip() == "stabfrag: --plot needs matplotlib: pip install 'stabfrag[plot]'"

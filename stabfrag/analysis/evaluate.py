@@ -27,6 +27,7 @@ from stabfrag.analysis.metrics import (
     per_episode,
     pooled,
 )
+from stabfrag.analysis.plots import roc_curve, write_plots
 from stabfrag.analysis.spaces import (
     EXPOSURE_WINDOW,
     Space,
@@ -181,13 +182,15 @@ def evaluate(
     min_corr: float = 0.5,
     seed: int = 0,
     compare: list[str] | None = None,
+    plot: Path | None = None,
 ) -> dict[str, Any]:
     """Every figure, for the built space, the models compared and the baselines.
 
     `exposed_to` keeps only the states whose entity moved with that market entity (return
     correlation at least `min_corr`): a label for a market's stress describes the
     instruments exposed to it, not the havens that rally in its crashes. `compare` names
-    other joint models of the build's model folder (default: all of them).
+    other joint models of the build's model folder (default: all of them). `plot` writes
+    ROC curves, per-episode bars and an HTML page into that folder.
     """
     if exposed_to is not None and prices is None:
         raise LabelError("--exposed-to needs --prices to measure each entity's exposure")
@@ -223,7 +226,7 @@ def evaluate(
         rng = np.random.default_rng(seed)
         queries = np.sort(rng.choice(queries, MAX_QUERIES, replace=False))
     dates = tagged["as_of_date"].to_numpy()
-    figures, episodes, matches, sections = {}, {}, {}, {}
+    figures, episodes, matches, sections, curves = {}, {}, {}, {}, {}
     for full in spaces:
         space = _take(full, keep)
         figures[space.name] = figures_of(
@@ -243,7 +246,8 @@ def evaluate(
         )
         matches[space.name] = {"all": pooled(match), **match}
         sections[space.name] = cross_section(full.fragility, dates, positive, eligible)
-    return _finite(
+        curves[space.name] = roc_curve(space.fragility, stress)
+    result = _finite(
         {
             "out": str(out),
             "labels": str(labels_path),
@@ -269,3 +273,6 @@ def evaluate(
             },
         }
     )
+    if plot is not None:
+        result["plots"] = write_plots(plot, result, curves)
+    return result

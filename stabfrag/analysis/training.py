@@ -20,7 +20,7 @@ import numpy as np
 import polars as pl
 
 from stabfrag.analysis.labels import label_states
-from stabfrag.analysis.metrics import MAX_QUERIES, figures_of
+from stabfrag.analysis.metrics import MAX_QUERIES, cross_section, figures_of
 from stabfrag.build.encode import market_context
 from stabfrag.build.requests import state_requests
 from stabfrag.features.plan import compute_features
@@ -123,9 +123,10 @@ def validation_figures(
     z_scen = normalise(x_scen * weights)[0]
     high = (table["severity"] == "HIGH").to_numpy()
     res = joint_states(z_stab, z_scen, high, weights=DEFAULT_WEIGHTS, tau=DEFAULT_TAU)
-    stress = np.flatnonzero((truth.tagged["label"] == "stress").to_numpy())
+    stressed = (truth.tagged["label"] == "stress").to_numpy()
+    stress = np.flatnonzero(stressed)
     queries = stress[:: max(1, len(stress) // MAX_QUERIES)]
-    return figures_of(
+    figures = figures_of(
         normalise(res.vectors.astype(np.float64))[0],
         table["scenario_id"].to_numpy()[res.nearest],
         res.fragility,
@@ -133,6 +134,11 @@ def validation_figures(
         table,
         queries,
     )
+    # Within a date: do the entities in their own episode (blow-up, dry-up) outrank the rest?
+    own = truth.tagged["own_label"].to_numpy() & stressed
+    dates = truth.tagged["as_of_date"].to_numpy()
+    ranking = cross_section(res.fragility, dates, own, np.isin(dates, np.unique(dates[own])))
+    return {**figures, "cross_section_auc": float(ranking["mean_auc"])}
 
 
 def fit_v2(
@@ -171,6 +177,7 @@ def fit_v2(
                 figures["analog_precision_at_10"],
                 figures["shock_type_accuracy"],
                 1 - figures["calm_to_high"],
+                figures["cross_section_auc"],
             ]
         )
         trials.append((score, lam, fitted, figures))
@@ -193,8 +200,8 @@ def fit_v2(
             "constant_scale": round(constant, 6),
             "iterations": iters,
             "solver": "Adam, learning rate 0.03, from the unfitted weights",
-            "selection": "mean of validation AUC, precision@10, shock-type accuracy and "
-            "1 - calm->HIGH",
+            "selection": "mean of validation AUC, precision@10, shock-type accuracy, "
+            "1 - calm->HIGH and the within-date cross-section AUC",
         },
         "fitted_figures": {
             "validation": rounded(figures),

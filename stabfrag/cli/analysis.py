@@ -69,6 +69,10 @@ def evaluate(
             "(default: every other joint model of the build's model folder).",
         ),
     ] = None,
+    plot: Annotated[
+        Path | None,
+        typer.Option("--plot", help="Folder for ROC and per-episode PNGs and an HTML page."),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Validity figures of a backfilled dataset on labelled stress and calm periods."""
@@ -79,7 +83,13 @@ def evaluate(
     models = None if compare is None else [m for m in compare.split(",") if m and m != "none"]
     try:
         result = run_evaluation(
-            out, labels, prices=prices, exposed_to=exposed_to, min_corr=min_corr, compare=models
+            out,
+            labels,
+            prices=prices,
+            exposed_to=exposed_to,
+            min_corr=min_corr,
+            compare=models,
+            plot=plot,
         )
     except StabfragError as exc:
         fail(str(exc))
@@ -112,3 +122,5 @@ def evaluate(
         typer.echo(f"{fig:24}{cells}")
     typer.echo(f"{'analog base rate':24}{result['analog_base_rate']:>{width}.3f}")
     typer.echo(f"cross-section: {result['cross_section']['definition']}")
+    if "plots" in result:
+        typer.echo(f"plots: {result['plots']['html']}")

@@ -5,9 +5,11 @@ The input of a state is [z, c, 1]: its robust z-scores, the z-scores of its mark
 for the constant, so that each state's cosine nearest scenarios are those of its own
 episode type: proxy-NCA (a softmax over the library's scenarios, with every scenario of
 the state's type counted as a hit; calm states' type is BASELINE), class-balanced, with
-an L2 penalty on the log-weights (toward the unfitted weights). Seventeen numbers: a
-richer map (per feature or a full matrix) fitted the synthetic generator better and did
-not carry over to real markets.
+an L2 penalty on the log-weights (toward the unfitted weights). The state's own block
+keeps v1's group weights, which rank entities within a date; the fit learns how much of
+each group of the market block, and of the constant, to add (nine numbers). A richer map
+(per feature or a full matrix) fitted the synthetic generator better and did not carry
+over to real markets.
 """
 
 from __future__ import annotations
@@ -38,8 +40,8 @@ GROUPS = tuple(GROUP_VOTES)
 OBJECTIVE = (
     "proxy-NCA over the scenario library: minimise -log sum_{s of the state's type} "
     "softmax_s(cos(W x, W x_s) / tau_fit), classes weighted equally, + lam * |log w|^2; "
-    "x = [z, market z, 1], W diagonal with one weight per (block, feature group) and the "
-    "constant"
+    "x = [z, market z, 1], W diagonal: v1's group weights on z, one fitted weight per "
+    "feature group on market z and one on the constant"
 )
 
 
@@ -73,6 +75,13 @@ class Fitted:
 
     log_weights: np.ndarray  # one per (block, group), then the constant
     loss: list[float]
+
+
+def free_parameters() -> np.ndarray:
+    """The parameters the fit moves: the market block's groups and the constant."""
+    free = np.zeros(2 * len(GROUPS) + 1, dtype=bool)
+    free[len(GROUPS) :] = True
+    return free
 
 
 def fit_weights(
@@ -113,6 +122,7 @@ def fit_weights(
         dv = (dvn - (dvn * vn).sum(axis=1, keepdims=True) * vn) / nv
         da = (x * du).sum(axis=0) + (x_scen * dv).sum(axis=0)
         grad = np.bincount(pidx, weights=da * a, minlength=len(theta)) + 2 * lam * theta
+        grad *= free_parameters()  # the own block stays at v1's weights
         m1 = 0.9 * m1 + 0.1 * grad
         m2 = 0.999 * m2 + 0.001 * grad * grad
         theta -= lr * (m1 / (1 - 0.9**it)) / (np.sqrt(m2 / (1 - 0.999**it)) + 1e-8)

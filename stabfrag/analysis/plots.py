@@ -1,0 +1,125 @@
+"""evaluate --plot: ROC curves and per-episode bars as PNG, and one HTML page with both.
+
+matplotlib is the optional extra `stabfrag[plot]`; without it --plot is a one-line error.
+"""
+
+from __future__ import annotations
+
+import html
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from stabfrag.atomic import write_atomic
+from stabfrag.errors import ConfigError
+
+POINTS = 200  # points per ROC curve
+
+
+def roc_curve(scores: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(false positive rate, true positive rate) at up to POINTS thresholds."""
+    ok = ~np.isnan(scores)
+    s, y = scores[ok], positive[ok]
+    order = np.argsort(-s, kind="stable")
+    tp = np.concatenate([[0], np.cumsum(y[order])])
+    fp = np.concatenate([[0], np.cumsum(~y[order])])
+    pick = np.unique(np.linspace(0, len(tp) - 1, POINTS).astype(int))
+    return fp[pick] / max(fp[-1], 1), tp[pick] / max(tp[-1], 1)
+
+
+def _pyplot() -> Any:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")  # files only, no screen
+        import matplotlib.pyplot as plt
+    except ImportError:
+        raise ConfigError("--plot needs matplotlib: pip install 'stabfrag[plot]'") from None
+    return plt
+
+
+def write_plots(
+    folder: Path,
+    result: dict[str, Any],
+    curves: dict[str, tuple[np.ndarray, np.ndarray]],
+) -> dict[str, str]:
+    """Write roc.png, episodes.png and evaluate.html into `folder`; return their paths."""
+    plt = _pyplot()
+    folder.mkdir(parents=True, exist_ok=True)
+    title = f"{Path(result['out']).name}: {Path(result['labels']).name}"
+    if "exposed_to" in result["universe"]:
+        title += f", exposed to {result['universe']['exposed_to']}"
+
+    fig, ax = plt.subplots(figsize=(7, 6), dpi=120)
+    for name, (fpr, tpr) in curves.items():
+        auc = result["figures"][name]["state_auc"]
+        ax.plot(fpr, tpr, label=f"{name} (AUC {auc:.3f})" if auc is not None else name)
+    ax.plot([0, 1], [0, 1], color="grey", linestyle=":", linewidth=1)
+    ax.set(
+        xlabel="calm states called stressed (false positive rate)",
+        ylabel="stress states found (true positive rate)",
+        title=f"State ROC\n{title}",
+    )
+    ax.legend(loc="lower right", fontsize=8)
+    roc = write_atomic(folder / "roc.png", lambda p: fig.savefig(p, format="png"))
+    plt.close(fig)
+
+    episodes = sorted({e for table in result["per_episode"].values() for e in table})
+    names = list(result["per_episode"])
+    fig, ax = plt.subplots(figsize=(9, 1.2 + 0.55 * max(len(episodes), 1)), dpi=120)
+    height = 0.8 / max(len(names), 1)
+    y = np.arange(len(episodes))
+    for i, name in enumerate(names):
+        values = [result["per_episode"][name].get(e, {}).get("state_auc") for e in episodes]
+        ax.barh(y + i * height, [np.nan if v is None else v for v in values], height, label=name)
+    ax.set_yticks(y + height * (len(names) - 1) / 2, [e[:60] for e in episodes], fontsize=7)
+    ax.set(
+        xlim=(0.4, 1.0),
+        xlabel="state AUC: the episode's states against every calm state",
+        title=f"Per episode\n{title}",
+    )
+    ax.invert_yaxis()
+    ax.legend(loc="lower left", fontsize=7)
+    fig.tight_layout()
+    bars = write_atomic(folder / "episodes.png", lambda p: fig.savefig(p, format="png"))
+    plt.close(fig)
+
+    page = write_atomic(folder / "evaluate.html", lambda p: p.write_text(_page(result, title)))
+    return {"roc": str(roc), "episodes": str(bars), "html": str(page)}
+
+
+def _cell(value: Any) -> str:
+    return "n/a" if value is None else f"{value:.3f}" if isinstance(value, float) else str(value)
+
+
+def _page(result: dict[str, Any], title: str) -> str:
+    names = list(result["figures"])
+    figures = ["state_auc", "analog_precision_at_10", "calm_to_high", "shock_type_accuracy"]
+    rows = [(f, [result["figures"][n][f] for n in names]) for f in figures] + [
+        ("episode match top 1", [result["episode_match"][n]["all"]["top1"] for n in names]),
+        ("episode match top 3", [result["episode_match"][n]["all"]["top3"] for n in names]),
+        ("cross-section AUC", [result["cross_section"][n]["mean_auc"] for n in names]),
+    ]
+    head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
+    body = "".join(
+        f"<tr><td>{html.escape(f)}</td>" + "".join(f"<td>{_cell(v)}</td>" for v in vals) + "</tr>"
+        for f, vals in rows
+    )
+    s = result["states"]
+    definition = html.escape(result["cross_section"]["definition"])
+    css = (
+        "body{font-family:sans-serif;margin:24px;max-width:1200px}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:4px 8px;"
+        "text-align:right}td:first-child{text-align:left}"
+    )
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>stabfrag evaluate</title>
+<style>{css}</style>
+</head><body><h1>Validity: {html.escape(title)}</h1>
+<p>{s["stress"]:,} stress and {s["calm"]:,} calm states; analog base rate
+{result["analog_base_rate"]:.3f}. Cross-section: {definition}.</p>
+<table><tr><th>figure</th>{head}</tr>{body}</table>
+<h2>State ROC</h2><img src="roc.png" alt="ROC curves" width="700">
+<h2>Per episode</h2><img src="episodes.png" alt="per-episode AUC" width="900">
+</body></html>
+"""
