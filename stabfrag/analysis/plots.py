@@ -67,7 +67,7 @@ def write_plots(
 
     episodes = sorted({e for table in result["per_episode"].values() for e in table})
     names = list(result["per_episode"])
-    fig, ax = plt.subplots(figsize=(9, 1.2 + 0.55 * max(len(episodes), 1)), dpi=120)
+    fig, ax = plt.subplots(figsize=(9, 2.2 + 0.55 * max(len(episodes), 1)), dpi=120)
     height = 0.8 / max(len(names), 1)
     y = np.arange(len(episodes))
     for i, name in enumerate(names):
@@ -80,7 +80,7 @@ def write_plots(
         title=f"Per episode\n{title}",
     )
     ax.invert_yaxis()
-    ax.legend(loc="lower left", fontsize=7)
+    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, fontsize=7)
     fig.tight_layout()
     bars = write_atomic(folder / "episodes.png", lambda p: fig.savefig(p, format="png"))
     plt.close(fig)
