@@ -86,17 +86,14 @@ def test_evaluate_on_generated_events(built, market, market_dir: Path) -> None:
     )
     assert res.exit_code == 0, res.stderr
     result = json.loads(res.stdout)
-    built_name = "joint-stab-fragility-v2 (built)"
-    assert set(result["figures"]) == {
-        built_name,
-        "joint-stab-fragility-v1",
-        "vol_21 alone",
-        "original encoder",
-    }
+    from stabfrag.model.joint import JOINT_V1, JOINT_V2
+
+    built_name = f"{JOINT_V1} (built)"  # the default model
+    assert set(result["figures"]) == {built_name, JOINT_V2, "vol_21 alone", "original encoder"}
     joint = result["figures"][built_name]
     assert result["states"]["stress"] > 0 and result["states"]["calm"] > 0
     assert joint["state_auc"] > 0.8, result
-    assert joint["state_auc"] > result["figures"]["joint-stab-fragility-v1"]["state_auc"]
+    assert result["figures"][JOINT_V2]["state_auc"] > joint["state_auc"]
     for figures in result["figures"].values():
         for value in figures.values():
             assert value is None or 0.0 <= value <= 1.0
@@ -106,7 +103,7 @@ def test_evaluate_on_generated_events(built, market, market_dir: Path) -> None:
     assert result["cross_section"][built_name]["dates"] > 0
 
 
-def test_v1_re_encoded_equals_a_v1_build(built, market, market_dir: Path, tmp_path: Path) -> None:
+def test_v2_re_encoded_equals_a_v2_build(built, market, market_dir: Path, tmp_path: Path) -> None:
     """Scoring another model from the stored features gives the vectors its own build
     writes: evaluate compares models on exactly what they would produce."""
     from stabfrag.analysis.evaluate import read_built
@@ -115,22 +112,22 @@ def test_v1_re_encoded_equals_a_v1_build(built, market, market_dir: Path, tmp_pa
     from stabfrag.build import pipeline
     from stabfrag.config import BuildConfig
     from stabfrag.model.bundle import load_models
-    from stabfrag.model.joint import JOINT_V1
+    from stabfrag.model.joint import JOINT_V2
     from stabfrag.sinks.dataset import partitions
 
-    v1_out = tmp_path / "v1"
+    v2_out = tmp_path / "v2"
     config = BuildConfig(
         prices=market_dir / "prices.parquet",
         entities=market_dir / "entities.parquet",
-        out=v1_out,
-        model=JOINT_V1,
+        out=v2_out,
+        model=JOINT_V2,
     )
     pipeline.run(config, partitions(built))
     labels = read_labels(market_dir / "labels.csv")
     mine = read_built(built)
     tagged = label_states(mine.states, labels)
     space = model_space(
-        load_models(None, JOINT_V1),
+        load_models(None, JOINT_V2),
         mine.library,
         mine.features,
         tagged,
@@ -138,7 +135,7 @@ def test_v1_re_encoded_equals_a_v1_build(built, market, market_dir: Path, tmp_pa
         market=None,
         newest=partitions(built)[-1],
     )
-    theirs = label_states(read_built(v1_out).states, labels)
+    theirs = label_states(read_built(v2_out).states, labels)
     assert theirs.select("as_of_date", "entity_id").equals(tagged.select("as_of_date", "entity_id"))
     np.testing.assert_allclose(space.states, theirs["vector"].to_numpy(), atol=1e-6)
     assert list(space.nearest) == theirs["nearest_scenario_id"].to_list()
@@ -277,7 +274,7 @@ def test_plot_writes_roc_episodes_and_a_page(built, market_dir: Path, tmp_path: 
     for name in ("roc.png", "episodes.png"):
         assert (plots / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     page = (plots / "evaluate.html").read_text()
-    assert 'src="roc.png"' in page and "joint-stab-fragility-v2 (built)" in page
+    assert 'src="roc.png"' in page and "joint-stab-fragility-v1 (built)" in page
 
 
 def test_plot_without_matplotlib_is_one_line(

@@ -17,7 +17,7 @@ from stabfrag.build.encode import market_context
 from stabfrag.build.scenario_space import ScenarioLibrary
 from stabfrag.config import BuildConfig
 from stabfrag.features.registry import FEATURE_NAMES
-from stabfrag.model.bundle import load_models
+from stabfrag.model.bundle import DEFAULT_JOINT, load_models
 from stabfrag.model.joint import JOINT_V1, JOINT_V2
 from stabfrag.model.linalg import normalise
 from stabfrag.scenarios.library import load_library
@@ -83,7 +83,7 @@ def test_v1_and_v2_load_side_by_side() -> None:
     assert v1.stab.projection.shape == (len(FEATURE_NAMES), 384)
     assert v2.stab.projection.shape == (2 * len(FEATURE_NAMES) + 1, 384)
     assert np.array_equal(v2.stab.projection, v2.scen.projection)
-    assert load_models().model_id == JOINT_V2  # the shipped default
+    assert load_models().model_id == DEFAULT_JOINT
     assert {v1.joint.sha256, v2.joint.sha256} == {
         v1.hashes()[JOINT_V1],
         v2.hashes()[JOINT_V2],
@@ -175,7 +175,7 @@ def test_nothing_changes_for_a_fixed_market_reference(market: Market, tmp_path: 
     market.prices.filter(pl.col("entity_id").is_in(kept)).write_parquet(fewer)
 
     def vectors(prices: Path, market_id: str | None, out: str) -> pl.DataFrame:
-        config = BuildConfig(prices=prices, out=tmp_path / out, market=market_id)
+        config = BuildConfig(prices=prices, out=tmp_path / out, market=market_id, model=JOINT_V2)
         pipeline.run(config, [day])
         rows = read_table(tmp_path / out, "joint_embeddings", day)
         return rows.filter(pl.col("kind") == "entity").select("entity_id", "vector", "fragility")

@@ -27,7 +27,7 @@ from stabfrag.features.plan import compute_features
 from stabfrag.features.registry import FEATURE_NAMES
 from stabfrag.ingest.prices import read_prices, validate
 from stabfrag.ingest.window import as_of_dates
-from stabfrag.model.bundle import load_models
+from stabfrag.model.bundle import joint_models, load_models
 from stabfrag.model.encoder import Encoder, impute
 from stabfrag.model.fit import (
     STAB_V2,
@@ -151,7 +151,9 @@ def fit_v2(
     tau_fit: float = 0.1,
 ) -> dict[str, Any]:
     """Fit joint-stab-fragility-v2 on synthetic ground truth and write its artefacts."""
-    v1 = load_models(None, JOINT_V1).stab
+    # The calibration of the folder's own v1 (after `stabfrag calibrate`), else the shipped one.
+    own = JOINT_V1 in joint_models(model_dir)
+    v1 = load_models(model_dir if own else None, JOINT_V1).stab
     raw = [ground_truth(u, v1) for u in (*train, validation)]
     covariance = imputation_covariance(np.vstack([z for z, _, _ in raw[:-1]]))
     xs = [inputs(z, states, covariance) for z, states, _ in raw]
