@@ -194,6 +194,30 @@ def fit_calibration(frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
     return np.where(empty, 0.0, center), scale
 
 
+def feature_entries(
+    names: tuple[str, ...],
+    center: np.ndarray,
+    scale: np.ndarray,
+    *,
+    weight: np.ndarray | None = None,
+) -> list[dict[str, Any]]:
+    """The manifest's description of each feature: transform, calibration, group (weight)."""
+    entries: list[dict[str, Any]] = [
+        {
+            "name": n,
+            "transform": SPEC_OF[n].transform,
+            "center": float(c),
+            "scale": float(sc),
+            "group": SPEC_OF[n].group,
+        }
+        for n, c, sc in zip(names, center, scale, strict=True)
+    ]
+    if weight is not None:
+        for entry, w in zip(entries, weight, strict=True):
+            entry["weight"] = float(w)
+    return entries
+
+
 def write_encoder(
     folder: Path,
     model_id: str,
@@ -218,19 +242,9 @@ def write_encoder(
         "kind": "numeric-encoder",
         "feature_set": FEATURE_SET,
         "feature_set_hash": feature_set_hash(),
-        "features": [
-            {
-                "name": n,
-                "transform": SPEC_OF[n].transform,
-                "center": float(c),
-                "scale": float(s),
-                "group": SPEC_OF[n].group,
-                "weight": float(w),
-            }
-            for n, c, s, w in zip(
-                FEATURE_NAMES, center, scale, group_weights(FEATURE_NAMES), strict=True
-            )
-        ],
+        "features": feature_entries(
+            FEATURE_NAMES, center, scale, weight=group_weights(FEATURE_NAMES)
+        ),
         "calibration": {
             **calibration,
             "method": "median, 1.4826*MAD, clip [-6, 6], null -> 0",

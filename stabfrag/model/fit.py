@@ -29,7 +29,7 @@ from stabfrag.features.registry import (
     SPEC_OF,
     feature_set_hash,
 )
-from stabfrag.model.encoder import Encoder, projection_for
+from stabfrag.model.encoder import Encoder, feature_entries, projection_for
 from stabfrag.model.joint import DEFAULT_TAU, DEFAULT_WEIGHTS, JOINT_V2, write_joint
 from stabfrag.model.manifest import created_now, save_npy, sha256_file, write_manifest
 from stabfrag.schema import DIM
@@ -173,16 +173,7 @@ def write_v2(
             "kind": "context-encoder",
             "feature_set": FEATURE_SET,
             "feature_set_hash": feature_set_hash(),
-            "features": [
-                {
-                    "name": n,
-                    "transform": SPEC_OF[n].transform,
-                    "center": float(c),
-                    "scale": float(s),
-                    "group": SPEC_OF[n].group,
-                }
-                for n, c, s in zip(v1.features, v1.center, v1.scale, strict=True)
-            ],
+            "features": feature_entries(v1.features, v1.center, v1.scale),
             "input": "[z (clipped robust z-scores, nulls imputed), market context z, 1]",
             "input_weights": [float(w) for w in weights],
             "fitted_multipliers": fitted,
