@@ -26,19 +26,55 @@ from stabfrag.sinks.base import Partition, Sink
 from stabfrag.sinks.dataset import TABLE_SCHEMAS, partitions, read_table
 from stabfrag.sinks.pgcopy import COPY_COLUMNS, Hook, copy_rows
 
+DSN_FORM = "postgresql://user:password@host:port/db or key=value pairs"
+
+
+def checked_dsn(dsn: str) -> dict[str, str]:
+    """The DSN's parameters; a DSN that does not parse is refused without echoing any of it
+    (it may hold a password), and so is a URL whose password holds an unencoded '@'."""
+    authority = dsn.split("://", 1)[1].split("/", 1)[0] if "://" in dsn else ""
+    if authority.count("@") > 1:
+        raise SinkError(
+            "the PostgreSQL DSN has more than one '@' before its host: percent-encode an '@' "
+            "in the password as %40 (the DSN is not shown: it holds a password)"
+        )
+    try:
+        params = psycopg.conninfo.conninfo_to_dict(dsn)
+    except psycopg.ProgrammingError:
+        raise SinkError(
+            f"the PostgreSQL DSN cannot be parsed; expected {DSN_FORM} (the DSN is not "
+            "shown: it may hold a password)"
+        ) from None
+    return {k: str(v) for k, v in params.items() if v is not None}
+
+
+def _passwords(dsn: str) -> list[str]:
+    """The DSN's password as parsed and as written (URL-encoded or not), longest first."""
+    found = set()
+    try:
+        parsed = psycopg.conninfo.conninfo_to_dict(dsn).get("password")
+        if parsed:
+            found.add(str(parsed))
+    except psycopg.ProgrammingError:
+        pass
+    if "://" in dsn:
+        userinfo = dsn.split("://", 1)[1].split("/", 1)[0].rpartition("@")[0]
+        if ":" in userinfo:
+            found.add(userinfo.split(":", 1)[1])
+    return sorted(found, key=len, reverse=True)
+
 
 def redact(text: str, dsn: str | None) -> str:
-    """Remove the DSN's password (and any password=... or user:pass@) from a message."""
+    """Remove the DSN's password (and any password=... or user:pass@) from a message.
+
+    The password is removed where it stands as a token of its own, so a short password does
+    not blank out the same letters inside other words.
+    """
     out = text
-    if dsn:
-        try:
-            password = psycopg.conninfo.conninfo_to_dict(dsn).get("password")
-        except psycopg.ProgrammingError:
-            password = None
-        if password:
-            out = out.replace(str(password), "***")
-    out = re.sub(r"(password\s*=\s*)\S+", r"\1***", out, flags=re.IGNORECASE)
-    return re.sub(r"(://[^:/@\s]+:)[^@\s]+@", r"\1***@", out)
+    for password in _passwords(dsn) if dsn else []:
+        out = re.sub(rf"(?<![\w]){re.escape(password)}(?![\w])", "***", out)
+    out = re.sub(r"(password\s*=\s*)('[^']*'|\S+)", r"\1***", out, flags=re.IGNORECASE)
+    return re.sub(r"(://[^:/@\s]+:)[^/\s]+@", r"\1***@", out)
 
 
 def one_line(exc: BaseException, dsn: str | None) -> str:
@@ -47,6 +83,7 @@ def one_line(exc: BaseException, dsn: str | None) -> str:
 
 
 def connect(dsn: str, *, connect_timeout: int = 10) -> psycopg.Connection:
+    checked_dsn(dsn)
     try:
         return psycopg.connect(dsn, connect_timeout=connect_timeout, autocommit=False)
     except (psycopg.Error, OSError) as exc:
@@ -217,7 +254,8 @@ class PostgresSink(Sink):
         self.dsn = dsn
         self.table = table
         self.staging = staging
-        table_ident(table)  # refuse a bad name before any work
+        table_ident(table)  # refuse a bad name or DSN before any work
+        checked_dsn(dsn)
         self.staged: list[pl.DataFrame] = []
         self.rows = 0
 
