@@ -61,3 +61,25 @@ def test_build_refuses_a_bad_dsn_before_it_builds(market_dir: Path, tmp_path: Pa
     )
     assert res.exit_code == 2 and not _leaks(res.stdout + res.stderr)
     assert not (out / "joint_embeddings").exists()
+
+
+@pytest.mark.parametrize("as_of", ["2042-12-31", "0001-01-01", "1990-01-01"])
+def test_build_outside_the_data_is_refused(as_of: str, market_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    res = runner.invoke(
+        app,
+        [
+            "build",
+            "--as-of",
+            as_of,
+            "--prices",
+            str(market_dir / "prices.parquet"),
+            "--out",
+            str(out),
+        ],
+    )
+    assert res.exit_code == 2, res.stdout
+    assert "Traceback" not in res.stdout + res.stderr
+    line = res.stderr.strip()
+    assert len(line.splitlines()) == 1 and "holds dates from" in line, line
+    assert not (out / "joint_embeddings").exists()

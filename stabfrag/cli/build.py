@@ -72,8 +72,14 @@ def build(
     max_reject_share: MaxRejectOpt = 0.05,
 ) -> None:
     """Build the joint space as of one date: Parquet partitions and stabfrag.duckdb."""
+    from stabfrag.ingest.window import check_as_of
+
     day = parse_date(as_of, "--as-of")
     config = build_config(locals())
+    try:
+        check_as_of(prices, day, max_staleness_days=max_staleness_days)
+    except StabfragError as exc:
+        fail(str(exc))
     _run(config, [day], as_json=as_json, max_reject_share=max_reject_share)
 
 

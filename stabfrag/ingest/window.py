@@ -11,6 +11,7 @@ from pathlib import Path
 
 import polars as pl
 
+from stabfrag.errors import InputError
 from stabfrag.ingest.prices import ROW, read_prices, row_reason, scan_prices, window_filter
 from stabfrag.schema import DATE, ENTITY
 
@@ -76,6 +77,31 @@ def read_window(
         .collect()
     )
     return pl.concat([raw, older]).sort(ROW) if older.height else raw
+
+
+def data_span(path: Path) -> tuple[dt.date, dt.date]:
+    """The first and last date of a prices file (InputError when it holds none)."""
+    span = (
+        scan_prices(path)
+        .select(pl.col(DATE).min().alias("first"), pl.col(DATE).max().alias("last"))
+        .collect()
+    )
+    first, last = span.row(0)
+    if not isinstance(first, dt.date) or not isinstance(last, dt.date):
+        raise InputError(path, "no dated rows")
+    return first, last
+
+
+def check_as_of(path: Path, as_of: dt.date, *, max_staleness_days: int) -> None:
+    """Refuse an as-of date at which no entity of the file can have a state: before its
+    first date, or later than its last date plus the staleness limit."""
+    first, last = data_span(path)
+    if not first <= as_of <= last + dt.timedelta(days=max_staleness_days):
+        raise InputError(
+            path,
+            f"holds dates from {first} to {last}; as of {as_of} no entity can have a state "
+            f"(the staleness limit is {max_staleness_days} days)",
+        )
 
 
 def as_of_dates(path: Path, start: dt.date, end: dt.date, freq: str) -> list[dt.date]:
