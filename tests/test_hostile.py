@@ -83,3 +83,93 @@ def test_build_outside_the_data_is_refused(as_of: str, market_dir: Path, tmp_pat
     line = res.stderr.strip()
     assert len(line.splitlines()) == 1 and "holds dates from" in line, line
     assert not (out / "joint_embeddings").exists()
+
+
+@pytest.mark.parametrize("weights", ["stab=0,scen=0,prof=0", "stab=0,scen=0"])
+def test_weights_that_leave_no_branch_are_refused(weights: str, market_dir: Path) -> None:
+    res = runner.invoke(
+        app,
+        [
+            "build",
+            "--as-of",
+            "2024-12-31",
+            "--prices",
+            str(market_dir / "prices.parquet"),
+            "--weights",
+            weights,
+        ],
+    )
+    assert res.exit_code == 2 and "stab or scen" in res.stderr, res.stderr
+
+
+def test_a_library_without_high_scenarios_gives_null_fragility(
+    market_dir: Path, tmp_path: Path
+) -> None:
+    import json
+
+    import polars as pl
+
+    from stabfrag.sinks.dataset import read_table
+
+    library = tmp_path / "lib"
+    library.mkdir()
+    (library / "medium.toml").write_text(
+        """[[scenario]]
+id = "SCN_ONLY_MEDIUM"
+kind = "synthetic"
+shock_type = "EQUITY_CRASH"
+severity = "MEDIUM"
+description = "a fall"
+horizon_days = 40
+price_shock = -0.2
+vol_multiplier = 2.0
+volume_multiplier = 1.5
+"""
+    )
+    out = tmp_path / "o"
+    res = runner.invoke(
+        app,
+        [
+            "build",
+            "--as-of",
+            "2024-12-31",
+            "--prices",
+            str(market_dir / "prices.parquet"),
+            "--scenarios",
+            str(library),
+            "--out",
+            str(out),
+            "--json",
+        ],
+    )
+    assert res.exit_code == 0, res.stderr
+    summary = json.loads(res.stdout)
+    assert any("HIGH" in w for w in summary["warnings"]), summary
+    rows = read_table(out, "joint_embeddings", __import__("datetime").date(2024, 12, 31))
+    states = rows.filter(pl.col("kind") == "entity")
+    assert states["fragility"].null_count() == states.height
+    assert not states["fragility"].is_nan().any()
+
+
+def test_sinks_refuse_non_finite_vectors(built: Path, tmp_path: Path) -> None:
+    import numpy as np
+    import polars as pl
+
+    from stabfrag.errors import SinkError
+    from stabfrag.schema import VECTOR_TYPE
+    from stabfrag.sinks.base import Partition
+    from stabfrag.sinks.dataset import partitions, read_table
+    from stabfrag.sinks.parquet import ParquetSink
+
+    day = partitions(built)[-1]
+    joint = read_table(built, "joint_embeddings", day)
+    vectors = joint["vector"].to_numpy().copy()
+    vectors[0, 0] = np.nan
+    bad = joint.with_columns(pl.Series("vector", vectors, dtype=VECTOR_TYPE))
+    sink = ParquetSink(tmp_path / "o")
+    with pytest.raises(SinkError, match="non-finite"), sink:
+        sink.write(Partition(day, {"joint_embeddings": bad}))
+        sink.commit()
+    assert not (tmp_path / "o" / "joint_embeddings").exists() or not any(
+        (tmp_path / "o").rglob("part-0.parquet")
+    )

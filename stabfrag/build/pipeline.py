@@ -24,6 +24,7 @@ from stabfrag.build.rows import entity_scope, joint_rows, scenario_scope
 from stabfrag.build.scenario_space import Key, ScenarioLibrary, ScenarioSpace
 from stabfrag.build.summary import RunSummary
 from stabfrag.config import BuildConfig
+from stabfrag.errors import ConfigError
 from stabfrag.features.plan import compute_features
 from stabfrag.features.registry import FEATURE_NAMES, LOOKBACK_ROWS
 from stabfrag.ingest.entities import read_entities
@@ -77,6 +78,15 @@ class Builder:
             )
             self.profiles = read_profiles(config.profiles) if config.profiles else None
             self.fingerprint = fingerprint(config, self.library, self.weights)
+        if self.weights["stab"] + self.weights["scen"] <= 0:
+            raise ConfigError(
+                "--weights: stab or scen must be above 0 (a state without a profile would "
+                "have no vector)"
+            )
+        if not any(s.severity == "HIGH" for s in self.library):
+            self.summary.warnings.append(
+                "the scenario library has no HIGH-severity scenario: fragility is null"
+            )
         self.summary.models = self.models.hashes()
         self.summary.weights = self.weights
 

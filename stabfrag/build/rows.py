@@ -52,7 +52,11 @@ def scenario_scope(table: pl.DataFrame, library: tuple[Scenario, ...]) -> pl.Ser
 
 
 def _values(name: str, values: np.ndarray | None, dtype: pl.DataType) -> pl.Expr | pl.Series:
-    return pl.lit(None, dtype).alias(name) if values is None else pl.Series(name, values)
+    if values is None:
+        return pl.lit(None, dtype).alias(name)
+    series = pl.Series(name, values)
+    # What cannot be computed (no HIGH scenario: no fragility) is null, never NaN.
+    return series.fill_nan(None) if series.dtype.is_float() else series
 
 
 def joint_rows(

@@ -73,6 +73,7 @@ class RunSummary:
     entities_rejected: dict[str, int] = field(default_factory=dict)
     scenario_rows: int = 0
     states_without_context: int = 0  # states whose date had no market reference (v2)
+    warnings: list[str] = field(default_factory=list)
     models: dict[str, str] = field(default_factory=dict)
     weights: dict[str, float] = field(default_factory=dict)
     timings: Timings = field(default_factory=Timings)
@@ -97,6 +98,7 @@ class RunSummary:
             "entity_rejects_by_reason": dict(sorted(self.entities_rejected.items())),
             "scenario_rows": self.scenario_rows,
             "states_without_context": self.states_without_context,
+            "warnings": self.warnings,
             "models": self.models,
             "weights": self.weights,
             "timings_s": {k: round(v, 3) for k, v in self.timings.seconds.items()},

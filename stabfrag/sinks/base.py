@@ -10,7 +10,10 @@ import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import polars as pl
+
+from stabfrag.errors import SinkError
 
 
 @dataclass(frozen=True)
@@ -31,6 +34,11 @@ class Sink:
         """Check the destination before any work (default: nothing to check)."""
 
     def write(self, partition: Partition) -> None:
+        """Check the partition, then stage it: no non-finite value ever reaches a sink."""
+        check_finite(partition)
+        self.stage(partition)
+
+    def stage(self, partition: Partition) -> None:
         raise NotImplementedError
 
     def commit(self) -> None:
@@ -47,3 +55,15 @@ class Sink:
     def __exit__(self, *exc: object) -> None:
         if not self.committed:
             self.rollback()
+
+
+def check_finite(partition: Partition) -> None:
+    """Refuse a partition whose vectors or float columns hold NaN or infinity."""
+    for name, frame in partition.tables.items():
+        if frame.height == 0:
+            continue
+        if "vector" in frame.columns and not np.isfinite(frame["vector"].to_numpy()).all():
+            raise SinkError(f"{name} {partition.as_of}: a vector holds non-finite values")
+        for col, dtype in frame.schema.items():
+            if dtype.is_float() and (frame[col].is_nan() | frame[col].is_infinite()).any():
+                raise SinkError(f"{name} {partition.as_of}: column {col} holds non-finite values")

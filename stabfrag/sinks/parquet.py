@@ -19,7 +19,7 @@ class ParquetSink(Sink):
         self.out = out
         self.staged: list[tuple[Path, Path]] = []
 
-    def write(self, partition: Partition) -> None:
+    def stage(self, partition: Partition) -> None:
         for table, frame in partition.tables.items():
             final = partition_dir(self.out, table, partition.as_of) / PART
             final.parent.mkdir(parents=True, exist_ok=True)

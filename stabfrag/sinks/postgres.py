@@ -259,7 +259,7 @@ class PostgresSink(Sink):
         self.staged: list[pl.DataFrame] = []
         self.rows = 0
 
-    def write(self, partition: Partition) -> None:
+    def stage(self, partition: Partition) -> None:
         self.staged.append(partition.tables["joint_embeddings"])
 
     def commit(self) -> None:
