@@ -173,3 +173,69 @@ def test_sinks_refuse_non_finite_vectors(built: Path, tmp_path: Path) -> None:
     assert not (tmp_path / "o" / "joint_embeddings").exists() or not any(
         (tmp_path / "o").rglob("part-0.parquet")
     )
+
+
+def _copy(built: Path, tmp_path: Path) -> Path:
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(built, out)
+    return out
+
+
+@pytest.mark.pg
+def test_load_takes_only_committed_partitions(
+    built: Path, tmp_path: Path, pg_dsn: str, pg_schema: str
+) -> None:
+    """A partition without its manifest (a write that crashed) is not loaded."""
+    import psycopg
+    from psycopg import sql
+
+    from stabfrag.sinks.dataset import manifest_path, partitions
+
+    out = _copy(built, tmp_path)
+    days = partitions(out)
+    manifest_path(out, days[-1]).unlink()
+    table = f"{pg_schema}.joint_embeddings"
+    assert (
+        runner.invoke(app, ["db", "init", "--pg-dsn", pg_dsn, "--pg-table", table]).exit_code == 0
+    )
+    res = runner.invoke(app, ["load", "--out", str(out), "--pg-dsn", pg_dsn, "--pg-table", table])
+    assert res.exit_code == 0, res.stderr
+    with psycopg.connect(pg_dsn) as conn:
+        loaded = conn.execute(
+            sql.SQL("SELECT DISTINCT as_of_date FROM {} ORDER BY 1").format(
+                sql.Identifier(pg_schema, "joint_embeddings")
+            )
+        ).fetchall()
+    assert [d for (d,) in loaded] == days[:-1]
+
+
+def test_a_stray_folder_is_ignored(built: Path, tmp_path: Path) -> None:
+    """A copied-aside partition folder neither crashes the readers nor doubles a date."""
+    import shutil
+
+    import duckdb
+
+    from stabfrag.sinks.dataset import partition_dir, partitions
+    from stabfrag.sinks.duckdb import write_views
+
+    out = _copy(built, tmp_path)
+    day = partitions(out)[-1]
+    for table in ("joint_embeddings", "features"):
+        src = partition_dir(out, table, day)
+        shutil.copytree(src, src.with_name(src.name + ".bak"))
+    write_views(out)
+    assert partitions(out)[-1] == day
+    res = runner.invoke(app, ["query", "fragile", "--out", str(out), "--format", "csv"])
+    assert res.exit_code == 0 and "Traceback" not in res.stdout + res.stderr, res.stderr
+    con = duckdb.connect(str(out / "stabfrag.duckdb"), read_only=True)
+    try:
+        n = con.execute(
+            "SELECT count(*) FROM joint_embeddings WHERE as_of_date = ?", [day]
+        ).fetchone()
+    finally:
+        con.close()
+    from stabfrag.sinks.dataset import read_table
+
+    assert n is not None and n[0] == read_table(out, "joint_embeddings", day).height

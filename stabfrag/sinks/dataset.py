@@ -44,15 +44,20 @@ def read_manifest(out: Path, as_of: dt.date) -> dict[str, Any] | None:
 
 
 def partitions(out: Path, table: str = "joint_embeddings") -> list[dt.date]:
-    """The as-of dates with a committed file for `table`, ascending."""
+    """The committed as-of dates of `table` (the file and the date's manifest in place),
+    ascending; a folder whose name is no date (one copied aside, as_of_date=....bak) is
+    not a partition."""
     root = out / table
     if not root.is_dir():
         return []
-    dates = [
-        dt.date.fromisoformat(p.name.split("=", 1)[1])
-        for p in root.glob("as_of_date=*")
-        if (p / PART).exists()
-    ]
+    dates = []
+    for folder in root.glob("as_of_date=*"):
+        try:
+            day = dt.date.fromisoformat(folder.name.split("=", 1)[1])
+        except ValueError:
+            continue
+        if (folder / PART).exists() and manifest_path(out, day).exists():
+            dates.append(day)
     return sorted(dates)
 
 

@@ -22,7 +22,8 @@ def view_sql(out: Path) -> list[str]:
     root = out.resolve()
     stmts = []
     for table in TABLES:
-        glob = _quote(str(root / table / "as_of_date=*" / "part-0.parquet"))
+        # Date-named folders only: a folder copied aside (as_of_date=....bak) is no partition.
+        glob = _quote(str(root / table / "as_of_date=????-??-??" / "part-0.parquet"))
         # as_of_date is a column of every file, so the Hive key is not added again.
         source = f"read_parquet({glob}, hive_partitioning = false, union_by_name = false)"
         if table == "joint_embeddings":
@@ -35,7 +36,7 @@ def view_sql(out: Path) -> list[str]:
 
 def write_views(out: Path) -> Path:
     """(Re)create stabfrag.duckdb with the views; built aside and renamed into place."""
-    present = [t for t in TABLES if any((out / t).glob("as_of_date=*/part-0.parquet"))]
+    present = [t for t in TABLES if any((out / t).glob("as_of_date=????-??-??/part-0.parquet"))]
 
     def build(tmp: Path) -> None:
         con = duckdb.connect(str(tmp))
