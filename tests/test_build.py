@@ -56,6 +56,7 @@ def test_rerun_gives_identical_bytes(built: Path, market_dir: Path, tmp_path: Pa
 
 def test_duckdb_views_give_float384_and_cosine(built: Path) -> None:
     con = duckdb.connect(str(built / "stabfrag.duckdb"), read_only=True)
+    con.execute(f"SET file_search_path = '{built}'")  # the views' paths are relative
     kind = con.sql("SELECT typeof(vector) FROM joint_embeddings LIMIT 1").fetchall()[0][0]
     assert kind == f"FLOAT[{DIM}]"
     sims = con.sql(

@@ -230,6 +230,7 @@ def test_a_stray_folder_is_ignored(built: Path, tmp_path: Path) -> None:
     res = runner.invoke(app, ["query", "fragile", "--out", str(out), "--format", "csv"])
     assert res.exit_code == 0 and "Traceback" not in res.stdout + res.stderr, res.stderr
     con = duckdb.connect(str(out / "stabfrag.duckdb"), read_only=True)
+    con.execute(f"SET file_search_path = '{out}'")
     try:
         n = con.execute(
             "SELECT count(*) FROM joint_embeddings WHERE as_of_date = ?", [day]
@@ -239,3 +240,20 @@ def test_a_stray_folder_is_ignored(built: Path, tmp_path: Path) -> None:
     from stabfrag.sinks.dataset import read_table
 
     assert n is not None and n[0] == read_table(out, "joint_embeddings", day).height
+
+
+def test_a_copied_output_folder_reads_its_own_files(built: Path, tmp_path: Path) -> None:
+    """Views resolve relative to their folder: a copy answers from itself, and keeps
+    answering once the original is gone."""
+    import shutil
+
+    from stabfrag.sinks.duckdb import write_views
+
+    original = _copy(built, tmp_path)
+    write_views(original)  # the views of the folder that is then moved
+    copy = tmp_path / "moved"
+    shutil.copytree(original, copy)
+    shutil.rmtree(original)
+    res = runner.invoke(app, ["query", "fragile", "--out", str(copy), "--format", "csv"])
+    assert res.exit_code == 0 and "Traceback" not in res.stdout + res.stderr, res.stderr
+    assert res.stdout.count("\n") > 1

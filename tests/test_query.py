@@ -103,6 +103,7 @@ def test_every_sql_file_runs_in_a_bare_connection(built: Path, path: Path) -> No
     d = partitions(built)[-1]
     ent = _split(built, d)[0]["entity_id"][0]
     con = duckdb.connect()
+    con.execute(f"SET file_search_path = '{built}'")  # as README says: views are relative
     con.execute(f"ATTACH '{built / 'stabfrag.duckdb'}' AS sf (READ_ONLY)")
     con.execute("USE sf")
     params = {

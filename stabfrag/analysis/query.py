@@ -10,7 +10,7 @@ import polars as pl
 
 from stabfrag.config import packaged
 from stabfrag.errors import QueryError
-from stabfrag.sinks.duckdb import DB_NAME
+from stabfrag.sinks.duckdb import DB_NAME, search_path
 
 
 def sql_dir() -> Path:
@@ -25,7 +25,9 @@ def connect(out: Path) -> duckdb.DuckDBPyConnection:
     db = out / DB_NAME
     if not db.exists():
         raise QueryError(f"{out}: no {DB_NAME}; run stabfrag build first")
-    return duckdb.connect(str(db), read_only=True)
+    con = duckdb.connect(str(db), read_only=True)
+    search_path(con, out)
+    return con
 
 
 def run_sql(out: Path, name: str, params: dict[str, Any]) -> pl.DataFrame:

@@ -161,4 +161,4 @@ def demo(
         "entity_id", "fragility", "nearest_scenario", "nearest_similarity"
     )
     print_frame(top, fmt="table", title=f"10 most fragile entities, {as_of}")
-    typer.echo(f"query it: duckdb {out / 'stabfrag.duckdb'}")
+    typer.echo(f"query it: cd {out} && duckdb stabfrag.duckdb")

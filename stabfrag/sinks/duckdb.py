@@ -17,13 +17,19 @@ def _quote(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def view_sql(out: Path) -> list[str]:
-    """CREATE VIEW statements over the dataset at `out` (absolute paths: any cwd works)."""
-    root = out.resolve()
+def search_path(con: duckdb.DuckDBPyConnection, out: Path) -> None:
+    """Resolve the views' relative paths against the output folder `out`."""
+    con.execute(f"SET file_search_path = {_quote(str(out.resolve()))}")
+
+
+def view_sql() -> list[str]:
+    """CREATE VIEW statements over the dataset, with paths relative to its folder, so an
+    output folder can be moved, copied and shared (a client opens it from inside the
+    folder, or sets file_search_path to it)."""
     stmts = []
     for table in TABLES:
         # Date-named folders only: a folder copied aside (as_of_date=....bak) is no partition.
-        glob = _quote(str(root / table / "as_of_date=????-??-??" / "part-0.parquet"))
+        glob = _quote(f"{table}/as_of_date=????-??-??/part-0.parquet")
         # as_of_date is a column of every file, so the Hive key is not added again.
         source = f"read_parquet({glob}, hive_partitioning = false, union_by_name = false)"
         if table == "joint_embeddings":
@@ -41,7 +47,8 @@ def write_views(out: Path) -> Path:
     def build(tmp: Path) -> None:
         con = duckdb.connect(str(tmp))
         try:
-            for table, stmt in zip(TABLES, view_sql(out), strict=True):
+            search_path(con, out)
+            for table, stmt in zip(TABLES, view_sql(), strict=True):
                 if table in present:
                     con.execute(stmt)
             con.execute("CHECKPOINT")
