@@ -257,3 +257,72 @@ def test_a_copied_output_folder_reads_its_own_files(built: Path, tmp_path: Path)
     res = runner.invoke(app, ["query", "fragile", "--out", str(copy), "--format", "csv"])
     assert res.exit_code == 0 and "Traceback" not in res.stdout + res.stderr, res.stderr
     assert res.stdout.count("\n") > 1
+
+
+def _prices_with_ids(ids: list[str], days: int = 70):
+    import datetime as dt
+
+    import polars as pl
+
+    dates = [dt.date(2020, 1, 1) + dt.timedelta(days=i) for i in range(days)]
+    return pl.DataFrame(
+        {
+            "entity_id": [e for e in ids for _ in dates],
+            "date": dates * len(ids),
+            "close": [100.0 + i for _ in ids for i in range(days)],
+        }
+    )
+
+
+@pytest.mark.parametrize(
+    ("bad", "why"),
+    [
+        ("   ", "blank"),
+        (" E00001.EU ", "surrounding spaces"),
+        ("E0\n1", "control character"),
+        ("E0\t1", "control character"),
+        ("E0\x001", "control character"),
+    ],
+)
+def test_bad_entity_ids_are_rejected(bad: str, why: str, tmp_path: Path) -> None:
+    from stabfrag.ingest.prices import read_prices, validate
+
+    path = tmp_path / "p.parquet"
+    _prices_with_ids(["E00001.EU", bad]).write_parquet(path)
+    v = validate(read_prices(path))
+    rejected = v.rejects.filter(v.rejects["reason"] == "bad_entity_id")
+    assert rejected.height == 70 and why in rejected["detail"][0], rejected["detail"][0]
+    assert "\n" not in rejected["detail"][0] and "\x00" not in rejected["detail"][0]
+    assert v.prices["entity_id"].unique().to_list() == ["E00001.EU"]
+    assert v.entities_in == 1  # a rejected id is not an entity
+    assert v.rows_in == v.prices.height + v.rows_rejected + v.rows_of_rejected_entities
+
+
+def test_timestamps_become_dates_by_a_stated_rule(tmp_path: Path) -> None:
+    """A timestamp is a date when it is midnight in UTC or in its own time zone; any other
+    time of day is rejected as bad_date."""
+    import datetime as dt
+
+    import polars as pl
+
+    from stabfrag.ingest.prices import read_prices, validate
+
+    frame = _prices_with_ids(["A.US"], days=80)
+    utc_midnight = frame.with_columns(
+        pl.col("date").cast(pl.Datetime("us", "UTC")).dt.convert_time_zone("America/New_York")
+    )
+    path = tmp_path / "ny.parquet"
+    utc_midnight.write_parquet(path)
+    assert validate(read_prices(path)).prices["date"].to_list() == frame["date"].to_list()
+    local_midnight = frame.with_columns(
+        pl.col("date").cast(pl.Datetime("us")).dt.replace_time_zone("America/New_York")
+    )
+    local_midnight.write_parquet(path)
+    assert validate(read_prices(path)).prices["date"].to_list() == frame["date"].to_list()
+    afternoon = frame.with_columns(
+        pl.col("date").cast(pl.Datetime("us")) + dt.timedelta(hours=15, minutes=30)
+    )
+    afternoon.write_parquet(path)
+    v = validate(read_prices(path))
+    assert v.prices.height == 0
+    assert set(v.rejects["reason"]) == {"bad_date", "no_valid_rows"}

@@ -62,18 +62,55 @@ def _numeric(name: str, dtype: pl.DataType, path: Path, fmt: str) -> pl.Expr:
 
 
 def _date(dtype: pl.DataType, path: Path) -> pl.Expr:
+    """The date column as dates. A timestamp is a date when it is midnight in UTC or in its
+    own time zone (so UTC-midnight instants stored in New York time keep their day); any
+    other time of day gives null, and the row is rejected as bad_date."""
     if dtype == pl.Date():
         return pl.col(DATE)
     if isinstance(dtype, pl.Datetime):
-        return pl.col(DATE).dt.date()
+        ts = pl.col(DATE)
+        midnight = dt.time(0, 0)
+        if dtype.time_zone is None:
+            return pl.when(ts.dt.time() == midnight).then(ts.dt.date())
+        utc = ts.dt.convert_time_zone("UTC")
+        return (
+            pl.when(utc.dt.time() == midnight)
+            .then(utc.dt.date())
+            .when(ts.dt.time() == midnight)
+            .then(ts.dt.date())
+        )
     if dtype == pl.String():
         return pl.col(DATE).str.strip_chars().str.to_date("%Y-%m-%d", strict=False)
     raise InputError(path, f"column {DATE} has type {dtype}, expected a date")
 
 
 def _raw_text(name: str, dtype: pl.DataType) -> pl.Expr:
-    """The text a value was read from, kept only where parsing can fail (text columns)."""
-    return pl.col(name) if dtype == pl.String() else pl.lit(None, pl.String)
+    """The text a value was read from, kept only where parsing can fail (text columns and
+    timestamps)."""
+    if dtype == pl.String() or isinstance(dtype, pl.Datetime):
+        return pl.col(name).cast(pl.String)
+    return pl.lit(None, pl.String)
+
+
+CONTROL = r"[\x00-\x1f\x7f]"
+
+
+def entity_id_problem() -> pl.Expr:
+    """Why an entity_id cannot name an entity, or null: missing, blank, too long, with
+    surrounding spaces (trimming could merge two entities) or a control character."""
+    eid = pl.col(ENTITY)
+    return (
+        pl.when(eid.is_null())
+        .then(pl.lit("missing"))
+        .when(eid.str.strip_chars().str.len_chars() == 0)
+        .then(pl.lit("blank"))
+        .when(eid.str.len_chars() > MAX_ENTITY_ID)
+        .then(pl.lit(f"longer than {MAX_ENTITY_ID} characters"))
+        .when(eid.str.contains(CONTROL))
+        .then(pl.lit("a control character"))
+        .when(eid != eid.str.strip_chars())
+        .then(pl.lit("surrounding spaces"))
+    )
 
 
 def scan_prices(path: Path | str) -> pl.LazyFrame:
@@ -137,13 +174,10 @@ def window_filter(start: dt.date | None, end: dt.date, *, include_undated: bool 
 
 def row_reason() -> pl.Expr:
     """The first rule a row breaks, or null; order matters only for the reason shown."""
-    eid = pl.col(ENTITY)
     close = pl.col("close")
     vol = pl.col("volume")
     return (
-        pl.when(eid.is_null() | (eid.str.len_chars() == 0))
-        .then(pl.lit("bad_entity_id"))
-        .when(eid.str.len_chars() > MAX_ENTITY_ID)
+        pl.when(entity_id_problem().is_not_null())
         .then(pl.lit("bad_entity_id"))
         .when(pl.col(DATE).is_null())
         .then(pl.lit("bad_date"))
@@ -168,7 +202,12 @@ def row_reason() -> pl.Expr:
 def _row_detail() -> pl.Expr:
     reason = pl.col("reason")
     raw = {
-        "bad_entity_id": pl.format("entity_id '{}'", pl.col(ENTITY).fill_null("<null>")),
+        # Control characters shown as '?': a detail is one printable line.
+        "bad_entity_id": pl.format(
+            "entity_id '{}': {}",
+            pl.col(ENTITY).fill_null("<null>").str.replace_all(CONTROL, "?"),
+            entity_id_problem(),
+        ),
         "bad_date": pl.format("date '{}'", pl.col("_date_raw").fill_null("<null>")),
         "bad_close": pl.format(
             "close '{}'",
@@ -267,9 +306,7 @@ def validate(raw: pl.DataFrame, *, min_prices: int = MIN_PRICES) -> Validated:
     reconciled rejects. Staleness depends on an as-of date: build.requests applies it."""
     flagged = raw.with_columns(row_reason().alias("reason"))
     good, row_rejects, range_dropped_dates = _clean_rows(flagged)
-    named = flagged.filter(
-        pl.col(ENTITY).is_not_null() & (pl.col(ENTITY).str.len_chars().is_between(1, MAX_ENTITY_ID))
-    )
+    named = flagged.filter(entity_id_problem().is_null())
     all_ids = named.select(pl.col(ENTITY).unique())
     per_entity = good.group_by(ENTITY).agg(
         pl.len().alias("n"), pl.col(DATE).max().alias("last_date")
