@@ -31,9 +31,13 @@ def test_precision_at_k_known_answers() -> None:
     dates = np.array([dt.date(2000 + i, 1, 1) for i in range(6)], dtype="datetime64[D]")
     stress = np.array([True, True, True, False, False, False])
     assert precision_at_k(v, dates, stress, np.array([0, 1, 2]), k=2) == 1.0
-    # The gap removes every neighbour closer than a year: each query falls back on the rest.
+    # The gap removes every neighbour closer than a year: a query left with none is left
+    # out and counted, never scored zero.
     near = np.array([dt.date(2000, 1, 1 + i) for i in range(6)], dtype="datetime64[D]")
-    assert precision_at_k(v, near, stress, np.array([0]), k=2, gap_days=365) == 0.0
+    assert np.isnan(precision_at_k(v, near, stress, np.array([0]), k=2, gap_days=365))
+    from stabfrag.analysis.metrics import precision_counts
+
+    assert precision_counts(v, near, stress, np.array([0, 1]), k=2, gap_days=365)[1] == 2
 
 
 def _labels(tmp_path: Path, body: str) -> Path:

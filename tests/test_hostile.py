@@ -326,3 +326,28 @@ def test_timestamps_become_dates_by_a_stated_rule(tmp_path: Path) -> None:
     v = validate(read_prices(path))
     assert v.prices.height == 0
     assert set(v.rejects["reason"]) == {"bad_date", "no_valid_rows"}
+
+
+def test_evaluate_says_why_a_figure_is_missing(
+    built: Path, market_dir: Path, tmp_path: Path
+) -> None:
+    """Only stress labelled: no AUC can be computed, and evaluate says so (null, never NaN);
+    queries without an eligible neighbour are left out and counted, not scored zero."""
+    import json
+
+    labels = tmp_path / "labels.csv"
+    labels.write_text("start,end,label\n2000-01-01,2030-12-31,stress\n")
+    res = runner.invoke(
+        app,
+        ["evaluate", "--out", str(built), "--labels", str(labels), "--json", "--compare", "none"],
+    )
+    assert res.exit_code == 0, res.stderr
+    assert "NaN" not in res.stdout
+    result = json.loads(res.stdout)
+    for figures in result["figures"].values():
+        assert figures["state_auc"] is None and figures["calm_to_high"] is None
+    assert "calm" in result["unavailable"]["state_auc"]
+    assert result["states"]["analog_queries_without_neighbours"] >= 0
+    res = runner.invoke(app, ["evaluate", "--out", str(built), "--labels", str(labels)])
+    assert res.exit_code == 0 and "nan" not in res.stdout.lower()
+    assert "state_auc: n/a" in res.stdout

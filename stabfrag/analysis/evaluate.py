@@ -26,6 +26,8 @@ from stabfrag.analysis.metrics import (
     figures_of,
     per_episode,
     pooled,
+    precision_counts,
+    why_unavailable,
 )
 from stabfrag.analysis.plots import roc_curve, write_plots
 from stabfrag.analysis.spaces import (
@@ -226,6 +228,9 @@ def evaluate(
         rng = np.random.default_rng(seed)
         queries = np.sort(rng.choice(queries, MAX_QUERIES, replace=False))
     dates = tagged["as_of_date"].to_numpy()
+    _, lonely = precision_counts(
+        spaces[0].states[keep], sub["as_of_date"].to_numpy(), stress, queries
+    )
     figures, episodes, matches, sections, curves = {}, {}, {}, {}, {}
     for full in spaces:
         space = _take(full, keep)
@@ -258,7 +263,9 @@ def evaluate(
                 "calm": int((~stress).sum()),
                 "with_shock_type": int(sub["shock_type"].is_not_null().sum()),
                 "analog_queries": int(len(queries)),
+                "analog_queries_without_neighbours": lonely,
             },
+            "unavailable": why_unavailable(sub, len(queries), lonely),
             "analog_base_rate": float(stress.mean()),
             "figures": figures,
             "per_episode": episodes,

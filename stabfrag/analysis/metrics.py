@@ -37,9 +37,26 @@ def precision_at_k(
     distance: bool = False,
 ) -> float:
     """Mean share of stress states among each query's k nearest states more than gap_days
-    away in time. `vectors` are unit rows (cosine), or one column compared by distance."""
+    away in time. `vectors` are unit rows (cosine), or one column compared by distance.
+    Queries without any such neighbour are left out (NaN when none has one)."""
+    return precision_counts(
+        vectors, dates, stress, queries, k=k, gap_days=gap_days, distance=distance
+    )[0]
+
+
+def precision_counts(
+    vectors: np.ndarray,
+    dates: np.ndarray,
+    stress: np.ndarray,
+    queries: np.ndarray,
+    *,
+    k: int = 10,
+    gap_days: int = GAP_DAYS,
+    distance: bool = False,
+) -> tuple[float, int]:
+    """(precision@k over the queries that have a neighbour, queries that have none)."""
     days = dates.astype("datetime64[D]").astype(np.int64)
-    shares = []
+    shares, lonely = [], 0
     for lo in range(0, len(queries), 256):  # blocks of queries: bounded (256 x n) similarity
         q = queries[lo : lo + 256]
         if distance:
@@ -51,8 +68,11 @@ def precision_at_k(
         top = np.argpartition(-sims, k, axis=1)[:, :k]
         valid = np.take_along_axis(sims, top, axis=1) > -np.inf
         hits = (stress[top] & valid).sum(axis=1)
-        shares.append(hits / np.maximum(valid.sum(axis=1), 1))
-    return float(np.concatenate(shares).mean()) if shares else float("nan")
+        found = valid.sum(axis=1)
+        lonely += int((found == 0).sum())
+        shares.append(hits[found > 0] / found[found > 0])
+    values = np.concatenate(shares) if shares else np.zeros(0)
+    return (float(values.mean()) if len(values) else float("nan")), lonely
 
 
 def figures_of(
@@ -179,3 +199,20 @@ def cross_section(
         if positive[on].any() and (~positive[on]).any():
             aucs.append(auc(fragility[on], positive[on]))
     return {"dates": len(aucs), "mean_auc": float(np.mean(aucs)) if aucs else float("nan")}
+
+
+def why_unavailable(tagged: pl.DataFrame, queries: int, lonely: int) -> dict[str, str]:
+    """Why a figure cannot be computed on these labelled states, figure by figure."""
+    stress = (tagged["label"] == "stress").to_numpy()
+    why: dict[str, str] = {}
+    if not (~stress).any():
+        why["state_auc"] = "no calm state is labelled: nothing to tell stress from"
+        why["calm_to_high"] = "no calm state is labelled"
+    if not stress.any():
+        why["state_auc"] = "no stress state is labelled"
+        why["analog_precision_at_10"] = "no stress state is labelled: no query"
+    elif queries and lonely == queries:
+        why["analog_precision_at_10"] = f"no query has a neighbour more than {GAP_DAYS} days away"
+    if not tagged.filter(pl.col("label") == "stress")["shock_type"].is_not_null().any():
+        why["shock_type_accuracy"] = "no stress state has a shock type in the labels"
+    return why

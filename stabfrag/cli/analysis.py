@@ -79,6 +79,7 @@ def evaluate(
     import json
 
     from stabfrag.analysis.evaluate import evaluate as run_evaluation
+    from stabfrag.analysis.metrics import GAP_DAYS
 
     models = None if compare is None else [m for m in compare.split(",") if m and m != "none"]
     try:
@@ -122,5 +123,10 @@ def evaluate(
         typer.echo(f"{fig:24}{cells}")
     typer.echo(f"{'analog base rate':24}{result['analog_base_rate']:>{width}.3f}")
     typer.echo(f"cross-section: {result['cross_section']['definition']}")
+    for fig, why in result["unavailable"].items():
+        typer.echo(f"{fig}: n/a because {why}")
+    lonely = s["analog_queries_without_neighbours"]
+    if lonely:
+        typer.echo(f"{lonely:,} analog queries had no neighbour {GAP_DAYS} days away: left out")
     if "plots" in result:
         typer.echo(f"plots: {result['plots']['html']}")
