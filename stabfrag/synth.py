@@ -305,7 +305,16 @@ def _events_frame(
             "scope": ["MARKET" if e["entities"] is None else "ENTITY" for e in events],
             "_entities": [e["entities"] for e in events],
         },
-        schema_overrides={"magnitude": pl.Float64, "_entities": pl.List(pl.String)},
+        # Typed even when no event happened (a short panel): readers expect these types.
+        schema_overrides={
+            "event_id": pl.String,
+            "event_type": pl.String,
+            "start_date": pl.Date,
+            "end_date": pl.Date,
+            "magnitude": pl.Float64,
+            "scope": pl.String,
+            "_entities": pl.List(pl.String),
+        },
     )
     spans = pl.DataFrame({ENTITY: u.ids, "_first": dates[first], "_last": dates[last]})
     market = (

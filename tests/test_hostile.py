@@ -351,3 +351,117 @@ def test_evaluate_says_why_a_figure_is_missing(
     res = runner.invoke(app, ["evaluate", "--out", str(built), "--labels", str(labels)])
     assert res.exit_code == 0 and "nan" not in res.stdout.lower()
     assert "state_auc: n/a" in res.stdout
+
+
+def _corrupt_parquet(prices: Path, tmp_path: Path) -> Path:
+    """A prices Parquet file whose footer is intact but whose data pages are garbage."""
+    import polars as pl
+
+    path = tmp_path / "corrupt.parquet"
+    pl.read_parquet(prices).head(20000).write_parquet(path, compression="zstd")
+    raw = bytearray(path.read_bytes())
+    for i in range(200, min(len(raw) - 2000, 6000)):
+        raw[i] = (raw[i] * 7 + 13) % 256
+    path.write_bytes(bytes(raw))
+    return path
+
+
+def test_cli_never_ends_in_a_traceback(built: Path, market_dir: Path, tmp_path: Path) -> None:
+    prices = str(market_dir / "prices.parquet")
+    a_file = tmp_path / "a_file.txt"
+    a_file.write_text("not a folder")
+    corrupt = str(_corrupt_parquet(market_dir / "prices.parquet", tmp_path))
+    cases = [
+        ["validate", "--prices", corrupt],
+        ["build", "--as-of", "2024-12-31", "--prices", corrupt, "--out", str(tmp_path / "c")],
+        [
+            "build",
+            "--as-of",
+            "2024-12-31",
+            "--prices",
+            prices,
+            "--entities",
+            str(tmp_path / "missing.parquet"),
+            "--out",
+            str(tmp_path / "m"),
+        ],
+        [
+            "build",
+            "--as-of",
+            "2024-12-31",
+            "--prices",
+            prices,
+            "--entities",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "f"),
+        ],
+        [
+            "backfill",
+            "--start",
+            "2024-10-01",
+            "--end",
+            "2024-12-31",
+            "--freq",
+            "month",
+            "--prices",
+            prices,
+            "--entities",
+            str(tmp_path / "missing.parquet"),
+            "--out",
+            str(tmp_path / "b"),
+        ],
+        ["build", "--as-of", "2024-12-31", "--prices", prices, "--out", str(a_file)],
+        [
+            "generate",
+            "--out",
+            str(tmp_path / "g"),
+            "--entities",
+            "5",
+            "--days",
+            "300",
+            "--seed",
+            "1",
+        ],
+    ]
+    for args in cases:
+        res = runner.invoke(app, args)
+        output = res.stdout + res.stderr
+        assert (
+            "Traceback" not in output
+            and res.exception is None
+            or isinstance(res.exception, SystemExit)
+        ), (args, repr(res.exception))
+        assert res.exit_code in (0, 2), (args, res.exit_code, output)
+        if res.exit_code == 2:
+            assert len(res.stderr.strip().splitlines()) == 1, (args, res.stderr)
+
+
+def test_ids_print_as_plain_text(tmp_path: Path) -> None:
+    """An entity id that looks like rich markup is shown as it is."""
+    import datetime as dt
+
+    import numpy as np
+    import polars as pl
+
+    days = [dt.date(2023, 1, 2) + dt.timedelta(days=i) for i in range(400)]
+    rng = np.random.default_rng(1)
+    ids = ["[/red]", "[bold red]X[/bold red]", "PLAIN.US"]
+    frame = pl.DataFrame(
+        {
+            "entity_id": [e for e in ids for _ in days],
+            "date": days * len(ids),
+            "close": np.exp(np.cumsum(rng.normal(0, 0.01, 400 * len(ids)))) * 100,
+            "volume": rng.uniform(1e5, 1e6, 400 * len(ids)),
+        }
+    )
+    prices = tmp_path / "p.parquet"
+    frame.write_parquet(prices)
+    out = tmp_path / "o"
+    res = runner.invoke(
+        app, ["build", "--as-of", str(days[-1]), "--prices", str(prices), "--out", str(out)]
+    )
+    assert res.exit_code == 0, res.stderr
+    res = runner.invoke(app, ["query", "fragile", "--out", str(out)], env={"COLUMNS": "250"})
+    assert res.exit_code == 0, res.stderr
+    assert "[/red]" in res.stdout and "[bold red]X[/bold red]" in res.stdout, res.stdout

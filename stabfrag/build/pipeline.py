@@ -324,6 +324,8 @@ def run(
     extra_sinks: list[Sink] | None = None,
 ) -> RunSummary:
     """Build `dates` into the Parquet dataset (and any extra sinks), then refresh the views."""
+    if config.out.exists() and not config.out.is_dir():
+        raise ConfigError(f"--out {config.out} is a file; the output is a folder")
     builder = Builder(config)
     skip: set[dt.date] = set()
     if config.resume:

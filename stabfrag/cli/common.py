@@ -116,12 +116,14 @@ def print_frame(frame: object, *, fmt: str, title: str | None = None) -> None:
         return
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(title=title)
     for name in frame.columns:
         table.add_column(name, justify="right" if frame.schema[name].is_numeric() else "left")
     for row in frame.iter_rows():
-        table.add_row(*[f"{v:.4f}" if isinstance(v, float) else str(v) for v in row])
+        # Text, not markup: an id like "[/red]" is shown as it is.
+        table.add_row(*[Text(f"{v:.4f}" if isinstance(v, float) else str(v)) for v in row])
     Console().print(table)
 
 

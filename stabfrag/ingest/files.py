@@ -46,6 +46,7 @@ def file_hash(path: Path | None) -> str | None:
     """blake2b of a file's bytes (None for no file): what a partition was made from."""
     if path is None:
         return None
+    file_format(path)  # a missing file or a folder is one line, not an OSError
     h = hashlib.blake2b(digest_size=16)
     with path.open("rb") as fh:
         for block in iter(lambda: fh.read(1 << 20), b""):

@@ -126,7 +126,7 @@ def scan_prices(path: Path | str) -> pl.LazyFrame:
         else:
             lf = pl.scan_csv(path, infer_schema=False, row_index_name=ROW)
         schema = lf.collect_schema()
-    except pl.exceptions.PolarsError as exc:
+    except (pl.exceptions.PolarsError, pl.exceptions.PanicException, OSError) as exc:
         raise InputError(path, f"cannot read: {str(exc).splitlines()[0]}") from None
     names = schema.names()
     check_columns(path, names, list(REQUIRED_PRICE_COLUMNS))
@@ -148,20 +148,26 @@ def scan_prices(path: Path | str) -> pl.LazyFrame:
     return lf.select(exprs)
 
 
-def _collect(lf: pl.LazyFrame, path: Path | str) -> pl.DataFrame:
+def collect(lf: pl.LazyFrame, path: Path | str) -> pl.DataFrame:
+    """Run a scan of the file at `path`; a file that cannot be read is one line.
+
+    A corrupt file can make polars panic: PanicException is a BaseException, not a
+    PolarsError, so it is named here too.
+    """
     try:
         return lf.collect()
-    except pl.exceptions.PolarsError as exc:
-        raise InputError(path, f"cannot read: {str(exc).splitlines()[0]}") from None
+    except (pl.exceptions.PolarsError, pl.exceptions.PanicException, OSError) as exc:
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InputError(path, f"cannot read: {first}") from None
 
 
 def read_prices(path: Path | str, *, where: pl.Expr | None = None) -> pl.DataFrame:
     """Read the prices rows that satisfy `where` (pushed down to the scan: a date range
     reads only its row groups). An empty file is an error whatever the filter."""
     lf = scan_prices(path)
-    if _collect(lf.select(pl.len()), path).item() == 0:
+    if collect(lf.select(pl.len()), path).item() == 0:
         raise InputError(path, "no rows")
-    return _collect(lf if where is None else lf.filter(where), path)
+    return collect(lf if where is None else lf.filter(where), path)
 
 
 def window_filter(start: dt.date | None, end: dt.date, *, include_undated: bool = False) -> pl.Expr:

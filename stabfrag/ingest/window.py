@@ -12,7 +12,14 @@ from pathlib import Path
 import polars as pl
 
 from stabfrag.errors import InputError
-from stabfrag.ingest.prices import ROW, read_prices, row_reason, scan_prices, window_filter
+from stabfrag.ingest.prices import (
+    ROW,
+    collect,
+    read_prices,
+    row_reason,
+    scan_prices,
+    window_filter,
+)
 from stabfrag.schema import DATE, ENTITY
 
 # Calendar days read before an as-of date: 295 observations of a daily series with room
@@ -71,20 +78,22 @@ def read_window(
     short = seen.join(counts.filter(pl.col("n") > min_rows), on=ENTITY, how="anti")
     if short.height == 0:
         return raw
-    older = (
-        scan_prices(path)
-        .filter((pl.col(DATE) < start) & pl.col(ENTITY).is_in(short[ENTITY].implode()))
-        .collect()
+    older = collect(
+        scan_prices(path).filter(
+            (pl.col(DATE) < start) & pl.col(ENTITY).is_in(short[ENTITY].implode())
+        ),
+        path,
     )
     return pl.concat([raw, older]).sort(ROW) if older.height else raw
 
 
 def data_span(path: Path) -> tuple[dt.date, dt.date]:
     """The first and last date of a prices file (InputError when it holds none)."""
-    span = (
-        scan_prices(path)
-        .select(pl.col(DATE).min().alias("first"), pl.col(DATE).max().alias("last"))
-        .collect()
+    span = collect(
+        scan_prices(path).select(
+            pl.col(DATE).min().alias("first"), pl.col(DATE).max().alias("last")
+        ),
+        path,
     )
     first, last = span.row(0)
     if not isinstance(first, dt.date) or not isinstance(last, dt.date):
@@ -107,13 +116,10 @@ def check_as_of(path: Path, as_of: dt.date, *, max_staleness_days: int) -> None:
 def as_of_dates(path: Path, start: dt.date, end: dt.date, freq: str) -> list[dt.date]:
     """Trading dates in the data between start and end: every one, or the last of each week
     or month that the data has."""
-    dates = (
-        scan_prices(path)
-        .filter(pl.col(DATE).is_between(start, end))
-        .select(pl.col(DATE).unique())
-        .collect()
-        .sort(DATE)
-    )
+    dates = collect(
+        scan_prices(path).filter(pl.col(DATE).is_between(start, end)).select(pl.col(DATE).unique()),
+        path,
+    ).sort(DATE)
     if freq == "day":
         picked = dates
     else:
