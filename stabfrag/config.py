@@ -60,3 +60,4 @@ class BuildConfig:
     pg_dsn: str | None = None
     pg_table: str = "joint_embeddings"
     pg_staging: bool = False
+    pg_replace_slice: bool = False  # a load replaces the whole slice, not only what it brings

@@ -465,3 +465,108 @@ def test_ids_print_as_plain_text(tmp_path: Path) -> None:
     res = runner.invoke(app, ["query", "fragile", "--out", str(out)], env={"COLUMNS": "250"})
     assert res.exit_code == 0, res.stderr
     assert "[/red]" in res.stdout and "[bold red]X[/bold red]" in res.stdout, res.stdout
+
+
+def _scopes(pg_dsn: str, pg_schema: str) -> list[dict]:
+    import psycopg
+    from psycopg import sql
+
+    with psycopg.connect(pg_dsn) as conn:
+        rows = conn.execute(
+            sql.SQL("SELECT entity_scope FROM {}").format(
+                sql.Identifier(pg_schema, "joint_embeddings")
+            )
+        ).fetchall()
+    return [r[0] for r in rows]
+
+
+@pytest.mark.pg
+def test_a_second_book_keeps_the_first(
+    market_dir: Path, tmp_path: Path, pg_dsn: str, pg_schema: str
+) -> None:
+    """Two books of one date in one table: each load replaces only what it brings."""
+    import json
+
+    import polars as pl
+
+    prices = pl.read_parquet(market_dir / "prices.parquet")
+    ids = sorted(prices["entity_id"].unique().to_list())
+    table = f"{pg_schema}.joint_embeddings"
+    runner.invoke(app, ["db", "init", "--pg-dsn", pg_dsn, "--pg-table", table])
+    summaries = []
+    for name, book in (("a", ids[:60]), ("b", ids[60:120])):
+        path = tmp_path / f"{name}.parquet"
+        prices.filter(pl.col("entity_id").is_in(book)).write_parquet(path)
+        res = runner.invoke(
+            app,
+            [
+                "build",
+                "--as-of",
+                "2024-12-31",
+                "--prices",
+                str(path),
+                "--out",
+                str(tmp_path / name),
+                "--pg-dsn",
+                pg_dsn,
+                "--pg-table",
+                table,
+                "--json",
+            ],
+        )
+        assert res.exit_code == 0, res.stderr
+        summaries.append(json.loads(res.stdout))
+    entities = {s["entity_id"] for s in _scopes(pg_dsn, pg_schema) if "entity_id" in s}
+    assert {e for e in entities if e in ids[:60]} and {e for e in entities if e in ids[60:120]}
+    # Book B replaced only what both bring: the scenario rows of the date.
+    assert summaries[1]["database"]["rows_deleted"] == summaries[0]["scenario_rows"]
+    assert summaries[1]["database"]["rows_inserted"] == (
+        summaries[1]["states_out"] + summaries[1]["scenario_rows"]
+    )
+    res = runner.invoke(
+        app,
+        [
+            "load",
+            "--out",
+            str(tmp_path / "b"),
+            "--pg-dsn",
+            pg_dsn,
+            "--pg-table",
+            table,
+            "--replace-slice",
+            "--json",
+        ],
+    )
+    assert res.exit_code == 0, res.stderr
+    entities = {s["entity_id"] for s in _scopes(pg_dsn, pg_schema) if "entity_id" in s}
+    assert entities and entities <= set(ids[60:120])  # the whole slice was replaced
+
+
+@pytest.mark.pg
+def test_a_load_is_all_or_nothing_and_says_its_build(
+    built: Path, tmp_path: Path, pg_dsn: str, pg_schema: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A failure after the first batch of a load commits nothing; rows name their build."""
+    from stabfrag.errors import SinkError
+    from stabfrag.sinks import postgres
+    from stabfrag.sinks.dataset import partitions, read_manifest
+
+    table = f"{pg_schema}.joint_embeddings"
+    postgres.init_table(pg_dsn, table)
+    monkeypatch.setattr(postgres, "BATCH_ROWS", 50)  # a batch per partition
+    calls = []
+
+    def fail_late(sent: int) -> None:
+        calls.append(sent)
+        if len(calls) > 3:
+            raise OSError("connection lost")
+
+    with pytest.raises(SinkError):
+        postgres.load_partitions(built, pg_dsn, table, first=None, last=None, hook=fail_late)
+    assert _scopes(pg_dsn, pg_schema) == []
+    postgres.load_partitions(built, pg_dsn, table, first=None, last=None)
+    scopes = _scopes(pg_dsn, pg_schema)
+    manifest = read_manifest(built, partitions(built)[-1])
+    assert manifest is not None
+    assert {s["build"]["input_fingerprint"] for s in scopes} == {manifest["input_fingerprint"]}
+    assert all(s["build"]["models"] == manifest["models"] for s in scopes)

@@ -76,7 +76,7 @@ def test_init_is_idempotent_and_accepts_an_existing_table(pg_dsn: str, pg_schema
 
 def test_round_trip(pg_dsn: str, table: str, built: Path, staging: bool) -> None:
     frame = _frame(built)
-    assert load_frames(pg_dsn, table, [frame], staging=staging) == frame.height
+    assert load_frames(pg_dsn, table, [frame], staging=staging).inserted == frame.height
     rows = _rows(pg_dsn, table)
     assert len(rows) == frame.height
     vectors = frame["vector"].to_numpy()

@@ -331,11 +331,20 @@ def run(
     if config.resume:
         skip = {d for d in dates if builder.is_complete(read_manifest(config.out, d))}
     sinks: list[Sink] = [ParquetSink(config.out), *(extra_sinks or [])]
+    database = None
     if config.pg_dsn:
         from stabfrag.sinks.postgres import PostgresSink  # psycopg only when asked for
 
-        sinks.append(PostgresSink(config.pg_dsn, config.pg_table, staging=config.pg_staging))
+        database = PostgresSink(
+            config.pg_dsn,
+            config.pg_table,
+            staging=config.pg_staging,
+            replace_slice=config.pg_replace_slice,
+        )
+        sinks.append(database)
     summary = builder.run(dates, sinks, skip=skip, progress=progress)
+    if database is not None:
+        summary.database = database.summary()
     with summary.timings.stage("views"):
         write_views(config.out)
     return summary

@@ -74,6 +74,7 @@ class RunSummary:
     scenario_rows: int = 0
     states_without_context: int = 0  # states whose date had no market reference (v2)
     warnings: list[str] = field(default_factory=list)
+    database: dict[str, Any] | None = None  # what a PostgreSQL load did
     models: dict[str, str] = field(default_factory=dict)
     weights: dict[str, float] = field(default_factory=dict)
     timings: Timings = field(default_factory=Timings)
@@ -99,6 +100,7 @@ class RunSummary:
             "scenario_rows": self.scenario_rows,
             "states_without_context": self.states_without_context,
             "warnings": self.warnings,
+            **({"database": self.database} if self.database is not None else {}),
             "models": self.models,
             "weights": self.weights,
             "timings_s": {k: round(v, 3) for k, v in self.timings.seconds.items()},

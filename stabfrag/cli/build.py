@@ -17,6 +17,7 @@ from stabfrag.cli.common import (
     ModelOpt,
     OutOpt,
     PgDsnOpt,
+    PgReplaceOpt,
     PgStagingOpt,
     PgTableOpt,
     PricesOpt,
@@ -68,6 +69,7 @@ def build(
     pg_dsn: PgDsnOpt = None,
     pg_table: PgTableOpt = "joint_embeddings",
     pg_staging: PgStagingOpt = False,
+    pg_replace_slice: PgReplaceOpt = False,
     as_json: JsonOpt = False,
     max_reject_share: MaxRejectOpt = 0.05,
 ) -> None:
@@ -108,6 +110,7 @@ def backfill(
     pg_dsn: PgDsnOpt = None,
     pg_table: PgTableOpt = "joint_embeddings",
     pg_staging: PgStagingOpt = False,
+    pg_replace_slice: PgReplaceOpt = False,
     as_json: JsonOpt = False,
     max_reject_share: MaxRejectOpt = 0.05,
 ) -> None:

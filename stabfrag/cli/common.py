@@ -81,6 +81,14 @@ PgDsnOpt = Annotated[
     ),
 ]
 PgTableOpt = Annotated[str, typer.Option("--pg-table", help="Target table (schema.table allowed).")]
+PgReplaceOpt = Annotated[
+    bool,
+    typer.Option(
+        "--replace-slice",
+        help="Replace the whole slice (joint type, model, date), not only the entities and "
+        "scenarios this load brings.",
+    ),
+]
 PgStagingOpt = Annotated[
     bool,
     typer.Option("--pg-staging", help="Copy into a temporary table first, insert from it."),

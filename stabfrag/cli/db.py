@@ -11,6 +11,7 @@ from stabfrag.cli.common import (
     JsonOpt,
     OutOpt,
     PgDsnOpt,
+    PgReplaceOpt,
     PgStagingOpt,
     PgTableOpt,
     StabfragError,
@@ -54,9 +55,11 @@ def load(
     start: Annotated[str | None, typer.Option("--start", help="First as-of date.")] = None,
     end: Annotated[str | None, typer.Option("--end", help="Last as-of date.")] = None,
     pg_staging: PgStagingOpt = False,
+    pg_replace_slice: PgReplaceOpt = False,
     as_json: JsonOpt = False,
 ) -> None:
-    """Load built Parquet partitions into PostgreSQL (slice replace, idempotent)."""
+    """Load built Parquet partitions into PostgreSQL: one transaction, idempotent; it
+    replaces the entities and scenarios it brings (the whole slice with --replace-slice)."""
     from stabfrag.build.summary import emit
     from stabfrag.sinks.postgres import load_partitions
 
@@ -69,7 +72,15 @@ def load(
     first = parse_date(first_text, "--start") if first_text else None
     last = parse_date(last_text, "--end") if last_text else None
     try:
-        result = load_partitions(out, pg_dsn, pg_table, first=first, last=last, staging=pg_staging)
+        result = load_partitions(
+            out,
+            pg_dsn,
+            pg_table,
+            first=first,
+            last=last,
+            staging=pg_staging,
+            replace_slice=pg_replace_slice,
+        )
     except StabfragError as exc:
         fail(str(exc))
         return

@@ -10,10 +10,13 @@ from __future__ import annotations
 import contextlib
 import datetime as dt
 import hashlib
+import json
 import re
 import time
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, NoReturn
 
 import polars as pl
 import psycopg
@@ -23,7 +26,7 @@ from stabfrag.config import packaged
 from stabfrag.errors import SinkError
 from stabfrag.schema import conform
 from stabfrag.sinks.base import Partition, Sink
-from stabfrag.sinks.dataset import TABLE_SCHEMAS, partitions, read_table
+from stabfrag.sinks.dataset import TABLE_SCHEMAS, partitions, read_manifest, read_table
 from stabfrag.sinks.pgcopy import COPY_COLUMNS, Hook, copy_rows
 
 DSN_FORM = "postgresql://user:password@host:port/db or key=value pairs"
@@ -180,65 +183,180 @@ def slice_lock_key(table: str, joint_type: str, model_id: str, as_of: dt.date) -
     return int.from_bytes(digest.digest(), "big", signed=True)
 
 
+@dataclass
+class LoadCounts:
+    """What a load did to the table."""
+
+    inserted: int = 0
+    deleted: int = 0
+
+
+# A row's key within its slice: what a load replaces when it brings the same key.
+ROW_KEY = (
+    "CASE WHEN t.entity_scope->>'entity_type' = 'SCENARIO' "
+    "THEN 'scenario:' || (t.entity_scope->>'scenario_id') "
+    "ELSE 'entity:' || (t.entity_scope->>'entity_id') END"
+)
+
+
+def _keys_csv(frame: pl.DataFrame) -> bytes:
+    """(as_of_date, row key) of every row, as CSV for a COPY: no Python loop over rows."""
+    # From entity_scope, as the table's side reads it (ROW_KEY): one definition of a key.
+    scope = pl.col("entity_scope")
+    key = (
+        pl.when(scope.str.json_path_match("$.entity_type") == "SCENARIO")
+        .then(pl.format("scenario:{}", scope.str.json_path_match("$.scenario_id")))
+        .otherwise(pl.format("entity:{}", scope.str.json_path_match("$.entity_id")))
+    )
+    return frame.select("as_of_date", key.alias("key")).write_csv(include_header=False).encode()
+
+
+def with_provenance(frame: pl.DataFrame, manifest: dict[str, Any]) -> pl.DataFrame:
+    """The rows with `"build": {input_fingerprint, models}` added to their entity_scope (in
+    the database only), so rows of different builds in one table can be told apart."""
+    build = json.dumps(
+        {
+            "input_fingerprint": manifest.get("input_fingerprint"),
+            "models": manifest.get("models"),
+        },
+        sort_keys=True,
+        separators=(",", ":"),
+    )
+    return frame.with_columns(
+        (pl.col("entity_scope").str.strip_suffix("}") + f',"build":{build}}}').alias("entity_scope")
+    )
+
+
+class Loader:
+    """One transaction for a whole load: batches are added, commit publishes them all, and
+    any failure before it leaves the table as it was.
+
+    Each batch takes an advisory lock per slice (joint_type, model_id, as_of_date) in date
+    order, deletes the rows it replaces (the same entities and scenarios, or the whole
+    slice with `replace_slice`) and binary-COPYs its rows. With `staging`, rows go to a
+    temporary table first and are inserted from it at commit (SPEC §7's staged form: about
+    half the rate, PostgreSQL inserts an INSERT ... SELECT row by row).
+    """
+
+    def __init__(
+        self,
+        dsn: str,
+        table: str,
+        *,
+        staging: bool = False,
+        replace_slice: bool = False,
+        hook: Hook | None = None,
+    ) -> None:
+        self.dsn, self.table = dsn, table
+        self.staging, self.replace_slice, self.hook = staging, replace_slice, hook
+        self.target = table_ident(table)
+        self.counts = LoadCounts()
+        self.conn = connect(dsn)
+        self.cur = self.conn.cursor()
+        self.locked: set[tuple[str, str, dt.date]] = set()
+        self.stage = sql.Identifier("stabfrag_stage")
+        if not replace_slice:
+            self._run("CREATE TEMP TABLE stabfrag_keys (d date, key text) ON COMMIT DROP")
+        if staging:
+            self._run(
+                "CREATE TEMP TABLE stabfrag_stage (joint_type varchar(32), as_of_date date, "
+                "vector bytea, entity_scope jsonb, model_id varchar(64)) ON COMMIT DROP"
+            )
+
+    def _run(self, statement: Any, params: list[Any] | None = None) -> int:
+        try:
+            self.cur.execute(statement, params)
+        except (psycopg.Error, OSError) as exc:
+            self.fail(exc)
+        return self.cur.rowcount
+
+    def fail(self, exc: BaseException) -> NoReturn:
+        _quiet_rollback(self.conn)
+        self.conn.close()
+        raise SinkError(f"PostgreSQL load into {self.table} failed: {one_line(exc, self.dsn)}")
+
+    def add(self, frame: pl.DataFrame) -> None:
+        """Replace what `frame` (joint_embeddings rows) brings; nothing is visible yet."""
+        frame = conform(frame, TABLE_SCHEMAS["joint_embeddings"])
+        if frame.height == 0:
+            return
+        kinds = frame.select("joint_type", "model_id").unique()
+        if kinds.height != 1:
+            raise SinkError("one load takes one joint_type and model_id")
+        joint_type, model_id = kinds.row(0)
+        days = sorted(set(frame["as_of_date"].to_list()))
+        for day in days:  # lock slices in date order: two loads cannot deadlock
+            if (joint_type, model_id, day) not in self.locked:
+                key = slice_lock_key(self.table, joint_type, model_id, day)
+                self._run("SELECT pg_advisory_xact_lock(%s)", [key])
+                self.locked.add((joint_type, model_id, day))
+        if self.replace_slice:
+            self.counts.deleted += self._run(
+                sql.SQL(
+                    "DELETE FROM {t} WHERE joint_type = %s AND model_id = %s "
+                    "AND as_of_date = ANY(%s)"
+                ).format(t=self.target),
+                [joint_type, model_id, days],
+            )
+        else:
+            self._run("TRUNCATE stabfrag_keys")
+            try:
+                with self.cur.copy("COPY stabfrag_keys (d, key) FROM STDIN (FORMAT csv)") as copy:
+                    copy.write(_keys_csv(frame))
+            except (psycopg.Error, OSError) as exc:
+                self.fail(exc)
+            self._run("ANALYZE stabfrag_keys")  # a fresh temp table has no statistics
+            self.counts.deleted += self._run(
+                sql.SQL(
+                    "DELETE FROM {t} AS t USING stabfrag_keys AS k WHERE t.joint_type = %s "
+                    "AND t.model_id = %s AND t.as_of_date = k.d AND " + ROW_KEY + " = k.key"
+                ).format(t=self.target),
+                [joint_type, model_id],
+            )
+        into = self.stage if self.staging else self.target
+        try:
+            copy_rows(self.cur, into, frame, joint_type, model_id, self.hook)
+        except (psycopg.Error, OSError) as exc:
+            self.fail(exc)
+        self.counts.inserted += frame.height
+
+    def commit(self) -> LoadCounts:
+        if self.staging:
+            self._run(
+                sql.SQL("INSERT INTO {t} " + COPY_COLUMNS + " SELECT * FROM {s}").format(
+                    t=self.target, s=self.stage
+                )
+            )
+        try:
+            self.conn.commit()
+        except (psycopg.Error, OSError) as exc:
+            self.fail(exc)
+        self.conn.close()
+        return self.counts
+
+    def rollback(self) -> None:
+        _quiet_rollback(self.conn)
+        self.conn.close()
+
+
 def load_frames(
     dsn: str,
     table: str,
     frames: Iterable[pl.DataFrame],
     *,
     staging: bool = False,
+    replace_slice: bool = False,
     hook: Hook | None = None,
-) -> int:
-    """Replace the slices present in `frames` (joint_embeddings rows) in one transaction.
-
-    Under an advisory lock per slice: delete the slices, then binary COPY the rows into
-    the table. With `staging`, the rows are first copied into a temporary table and
-    inserted from it after the delete (SPEC §7's staged form). PostgreSQL inserts an
-    INSERT ... SELECT row by row but a COPY in batches, so the direct form loads about
-    twice as fast; both commit everything or nothing.
-    """
-    frame = pl.concat([conform(f, TABLE_SCHEMAS["joint_embeddings"]) for f in frames])
-    if frame.height == 0:
-        return 0
-    kinds = frame.select("joint_type", "model_id").unique()
-    if kinds.height != 1:
-        raise SinkError("one load takes one joint_type and model_id")
-    joint_type, model_id = kinds.row(0)
-    slices = sorted(set(frame["as_of_date"].to_list()))
-    target = table_ident(table)
-    delete = sql.SQL(
-        "DELETE FROM {t} WHERE joint_type = %s AND model_id = %s AND as_of_date = ANY(%s)"
-    ).format(t=target)
-    conn = connect(dsn)
+) -> LoadCounts:
+    """Load joint_embeddings rows in one transaction (see Loader)."""
+    loader = Loader(dsn, table, staging=staging, replace_slice=replace_slice, hook=hook)
     try:
-        with conn.cursor() as cur:
-            for day in slices:  # lock slices in one order: two loads cannot deadlock
-                cur.execute(
-                    "SELECT pg_advisory_xact_lock(%s)",
-                    [slice_lock_key(table, joint_type, model_id, day)],
-                )
-            if staging:
-                stage = sql.Identifier("stabfrag_stage")
-                cur.execute(
-                    "CREATE TEMP TABLE stabfrag_stage (joint_type varchar(32), as_of_date date, "
-                    "vector bytea, entity_scope jsonb, model_id varchar(64)) ON COMMIT DROP"
-                )
-                copy_rows(cur, stage, frame, joint_type, model_id, hook)
-                cur.execute(delete, [joint_type, model_id, slices])
-                cur.execute(
-                    sql.SQL("INSERT INTO {t} " + COPY_COLUMNS + " SELECT * FROM {s}").format(
-                        t=target, s=stage
-                    )
-                )
-            else:
-                cur.execute(delete, [joint_type, model_id, slices])
-                copy_rows(cur, target, frame, joint_type, model_id, hook)
-        conn.commit()
-        return frame.height
-    except (psycopg.Error, OSError) as exc:
-        _quiet_rollback(conn)
-        raise SinkError(f"PostgreSQL load into {table} failed: {one_line(exc, dsn)}") from None
-    finally:
-        conn.close()
+        for frame in frames:
+            loader.add(frame)
+    except BaseException:
+        loader.rollback()
+        raise
+    return loader.commit()
 
 
 def _quiet_rollback(conn: psycopg.Connection) -> None:
@@ -250,28 +368,53 @@ def _quiet_rollback(conn: psycopg.Connection) -> None:
 class PostgresSink(Sink):
     """Stage partitions' joint rows; commit loads them all in one transaction."""
 
-    def __init__(self, dsn: str, table: str, *, staging: bool = False) -> None:
+    def __init__(
+        self, dsn: str, table: str, *, staging: bool = False, replace_slice: bool = False
+    ) -> None:
         self.dsn = dsn
         self.table = table
         self.staging = staging
+        self.replace_slice = replace_slice
         table_ident(table)  # refuse a bad name or DSN before any work
         checked_dsn(dsn)
         self.staged: list[pl.DataFrame] = []
-        self.rows = 0
+        self.counts = LoadCounts()
+        self.seconds = 0.0
 
     def stage(self, partition: Partition) -> None:
-        self.staged.append(partition.tables["joint_embeddings"])
+        rows = partition.tables["joint_embeddings"]
+        self.staged.append(with_provenance(rows, partition.manifest) if rows.height else rows)
 
     def commit(self) -> None:
-        self.rows += load_frames(self.dsn, self.table, self.staged, staging=self.staging)
+        t0 = time.perf_counter()
+        done = load_frames(
+            self.dsn,
+            self.table,
+            self.staged,
+            staging=self.staging,
+            replace_slice=self.replace_slice,
+        )
+        self.seconds += time.perf_counter() - t0
+        self.counts.inserted += done.inserted
+        self.counts.deleted += done.deleted
         self.staged = []
         self.committed = True
+
+    def summary(self) -> dict[str, object]:
+        """What the database load did, for the run summary."""
+        return {
+            "table": self.table,
+            "rows_inserted": self.counts.inserted,
+            "rows_deleted": self.counts.deleted,
+            "replace_slice": self.replace_slice,
+            "load_seconds": round(self.seconds, 3),
+        }
 
     def rollback(self) -> None:
         self.staged = []
 
 
-BATCH_ROWS = 250_000  # rows per transaction when streaming partitions
+BATCH_ROWS = 250_000  # rows per COPY batch when streaming partitions (one transaction)
 
 
 def load_partitions(
@@ -282,29 +425,40 @@ def load_partitions(
     first: dt.date | None,
     last: dt.date | None,
     staging: bool = False,
+    replace_slice: bool = False,
+    hook: Hook | None = None,
 ) -> dict[str, object]:
-    """Stream built partitions into PostgreSQL, a few partitions per transaction."""
+    """Stream committed partitions into PostgreSQL in one transaction: all or nothing."""
     dates = [
         d for d in partitions(out) if (first is None or d >= first) and (last is None or d <= last)
     ]
     if not dates:
         raise SinkError(f"{out}: no joint_embeddings partitions in the range asked")
     t0 = time.perf_counter()
-    rows, batch, size = 0, [], 0
-    for d in dates:  # partitions are files: stream them, a batch per transaction
-        frame = read_table(out, "joint_embeddings", d)
-        batch.append(frame)
-        size += frame.height
-        if size >= BATCH_ROWS:
-            rows += load_frames(dsn, table, batch, staging=staging)
-            batch, size = [], 0
-    if batch:
-        rows += load_frames(dsn, table, batch, staging=staging)
+    loader = Loader(dsn, table, staging=staging, replace_slice=replace_slice, hook=hook)
+    try:
+        batch: list[pl.DataFrame] = []
+        size = 0
+        for d in dates:  # partitions are files: stream them, batch by batch
+            rows = read_table(out, "joint_embeddings", d)
+            batch.append(with_provenance(rows, read_manifest(out, d) or {}))
+            size += rows.height
+            if size >= BATCH_ROWS:
+                loader.add(pl.concat(batch))
+                batch, size = [], 0
+        if batch:
+            loader.add(pl.concat(batch))
+    except BaseException:
+        loader.rollback()
+        raise
+    counts = loader.commit()
     seconds = time.perf_counter() - t0
     return {
         "partitions": len(dates),
-        "rows": rows,
+        "rows": counts.inserted,
+        "rows_deleted": counts.deleted,
+        "replace_slice": replace_slice,
         "table": table,
         "seconds": round(seconds, 3),
-        "rows_per_s": round(rows / max(seconds, 1e-9)),
+        "rows_per_s": round(counts.inserted / max(seconds, 1e-9)),
     }
