@@ -31,6 +31,8 @@ def parse_weights(text: str | None) -> dict[str, float] | None:
         name = name.strip()
         if not sep or name not in BRANCHES:
             raise ConfigError(f"--weights: '{part}' is not one of {', '.join(BRANCHES)}=NUMBER")
+        if name in out:
+            raise ConfigError(f"--weights: {name} is given twice")
         try:
             w = float(value)
         except ValueError:

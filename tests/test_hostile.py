@@ -570,3 +570,29 @@ def test_a_load_is_all_or_nothing_and_says_its_build(
     assert manifest is not None
     assert {s["build"]["input_fingerprint"] for s in scopes} == {manifest["input_fingerprint"]}
     assert all(s["build"]["models"] == manifest["models"] for s in scopes)
+
+
+def test_a_weight_named_twice_is_refused() -> None:
+    from stabfrag.config import parse_weights
+    from stabfrag.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="stab is given twice"):
+        parse_weights("stab=1,stab=2")
+
+
+@pytest.mark.parametrize(
+    "name", ["x; drop table y", "joint embeddings", "risk.joint-embeddings", "a.b.c", '"x"y']
+)
+def test_a_table_name_must_be_a_plain_identifier(name: str) -> None:
+    from stabfrag.errors import SinkError
+    from stabfrag.sinks.postgres import table_ident
+
+    with pytest.raises(SinkError, match="plain identifiers"):
+        table_ident(name)
+
+
+@pytest.mark.parametrize("name", ["joint_embeddings", "risk.joint_embeddings", '"Risk Desk".jt'])
+def test_plain_and_deliberately_quoted_table_names_pass(name: str) -> None:
+    from stabfrag.sinks.postgres import table_ident
+
+    table_ident(name)

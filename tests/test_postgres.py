@@ -167,7 +167,7 @@ def test_concurrent_loads_of_one_slice_leave_one_copy(
 
 
 def test_hostile_table_name_is_quoted(pg_dsn: str, pg_schema: str, built: Path) -> None:
-    hostile = f'{pg_schema}.je"; DROP TABLE x; --'
+    hostile = f'{pg_schema}."je""; DROP TABLE x; --"'  # quoted on purpose
     with psycopg.connect(pg_dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE TABLE {} (a int)").format(sql.Identifier(pg_schema, "x")))
     init_table(pg_dsn, hostile)
@@ -181,7 +181,7 @@ def test_hostile_table_name_is_quoted(pg_dsn: str, pg_schema: str, built: Path) 
             ).fetchall()
         }
     assert names == {"x", 'je"; DROP TABLE x; --'}
-    with pytest.raises(SinkError, match="is not 'table' or 'schema.table'"):
+    with pytest.raises(SinkError, match="is not 'table' or 'schema.table' made of plain"):
         load_frames(pg_dsn, "a.b.c", [frame])
 
 

@@ -93,12 +93,28 @@ def connect(dsn: str, *, connect_timeout: int = 10) -> psycopg.Connection:
         raise SinkError(f"cannot connect to PostgreSQL: {one_line(exc, dsn)}") from None
 
 
+IDENT_PART = re.compile(r'[A-Za-z_][A-Za-z0-9_$]*|"(?:[^"]|"")+"')
+
+
 def table_ident(name: str) -> sql.Identifier:
-    """'table' or 'schema.table' as a quoted identifier; anything else is refused."""
-    parts = name.split(".")
-    if not 1 <= len(parts) <= 2 or any(not p or len(p) > 63 for p in parts):
-        raise SinkError(f"--pg-table '{name}' is not 'table' or 'schema.table' (63 chars each)")
-    return sql.Identifier(*parts)
+    """'table' or 'schema.table' as a quoted identifier.
+
+    Each part is a plain identifier, or one written in double quotes on purpose (with ""
+    for a quote inside); anything else, such as `x; drop table y`, is refused: it is
+    quoted safely either way, but nobody means to create that table.
+    """
+    parts = [m.group(0) for m in re.finditer(rf"{IDENT_PART.pattern}|\.", name)]
+    names = [p for p in parts if p != "."]
+    wellformed = "".join(parts) == name and ".".join(names) == name
+    if not wellformed or not 1 <= len(names) <= 2:
+        raise SinkError(
+            f"--pg-table '{name}' is not 'table' or 'schema.table' made of plain identifiers "
+            '(letters, digits, _) or "quoted" ones'
+        )
+    unquoted = [p[1:-1].replace('""', '"') if p.startswith('"') else p for p in names]
+    if any(len(p) > 63 for p in unquoted):
+        raise SinkError(f"--pg-table '{name}': an identifier is longer than 63 characters")
+    return sql.Identifier(*unquoted)
 
 
 def index_ident(name: str) -> sql.Identifier:
