@@ -596,3 +596,32 @@ def test_plain_and_deliberately_quoted_table_names_pass(name: str) -> None:
     from stabfrag.sinks.postgres import table_ident
 
     table_ident(name)
+
+
+def test_conflicting_entity_rows_are_one_line(market_dir: Path, tmp_path: Path) -> None:
+    import polars as pl
+
+    path = tmp_path / "entities.csv"
+    pl.DataFrame(
+        {
+            "entity_id": ["E00001.US", "E00001.US", "E00002.US", "E00002.US"],
+            "entity_type": ["ISSUER", "MARKET", "ISSUER", "ISSUER"],
+        }
+    ).write_csv(path)
+    res = runner.invoke(
+        app,
+        [
+            "build",
+            "--as-of",
+            "2024-12-31",
+            "--prices",
+            str(market_dir / "prices.parquet"),
+            "--entities",
+            str(path),
+            "--out",
+            str(tmp_path / "o"),
+        ],
+    )
+    assert res.exit_code == 2, res.stdout
+    assert "E00001.US" in res.stderr and "conflicting" in res.stderr
+    assert "E00002.US" not in res.stderr  # identical duplicates are harmless

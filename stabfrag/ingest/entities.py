@@ -20,7 +20,12 @@ def read_entities(path: Path | str | None, entity_ids: pl.Series) -> pl.DataFram
         check_columns(path, meta.columns, [ENTITY])
         meta = meta.select(
             [pl.col(c).cast(pl.String) for c in ENTITIES_SCHEMA.names() if c in meta.columns]
-        ).unique(ENTITY, keep="first", maintain_order=True)
+        ).unique(maintain_order=True)
+        clash = meta.filter(pl.col(ENTITY).is_duplicated())
+        if clash.height:
+            raise InputError(
+                path, f"entity {clash[ENTITY][0]} has conflicting rows (keep one per entity)"
+            )
         if "entity_type" in meta.columns:
             unknown = meta.filter(
                 pl.col("entity_type").is_not_null() & ~pl.col("entity_type").is_in(ENTITY_TYPES)
