@@ -625,3 +625,30 @@ def test_conflicting_entity_rows_are_one_line(market_dir: Path, tmp_path: Path) 
     assert res.exit_code == 2, res.stdout
     assert "E00001.US" in res.stderr and "conflicting" in res.stderr
     assert "E00002.US" not in res.stderr  # identical duplicates are harmless
+
+
+def test_an_entities_file_that_matches_nothing_is_said(market_dir: Path, tmp_path: Path) -> None:
+    import json
+
+    import polars as pl
+
+    path = tmp_path / "entities.csv"
+    pl.DataFrame({"entity_id": ["NOT.A.PRICE"], "entity_type": ["ISSUER"]}).write_csv(path)
+    res = runner.invoke(
+        app,
+        [
+            "build",
+            "--as-of",
+            "2024-12-31",
+            "--prices",
+            str(market_dir / "prices.parquet"),
+            "--entities",
+            str(path),
+            "--out",
+            str(tmp_path / "o"),
+            "--json",
+        ],
+    )
+    assert res.exit_code == 0, res.stderr
+    warnings = json.loads(res.stdout)["warnings"]
+    assert any("matches none" in w for w in warnings), warnings

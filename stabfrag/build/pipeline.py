@@ -77,6 +77,7 @@ class Builder:
                 max_staleness_days=config.max_staleness_days,
             )
             self.profiles = read_profiles(config.profiles) if config.profiles else None
+            self.entities_matched = False
             self.fingerprint = fingerprint(config, self.library, self.weights)
         if self.weights["stab"] + self.weights["scen"] <= 0:
             raise ConfigError(
@@ -142,6 +143,14 @@ class Builder:
             self.summary.as_of_dates.extend(chunk)
             if progress:
                 progress(done, len(todo), self.summary.states_out)
+        if (
+            self.config.entities is not None
+            and self.summary.states_out
+            and not self.entities_matched
+        ):
+            self.summary.warnings.append(
+                f"{self.config.entities}: the entities file matches none of the priced entities"
+            )
         return self.summary
 
     def build_chunk(
@@ -170,7 +179,10 @@ class Builder:
             feats = compute_features(checked.prices, rows=rows).drop(ENTITY, DATE)
             states = requests.join(feats, on="_pos", how="left").sort("as_of_date", ENTITY)
             meta = read_entities(cfg.entities, states[ENTITY])
-            states = states.join(meta, on=ENTITY, how="left").rename({"last_date": DATE})
+            self._check_entities_file(meta, states.height)
+            states = states.join(meta.drop("matched"), on=ENTITY, how="left").rename(
+                {"last_date": DATE}
+            )
         with t.stage("encode"):
             encoded = encode_states(self.models, states, market=cfg.market)
         self.summary.states_without_context += encoded.no_context
@@ -243,6 +255,11 @@ class Builder:
             scope=pl.concat([scenario_scope(space.table, self.library)] * len(dates)),
             vectors=np.tile(space.vectors, (len(dates), 1)),
         )
+
+    def _check_entities_file(self, meta: pl.DataFrame, states: int) -> None:
+        """Note whether the entities file describes any state's entity (said at the end)."""
+        if states:
+            self.entities_matched = self.entities_matched or bool(meta["matched"].any())
 
     def _count_chunk(self, checked: Validated, own: pl.Expr, rejects: pl.DataFrame) -> None:
         s = self.summary

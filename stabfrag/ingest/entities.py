@@ -12,8 +12,10 @@ from stabfrag.schema import ENTITIES_SCHEMA, ENTITY, ENTITY_TYPES
 
 
 def read_entities(path: Path | str | None, entity_ids: pl.Series) -> pl.DataFrame:
-    """Return entity metadata for `entity_ids`, with SPEC defaults where the file is silent."""
+    """Return entity metadata for `entity_ids`, with SPEC defaults where the file is silent,
+    and `matched`: whether the file describes the entity."""
     base = pl.DataFrame({ENTITY: entity_ids.unique().sort()})
+    matched = pl.lit(False)
     if path is not None:
         path = Path(path)
         meta = read_frame(path)
@@ -37,7 +39,8 @@ def read_entities(path: Path | str | None, entity_ids: pl.Series) -> pl.DataFram
                     f"entity_type '{row['entity_type']}' of {row[ENTITY]} is not one of "
                     + ", ".join(ENTITY_TYPES),
                 )
-        base = base.join(meta, on=ENTITY, how="left")
+        base = base.join(meta.with_columns(pl.lit(True).alias("_in_file")), on=ENTITY, how="left")
+        matched = pl.col("_in_file").fill_null(False)
     suffix = pl.col(ENTITY).str.extract(r"\.([^.]+)$", 1)
     cols = {
         "entity_type": pl.lit("INSTRUMENT"),
@@ -45,6 +48,9 @@ def read_entities(path: Path | str | None, entity_ids: pl.Series) -> pl.DataFram
         "issuer_id": pl.lit(None, pl.String),
     }
     return base.with_columns(
-        (pl.col(c).fill_null(default) if c in base.columns else default).alias(c)
-        for c, default in cols.items()
-    ).select(ENTITIES_SCHEMA.names())
+        *[
+            (pl.col(c).fill_null(default) if c in base.columns else default).alias(c)
+            for c, default in cols.items()
+        ],
+        matched.alias("matched"),
+    ).select(*ENTITIES_SCHEMA.names(), "matched")
