@@ -9,6 +9,9 @@ from pathlib import Path
 from stabfrag.errors import ConfigError
 
 BRANCHES = ("stab", "scen", "prof")
+# A close that jumps and reverts by more than this many robust daily moves is a bad tick
+# (stabfrag.ingest.ticks); 0 turns the rule off.
+BAD_TICK_MULTIPLE = 10.0
 
 
 def packaged(*parts: str) -> Path:
@@ -57,6 +60,7 @@ class BuildConfig:
     market: str | None = None  # context reference: a market entity; None: the build's universe
     weights: dict[str, float] | None = None
     max_staleness_days: int = 7
+    bad_tick: float = BAD_TICK_MULTIPLE
     chunk_days: int = 366
     resume: bool = False
     pg_dsn: str | None = None

@@ -148,6 +148,18 @@ volume_multiplier = 1.5
     rows = read_table(out, "joint_embeddings", __import__("datetime").date(2024, 12, 31))
     states = rows.filter(pl.col("kind") == "entity")
     assert states["fragility"].null_count() == states.height
+    # Reporting null fragility is quiet: no numpy RuntimeWarning reaches the terminal.
+    import warnings
+
+    entity = states["entity_id"][0]
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", RuntimeWarning)
+        res = runner.invoke(
+            app,
+            ["report", "--data", str(out), "--out", str(tmp_path / "r.html"), "--entity", entity],
+        )
+    assert res.exit_code == 0, (res.stderr, res.exception)
+    assert f"{entity} fragility n/a" in (tmp_path / "r.html").read_text()
     assert not states["fragility"].is_nan().any()
 
 
@@ -652,3 +664,51 @@ def test_an_entities_file_that_matches_nothing_is_said(market_dir: Path, tmp_pat
     assert res.exit_code == 0, res.stderr
     warnings = json.loads(res.stdout)["warnings"]
     assert any("matches none" in w for w in warnings), warnings
+
+
+def test_validate_and_build_count_an_all_rejected_file_alike(tmp_path: Path) -> None:
+    """Every row rejected: both commands count the ten entities in, and out as no_valid_rows."""
+    import datetime as dt
+    import json
+
+    import polars as pl
+
+    path = tmp_path / "bad.parquet"
+    days = [dt.date(2024, 1, d) for d in (2, 3, 4)]
+    pl.DataFrame(
+        {
+            "entity_id": [f"E{i}" for i in range(10) for _ in days],
+            "date": days * 10,
+            "close": [-1.0] * 30,
+        }
+    ).write_parquet(path)
+    checked = json.loads(runner.invoke(app, ["validate", "--prices", str(path), "--json"]).stdout)
+    res = runner.invoke(
+        app,
+        ["build", "--as-of", "2024-01-04", "--prices", str(path), "--out", str(tmp_path / "o")]
+        + ["--json"],
+    )
+    built = json.loads(res.stdout)
+    for key in ("entities_in", "entities_rejected"):
+        assert checked[key] == built[key] == 10, (key, checked, built)
+    assert built["entity_rejects_by_reason"] == {"no_valid_rows": 10}
+    assert built["states_out"] == 0 and built["rows_rejected"] == 30
+
+
+def test_a_negative_spread_is_dropped_and_counted(tmp_path: Path) -> None:
+    import json
+
+    import polars as pl
+
+    from stabfrag.synth import generate
+
+    market = generate(entities=12, days=200, seed=3)
+    prices = market.prices.with_columns(spread_bps=pl.lit(120.0))
+    hit = (pl.col("entity_id") == prices["entity_id"][0]) & (pl.int_range(pl.len()) < 3)
+    path = tmp_path / "p.parquet"
+    prices.with_columns(
+        pl.when(hit).then(-50.0).otherwise(pl.col("spread_bps")).alias("spread_bps")
+    ).write_parquet(path)
+    res = runner.invoke(app, ["validate", "--prices", str(path), "--json"])
+    summary = json.loads(res.stdout)
+    assert summary["spread_dropped"] == 3 and summary["rows_rejected"] == 0

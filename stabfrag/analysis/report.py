@@ -122,6 +122,13 @@ def _svg_map(
     return "".join(parts)
 
 
+def _span(values: np.ndarray) -> tuple[float, float]:
+    """(min, max) of the finite values; (0, 1) when there are none (e.g. null fragility of a
+    library without HIGH scenarios), so nothing warns or divides by nothing."""
+    finite = values[np.isfinite(values)]
+    return (float(finite.min()), float(finite.max())) if len(finite) else (0.0, 1.0)
+
+
 def _svg_line(dates: list[dt.date], values: list[float]) -> str:
     w, h, pad = 900, 220, 35
     if not dates:
@@ -129,7 +136,7 @@ def _svg_line(dates: list[dt.date], values: list[float]) -> str:
     t = np.array([(d - dates[0]).days for d in dates], dtype=float)
     v = np.array(values, dtype=float)
     tx = pad + (t / max(t.max(), 1)) * (w - 2 * pad)
-    lo, hi = np.nanmin(v), np.nanmax(v)
+    lo, hi = _span(v)
     vy = h - pad - (v - lo) / max(hi - lo, 1e-9) * (h - 2 * pad)
     path = " ".join(f"{x:.1f},{y:.1f}" for x, y in zip(tx, vy, strict=True))
     return (
@@ -165,12 +172,13 @@ def build_report(out: Path, as_of: dt.date, target: Path, entity: str | None = N
     xy = _to_canvas(pca_2d(joint["vector"].to_numpy()))
     is_scen = (joint["kind"] == "scenario").to_numpy()
     frag = joint["fragility"].fill_null(np.nan).to_numpy()
-    finite = frag[~is_scen]
-    lo, hi = (np.nanmin(finite), np.nanmax(finite)) if len(finite) else (0.0, 1.0)
+    lo, hi = _span(frag[~is_scen])
     colours = colour((frag - lo) / max(hi - lo, 1e-9))
     colours[is_scen] = np.array([40, 40, 40], np.uint8)
     labels = [
-        f"{e} fragility {f:.3f}" if k == "entity" else f"scenario {s}"
+        (f"{e} fragility {f:.3f}" if np.isfinite(f) else f"{e} fragility n/a")
+        if k == "entity"
+        else f"scenario {s}"
         for k, e, s, f in joint.select(
             "kind", "entity_id", "scenario_id", pl.col("fragility").fill_null(np.nan)
         ).iter_rows()

@@ -86,11 +86,13 @@ def model_space(
     if position.null_count():
         raise LabelError("the features table lacks states that the joint table has")
     z_stab = encoded.z_stab[position.to_numpy()]
+    refs, ref_ticks = reference_prices(prices, library)
     scenarios = ScenarioLibrary(
         models,
         library,
-        reference_prices(prices, library),
+        refs,
         max_staleness_days=max_staleness_days,
+        reference_ticks=ref_ticks,
     )
     n = tagged.height
     vectors = np.empty((n, z_stab.shape[1]), dtype=np.float32)

@@ -19,11 +19,17 @@ from stabfrag import __version__
 from stabfrag.build.encode import encode_states, join_scenarios
 from stabfrag.build.progress import ProgressFn
 from stabfrag.build.rejects import dated_row_rejects, own_rows
-from stabfrag.build.requests import fingerprint, profiles_at, state_requests
+from stabfrag.build.requests import (
+    empty_entities,
+    fingerprint,
+    profiles_at,
+    state_requests,
+    tick_series,
+)
 from stabfrag.build.rows import entity_scope, joint_rows, scenario_scope
 from stabfrag.build.scenario_space import Key, ScenarioLibrary, ScenarioSpace
 from stabfrag.build.summary import RunSummary
-from stabfrag.config import BuildConfig
+from stabfrag.config import BAD_TICK_MULTIPLE, BuildConfig
 from stabfrag.errors import ConfigError
 from stabfrag.features.plan import compute_features
 from stabfrag.features.registry import FEATURE_NAMES, LOOKBACK_ROWS
@@ -31,6 +37,7 @@ from stabfrag.ingest.entities import read_entities
 from stabfrag.ingest.prices import Validated, read_prices, validate
 from stabfrag.ingest.profiles import read_profiles
 from stabfrag.ingest.reasons import ROW_REASONS, STATE_REASONS, counts_by_reason
+from stabfrag.ingest.ticks import SCALE_ROWS
 from stabfrag.ingest.window import read_window
 from stabfrag.model.bundle import load_models
 from stabfrag.scenarios.library import Scenario, load_library
@@ -39,6 +46,10 @@ from stabfrag.sinks.base import Partition, Sink
 from stabfrag.sinks.dataset import read_manifest
 from stabfrag.sinks.duckdb import write_views
 from stabfrag.sinks.parquet import ParquetSink
+
+# Valid rows an entity needs before an as-of date for its state to be read in full: the
+# features' look-back and the bad-tick scale of its oldest row (else its whole history is read).
+READ_ROWS = LOOKBACK_ROWS + SCALE_ROWS + 1
 
 FEATURE_COLUMNS = (
     "as_of_date",
@@ -51,13 +62,17 @@ FEATURE_COLUMNS = (
 )
 
 
-def reference_prices(prices: Path | None, library: tuple[Scenario, ...]) -> pl.DataFrame:
-    """The valid prices of the library's reference entities (empty when there are none)."""
+def reference_prices(
+    prices: Path | None, library: tuple[Scenario, ...], *, bad_tick: float = BAD_TICK_MULTIPLE
+) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+    """The valid prices of the library's reference entities (empty when there are none),
+    and their bad ticks known only on a later date."""
     refs = sorted({s.reference_entity for s in library if s.reference_entity})
     if not refs or prices is None:
-        return pl.DataFrame(schema=PRICE_SCHEMA)
+        return pl.DataFrame(schema=PRICE_SCHEMA), None
     raw = read_prices(prices, where=pl.col(ENTITY).is_in(refs))
-    return validate(raw, min_prices=0).prices
+    checked = validate(raw, min_prices=0, bad_tick=bad_tick)
+    return checked.prices, checked.ticks
 
 
 class Builder:
@@ -70,11 +85,15 @@ class Builder:
             self.models = load_models(config.model_dir, config.model)
             self.weights = {**self.models.joint.weights, **(config.weights or {})}
             self.library = load_library(config.scenarios)
+            refs, ref_ticks = reference_prices(
+                config.prices, self.library, bad_tick=config.bad_tick
+            )
             self.scenarios = ScenarioLibrary(
                 self.models,
                 self.library,
-                reference_prices(config.prices, self.library),
+                refs,
                 max_staleness_days=config.max_staleness_days,
+                reference_ticks=ref_ticks,
             )
             self.profiles = read_profiles(config.profiles) if config.profiles else None
             self.entities_matched = False
@@ -105,6 +124,7 @@ class Builder:
             else str(self.config.scenarios),
             "weights": self.weights,
             "tau": self.models.joint.tau,
+            "bad_tick": self.config.bad_tick,
             "counts": counts,
             "stabfrag_version": __version__,
         }
@@ -167,16 +187,22 @@ class Builder:
                 first=chunk[0],
                 last=chunk[-1],
                 include_undated=first_of_run,
-                min_rows=LOOKBACK_ROWS,
+                min_rows=READ_ROWS,
             )
         with t.stage("validate"):
-            checked = validate(raw, min_prices=0)
+            checked = validate(raw, min_prices=0, bad_tick=cfg.bad_tick)
             requests, ent_rejects = state_requests(
-                checked.prices, chunk, max_staleness_days=cfg.max_staleness_days
+                checked.prices,
+                chunk,
+                max_staleness_days=cfg.max_staleness_days,
+                ticks=checked.ticks,
             )
         with t.stage("features"):
+            series, requests = tick_series(
+                checked.prices, checked.ticks, requests, LOOKBACK_ROWS + 1
+            )
             rows = requests["_pos"].unique().sort().to_numpy()
-            feats = compute_features(checked.prices, rows=rows).drop(ENTITY, DATE)
+            feats = compute_features(series, rows=rows).drop(ENTITY, DATE)
             states = requests.join(feats, on="_pos", how="left").sort("as_of_date", ENTITY)
             meta = read_entities(cfg.entities, states[ENTITY])
             self._check_entities_file(meta, states.height)
@@ -197,9 +223,19 @@ class Builder:
         states, z_stab = states.filter(pl.Series(ok)), encoded.z_stab[ok]
         with t.stage("joint"):
             joint = self._joint(states, z_stab, chunk)
-        own = own_rows(previous[chunk[0]], first_of_run=first_of_run)
+        after = None if first_of_run else previous[chunk[0]]
+        own = own_rows(after)
+        judged = pl.concat(
+            [requests.select(ENTITY, "as_of_date"), ent_rejects.select(ENTITY, "as_of_date")]
+        )
         rejects = pl.concat(
-            [dated_row_rejects(checked.rejects, chunk, own), pl.concat([ent_rejects, degenerate])]
+            [
+                dated_row_rejects(checked.rejects, checked.ticks, chunk, after),
+                pl.concat([ent_rejects, degenerate]),
+                empty_entities(
+                    checked.rejects.filter(pl.col("reason").is_in(ROW_REASONS)), judged, chunk
+                ),
+            ]
         )
         self._count_chunk(checked, own, rejects)
         return self._partitions(chunk, states.select(FEATURE_COLUMNS), joint, rejects)
@@ -264,8 +300,12 @@ class Builder:
     def _count_chunk(self, checked: Validated, own: pl.Expr, rejects: pl.DataFrame) -> None:
         s = self.summary
         row_rejects = rejects.filter(pl.col("reason").is_in(ROW_REASONS))
-        s.rows_read += checked.prices.filter(own).height + row_rejects.height
+        # A row is read by the chunk its date falls in, though a bad tick may be known (and
+        # reported) only in the next: rows read count by date, rejects by when known.
+        read_rejects = checked.rejects.filter(pl.col("reason").is_in(ROW_REASONS)).filter(own)
+        s.rows_read += checked.prices.filter(own).height + read_rejects.height
         s.range_dropped += checked.range_dropped_dates.to_frame().filter(own).height
+        s.spread_dropped += checked.spread_dropped_dates.to_frame().filter(own).height
         s.add(s.rows_rejected, counts_by_reason(row_rejects))
         s.add(
             s.entities_rejected,

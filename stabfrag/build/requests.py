@@ -11,7 +11,7 @@ import numpy as np
 import polars as pl
 
 from stabfrag import __version__
-from stabfrag.config import BuildConfig
+from stabfrag.config import BAD_TICK_MULTIPLE, BuildConfig
 from stabfrag.ingest.files import file_hash
 from stabfrag.ingest.reasons import entity_rule
 from stabfrag.ingest.window import LOOKBACK_DAYS, as_of_join
@@ -31,6 +31,8 @@ def fingerprint(
         "weights": weights,
         "max_staleness_days": config.max_staleness_days,
         "version": __version__,
+        # Only when not the default, so a default build keeps its fingerprint.
+        **({"bad_tick": config.bad_tick} if config.bad_tick != BAD_TICK_MULTIPLE else {}),
         # Only when set, so a build without a market reference keeps its fingerprint.
         **({"market": config.market} if config.market else {}),
     }
@@ -38,12 +40,18 @@ def fingerprint(
 
 
 def state_requests(
-    prices: pl.DataFrame, dates: list[dt.date], *, max_staleness_days: int
+    prices: pl.DataFrame,
+    dates: list[dt.date],
+    *,
+    max_staleness_days: int,
+    ticks: pl.DataFrame | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Per (entity, as-of date): the entity's last valid row on or before the date.
 
     Returns (requests for states, entity rejects). The universe of a date is every entity
-    with a valid price in its look-back window.
+    with a valid price in its look-back window. A bad tick not yet known on the as-of date
+    (`ticks`, see Validated.ticks) is the state's last row, as the data of that evening
+    showed it: such a request has `_tick` set (its date) and no `_pos` yet.
     """
     indexed = prices.with_row_index("_pos").select(
         pl.col("_pos").cast(pl.Int64),
@@ -56,9 +64,8 @@ def state_requests(
         .join(pl.DataFrame({"as_of_date": dates}, schema={"as_of_date": pl.Date}), how="cross")
         .sort("as_of_date")
     )
-    matched = as_of_join(grid, indexed, right_on="last_date", max_days=LOOKBACK_DAYS).filter(
-        pl.col("last_date").is_not_null()
-    )
+    matched = as_of_join(grid, indexed, right_on="last_date", max_days=LOOKBACK_DAYS)
+    matched = _pending_ticks(matched, ticks).filter(pl.col("last_date").is_not_null())
     reason, detail = entity_rule(
         pl.col("n_obs"),
         pl.col("last_date"),
@@ -73,6 +80,103 @@ def state_requests(
     )
     requests = matched.filter(pl.col("reason").is_null()).drop("reason", "detail")
     return requests, rejects
+
+
+def empty_entities(
+    row_rejects: pl.DataFrame, judged: pl.DataFrame, dates: list[dt.date]
+) -> pl.DataFrame:
+    """Entity rejects `no_valid_rows`: per as-of date, each entity with rows in its look-back
+    window that were all rejected (so it is counted in, and out, on that date as validate
+    counts it). `judged` holds the (entity_id, as_of_date) pairs already given a state or a
+    reject; `row_rejects` are the chunk's row rejects (REJECTS_SCHEMA)."""
+    rows = row_rejects.filter(
+        pl.col(DATE).is_not_null() & (pl.col("reason") != "bad_entity_id")
+    ).select(ENTITY, DATE)
+    if rows.height == 0:
+        return pl.DataFrame(
+            schema={"as_of_date": pl.Date, ENTITY: pl.String, DATE: pl.Date, **_REASON}
+        )
+    grid = rows.select(pl.col(ENTITY).unique()).join(
+        pl.DataFrame({"as_of_date": dates}, schema={"as_of_date": pl.Date}), how="cross"
+    )
+    matched = as_of_join(grid, rows.unique(), max_days=LOOKBACK_DAYS).filter(
+        pl.col(DATE).is_not_null()
+    )
+    return (
+        matched.join(judged, on=[ENTITY, "as_of_date"], how="anti")
+        .with_columns(
+            pl.lit("no_valid_rows").alias("reason"),
+            pl.lit(f"every row in the {LOOKBACK_DAYS} days to the as-of date was rejected").alias(
+                "detail"
+            ),
+        )
+        .select("as_of_date", ENTITY, DATE, "reason", "detail")
+    )
+
+
+_REASON = {"reason": pl.String, "detail": pl.String}
+
+
+def _pending_ticks(matched: pl.DataFrame, ticks: pl.DataFrame | None) -> pl.DataFrame:
+    """Point each (entity, as-of) whose newest row is a bad tick not yet known at the tick."""
+    if ticks is None or ticks.height == 0:
+        return matched.with_columns(pl.lit(None, pl.Date).alias("_tick"))
+    pending = as_of_join(
+        matched, ticks.select(ENTITY, pl.col(DATE).alias("_tick"), "known_on"), right_on="_tick"
+    )
+    # known_on is the next row's date, so a tick unknown on the as-of date is its newest row.
+    open_tick = pl.col("_tick").is_not_null() & (pl.col("known_on") > pl.col("as_of_date"))
+    return pending.with_columns(
+        pl.when(open_tick).then(None).otherwise(pl.col("_pos")).alias("_pos"),
+        pl.when(open_tick).then(pl.col("_tick")).otherwise(pl.col("last_date")).alias("last_date"),
+        pl.when(open_tick)
+        .then(pl.col("n_obs").fill_null(0) + 1)
+        .otherwise(pl.col("n_obs"))
+        .alias("n_obs"),
+        pl.when(open_tick).then(pl.col("_tick")).alias("_tick"),
+    ).drop("known_on")
+
+
+def tick_series(
+    prices: pl.DataFrame, ticks: pl.DataFrame, requests: pl.DataFrame, lookback_rows: int
+) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """(prices with one series per open tick appended, requests pointing at their last row).
+
+    The series of an open tick is the entity's last `lookback_rows` valid rows before it and
+    the tick itself, under an id no entity can have (control characters are rejected), so
+    the feature plan treats it as an entity of its own.
+    """
+    wanted = requests.filter(pl.col("_tick").is_not_null()).select(ENTITY, "_tick").unique()
+    if wanted.height == 0:
+        return prices, requests
+    variant = pl.format("{}\x1f{}", pl.col(ENTITY), pl.col("_tick")).alias("_variant")
+    history = (
+        prices.join(wanted, on=ENTITY, maintain_order="left")
+        .filter(pl.col(DATE) < pl.col("_tick"))
+        .filter(pl.int_range(pl.len(), 0, -1).over(ENTITY, "_tick") <= lookback_rows)
+    )
+    spikes = ticks.join(wanted, left_on=[ENTITY, DATE], right_on=[ENTITY, "_tick"]).with_columns(
+        pl.col(DATE).alias("_tick")
+    )
+    series = (
+        pl.concat([history, spikes.select(history.columns)])
+        .with_columns(variant)
+        .sort("_variant", DATE)
+    )
+    ends = series.with_row_index("_i").filter(
+        pl.col("_variant") != pl.col("_variant").shift(-1).fill_null("")
+    )
+    positions = ends.select(
+        ENTITY, "_tick", (pl.col("_i").cast(pl.Int64) + prices.height).alias("_tick_pos")
+    )
+    appended = series.drop(ENTITY).rename({"_variant": ENTITY}).select(prices.columns)
+    extended = pl.concat([prices, appended])
+    pointed = (
+        requests.join(positions, on=[ENTITY, "_tick"], how="left", maintain_order="left")
+        .with_columns(pl.coalesce("_pos", "_tick_pos").alias("_pos"))
+        .drop("_tick_pos")
+    )
+    return extended, pointed
 
 
 def profiles_at(

@@ -26,6 +26,25 @@ class ScenarioSpace:
     table: pl.DataFrame
 
 
+def _path_known(library: tuple[Scenario, ...], ticks: pl.DataFrame | None) -> dict[str, dt.date]:
+    """The date from which each episode's real path is known: its end, or later when a bad
+    tick on or before the end is known only on the next close (Validated.ticks)."""
+    ends = {s.id: s.episode_end for s in library if s.episode_end is not None}
+    if ticks is None or ticks.height == 0:
+        return ends
+    for s in library:  # a few dozen scenarios, not data rows
+        if s.id not in ends or s.reference_entity is None:
+            continue
+        end = ends[s.id]
+        late = ticks.filter(
+            (pl.col("entity_id") == s.reference_entity)
+            & (pl.col("date") <= end)
+            & (pl.col("known_on") > end)
+        )["known_on"]
+        ends[s.id] = max([end, *late.to_list()])
+    return ends
+
+
 class ScenarioLibrary:
     """Scenario vectors per as-of date, point in time: a historical scenario exists only
     from the date its episode is known (its end, or `known_from`), and uses its real
@@ -42,6 +61,7 @@ class ScenarioLibrary:
         reference_prices: pl.DataFrame,
         *,
         max_staleness_days: int,
+        reference_ticks: pl.DataFrame | None = None,
     ) -> None:
         self.models = models
         self.library = library
@@ -49,7 +69,7 @@ class ScenarioLibrary:
         self.real = reference_features(
             library, reference_prices, max_staleness_days=max_staleness_days
         )
-        self.ends = {s.id: s.episode_end for s in library if s.episode_end is not None}
+        self.ends = _path_known(library, reference_ticks)
         self.cache: dict[Key, ScenarioSpace] = {}
 
     def key(self, as_of: dt.date) -> Key:

@@ -28,6 +28,7 @@ def validation_summary(v: Validated) -> dict[str, Any]:
         "rows_of_rejected_entities": v.rows_of_rejected_entities,
         "row_rejects_by_reason": row_rejects,
         "range_dropped": v.range_dropped,
+        "spread_dropped": v.spread_dropped,
         "entities_in": v.entities_in,
         "entities_valid": v.entities_in - entities_rejected,
         "entities_rejected": entities_rejected,
@@ -68,6 +69,7 @@ class RunSummary:
     rows_read: int = 0
     rows_rejected: dict[str, int] = field(default_factory=dict)
     range_dropped: int = 0
+    spread_dropped: int = 0
     entities_in: int = 0
     states_out: int = 0
     entities_rejected: dict[str, int] = field(default_factory=dict)
@@ -93,6 +95,7 @@ class RunSummary:
             "rows_rejected": sum(self.rows_rejected.values()),
             "row_rejects_by_reason": dict(sorted(self.rows_rejected.items())),
             "range_dropped": self.range_dropped,
+            "spread_dropped": self.spread_dropped,
             "entities_in": self.entities_in,
             "states_out": self.states_out,
             "entities_rejected": sum(self.entities_rejected.values()),

@@ -9,6 +9,7 @@ from typing import Annotated
 import typer
 
 from stabfrag.cli.common import (
+    BadTickOpt,
     EntitiesOpt,
     JsonOpt,
     MarketOpt,
@@ -32,6 +33,7 @@ from stabfrag.cli.common import (
     parse_date,
     print_frame,
 )
+from stabfrag.config import BAD_TICK_MULTIPLE
 from stabfrag.errors import InputError
 from stabfrag.schema import date_span
 
@@ -66,6 +68,7 @@ def build(
     market: MarketOpt = None,
     weights: WeightsOpt = None,
     max_staleness_days: StaleOpt = 7,
+    bad_tick: BadTickOpt = BAD_TICK_MULTIPLE,
     pg_dsn: PgDsnOpt = None,
     pg_table: PgTableOpt = "joint_embeddings",
     pg_staging: PgStagingOpt = False,
@@ -103,6 +106,7 @@ def backfill(
     market: MarketOpt = None,
     weights: WeightsOpt = None,
     max_staleness_days: StaleOpt = 7,
+    bad_tick: BadTickOpt = BAD_TICK_MULTIPLE,
     chunk_days: Annotated[
         int, typer.Option("--chunk-days", min=1, help="Calendar days of as-of dates per chunk.")
     ] = 366,

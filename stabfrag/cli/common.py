@@ -74,6 +74,16 @@ WeightsOpt = Annotated[
 StaleOpt = Annotated[
     int, typer.Option("--max-staleness-days", min=0, help="Older last price: no state.")
 ]
+BadTickOpt = Annotated[
+    float,
+    typer.Option(
+        "--bad-tick",
+        min=0,
+        help="Reject as bad_tick a close that jumps and reverts the next day by more than "
+        "this many robust daily moves (or lies that far outside its high/low); 0 turns the "
+        "rule off.",
+    ),
+]
 PgDsnOpt = Annotated[
     str | None,
     typer.Option(

@@ -8,6 +8,7 @@ from typing import Annotated
 import typer
 
 from stabfrag.cli.common import (
+    BadTickOpt,
     EntitiesOpt,
     JsonOpt,
     MaxRejectOpt,
@@ -17,6 +18,7 @@ from stabfrag.cli.common import (
     fail,
     parse_date,
 )
+from stabfrag.config import BAD_TICK_MULTIPLE
 from stabfrag.errors import InputError
 
 
@@ -24,6 +26,7 @@ from stabfrag.errors import InputError
 def validate(
     prices: PricesOpt,
     entities: EntitiesOpt = None,
+    bad_tick: BadTickOpt = BAD_TICK_MULTIPLE,
     as_json: JsonOpt = False,
     max_reject_share: MaxRejectOpt = 0.05,
 ) -> None:
@@ -33,7 +36,7 @@ def validate(
     from stabfrag.ingest.entities import read_entities
 
     try:
-        checked = inputs.validate(inputs.read_prices(prices))
+        checked = inputs.validate(inputs.read_prices(prices), bad_tick=bad_tick)
         if entities is not None:
             read_entities(entities, checked.prices["entity_id"])
     except InputError as exc:

@@ -12,6 +12,7 @@ import polars as pl
 from stabfrag.errors import InputError
 from stabfrag.ingest.files import check_columns, file_format
 from stabfrag.ingest.reasons import MIN_PRICES, counts_by_reason, entity_rule
+from stabfrag.ingest.ticks import DEFAULT_MULTIPLE, flag_ticks
 from stabfrag.schema import (
     DATE,
     ENTITY,
@@ -33,13 +34,22 @@ class Validated:
     rows_in: int
     rows_rejected: int  # rows that broke a row rule (duplicates included)
     range_dropped_dates: pl.Series  # date of each kept row whose inconsistent high/low went
+    spread_dropped_dates: pl.Series  # date of each kept row whose negative spread went
     entities_in: int
     entities_rejected: dict[str, int] = field(default_factory=dict)
+    # Bad ticks known only on a later date (a spike judged by the next close): their price
+    # columns and `known_on`. Before that date a state still sees them (build.requests).
+    ticks: pl.DataFrame = field(default_factory=pl.DataFrame)
 
     @property
     def range_dropped(self) -> int:
         """Kept rows whose high and low were dropped as inconsistent."""
         return self.range_dropped_dates.len()
+
+    @property
+    def spread_dropped(self) -> int:
+        """Kept rows whose negative spread_bps was dropped (a credit spread is >= 0)."""
+        return self.spread_dropped_dates.len()
 
     @property
     def rows_of_rejected_entities(self) -> int:
@@ -266,8 +276,16 @@ def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
     return frame.sort([ENTITY, DATE, ROW])
 
 
-def _clean_rows(flagged: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.Series]:
-    """(kept rows sorted, row rejects, dates of kept rows whose range was dropped)."""
+@dataclass(frozen=True)
+class _Cleaned:
+    good: pl.DataFrame  # kept rows, sorted
+    row_rejects: pl.DataFrame
+    range_dropped_dates: pl.Series  # dates of kept rows whose range was dropped
+    spread_dropped_dates: pl.Series  # dates of kept rows whose negative spread was dropped
+    ticks: pl.DataFrame  # bad ticks known after their own date
+
+
+def _clean_rows(flagged: pl.DataFrame, bad_tick: float) -> _Cleaned:
     bad = flagged.filter(pl.col("reason").is_not_null())
     good = flagged.filter(pl.col("reason").is_null())
     # Duplicates are judged among rows that passed the row rules: the first in file order wins.
@@ -275,16 +293,26 @@ def _clean_rows(flagged: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.S
     dup = (pl.col(ENTITY) == pl.col(ENTITY).shift(1)) & (pl.col(DATE) == pl.col(DATE).shift(1))
     good = good.with_columns(dup.fill_null(False).alias("_dup"))
     dups = good.filter(pl.col("_dup")).with_columns(pl.lit("duplicate").alias("reason"))
-    good = good.filter(~pl.col("_dup"))
+    good = flag_ticks(good.filter(~pl.col("_dup")), bad_tick)
+    is_tick = pl.col("_tick").is_not_null()
+    tick_rows = good.filter(is_tick).with_columns(
+        pl.lit("bad_tick").alias("reason"), pl.col("_tick").alias("detail")
+    )
+    ticks = tick_rows.filter(pl.col("_known_on") > pl.col(DATE)).select(
+        ENTITY, DATE, "close", *OPTIONAL_PRICE_COLUMNS, "_known_on"
+    )
+    good = good.filter(~is_tick).drop("_tick", "_known_on")
     has_range = pl.col("high").is_not_null() | pl.col("low").is_not_null()
     range_bad = has_range & ~_range_ok()
     range_dropped_dates = good.filter(range_bad)[DATE]
+    spread_dropped_dates = good.filter(pl.col("spread_bps") < 0)[DATE]
     good = good.with_columns(
         pl.when(range_bad).then(None).otherwise(pl.col(c)).alias(c) for c in ("high", "low")
     ).with_columns(
-        # NaN volume or spread means unknown, as null does; so does an infinite spread.
+        # NaN volume or spread means unknown, as null does; so does an infinite spread, and a
+        # negative one (counted: a credit spread over the risk-free rate is not below 0).
         pl.col("volume").fill_nan(None),
-        pl.when(pl.col("spread_bps").is_infinite())
+        pl.when(pl.col("spread_bps").is_infinite() | (pl.col("spread_bps") < 0))
         .then(None)
         .otherwise(pl.col("spread_bps").fill_nan(None))
         .alias("spread_bps"),
@@ -298,20 +326,25 @@ def _clean_rows(flagged: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame, pl.S
                         "same entity_id and date as an earlier row (file row {})", pl.col(ROW)
                     ).alias("detail")
                 ),
+                tick_rows,
             ],
             how="diagonal_relaxed",
         )
         .sort(ROW)
         .select(ENTITY, DATE, "reason", "detail")
     )
-    return good, row_rejects, range_dropped_dates
+    return _Cleaned(good, row_rejects, range_dropped_dates, spread_dropped_dates, ticks)
 
 
-def validate(raw: pl.DataFrame, *, min_prices: int = MIN_PRICES) -> Validated:
-    """Apply every SPEC §2 row rule and the minimum history; return clean sorted prices and
-    reconciled rejects. Staleness depends on an as-of date: build.requests applies it."""
+def validate(
+    raw: pl.DataFrame, *, min_prices: int = MIN_PRICES, bad_tick: float = DEFAULT_MULTIPLE
+) -> Validated:
+    """Apply every SPEC §2 row rule, the bad-tick rule (`bad_tick` is its multiple, 0 turns
+    it off) and the minimum history; return clean sorted prices and reconciled rejects.
+    Staleness depends on an as-of date: build.requests applies it."""
     flagged = raw.with_columns(row_reason().alias("reason"))
-    good, row_rejects, range_dropped_dates = _clean_rows(flagged)
+    cleaned = _clean_rows(flagged, bad_tick)
+    good, row_rejects = cleaned.good, cleaned.row_rejects
     named = flagged.filter(entity_id_problem().is_null())
     all_ids = named.select(pl.col(ENTITY).unique())
     per_entity = good.group_by(ENTITY).agg(
@@ -341,7 +374,9 @@ def validate(raw: pl.DataFrame, *, min_prices: int = MIN_PRICES) -> Validated:
         rejects=rejects,
         rows_in=raw.height,
         rows_rejected=row_rejects.height,
-        range_dropped_dates=range_dropped_dates,
+        range_dropped_dates=cleaned.range_dropped_dates,
+        spread_dropped_dates=cleaned.spread_dropped_dates,
         entities_in=all_ids.height,
         entities_rejected=counts_by_reason(ent_rej),
+        ticks=cleaned.ticks.rename({"_known_on": "known_on"}),
     )

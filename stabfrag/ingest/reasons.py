@@ -20,14 +20,15 @@ REASONS: dict[str, str] = {
     "nonpositive_close": ROW_SCOPE,
     "bad_volume": ROW_SCOPE,
     "duplicate": ROW_SCOPE,
+    "bad_tick": ROW_SCOPE,
     "no_valid_rows": ENTITY_SCOPE,
     "insufficient_history": ENTITY_SCOPE,
     "stale": ENTITY_SCOPE,
     "degenerate_state": ENTITY_SCOPE,
 }
 ROW_REASONS = tuple(code for code, scope in REASONS.items() if scope == ROW_SCOPE)
-# Entity reasons of a state on an as-of date (no_valid_rows is an entity with no row at all).
-STATE_REASONS = ("insufficient_history", "stale", "degenerate_state")
+# Entity reasons of a state on an as-of date (no_valid_rows: every row of its window rejected).
+STATE_REASONS = ("no_valid_rows", "insufficient_history", "stale", "degenerate_state")
 
 
 def entity_rule(
