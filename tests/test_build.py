@@ -131,7 +131,7 @@ def test_counts_reconcile(market_dir: Path, tmp_path: Path) -> None:
     )
     assert res.exit_code == 0, res.stderr
     s = json.loads(res.stdout)
-    assert s["entities_in"] == s["states_out"] + s["entities_rejected"]
+    assert s["entity_states_in"] == s["states_out"] + s["entity_states_rejected"]
     manifest = json.loads(
         (
             partition_dir(tmp_path, "joint_embeddings", dt.date(2024, 12, 31)) / "_manifest.json"

@@ -66,8 +66,10 @@ def test_init_is_idempotent_and_accepts_an_existing_table(pg_dsn: str, pg_schema
         conn.execute(
             sql.SQL("CREATE INDEX theirs ON {} (joint_type, as_of_date, model_id)").format(ident)
         )
-    assert init_table(pg_dsn, name) == ["table ready"]
-    assert init_table(pg_dsn, name) == ["table ready"]
+    view = f'"{pg_schema}"."joint_embeddings_flat"'
+    ready = ["table ready", f"entity-id index and view {view} ready"]
+    assert init_table(pg_dsn, name) == ready
+    assert init_table(pg_dsn, name) == ready
     res = runner.invoke(app, ["db", "init", "--pg-dsn", pg_dsn, "--pg-table", f"{pg_schema}.other"])
     assert res.exit_code == 0 and "index created" in res.stdout
     res = runner.invoke(app, ["db", "init", "--pg-dsn", pg_dsn, "--pg-table", f"{pg_schema}.other"])
@@ -248,3 +250,60 @@ def test_build_loads_what_it_built(
     )
     assert res.exit_code == 0, res.stderr
     assert len(_rows(pg_dsn, table)) == frame.height
+
+
+def _run_psql_file(conn: psycopg.Connection, name: str, schema: str, **params: object) -> list:
+    """Run a shipped sql/postgres query file as psql would, its :'var' / :var filled in."""
+    from stabfrag.config import packaged
+
+    text = packaged("sql", "postgres", name).read_text()
+    for key in params:
+        text = text.replace(f":'{key}'", f"%({key})s").replace(f":{key}", f"%({key})s")
+    conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+    return conn.execute(text.rstrip().rstrip(";"), params).fetchall()  # type: ignore[arg-type]
+
+
+def test_sql_users_ask_plain_questions_of_the_view(
+    pg_dsn: str, pg_schema: str, built: Path
+) -> None:
+    """The two questions a SQL user asks are one query each over the flat view, and they
+    agree with the DuckDB answers of the same build."""
+    from stabfrag.analysis.query import run_sql
+
+    res = runner.invoke(
+        app, ["db", "init", "--pg-dsn", pg_dsn, "--pg-table", f"{pg_schema}.joint_embeddings"]
+    )
+    assert res.exit_code == 0 and "joint_embeddings_flat" in res.stdout, res.stdout
+    res = runner.invoke(
+        app,
+        [
+            "load",
+            "--out",
+            str(built),
+            "--pg-dsn",
+            pg_dsn,
+            "--pg-table",
+            f"{pg_schema}.joint_embeddings",
+        ],
+    )
+    assert res.exit_code == 0, res.stderr
+    day = partitions(built)[-1]
+    expected = run_sql(built, "fragile", {"as_of": day, "top_n": 20})
+    with psycopg.connect(pg_dsn) as conn:
+        top = _run_psql_file(conn, "fragile.sql", pg_schema, as_of=day, top_n=20)
+        entity = top[0][0]
+        history = _run_psql_file(conn, "entity_history.sql", pg_schema, entity_id=entity)
+        plan = conn.execute(
+            "EXPLAIN SELECT * FROM joint_embeddings_flat WHERE entity_id = %s", [entity]
+        ).fetchall()
+        scenario_rows = conn.execute(
+            "SELECT count(*) FROM joint_embeddings_flat WHERE kind = 'scenario' "
+            "AND fragility IS NULL AND scenario_id IS NOT NULL"
+        ).fetchone()
+    assert [r[0] for r in top] == expected["entity_id"].to_list()
+    assert np.allclose([r[2] for r in top], expected["fragility"].to_numpy(), atol=1e-6)
+    assert [r[3] for r in top] == expected["nearest_scenario"].to_list()
+    built_history = run_sql(built, "entity_history", {"entity_id": entity})
+    assert [r[0] for r in history] == built_history["as_of_date"].to_list()
+    assert "entity_idx" in " ".join(str(r[0]) for r in plan)
+    assert scenario_rows is not None and scenario_rows[0] > 0

@@ -32,16 +32,57 @@ def connect(out: Path) -> duckdb.DuckDBPyConnection:
 
 def run_sql(out: Path, name: str, params: dict[str, Any]) -> pl.DataFrame:
     """Set each parameter as a DuckDB variable, then run sql/duckdb/NAME.sql."""
-    text = (sql_dir() / f"{name}.sql").read_text()
+    return run_text(out, (sql_dir() / f"{name}.sql").read_text(), params)
+
+
+def run_text(out: Path, text: str, params: dict[str, Any]) -> pl.DataFrame:
+    """Run SQL over the output's views (read only), each parameter a DuckDB variable that
+    the SQL reads with getvariable('name'). A DuckDB error is one QueryError line."""
     con = connect(out)
     try:
         for key, value in params.items():
+            if not key.isidentifier():
+                raise QueryError(f"--param {key}: a name is letters, digits and _")
             con.execute(f"SET VARIABLE {key} = ?", [value]).fetchall()
-        result = pl.from_arrow(con.sql(text).to_arrow_table())
+        relation = con.sql(text)
+        if relation is None:
+            raise QueryError("the SQL returns no rows (a query must be a SELECT or similar)")
+        result = pl.from_arrow(relation.to_arrow_table())
         assert isinstance(result, pl.DataFrame)
         return result
+    except duckdb.Error as exc:
+        raise QueryError(str(exc).strip().splitlines()[0]) from None
     finally:
         con.close()
+
+
+def sql_text(query: str) -> str:
+    """The SQL a `stabfrag sql` argument names: a .sql file, a shipped query by name
+    (fragile, analogs, ...), or the SQL itself."""
+    path = Path(query)
+    if query.endswith(".sql"):
+        if not path.is_file():
+            raise QueryError(f"{query}: no such SQL file")
+        return path.read_text()
+    shipped = sql_dir() / f"{query}.sql"
+    if query.isidentifier() and shipped.is_file():
+        return shipped.read_text()
+    return query
+
+
+def parse_param(text: str) -> tuple[str, Any]:
+    """'name=value' -> (name, value): an integer, a number, a date (YYYY-MM-DD) or text."""
+    import datetime as dt
+
+    name, sep, value = text.partition("=")
+    if not sep or not name.strip():
+        raise QueryError(f"--param '{text}' is not NAME=VALUE")
+    for parse in (int, float, dt.date.fromisoformat):
+        try:
+            return name.strip(), parse(value)
+        except ValueError:
+            continue
+    return name.strip(), value
 
 
 def _one(con: duckdb.DuckDBPyConnection, text: str, params: list[Any]) -> list[tuple[Any, ...]]:

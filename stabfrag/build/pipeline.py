@@ -81,7 +81,7 @@ class Builder:
     def __init__(self, config: BuildConfig) -> None:
         self.config = config
         self.summary = RunSummary(out=str(config.out))
-        with self.summary.timings.stage("load"):
+        with self.summary.timings.stage("models"):
             self.models = load_models(config.model_dir, config.model)
             self.weights = {**self.models.joint.weights, **(config.weights or {})}
             self.library = load_library(config.scenarios)
@@ -153,12 +153,11 @@ class Builder:
         done = 0
         for chunk in _chunks(todo, self.config.chunk_days):  # bounded memory per chunk
             partitions = self.build_chunk(chunk, previous, first_of_run=chunk[0] == dates[0])
-            with self.summary.timings.stage("write"):
-                for sink in sinks:
-                    with sink:
-                        for part in partitions:
-                            sink.write(part)
-                        sink.commit()
+            for sink in sinks:
+                with self.summary.timings.stage(f"write_{sink.name}"), sink:
+                    for part in partitions:
+                        sink.write(part)
+                    sink.commit()
             done += len(chunk)
             self.summary.as_of_dates.extend(chunk)
             if progress:

@@ -46,7 +46,7 @@ def reporter(total: int) -> Iterator[ProgressFn]:
         elapsed = time.perf_counter() - t0
         eta = elapsed / done * (total_ - done) if done else 0.0
         sys.stderr.write(
-            f"stabfrag: {done}/{total_} as-of dates, {states} states, "
+            f"stabfrag: {done:,}/{total_:,} as-of dates, {states:,} states, "
             f"{states / max(elapsed, 1e-9):,.0f} states/s, eta {eta:.0f}s\n"
         )
 

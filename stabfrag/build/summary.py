@@ -96,9 +96,10 @@ class RunSummary:
             "row_rejects_by_reason": dict(sorted(self.rows_rejected.items())),
             "range_dropped": self.range_dropped,
             "spread_dropped": self.spread_dropped,
-            "entities_in": self.entities_in,
+            # Sums over as-of dates: an entity counts once per date it is in.
+            "entity_states_in": self.entities_in,
             "states_out": self.states_out,
-            "entities_rejected": sum(self.entities_rejected.values()),
+            "entity_states_rejected": sum(self.entities_rejected.values()),
             "entity_rejects_by_reason": dict(sorted(self.entities_rejected.items())),
             "scenario_rows": self.scenario_rows,
             "states_without_context": self.states_without_context,

@@ -168,4 +168,7 @@ def demo(
         "entity_id", "fragility", "nearest_scenario", "nearest_similarity"
     )
     print_frame(top, fmt="table", title=f"10 most fragile entities, {as_of}")
-    typer.echo(f"query it: cd {out} && duckdb stabfrag.duckdb")
+    typer.echo(
+        f'query it: stabfrag sql "SELECT entity_id, fragility FROM joint_embeddings '
+        f"WHERE kind = 'entity' ORDER BY fragility DESC LIMIT 5\" --out {out}"
+    )

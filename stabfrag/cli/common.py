@@ -15,8 +15,32 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    # Plain help: the rich panels show a flag as `--json <bool>`, which reads as if it took
+    # a value (and `--json true` is then refused).
+    rich_markup_mode=None,
     help="Build the stability/fragility joint space.",
 )
+
+
+def _version(value: bool) -> None:
+    if value:
+        from stabfrag import __version__
+
+        sys.stdout.write(f"stabfrag {__version__}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _main(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
+    """Build the stability/fragility joint space."""
+
 
 PricesOpt = Annotated[Path, typer.Option("--prices", help="Prices file (Parquet or CSV).")]
 EntitiesOpt = Annotated[
@@ -138,11 +162,30 @@ def print_frame(frame: object, *, fmt: str, title: str | None = None) -> None:
 
     table = Table(title=title)
     for name in frame.columns:
-        table.add_column(name, justify="right" if frame.schema[name].is_numeric() else "left")
+        numeric = frame.schema[name].is_numeric()
+        if _is_id(name) and frame.schema[name] == pl.String:
+            # An id is never cut: its column keeps the longest id's width (up to a point;
+            # a longer one folds onto a second line), and the other columns wrap.
+            longest = frame[name].drop_nulls().str.len_chars().max()
+            width = max(len(name), int(longest) if isinstance(longest, int) else 0)
+            table.add_column(name, min_width=min(width, MAX_ID_WIDTH), overflow="fold")
+        else:
+            table.add_column(name, justify="right" if numeric else "left", overflow="fold")
     for row in frame.iter_rows():
         # Text, not markup: an id like "[/red]" is shown as it is.
         table.add_row(*[Text(f"{v:.4f}" if isinstance(v, float) else str(v)) for v in row])
-    Console().print(table)
+    # Wide enough for the ids and a little of every other column: rich crops a line wider
+    # than its console (80 columns off a terminal), and an id must never be cut.
+    minimum = Console(width=10_000).measure(table).minimum
+    Console(width=max(Console().width, minimum)).print(table)
+
+
+MAX_ID_WIDTH = 32
+
+
+def _is_id(name: str) -> bool:
+    """Ids and codes (entity_id, nearest_scenario, shock_type, reason): shown whole."""
+    return name.endswith(("_id", "_type", "scenario")) or name in ("id", "reason", "severity")
 
 
 QueryOut = Annotated[Path, typer.Option("--out", help="Output folder of a build.")]

@@ -17,6 +17,7 @@ from stabfrag.cli.common import (
     app,
     fail,
     parse_date,
+    print_frame,
 )
 from stabfrag.config import BAD_TICK_MULTIPLE
 from stabfrag.errors import InputError
@@ -27,6 +28,10 @@ def validate(
     prices: PricesOpt,
     entities: EntitiesOpt = None,
     bad_tick: BadTickOpt = BAD_TICK_MULTIPLE,
+    rejects_out: Annotated[
+        Path | None,
+        typer.Option("--rejects-out", help="Write every reject to this file (.parquet or .csv)."),
+    ] = None,
     as_json: JsonOpt = False,
     max_reject_share: MaxRejectOpt = 0.05,
 ) -> None:
@@ -35,6 +40,8 @@ def validate(
     from stabfrag.ingest import prices as inputs
     from stabfrag.ingest.entities import read_entities
 
+    if rejects_out is not None and rejects_out.suffix not in (".parquet", ".csv"):
+        fail(f"--rejects-out {rejects_out}: the name must end in .parquet or .csv")
     try:
         checked = inputs.validate(inputs.read_prices(prices), bad_tick=bad_tick)
         if entities is not None:
@@ -43,9 +50,39 @@ def validate(
         fail(str(exc))
         return
     summary = validation_summary(checked)
+    if rejects_out is not None:
+        _write_rejects(checked.rejects, rejects_out)
+        summary["rejects_out"] = str(rejects_out)
     emit(summary, as_json=as_json)
+    if not as_json and checked.rejects.height:
+        shown = checked.rejects.head(FIRST_REJECTS)
+        more = "" if rejects_out else "; --rejects-out FILE writes them all"
+        print_frame(
+            shown,
+            fmt="table",
+            title=f"first {shown.height} of {checked.rejects.height} rejects{more}",
+        )
     if checked.rows_rejected > max_reject_share * max(checked.rows_in, 1):
         raise typer.Exit(1)
+
+
+FIRST_REJECTS = 10
+
+
+def _write_rejects(rejects: object, path: Path) -> None:
+    """All rejects, in file order, written atomically as Parquet or CSV."""
+    import polars as pl
+
+    from stabfrag.atomic import write_atomic
+
+    assert isinstance(rejects, pl.DataFrame)
+    try:
+        if path.suffix == ".csv":
+            write_atomic(path, lambda p: rejects.write_csv(p))
+        else:
+            write_atomic(path, lambda p: rejects.write_parquet(p))
+    except OSError as exc:
+        fail(f"--rejects-out {path}: {exc.strerror or exc}")
 
 
 @app.command()

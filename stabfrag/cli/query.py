@@ -15,6 +15,7 @@ from stabfrag.cli.common import (
     ScenarioOpt,
     StabfragError,
     TopOpt,
+    app,
     fail,
     latest_as_of,
     print_frame,
@@ -138,3 +139,37 @@ def query_trajectory(
         f"{entity} against {scenario}",
         [lambda: q.check_entity(out, entity), lambda: q.check_scenario(out, scenario)],
     )
+
+
+@app.command("sql")
+def sql(
+    query: Annotated[
+        str,
+        typer.Argument(
+            help="SQL text, a .sql file, or a shipped query by name (fragile, analogs, "
+            "entity_history, nearest_entities, nearest_scenarios, trajectory)."
+        ),
+    ],
+    out: QueryOut = Path("stabfrag-out"),
+    param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--param",
+            help="NAME=VALUE, read in the SQL as getvariable('NAME'); repeat for more.",
+        ),
+    ] = None,
+    fmt: FormatOpt = "table",
+) -> None:
+    """Run SQL over a build's views (joint_embeddings, features, rejects, scenarios), read
+    only; no DuckDB shell needed."""
+    from stabfrag.analysis.query import parse_param, run_text, sql_text
+
+    if fmt not in ("table", "csv", "json"):
+        fail(f"--format '{fmt}' is not one of table, csv, json")
+    try:
+        params = dict(parse_param(p) for p in param or [])
+        frame = run_text(out, sql_text(query), params)
+    except StabfragError as exc:
+        fail(str(exc))
+        return
+    print_frame(frame, fmt=fmt)

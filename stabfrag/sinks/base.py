@@ -29,6 +29,7 @@ class Sink:
     """The base of every sink: stage with write(), publish with commit(), or roll back."""
 
     committed = False
+    name = "sink"  # what the run summary's timings call its writes: write_<name>
 
     def prepare(self) -> None:
         """Check the destination before any work (default: nothing to check)."""

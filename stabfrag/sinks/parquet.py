@@ -15,6 +15,8 @@ from stabfrag.sinks.dataset import MANIFEST, PART, TABLE_SCHEMAS, manifest_path,
 class ParquetSink(Sink):
     """Stage every table of a partition as temporary files; commit renames them into place."""
 
+    name = "parquet"
+
     def __init__(self, out: Path) -> None:
         self.out = out
         self.staged: list[tuple[Path, Path]] = []

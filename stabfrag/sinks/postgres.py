@@ -97,7 +97,12 @@ IDENT_PART = re.compile(r'[A-Za-z_][A-Za-z0-9_$]*|"(?:[^"]|"")+"')
 
 
 def table_ident(name: str) -> sql.Identifier:
-    """'table' or 'schema.table' as a quoted identifier.
+    """'table' or 'schema.table' as a quoted identifier (see table_parts)."""
+    return sql.Identifier(*table_parts(name))
+
+
+def table_parts(name: str) -> list[str]:
+    """The unquoted parts of 'table' or 'schema.table'.
 
     Each part is a plain identifier, or one written in double quotes on purpose (with ""
     for a quote inside); anything else, such as `x; drop table y`, is refused: it is
@@ -114,7 +119,7 @@ def table_ident(name: str) -> sql.Identifier:
     unquoted = [p[1:-1].replace('""', '"') if p.startswith('"') else p for p in names]
     if any(len(p) > 63 for p in unquoted):
         raise SinkError(f"--pg-table '{name}': an identifier is longer than 63 characters")
-    return sql.Identifier(*unquoted)
+    return unquoted
 
 
 def index_ident(name: str) -> sql.Identifier:
@@ -123,23 +128,50 @@ def index_ident(name: str) -> sql.Identifier:
     return sql.Identifier(f"{base[:40]}_slice_idx_{digest}")
 
 
-def ddl_path() -> Path:
-    path = packaged("sql", "postgres", "001_joint_embeddings.sql")
+DDL_FILES = ("001_joint_embeddings.sql", "002_joint_embeddings_flat.sql")
+
+
+def ddl_path(name: str = DDL_FILES[0]) -> Path:
+    path = packaged("sql", "postgres", name)
     if not path.exists():
-        raise SinkError("sql/postgres/001_joint_embeddings.sql is missing from this installation")
+        raise SinkError(f"sql/postgres/{name} is missing from this installation")
     return path
 
 
+def view_ident(name: str) -> sql.Identifier:
+    """The flat view of a table: T_flat, in the table's schema."""
+    *schema, base = table_parts(name)
+    if len(base) > 63 - len("_flat"):
+        raise SinkError(f"--pg-table '{name}': too long a name for its view ({base}_flat)")
+    return sql.Identifier(*schema, f"{base}_flat")
+
+
+def entity_index_ident(name: str) -> sql.Identifier:
+    base = name.split(".")[-1]
+    digest = hashlib.sha1(name.encode()).hexdigest()[:8]  # noqa: S324 - a name, not security
+    return sql.Identifier(f"{base[:40]}_entity_idx_{digest}")
+
+
 def ddl_statements(table: str) -> list[sql.Composed]:
-    """The statements of the DDL file with the table and index identifiers filled in."""
-    text = "\n".join(
-        line for line in ddl_path().read_text().splitlines() if not line.lstrip().startswith("--")
-    )
-    return [
-        sql.SQL(stmt.strip()).format(table=table_ident(table), index=index_ident(table))
-        for stmt in text.split(";")
-        if stmt.strip()
-    ]
+    """The statements of the DDL files, with the table, index and view identifiers filled
+    in: create table, slice index, then the entity-id index and the flat view."""
+    idents = {
+        "table": table_ident(table),
+        "index": index_ident(table),
+        "entity_index": entity_index_ident(table),
+        "view": view_ident(table),
+    }
+    statements = []
+    for name in DDL_FILES:
+        text = "\n".join(
+            line
+            for line in ddl_path(name).read_text().splitlines()
+            if not line.lstrip().startswith("--")
+        )
+        statements += [
+            sql.SQL(stmt.strip()).format(**idents) for stmt in text.split(";") if stmt.strip()
+        ]
+    return statements
 
 
 _EXPECTED_COLUMNS = {
@@ -154,7 +186,7 @@ _EXPECTED_COLUMNS = {
 
 def init_table(dsn: str, table: str) -> list[str]:
     """Create the table and its index when missing; check an existing table's columns."""
-    create_table, create_index = ddl_statements(table)
+    create_table, create_index, *flat = ddl_statements(table)
     conn = connect(dsn)
     try:
         with conn.cursor() as cur:
@@ -185,6 +217,9 @@ def init_table(dsn: str, table: str) -> list[str]:
             if row is not None and row[0] == 0:
                 cur.execute(create_index)
                 done.append("index created")
+            for stmt in flat:
+                cur.execute(stmt)
+            done.append(f"entity-id index and view {view_ident(table).as_string(conn)} ready")
         conn.commit()
         return done
     except psycopg.Error as exc:
@@ -228,8 +263,10 @@ def _keys_csv(frame: pl.DataFrame) -> bytes:
 
 
 def with_provenance(frame: pl.DataFrame, manifest: dict[str, Any]) -> pl.DataFrame:
-    """The rows with `"build": {input_fingerprint, models}` added to their entity_scope (in
-    the database only), so rows of different builds in one table can be told apart."""
+    """The rows with what the table has no column for added to their entity_scope (in the
+    database only): the row's kind; an entity row's fragility and nearest scenario (so a
+    SQL user reads them without the vectors); and `"build": {input_fingerprint, models}`,
+    so rows of different builds in one table can be told apart."""
     build = json.dumps(
         {
             "input_fingerprint": manifest.get("input_fingerprint"),
@@ -238,8 +275,21 @@ def with_provenance(frame: pl.DataFrame, manifest: dict[str, Any]) -> pl.DataFra
         sort_keys=True,
         separators=(",", ":"),
     )
+    entity = pl.col("kind") == "entity"
+    shown = pl.struct(
+        "kind",
+        *[
+            pl.when(entity).then(pl.col(c)).alias(c)
+            for c in ("fragility", "nearest_scenario_id", "nearest_scenario_similarity")
+        ],
+    ).struct.json_encode()
     return frame.with_columns(
-        (pl.col("entity_scope").str.strip_suffix("}") + f',"build":{build}}}').alias("entity_scope")
+        pl.concat_str(
+            pl.col("entity_scope").str.strip_suffix("}"),
+            pl.lit(","),
+            shown.str.strip_prefix("{").str.strip_suffix("}"),
+            pl.lit(f',"build":{build}}}'),
+        ).alias("entity_scope")
     )
 
 
@@ -383,6 +433,8 @@ def _quiet_rollback(conn: psycopg.Connection) -> None:
 
 class PostgresSink(Sink):
     """Stage partitions' joint rows; commit loads them all in one transaction."""
+
+    name = "database"
 
     def __init__(
         self, dsn: str, table: str, *, staging: bool = False, replace_slice: bool = False

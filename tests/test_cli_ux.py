@@ -1,0 +1,126 @@
+"""What a new user meets first: the version, flag help, SQL without a DuckDB shell, whole
+ids in tables, the rejects of validate, and a run summary that names what it times."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import polars as pl
+from typer.testing import CliRunner
+
+from stabfrag import __version__
+from stabfrag.cli import app
+from stabfrag.sinks.dataset import partitions
+
+runner = CliRunner()
+
+
+def test_version() -> None:
+    res = runner.invoke(app, ["--version"])
+    assert res.exit_code == 0 and res.stdout.strip() == f"stabfrag {__version__}"
+
+
+def test_flags_show_as_flags_in_help() -> None:
+    res = runner.invoke(app, ["validate", "--help"])
+    assert res.exit_code == 0
+    assert "<bool>" not in res.stdout
+    line = next(x for x in res.stdout.splitlines() if x.strip().startswith("--json"))
+    assert "bool" not in line.lower() and "Print a machine-readable summary." in line
+
+
+def test_sql_runs_text_a_file_and_a_shipped_query(built: Path, tmp_path: Path) -> None:
+    day = partitions(built)[-1]
+    res = runner.invoke(
+        app,
+        [
+            "sql",
+            "SELECT count(*) AS n FROM joint_embeddings WHERE kind = getvariable('k')",
+            "--out",
+            str(built),
+            "--param",
+            "k=scenario",
+            "--format",
+            "json",
+        ],
+    )
+    assert res.exit_code == 0, res.stderr
+    assert json.loads(res.stdout)[0]["n"] > 0
+    query = tmp_path / "mine.sql"
+    query.write_text("SELECT DISTINCT as_of_date FROM joint_embeddings ORDER BY 1")
+    res = runner.invoke(app, ["sql", str(query), "--out", str(built), "--format", "csv"])
+    assert res.exit_code == 0 and str(day) in res.stdout
+    res = runner.invoke(
+        app,
+        ["sql", "fragile", "--out", str(built), "--param", f"as_of={day}", "--param", "top_n=3"]
+        + ["--format", "csv"],
+    )
+    assert res.exit_code == 0, res.stderr
+    assert len(res.stdout.strip().splitlines()) == 4  # header and three entities
+
+
+def test_sql_errors_are_one_line_and_the_output_is_read_only(built: Path) -> None:
+    for args in (
+        ["SELEC 1"],
+        ["DELETE FROM joint_embeddings"],
+        ["missing.sql"],
+        ["SELECT 1", "--param", "oops"],
+        ["SELECT 1", "--format", "xml"],
+    ):
+        res = runner.invoke(app, ["sql", *args, "--out", str(built)])
+        assert res.exit_code == 2, (args, res.stdout)
+        assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    still = runner.invoke(
+        app, ["sql", "SELECT count(*) FROM joint_embeddings", "--out", str(built)]
+    )
+    assert still.exit_code == 0
+
+
+def test_tables_never_cut_an_id(tmp_path: Path) -> None:
+    from stabfrag.cli.common import print_frame
+
+    long_id = "SCN_HY_SPREAD_WIDEN_2008_" + "X" * 6
+    frame = pl.DataFrame(
+        {
+            "scenario_id": [long_id],
+            "description": ["a long description " * 8],
+            "shock_type": ["CREDIT_SPREAD"],
+        }
+    )
+    import contextlib
+    import io
+
+    buffer = io.StringIO()
+    with contextlib.redirect_stdout(buffer):
+        print_frame(frame, fmt="table")
+    text = buffer.getvalue()
+    assert long_id in text and "CREDIT_SPREAD" in text and "…" not in text
+
+
+def test_validate_shows_and_writes_its_rejects(tmp_path: Path) -> None:
+    from stabfrag.synth import generate, inject_defects
+
+    path = tmp_path / "p.parquet"
+    inject_defects(generate(entities=20, days=150, seed=2).prices, seed=2).write_parquet(path)
+    out = tmp_path / "rejects.csv"
+    res = runner.invoke(app, ["validate", "--prices", str(path), "--rejects-out", str(out)])
+    summary = json.loads(runner.invoke(app, ["validate", "--prices", str(path), "--json"]).stdout)
+    written = pl.read_csv(out)
+    assert written.height == summary["rows_rejected"] + summary["entities_rejected"]
+    assert set(written.columns) == {"entity_id", "date", "reason", "detail"}
+    assert "first 10 of" in res.stdout and "nonfinite_close" in res.stdout
+    bad = runner.invoke(app, ["validate", "--prices", str(path), "--rejects-out", "x.txt"])
+    assert bad.exit_code == 2 and ".parquet or .csv" in bad.stderr
+
+
+def test_the_run_summary_names_what_it_times(market_dir: Path, tmp_path: Path) -> None:
+    res = runner.invoke(
+        app,
+        ["backfill", "--start", "2024-10-01", "--end", "2024-12-31", "--freq", "month"]
+        + ["--prices", str(market_dir / "prices.parquet"), "--out", str(tmp_path), "--json"],
+    )
+    summary = json.loads(res.stdout)
+    assert {"models", "write_parquet", "features"} <= set(summary["timings_s"])
+    assert "load" not in summary["timings_s"]
+    assert summary["entity_states_in"] == summary["states_out"] + summary["entity_states_rejected"]
+    assert len(summary["as_of_dates"]) == 3
