@@ -10,6 +10,6 @@ profile=$(mktemp -d)
 trap 'rm -rf "$profile"' EXIT
 chromium --headless --no-sandbox --disable-gpu --disable-quic --no-first-run \
   --disable-background-networking --disable-component-update --disable-sync \
-  --user-data-dir="$profile" --window-size=1000,1400 \
+  --user-data-dir="$profile" --window-size=${WINDOW:-1400,1800} \
   --screenshot="$shot" "file://$page" 2>/dev/null
 test -s "$shot" && echo "screenshot: $shot"

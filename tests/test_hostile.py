@@ -159,7 +159,7 @@ volume_multiplier = 1.5
             ["report", "--data", str(out), "--out", str(tmp_path / "r.html"), "--entity", entity],
         )
     assert res.exit_code == 0, (res.stderr, res.exception)
-    assert f"{entity} fragility n/a" in (tmp_path / "r.html").read_text()
+    assert f"{entity}: fragility n/a" in (tmp_path / "r.html").read_text()
     assert not states["fragility"].is_nan().any()
 
 
