@@ -110,7 +110,7 @@ def test_evaluate_on_generated_events(built, market, market_dir: Path) -> None:
 def test_v2_re_encoded_equals_a_v2_build(built, market, market_dir: Path, tmp_path: Path) -> None:
     """Scoring another model from the stored features gives the vectors its own build
     writes: evaluate compares models on exactly what they would produce."""
-    from stabfrag.analysis.evaluate import read_built
+    from stabfrag.analysis.evaluate import read_built, state_vectors
     from stabfrag.analysis.labels import label_states, read_labels
     from stabfrag.analysis.spaces import model_space
     from stabfrag.build import pipeline
@@ -141,7 +141,7 @@ def test_v2_re_encoded_equals_a_v2_build(built, market, market_dir: Path, tmp_pa
     )
     theirs = label_states(read_built(v2_out).states, labels)
     assert theirs.select("as_of_date", "entity_id").equals(tagged.select("as_of_date", "entity_id"))
-    np.testing.assert_allclose(space.states, theirs["vector"].to_numpy(), atol=1e-6)
+    np.testing.assert_allclose(space.states, state_vectors(v2_out, theirs), atol=1e-6)
     assert list(space.nearest) == theirs["nearest_scenario_id"].to_list()
     assert np.array_equal(space.fragility, theirs["fragility"].to_numpy())
 

@@ -307,3 +307,12 @@ def test_sql_users_ask_plain_questions_of_the_view(
     assert [r[0] for r in history] == built_history["as_of_date"].to_list()
     assert "entity_idx" in " ".join(str(r[0]) for r in plan)
     assert scenario_rows is not None and scenario_rows[0] > 0
+
+
+def test_a_missing_table_names_the_command_that_creates_it(
+    pg_dsn: str, pg_schema: str, built: Path
+) -> None:
+    name = f"{pg_schema}.absent"
+    res = runner.invoke(app, ["load", "--out", str(built), "--pg-dsn", pg_dsn, "--pg-table", name])
+    assert res.exit_code == 2
+    assert f"stabfrag db init --pg-table {name}" in res.stderr, res.stderr

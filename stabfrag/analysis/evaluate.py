@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,12 +22,13 @@ import polars as pl
 from stabfrag.analysis.labels import label_states, read_labels
 from stabfrag.analysis.metrics import (
     MAX_QUERIES,
+    analogs,
     cross_section,
     episode_match,
+    episode_queries,
     figures_of,
     per_episode,
     pooled,
-    precision_counts,
     why_unavailable,
 )
 from stabfrag.analysis.plots import roc_curve, write_plots
@@ -44,7 +46,15 @@ from stabfrag.model.bundle import JOINT_PREFIX, Models, joint_models, load_model
 from stabfrag.model.linalg import normalise
 from stabfrag.scenarios.library import Scenario, load_library
 from stabfrag.schema import ENTITY
-from stabfrag.sinks.dataset import partitions, read_manifest, read_table
+from stabfrag.sinks.dataset import (
+    PART,
+    TABLE_SCHEMAS,
+    partition_dir,
+    partitions,
+    read_manifest,
+    read_table,
+    read_tables,
+)
 
 
 @dataclass(frozen=True)
@@ -66,8 +76,11 @@ def read_built(out: Path) -> Built:
     dates = partitions(out)
     if not dates:
         raise InputError(out, "no joint_embeddings partitions")
-    joint = pl.concat([read_table(out, "joint_embeddings", d) for d in dates])
-    feats = pl.concat([read_table(out, "features", d) for d in dates])
+    # Every column but the vectors: the states that fall in a labelled period take theirs
+    # later (state_vectors), so the vectors of unlabelled dates are never held.
+    light = [c for c in TABLE_SCHEMAS["joint_embeddings"].names() if c != "vector"]
+    joint = read_tables(out, "joint_embeddings", dates, columns=light)
+    feats = read_tables(out, "features", dates)
     manifest = read_manifest(out, dates[-1]) or {}
     model_dir, library_dir = manifest.get("model_dir"), manifest.get("scenario_library")
     joint_ids = [m for m in manifest.get("models", {}) if m.startswith(JOINT_PREFIX)]
@@ -85,7 +98,7 @@ def read_built(out: Path) -> Built:
             f"{out}: the scenario library at {library_dir or 'the shipped folder'} no longer "
             "holds every scenario the build used"
         )
-    scen = joint.filter((pl.col("kind") == "scenario") & (pl.col("as_of_date") == dates[-1]))
+    scen = read_table(out, "joint_embeddings", dates[-1]).filter(pl.col("kind") == "scenario")
     return Built(
         states=joint.filter(pl.col("kind") == "entity").join(
             feats.select("as_of_date", ENTITY, "vol_21"), on=["as_of_date", ENTITY], how="left"
@@ -106,6 +119,22 @@ def read_built(out: Path) -> Built:
     )
 
 
+def state_vectors(out: Path, tagged: pl.DataFrame) -> np.ndarray:
+    """The stored joint vectors of the labelled states, in their order (float32): only the
+    partitions of their dates are read."""
+    dates = tagged["as_of_date"].unique().sort().to_list()
+    keys = tagged.select("as_of_date", ENTITY).with_row_index("_i")
+    rows = (
+        pl.scan_parquet([partition_dir(out, "joint_embeddings", d) / PART for d in dates])
+        .filter(pl.col("kind") == "entity")
+        .select("as_of_date", ENTITY, "vector")
+        .collect()
+        .join(keys, on=["as_of_date", ENTITY])
+        .sort("_i")
+    )
+    return rows["vector"].to_numpy()
+
+
 def _take(space: Space, mask: np.ndarray) -> Space:
     return Space(
         space.name,
@@ -119,33 +148,35 @@ def _take(space: Space, mask: np.ndarray) -> Space:
 
 
 def _spaces(
-    built: Built, tagged: pl.DataFrame, prices: Path | None, compare: list[str]
-) -> list[Space]:
-    """The built joint space, the models to compare, and the baselines."""
+    out: Path, built: Built, tagged: pl.DataFrame, prices: Path | None, compare: list[str]
+) -> Iterator[Callable[[], Space]]:
+    """The built joint space, the models to compare, and the baselines: each made when it
+    is scored and dropped after, so one space's (states x 384) matrix is held at a time."""
     table = built.scenario_table
-    spaces = [
-        built_space(f"{built.models.model_id} (built)", tagged, built.scenario_vectors, table)
-    ]
+    yield lambda: built_space(
+        f"{built.models.model_id} (built)",
+        tagged,
+        state_vectors(out, tagged),
+        built.scenario_vectors,
+        table,
+    )
     folder = built.built_with["model_dir"]
     model_dir = shipped_models() if folder == "shipped" else Path(folder)
     newest = dt.date.fromisoformat(built.built_with["newest_date"])
     for model in compare:
-        spaces.append(
-            model_space(
-                load_models(model_dir, model),
-                built.library,
-                built.features,
-                tagged,
-                prices=prices,
-                market=built.built_with["market"],
-                newest=newest,
-            )
+        yield lambda model=model: model_space(  # type: ignore[misc]
+            load_models(model_dir, model),
+            built.library,
+            built.features,
+            tagged,
+            prices=prices,
+            market=built.built_with["market"],
+            newest=newest,
         )
     baseline = built.models.scen.baseline()
-    spaces.append(vol21_space(tagged, table, baseline, built.library))
+    yield lambda: vol21_space(tagged, table, baseline, built.library)
     if prices is not None:
-        spaces.append(original_space(prices, tagged, table, baseline, built.library))
-    return spaces
+        yield lambda: original_space(prices, tagged, table, baseline, built.library)
 
 
 def _cross_section_sets(
@@ -220,20 +251,26 @@ def evaluate(
             no_full_window=int(np.isnan(corr).sum()),
         )
     positive, eligible, definition = _cross_section_sets(tagged, corr, min_corr)
-    spaces = _spaces(built, tagged, prices, others)
     sub = tagged.filter(pl.Series(keep))
     stress = (sub["label"] == "stress").to_numpy()
     queries = np.flatnonzero(stress)
     if len(queries) > MAX_QUERIES:
         rng = np.random.default_rng(seed)
         queries = np.sort(rng.choice(queries, MAX_QUERIES, replace=False))
+    # Every query any figure asks about, counted once per space.
+    asked = np.concatenate([queries, *episode_queries(sub).values()])
     dates = tagged["as_of_date"].to_numpy()
-    _, lonely = precision_counts(
-        spaces[0].states[keep], sub["as_of_date"].to_numpy(), stress, queries
-    )
+    sub_dates = sub["as_of_date"].to_numpy()
+    lonely = 0
     figures, episodes, matches, sections, curves = {}, {}, {}, {}, {}
-    for full in spaces:
+    for number, make in enumerate(_spaces(out, built, tagged, prices, others)):
+        full = make()
+        sections[full.name] = cross_section(full.fragility, dates, positive, eligible)
         space = _take(full, keep)
+        del full  # one space's states at a time
+        found = analogs(space.states, sub_dates, stress, asked, distance=space.distance)
+        if number == 0:  # the built space
+            lonely = found.precision(np.unique(queries))[1]
         figures[space.name] = figures_of(
             space.states,
             space.nearest,
@@ -242,15 +279,15 @@ def evaluate(
             space.table,
             queries,
             distance=space.distance,
+            found=found,
         )
         episodes[space.name] = per_episode(
-            space.states, space.fragility, sub, distance=space.distance
+            space.states, space.fragility, sub, distance=space.distance, found=found
         )
         match = episode_match(
             space.states, space.scenarios, space.table, sub, distance=space.distance
         )
         matches[space.name] = {"all": pooled(match), **match}
-        sections[space.name] = cross_section(full.fragility, dates, positive, eligible)
         curves[space.name] = roc_curve(space.fragility, stress)
     result = _finite(
         {

@@ -6,6 +6,8 @@ in the report; none is ever a silent zero.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import polars as pl
 
@@ -26,6 +28,73 @@ def auc(scores: np.ndarray, positive: np.ndarray) -> float:
     return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
+QUERY_BLOCK = 256  # queries per similarity block: (256 x states) float32 at a time
+
+
+@dataclass(frozen=True)
+class Analogs:
+    """Each query's k nearest states more than gap_days away in time: how many of them are
+    stress states (`hits`) and how many there are (`found`, k or fewer). Computed once per
+    space for every query any figure needs."""
+
+    queries: np.ndarray
+    hits: np.ndarray
+    found: np.ndarray
+
+    def precision(self, queries: np.ndarray) -> tuple[float, int]:
+        """(mean share of stress among the neighbours of `queries` that have any, queries
+        without a neighbour); NaN when none has one."""
+        at = np.searchsorted(self.queries, queries)
+        found, hits = self.found[at], self.hits[at]
+        ok = found > 0
+        share = float((hits[ok] / found[ok]).mean()) if ok.any() else float("nan")
+        return share, int((~ok).sum())
+
+
+def analogs(
+    vectors: np.ndarray,
+    dates: np.ndarray,
+    stress: np.ndarray,
+    queries: np.ndarray,
+    *,
+    k: int = 10,
+    gap_days: int = GAP_DAYS,
+    distance: bool = False,
+) -> Analogs:
+    """The neighbour counts of `queries` (row indices). `vectors` are unit rows compared by
+    cosine (in float32: a ranking, not a stored value), or one column compared by
+    distance. A state with a missing value is nobody's neighbour and has none."""
+    queries = np.unique(queries)
+    days = dates.astype("datetime64[D]").astype(np.int64)
+    # In date order, the states too close in time to a query are one run of columns.
+    order = np.argsort(days, kind="stable")
+    where = np.empty_like(order)
+    where[order] = np.arange(len(order))
+    days, hit = days[order], stress[order]
+    flat = np.ascontiguousarray(np.asarray(vectors, dtype=np.float32)[order])
+    missing = ~np.isfinite(flat if distance else flat.sum(axis=1))
+    flat[missing] = 0.0
+    columns = np.arange(len(days))
+    k = min(k, len(flat))
+    hits = np.zeros(len(queries), dtype=np.int64)
+    found = np.zeros(len(queries), dtype=np.int64)
+    for lo in range(0, len(queries), QUERY_BLOCK):  # bounded (block x states) similarity
+        q = where[queries[lo : lo + QUERY_BLOCK]]
+        # Cosine: BLAS reads the transpose in place (no copy of the states).
+        sims = -np.abs(flat[q][:, None] - flat[None, :]) if distance else flat[q] @ flat.T
+        near_lo = np.searchsorted(days, days[q] - gap_days, side="right")
+        near_hi = np.searchsorted(days, days[q] + gap_days, side="left")
+        sims[(columns >= near_lo[:, None]) & (columns < near_hi[:, None])] = -np.inf
+        if missing.any():
+            sims[:, missing] = -np.inf
+            sims[missing[q]] = -np.inf
+        top = np.argpartition(sims, -k, axis=1)[:, -k:]
+        valid = np.take_along_axis(sims, top, axis=1) > -np.inf
+        hits[lo : lo + len(q)] = (hit[top] & valid).sum(axis=1)
+        found[lo : lo + len(q)] = valid.sum(axis=1)
+    return Analogs(queries, hits, found)
+
+
 def precision_at_k(
     vectors: np.ndarray,
     dates: np.ndarray,
@@ -37,8 +106,7 @@ def precision_at_k(
     distance: bool = False,
 ) -> float:
     """Mean share of stress states among each query's k nearest states more than gap_days
-    away in time. `vectors` are unit rows (cosine), or one column compared by distance.
-    Queries without any such neighbour are left out (NaN when none has one)."""
+    away in time. Queries without any such neighbour are left out (NaN when none has one)."""
     return precision_counts(
         vectors, dates, stress, queries, k=k, gap_days=gap_days, distance=distance
     )[0]
@@ -55,24 +123,10 @@ def precision_counts(
     distance: bool = False,
 ) -> tuple[float, int]:
     """(precision@k over the queries that have a neighbour, queries that have none)."""
-    days = dates.astype("datetime64[D]").astype(np.int64)
-    shares, lonely = [], 0
-    for lo in range(0, len(queries), 256):  # blocks of queries: bounded (256 x n) similarity
-        q = queries[lo : lo + 256]
-        if distance:
-            sims = -np.abs(vectors[q][:, None] - vectors[None, :])
-        else:
-            sims = matmul_rows(vectors[q], vectors.T)
-        far = np.abs(days[q][:, None] - days[None, :]) >= gap_days
-        sims = np.where(far & ~np.isnan(sims), sims, -np.inf)
-        top = np.argpartition(-sims, k, axis=1)[:, :k]
-        valid = np.take_along_axis(sims, top, axis=1) > -np.inf
-        hits = (stress[top] & valid).sum(axis=1)
-        found = valid.sum(axis=1)
-        lonely += int((found == 0).sum())
-        shares.append(hits[found > 0] / found[found > 0])
-    values = np.concatenate(shares) if shares else np.zeros(0)
-    return (float(values.mean()) if len(values) else float("nan")), lonely
+    found = analogs(
+        vectors, dates, stress, queries, k=k, gap_days=gap_days, distance=distance
+    )
+    return found.precision(np.unique(queries))
 
 
 def figures_of(
@@ -84,10 +138,14 @@ def figures_of(
     queries: np.ndarray,
     *,
     distance: bool = False,
+    found: Analogs | None = None,
 ) -> dict[str, float]:
     """State AUC, analog precision@10, calm->HIGH and shock-type accuracy of one space,
-    from its state vectors (or score), nearest scenario ids and fragility."""
+    from its state vectors (or score), nearest scenario ids and fragility; `found` holds the
+    queries' neighbours when they are already counted."""
     stress = (tagged["label"] == "stress").to_numpy()
+    if found is None:
+        found = analogs(states, tagged["as_of_date"].to_numpy(), stress, queries, distance=distance)
     calm = ~stress
     scen_ids = table["scenario_id"].to_numpy()
     high = (table["severity"] == "HIGH").to_numpy()
@@ -96,10 +154,9 @@ def figures_of(
     has_type = np.array([t is not None for t in typed])
     near_high = np.isin(nearest, scen_ids[high])
     near_type = np.array([scen_type.get(s) for s in nearest])
-    as_of = tagged["as_of_date"].to_numpy()
     return {
         "state_auc": auc(fragility, stress),
-        "analog_precision_at_10": precision_at_k(states, as_of, stress, queries, distance=distance),
+        "analog_precision_at_10": found.precision(np.unique(queries))[0],
         "calm_to_high": float(near_high[calm].mean()) if calm.any() else float("nan"),
         "shock_type_accuracy": float((near_type[has_type] == typed[has_type]).mean())
         if has_type.any()
@@ -115,31 +172,45 @@ def similarities(states: np.ndarray, scenarios: np.ndarray, *, distance: bool) -
     return matmul_rows(states, scenarios.T)
 
 
+EPISODE_QUERIES = 500  # at most this many queries per episode (every n-th of its states)
+
+
+def episode_queries(tagged: pl.DataFrame) -> dict[str, np.ndarray]:
+    """Each labelled stress episode's states, and the analog queries taken from them."""
+    stress = (tagged["label"] == "stress").to_numpy()
+    episodes = tagged["episode"].to_numpy()
+    out = {}
+    for name in sorted({e for e in episodes[stress] if e is not None}):  # a few episodes
+        mine = np.flatnonzero(stress & (episodes == name))
+        out[name] = mine[:: max(1, len(mine) // EPISODE_QUERIES)]
+    return out
+
+
 def per_episode(
     states: np.ndarray,
     fragility: np.ndarray,
     tagged: pl.DataFrame,
     *,
     distance: bool = False,
-    max_queries: int = 500,
+    found: Analogs | None = None,
 ) -> dict[str, dict[str, float | int]]:
     """For each labelled stress episode: its states, the AUC of its states against every
     calm state, and the analog precision@10 of its states as queries."""
     stress = (tagged["label"] == "stress").to_numpy()
     calm = ~stress
     episodes = tagged["episode"].to_numpy()
-    as_of = tagged["as_of_date"].to_numpy()
+    chosen = episode_queries(tagged)
+    if found is None:
+        every = np.concatenate([np.zeros(0, dtype=np.int64), *chosen.values()])
+        found = analogs(states, tagged["as_of_date"].to_numpy(), stress, every, distance=distance)
     out: dict[str, dict[str, float | int]] = {}
-    for name in sorted({e for e in episodes[stress] if e is not None}):
+    for name, queries in chosen.items():
         mine = stress & (episodes == name)
         keep = mine | calm
-        queries = np.flatnonzero(mine)[:: max(1, int(mine.sum()) // max_queries)]
         out[name] = {
             "states": int(mine.sum()),
             "state_auc": auc(fragility[keep], mine[keep]),
-            "analog_precision_at_10": precision_at_k(
-                states, as_of, stress, queries, distance=distance
-            ),
+            "analog_precision_at_10": found.precision(queries)[0],
         }
     return out
 

@@ -29,6 +29,15 @@ RAW_WINDOW = 63
 EXPOSURE_WINDOW = 252  # trading days of returns behind an exposure correlation
 
 
+def unit_rows(v: np.ndarray) -> np.ndarray:
+    """Rows scaled to unit length in float32 (a row of zeros stays zeros): the states of a
+    space are compared, never stored, and float32 halves what evaluate holds."""
+    v = np.array(v, dtype=np.float32)  # a copy: the caller's array is left as it was
+    norm = np.sqrt(np.einsum("ij,ij->i", v, v))
+    np.divide(v, norm[:, None], out=v, where=norm[:, None] > 1e-12)
+    return v
+
+
 @dataclass(frozen=True)
 class Space:
     """One way of embedding the labelled states, with its answers per state.
@@ -47,12 +56,16 @@ class Space:
 
 
 def built_space(
-    name: str, tagged: pl.DataFrame, scenario_vectors: np.ndarray, table: pl.DataFrame
+    name: str,
+    tagged: pl.DataFrame,
+    vectors: np.ndarray,
+    scenario_vectors: np.ndarray,
+    table: pl.DataFrame,
 ) -> Space:
-    """The build's own joint space: its stored vectors and answers."""
+    """The build's own joint space: its stored vectors (in `tagged`'s order) and answers."""
     return Space(
         name,
-        normalise(tagged["vector"].to_numpy().astype(np.float64))[0],
+        unit_rows(vectors),
         tagged["nearest_scenario_id"].to_numpy(),
         tagged["fragility"].fill_null(np.nan).to_numpy(),
         scenario_vectors,
@@ -109,7 +122,7 @@ def model_space(
     library_then = scenarios.space(scenarios.key(newest))  # the build's newest library
     return Space(
         models.model_id,
-        normalise(vectors.astype(np.float64))[0],
+        unit_rows(vectors),
         nearest,
         fragility,
         normalise(library_then.vectors.astype(np.float64))[0],
@@ -191,9 +204,9 @@ def _raw_windows(prices: Path, states: pl.DataFrame) -> np.ndarray:
     idx = np.clip(pos[:, None] + np.arange(-RAW_WINDOW + 1, 1), 0, None)
     cols = [clean[c].fill_null(0.0).to_numpy() for c in ("close", "volume", "_r")]
     flat = np.concatenate([c[idx] for c in cols], axis=1)
-    out = np.zeros((len(states), DIM))
+    out = np.zeros((len(states), DIM), dtype=np.float32)
     out[:, : flat.shape[1]] = flat
-    return normalise(out)[0]
+    return unit_rows(out)
 
 
 def exposure(prices: Path, states: pl.DataFrame, market: str) -> np.ndarray:

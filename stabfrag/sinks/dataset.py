@@ -63,3 +63,15 @@ def partitions(out: Path, table: str = "joint_embeddings") -> list[dt.date]:
 
 def read_table(out: Path, table: str, as_of: dt.date) -> pl.DataFrame:
     return pl.read_parquet(partition_dir(out, table, as_of) / PART)
+
+
+def read_tables(
+    out: Path, table: str, dates: list[dt.date], *, columns: list[str] | None = None
+) -> pl.DataFrame:
+    """The partitions of `dates` of one table, in date order, as one frame: one scan of the
+    files (only `columns` read when given), not one read per date."""
+    if not dates:
+        return pl.DataFrame(schema=TABLE_SCHEMAS[table]).select(columns or pl.all())
+    paths = [partition_dir(out, table, d) / PART for d in dates]
+    scan = pl.scan_parquet(paths)
+    return (scan if columns is None else scan.select(columns)).collect()

@@ -339,7 +339,14 @@ class Loader:
     def fail(self, exc: BaseException) -> NoReturn:
         _quiet_rollback(self.conn)
         self.conn.close()
-        raise SinkError(f"PostgreSQL load into {self.table} failed: {one_line(exc, self.dsn)}")
+        hint = (
+            f" (create it with: stabfrag db init --pg-table {self.table})"
+            if isinstance(exc, psycopg.errors.UndefinedTable)
+            else ""
+        )
+        raise SinkError(
+            f"PostgreSQL load into {self.table} failed: {one_line(exc, self.dsn)}{hint}"
+        )
 
     def add(self, frame: pl.DataFrame) -> None:
         """Replace what `frame` (joint_embeddings rows) brings; nothing is visible yet."""
@@ -372,12 +379,15 @@ class Loader:
             except (psycopg.Error, OSError) as exc:
                 self.fail(exc)
             self._run("ANALYZE stabfrag_keys")  # a fresh temp table has no statistics
+            # The batch's dates are named so the slice index bounds the rows read: without
+            # them a growing table is scanned once per batch (quadratic in a large load).
             self.counts.deleted += self._run(
                 sql.SQL(
                     "DELETE FROM {t} AS t USING stabfrag_keys AS k WHERE t.joint_type = %s "
-                    "AND t.model_id = %s AND t.as_of_date = k.d AND " + ROW_KEY + " = k.key"
+                    "AND t.model_id = %s AND t.as_of_date = ANY(%s) AND t.as_of_date = k.d "
+                    "AND " + ROW_KEY + " = k.key"
                 ).format(t=self.target),
-                [joint_type, model_id],
+                [joint_type, model_id, days],
             )
         into = self.stage if self.staging else self.target
         try:
