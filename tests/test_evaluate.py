@@ -8,7 +8,7 @@ import pytest
 from typer.testing import CliRunner
 
 from stabfrag.analysis.labels import read_labels
-from stabfrag.analysis.metrics import auc, precision_at_k
+from stabfrag.analysis.metrics import analogs, auc
 from stabfrag.cli import app
 from stabfrag.errors import LabelError
 
@@ -30,14 +30,13 @@ def test_precision_at_k_known_answers() -> None:
     v /= np.linalg.norm(v, axis=1, keepdims=True)
     dates = np.array([dt.date(2000 + i, 1, 1) for i in range(6)], dtype="datetime64[D]")
     stress = np.array([True, True, True, False, False, False])
-    assert precision_at_k(v, dates, stress, np.array([0, 1, 2]), k=2) == 1.0
+    assert analogs(v, dates, stress, np.array([0, 1, 2]), k=2).precision(np.arange(3))[0] == 1.0
     # The gap removes every neighbour closer than a year: a query left with none is left
     # out and counted, never scored zero.
     near = np.array([dt.date(2000, 1, 1 + i) for i in range(6)], dtype="datetime64[D]")
-    assert np.isnan(precision_at_k(v, near, stress, np.array([0]), k=2, gap_days=365))
-    from stabfrag.analysis.metrics import precision_counts
-
-    assert precision_counts(v, near, stress, np.array([0, 1]), k=2, gap_days=365)[1] == 2
+    lonely = analogs(v, near, stress, np.array([0, 1]), k=2, gap_days=365)
+    assert np.isnan(lonely.precision(np.array([0]))[0])
+    assert lonely.precision(np.array([0, 1]))[1] == 2
 
 
 def _labels(tmp_path: Path, body: str) -> Path:
@@ -301,3 +300,26 @@ def test_plot_without_matplotlib_is_one_line(
     )
     assert res.exit_code == 2
     assert res.stderr.strip() == "stabfrag: --plot needs matplotlib: pip install 'stabfrag[plot]'"
+
+
+def test_the_blocked_analog_search_equals_brute_force() -> None:
+    """Date-ordered, blocked, float32: the same neighbours as the plain definition, with
+    missing states nobody's neighbour."""
+    rng = np.random.default_rng(4)
+    n = 700
+    v = rng.normal(size=(n, 8))
+    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    v[5] = np.nan
+    dates = (np.datetime64("2001-01-01") + rng.integers(0, 3000, n)).astype("datetime64[D]")
+    stress = rng.random(n) < 0.3
+    queries = np.sort(rng.choice(n, 300, replace=False))
+    got = analogs(v, dates, stress, queries, k=5, gap_days=100)
+    days = dates.astype(np.int64)
+    for i, q in enumerate(got.queries):  # the plain definition, one query at a time
+        sims = v @ v[q]
+        ok = (np.abs(days - days[q]) >= 100) & np.isfinite(sims)
+        if not np.isfinite(v[q]).all():
+            ok[:] = False
+        best = np.argsort(-np.where(ok, sims, -np.inf), kind="stable")[: min(5, ok.sum())]
+        assert got.found[i] == len(best)
+        assert got.hits[i] == stress[best].sum()

@@ -95,40 +95,6 @@ def analogs(
     return Analogs(queries, hits, found)
 
 
-def precision_at_k(
-    vectors: np.ndarray,
-    dates: np.ndarray,
-    stress: np.ndarray,
-    queries: np.ndarray,
-    *,
-    k: int = 10,
-    gap_days: int = GAP_DAYS,
-    distance: bool = False,
-) -> float:
-    """Mean share of stress states among each query's k nearest states more than gap_days
-    away in time. Queries without any such neighbour are left out (NaN when none has one)."""
-    return precision_counts(
-        vectors, dates, stress, queries, k=k, gap_days=gap_days, distance=distance
-    )[0]
-
-
-def precision_counts(
-    vectors: np.ndarray,
-    dates: np.ndarray,
-    stress: np.ndarray,
-    queries: np.ndarray,
-    *,
-    k: int = 10,
-    gap_days: int = GAP_DAYS,
-    distance: bool = False,
-) -> tuple[float, int]:
-    """(precision@k over the queries that have a neighbour, queries that have none)."""
-    found = analogs(
-        vectors, dates, stress, queries, k=k, gap_days=gap_days, distance=distance
-    )
-    return found.precision(np.unique(queries))
-
-
 def figures_of(
     states: np.ndarray,
     nearest: np.ndarray,
