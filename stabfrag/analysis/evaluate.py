@@ -45,7 +45,7 @@ from stabfrag.errors import InputError, LabelError
 from stabfrag.model.bundle import JOINT_PREFIX, Models, joint_models, load_models, shipped_models
 from stabfrag.model.linalg import normalise
 from stabfrag.scenarios.library import Scenario, load_library
-from stabfrag.schema import ENTITY
+from stabfrag.schema import DIM, ENTITY
 from stabfrag.sinks.dataset import (
     PART,
     TABLE_SCHEMAS,
@@ -119,20 +119,26 @@ def read_built(out: Path) -> Built:
     )
 
 
+VECTOR_BLOCK = 52  # partitions read at a time for the stored vectors
+
+
 def state_vectors(out: Path, tagged: pl.DataFrame) -> np.ndarray:
     """The stored joint vectors of the labelled states, in their order (float32): only the
-    partitions of their dates are read."""
-    dates = tagged["as_of_date"].unique().sort().to_list()
+    partitions of their dates are read, a block of dates at a time."""
     keys = tagged.select("as_of_date", ENTITY).with_row_index("_i")
-    rows = (
-        pl.scan_parquet([partition_dir(out, "joint_embeddings", d) / PART for d in dates])
-        .filter(pl.col("kind") == "entity")
-        .select("as_of_date", ENTITY, "vector")
-        .collect()
-        .join(keys, on=["as_of_date", ENTITY])
-        .sort("_i")
-    )
-    return rows["vector"].to_numpy()
+    vectors = np.zeros((tagged.height, DIM), dtype=np.float32)
+    dates = keys["as_of_date"].unique().sort().to_list()
+    for lo in range(0, len(dates), VECTOR_BLOCK):  # bounded memory, not a loop over rows
+        block = dates[lo : lo + VECTOR_BLOCK]
+        rows = (
+            pl.scan_parquet([partition_dir(out, "joint_embeddings", d) / PART for d in block])
+            .filter(pl.col("kind") == "entity")
+            .select("as_of_date", ENTITY, "vector")
+            .join(keys.lazy(), on=["as_of_date", ENTITY])
+            .collect()
+        )
+        vectors[rows["_i"].to_numpy()] = rows["vector"].to_numpy()
+    return vectors
 
 
 def _take(space: Space, mask: np.ndarray) -> Space:

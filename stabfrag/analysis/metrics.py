@@ -28,7 +28,7 @@ def auc(scores: np.ndarray, positive: np.ndarray) -> float:
     return float((ranks[y].sum() - n_pos * (n_pos + 1) / 2) / (n_pos * n_neg))
 
 
-QUERY_BLOCK = 256  # queries per similarity block: (256 x states) float32 at a time
+QUERY_BLOCK = 128  # queries per similarity block: (128 x states) float32 at a time
 
 
 @dataclass(frozen=True)

@@ -88,17 +88,6 @@ def model_space(
     state of their dates (a state's market context needs the whole date), joined with that
     model's point-in-time scenario space. Historical scenarios take their real reference
     paths from `prices`, as the build did; without prices, their synthetic stand-ins."""
-    keys = ["as_of_date", ENTITY]
-    states = features.join(tagged.select("as_of_date").unique(), on="as_of_date", how="semi")
-    encoded = encode_states(models, states, market=market)
-    position = (
-        tagged.select(keys)
-        .join(states.select(keys).with_row_index("_i"), on=keys, how="left", maintain_order="left")
-        .get_column("_i")
-    )
-    if position.null_count():
-        raise LabelError("the features table lacks states that the joint table has")
-    z_stab = encoded.z_stab[position.to_numpy()]
     refs, ref_ticks = reference_prices(prices, library)
     scenarios = ScenarioLibrary(
         models,
@@ -108,17 +97,24 @@ def model_space(
         reference_ticks=ref_ticks,
     )
     n = tagged.height
-    vectors = np.empty((n, z_stab.shape[1]), dtype=np.float32)
+    vectors = np.empty((n, DIM), dtype=np.float32)
     nearest = np.empty(n, dtype=object)
     fragility = np.full(n, np.nan)
-    parts = join_scenarios(
-        models, scenarios, tagged["as_of_date"], z_stab, weights=models.joint.weights
-    )
-    for part in parts:
-        ids = part.space.table["scenario_id"].to_numpy()
-        vectors[part.rows] = part.result.vectors
-        nearest[part.rows] = ids[part.result.nearest]
-        fragility[part.rows] = part.result.fragility
+    numbered = tagged.select("as_of_date", ENTITY).with_row_index("_t")
+    dates = numbered["as_of_date"].unique().sort()
+    for lo in range(0, len(dates), DATE_BLOCK):  # whole dates: a date's context is its own
+        block = dates.slice(lo, DATE_BLOCK).implode()
+        part = numbered.filter(pl.col("as_of_date").is_in(block))
+        z_stab = _encoded_at(models, features, part, market)
+        rows = part["_t"].to_numpy()
+        for joined in join_scenarios(
+            models, scenarios, part["as_of_date"], z_stab, weights=models.joint.weights
+        ):
+            ids = joined.space.table["scenario_id"].to_numpy()
+            at = rows[joined.rows]
+            vectors[at] = joined.result.vectors
+            nearest[at] = ids[joined.result.nearest]
+            fragility[at] = joined.result.fragility
     library_then = scenarios.space(scenarios.key(newest))  # the build's newest library
     return Space(
         models.model_id,
@@ -128,6 +124,26 @@ def model_space(
         normalise(library_then.vectors.astype(np.float64))[0],
         library_then.table,
     )
+
+
+DATE_BLOCK = 26  # as-of dates encoded at a time: memory follows the block, not the history
+
+
+def _encoded_at(
+    models: Models, features: pl.DataFrame, part: pl.DataFrame, market: str | None
+) -> np.ndarray:
+    """z_stab of the states `part` names, encoded with every state of their dates."""
+    keys = ["as_of_date", ENTITY]
+    states = features.join(part.select("as_of_date").unique(), on="as_of_date", how="semi")
+    encoded = encode_states(models, states, market=market)
+    position = (
+        part.select(keys)
+        .join(states.select(keys).with_row_index("_i"), on=keys, how="left", maintain_order="left")
+        .get_column("_i")
+    )
+    if position.null_count():
+        raise LabelError("the features table lacks states that the joint table has")
+    return encoded.z_stab[position.to_numpy()]
 
 
 def vol21_space(
