@@ -1,0 +1,99 @@
+"""A job beside its I/O floor: the same run's time to read the prices it needs and write
+its outputs with the same library and compression, doing no other work.
+
+    python bench/floor_bench.py [--entities 1000] [--days 2520] [--repeat 3]
+
+Jobs: the month-end backfill of the whole panel, and `build --as-of` its last date, each
+in a fresh process (timed inside it, so interpreter start-up is out of both). The floor
+of a job reads the prices file it read (every row and column, one `read_parquet`) and
+writes the partitions it wrote (the same tables, rows, files, zstd and statistics),
+from memory, with no manifests, renames or fsync: what no implementation can skip.
+"""
+
+from __future__ import annotations
+
+import argparse
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import polars as pl
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from backfill_bench import backfill  # noqa: E402
+from common import panel  # noqa: E402
+
+from stabfrag.sinks.dataset import PART, TABLE_SCHEMAS, partition_dir, partitions  # noqa: E402
+
+
+def floor(prices: Path, out: Path, repeat: int) -> tuple[float, float, float, int]:
+    """(median read s, median write s, their sum, files) for the outputs in `out`."""
+    tables = {
+        (table, day): pl.read_parquet(partition_dir(out, table, day) / PART)
+        for table in TABLE_SCHEMAS
+        for day in partitions(out)
+        if (partition_dir(out, table, day) / PART).exists()
+    }
+    reads, writes = [], []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        pl.read_parquet(prices)
+        reads.append(time.perf_counter() - t0)
+        target = Path(tempfile.mkdtemp())
+        t0 = time.perf_counter()
+        for (table, day), frame in tables.items():  # one file per partition, as the job
+            path = partition_dir(target, table, day) / PART
+            path.parent.mkdir(parents=True, exist_ok=True)
+            frame.write_parquet(path, compression="zstd", statistics=True)
+        writes.append(time.perf_counter() - t0)
+        shutil.rmtree(target)
+    read, write = statistics.median(reads), statistics.median(writes)
+    return read, write, read + write, len(tables)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--entities", type=int, default=1000)
+    ap.add_argument("--days", type=int, default=2520)
+    ap.add_argument("--repeat", type=int, default=3)
+    args = ap.parse_args()
+    prices = panel(args.entities, args.days) / "prices.parquet"
+    first, last = (
+        pl.scan_parquet(prices)
+        .select(pl.col("date").min().alias("a"), pl.col("date").max().alias("b"))
+        .collect()
+        .row(0)
+    )
+    jobs = {
+        "month-end backfill": ["backfill", "--start", str(first), "--end", str(last)]
+        + ["--freq", "month", "--chunk-days", "1830"],
+        "build --as-of (last date)": ["build", "--as-of", str(last)],
+    }
+    print(f"panel {args.entities} x {args.days}, median of {args.repeat} runs per figure")
+    print(
+        f"{'job':28} {'job s':>7} {'read s':>7} {'write s':>8} {'floor s':>8} "
+        f"{'files':>6} {'x floor':>8}"
+    )
+    for name, cli in jobs.items():
+        walls = []
+        for _ in range(args.repeat):
+            out = Path(tempfile.mkdtemp())
+            _, wall, _ = backfill([*cli, "--prices", str(prices), "--out", str(out), "--json"])
+            walls.append(wall)
+            if len(walls) < args.repeat:
+                shutil.rmtree(out)
+        read, write, total, files = floor(prices, out, args.repeat)
+        shutil.rmtree(out)
+        job = statistics.median(walls)
+        print(
+            f"{name:28} {job:7.2f} {read:7.2f} {write:8.2f} {total:8.2f} {files:6} "
+            f"{job / total:8.1f}"
+        )
+
+
+if __name__ == "__main__":
+    main()
