@@ -435,6 +435,11 @@ def test_cli_never_ends_in_a_traceback(built: Path, market_dir: Path, tmp_path: 
             "--seed",
             "1",
         ],
+        ["sql", "SELECT * FROM nowhere", "--out", str(built)],
+        ["sql", "SELECT 1", "--out", str(tmp_path / "nothing-built")],
+        ["sql", "fragile", "--out", str(built), "--param", "as_of=not-a-date"],
+        ["validate", "--prices", prices, "--rejects-out", str(tmp_path / "no" / "dir.csv")],
+        ["report", "--data", str(tmp_path / "nothing-built"), "--out", str(tmp_path / "r.html")],
     ]
     for args in cases:
         res = runner.invoke(app, args)
