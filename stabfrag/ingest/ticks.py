@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import polars as pl
 
 from stabfrag.config import BAD_TICK_MULTIPLE
@@ -48,71 +49,115 @@ def flag_ticks(rows: pl.DataFrame, multiple: float) -> pl.DataFrame:
     """`rows` (sorted by entity, date; one row per pair) with `_tick` (the bad-tick detail,
     null for a good row) and `_known_on` (the date the verdict is known).
 
-    `multiple` 0 turns the rule off.
+    `multiple` 0 turns the rule off. Every threshold is at least MIN_JUMP, so the robust
+    scale is computed only at the few rows that move that much: the rule costs a few
+    vector passes over the column, not a rolling median of every row.
     """
     if multiple <= 0 or rows.height == 0:
         return rows.with_columns(
             pl.lit(None, pl.String).alias("_tick"), pl.col(DATE).alias("_known_on")
         )
     c = pl.col("close")
-    r = pl.when(_same_entity(1)).then((c / c.shift(1)).log())
     # 0-based row number within the entity, without regrouping the column (see features.plan)
     row = pl.int_range(pl.len(), dtype=pl.Int64)
     obs = row - pl.when(~_same_entity(1).fill_null(False)).then(row).forward_fill()
-    # Median over the previous SCALE_ROWS returns, all of the row's own entity.
-    scale = (
-        pl.when(obs > SCALE_ROWS)
-        .then(pl.col("_r").abs().shift(1).rolling_median(SCALE_ROWS) * MAD_TO_SIGMA)
-        .alias("_scale")
-    )
-    flagged = rows.with_columns(r.alias("_r")).with_columns(
-        scale,
+    base = rows.with_columns(
+        pl.when(_same_entity(1)).then((c / c.shift(1)).log()).alias("_r"), obs.alias("_obs")
+    ).with_columns(
         pl.when(_same_entity(-1)).then(pl.col("_r").shift(-1)).alias("_r_next"),
         pl.when(_same_entity(-1)).then(pl.col(DATE).shift(-1)).alias("_next_date"),
     )
-    h = (
-        pl.when(pl.col("_scale").is_null())
-        .then(pl.lit(EARLY_JUMP))
-        .otherwise(pl.max_horizontal(pl.col("_scale") * multiple, pl.lit(MIN_JUMP)))
+    candidate = (
+        _spike(pl.lit(MIN_JUMP)) | _off_range(pl.lit(MIN_JUMP)) | (c > MAX_CLOSE)
+    ).fill_null(False)
+    numbered = base.with_row_index("_i")
+    needed = ["_i", "close", "low", "high", "_r", "_r_next", "_next_date", "_obs"]
+    found = numbered.filter(candidate).select(needed).rechunk()
+    judged = _judge(found, numbered["_r"].to_numpy(), multiple)
+    if judged.height == 0:
+        return rows.with_columns(
+            pl.lit(None, pl.String).alias("_tick"), pl.col(DATE).alias("_known_on")
+        )
+    verdict = numbered.select("_i", DATE).join(judged, on="_i", how="left", maintain_order="left")
+    return rows.with_columns(
+        verdict["_tick"], pl.coalesce(verdict["_known_on"], verdict[DATE]).alias("_known_on")
     )
+
+
+def _spike(h: pl.Expr) -> pl.Expr:
+    """A jump beyond h that the next close takes back (to within REVERT_SHARE of it)."""
     jump, back = pl.col("_r"), pl.col("_r_next")
-    spike = (
+    return (
         (jump.abs() > h)
         & (back.abs() > h)
         & (jump.sign() != back.sign())
         & ((jump + back).abs() <= REVERT_SHARE * jump.abs())
-    ).fill_null(False)
-    lo, hi = pl.col("low"), pl.col("high")
+    )
+
+
+def _off_range(h: pl.Expr) -> pl.Expr:
+    """A close outside a consistent high/low by more than h (in log terms)."""
+    lo, hi, c = pl.col("low"), pl.col("high"), pl.col("close")
     range_ok = lo.is_finite() & hi.is_finite() & (lo > 0) & (lo <= hi)
     outside = pl.max_horizontal((lo / c).log(), (c / hi).log(), pl.lit(0.0))
-    off_range = (range_ok & (outside > h)).fill_null(False)
-    huge = c > MAX_CLOSE
+    return range_ok & (outside > h)
+
+
+def _judge(candidates: pl.DataFrame, returns: np.ndarray, multiple: float) -> pl.DataFrame:
+    """(_i, _tick, _known_on) of the candidate rows that are bad ticks, with the threshold
+    from each row's own robust scale (its previous SCALE_ROWS returns, read by index)."""
+    at = candidates["_i"].to_numpy().astype(np.int64)
+    full = candidates["_obs"].to_numpy() > SCALE_ROWS
+    window = at[full, None] + np.arange(-SCALE_ROWS, 0)[None, :]
+    scale = np.full(len(at), np.nan)
+    scale[full] = np.median(np.abs(returns[window]), axis=1) * MAD_TO_SIGMA
+    c, h = pl.col("close"), pl.col("_h")
+    threshold = (
+        pl.when(pl.col("_scale").is_nan())
+        .then(pl.lit(EARLY_JUMP))
+        .otherwise(pl.max_horizontal(pl.col("_scale") * multiple, pl.lit(MIN_JUMP)))
+    )
+    # Plain columns first, then text from them: the verdicts, then the details.
+    judged = (
+        candidates.with_columns(pl.Series("_scale", scale))
+        .with_columns(threshold.alias("_h"))
+        .with_columns(
+            _spike(h).fill_null(False).alias("_spike"),
+            _off_range(h).fill_null(False).alias("_off"),
+            (c > MAX_CLOSE).alias("_huge"),
+            _percent(h).alias("_h_pct"),
+            _percent(pl.col("_r")).alias("_jump_pct"),
+            _percent(pl.col("_r_next")).alias("_back_pct"),
+        )
+        .filter(pl.col("_spike") | pl.col("_off") | pl.col("_huge"))
+    )
     detail = (
-        pl.when(huge)
-        .then(pl.format("close {} above {}", c, pl.lit(f"{MAX_CLOSE:.0e}")))
-        .when(off_range)
+        pl.when(pl.col("_huge"))
+        .then(pl.format(f"close {{}} above {MAX_CLOSE:.0e}", c))
+        .when(pl.col("_off"))
         .then(
             pl.format(
                 "close {} lies outside the day's range [{}, {}] by more than {}%",
                 c,
-                lo,
-                hi,
-                _percent(h),
+                pl.col("low"),
+                pl.col("high"),
+                pl.col("_h_pct"),
             )
         )
-        .when(spike)
-        .then(
+        .otherwise(
             pl.format(
                 "close {} jumps {}% and reverts {}% on {} (threshold {}%)",
                 c,
-                _percent(jump),
-                _percent(back),
+                pl.col("_jump_pct"),
+                pl.col("_back_pct"),
                 pl.col("_next_date"),
-                _percent(h),
+                pl.col("_h_pct"),
             )
         )
     )
-    known_on = pl.when(~huge & ~off_range & spike).then(pl.col("_next_date")).otherwise(DATE)
-    return flagged.with_columns(detail.alias("_tick"), known_on.alias("_known_on")).drop(
-        "_r", "_scale", "_r_next", "_next_date"
+    spike_only = ~pl.col("_huge") & ~pl.col("_off")
+    return judged.select(
+        "_i",
+        detail.alias("_tick"),
+        pl.when(spike_only).then(pl.col("_next_date")).alias("_known_on"),
     )
