@@ -47,8 +47,8 @@ from stabfrag.model.linalg import normalise
 from stabfrag.scenarios.library import Scenario, load_library
 from stabfrag.schema import DIM, ENTITY
 from stabfrag.sinks.dataset import (
-    PART,
     TABLE_SCHEMAS,
+    part_files,
     partition_dir,
     partitions,
     read_manifest,
@@ -131,7 +131,9 @@ def state_vectors(out: Path, tagged: pl.DataFrame) -> np.ndarray:
     for lo in range(0, len(dates), VECTOR_BLOCK):  # bounded memory, not a loop over rows
         block = dates[lo : lo + VECTOR_BLOCK]
         rows = (
-            pl.scan_parquet([partition_dir(out, "joint_embeddings", d) / PART for d in block])
+            pl.scan_parquet(
+                [p for d in block for p in part_files(partition_dir(out, "joint_embeddings", d))]
+            )
             .filter(pl.col("kind") == "entity")
             .select("as_of_date", ENTITY, "vector")
             .join(keys.lazy(), on=["as_of_date", ENTITY])

@@ -19,8 +19,8 @@ from stabfrag.schema import ENTITY
 
 def market_context(
     states: pl.DataFrame, z: np.ndarray, *, market: str | None
-) -> tuple[np.ndarray, int]:
-    """Each state's market: the z-scores of its as-of date's reference, and how many states
+) -> tuple[np.ndarray, np.ndarray]:
+    """Each state's market: the z-scores of its as-of date's reference, and which states
     had none.
 
     The reference is the median over the date's states (the build's universe), or the
@@ -40,7 +40,7 @@ def market_context(
     joined = frame.select("as_of_date").join(
         reference, on="as_of_date", how="left", maintain_order="left"
     )
-    missing = int(joined[cols[0]].is_null().sum()) if cols else 0
+    missing = joined[cols[0]].is_null().to_numpy() if cols else np.zeros(states.height, dtype=bool)
     return joined.select(cols).fill_null(0.0).to_numpy().astype(np.float64), missing
 
 
@@ -50,14 +50,16 @@ class Encoded:
 
     z_stab: np.ndarray  # float32 (n, 384)
     ok: np.ndarray  # rows with any signal
-    no_context: int  # states whose date had no market reference
+    no_context: np.ndarray  # states whose date had no market reference
 
 
 def encode_states(models: Models, states: pl.DataFrame, *, market: str | None) -> Encoded:
     """z_stab for every state (as_of_date, entity_id and the feature columns)."""
     z = models.stab.standardised(states.select(FEATURE_NAMES))
     context, missing = (
-        market_context(states, z, market=market) if models.stab.context else (None, 0)
+        market_context(states, z, market=market)
+        if models.stab.context
+        else (None, np.zeros(states.height, dtype=bool))
     )
     z_stab, ok = models.stab.encode_z(z, context)
     return Encoded(z_stab=z_stab, ok=ok, no_context=missing)

@@ -17,6 +17,7 @@ import polars as pl
 
 from stabfrag import __version__
 from stabfrag.build.encode import encode_states, join_scenarios
+from stabfrag.build.entity_blocks import EntityBlock
 from stabfrag.build.progress import ProgressFn
 from stabfrag.build.rejects import dated_row_rejects, own_rows
 from stabfrag.build.requests import (
@@ -36,7 +37,7 @@ from stabfrag.features.registry import FEATURE_NAMES, LOOKBACK_ROWS
 from stabfrag.ingest.entities import read_entities
 from stabfrag.ingest.prices import Validated, read_prices, validate
 from stabfrag.ingest.profiles import read_profiles
-from stabfrag.ingest.reasons import ROW_REASONS, STATE_REASONS, counts_by_reason
+from stabfrag.ingest.reasons import ROW_REASONS, STATE_REASONS
 from stabfrag.ingest.ticks import SCALE_ROWS
 from stabfrag.ingest.window import read_window
 from stabfrag.model.bundle import load_models
@@ -151,8 +152,10 @@ class Builder:
         todo = [d for d in dates if d not in skip]
         self.summary.skipped_dates = [d for d in dates if d in skip]
         done = 0
-        for chunk in _chunks(todo, self.config.chunk_days):  # bounded memory per chunk
+        for chunk in chunks(todo, self.config.chunk_days):  # bounded memory per chunk
             partitions = self.build_chunk(chunk, previous, first_of_run=chunk[0] == dates[0])
+            for part in partitions:
+                self.summary.add_tally(part.tally)
             for sink in sinks:
                 with self.summary.timings.stage(f"write_{sink.name}"), sink:
                     for part in partitions:
@@ -178,7 +181,10 @@ class Builder:
         previous: dict[dt.date, dt.date | None],
         *,
         first_of_run: bool,
+        block: EntityBlock | None = None,
     ) -> list[Partition]:
+        """The partitions of `chunk`'s dates: of every entity, or of one entity block (whose
+        last block carries the scenario rows)."""
         cfg, t = self.config, self.summary.timings
         with t.stage("read"):
             raw = read_window(
@@ -187,6 +193,7 @@ class Builder:
                 last=chunk[-1],
                 include_undated=first_of_run,
                 min_rows=READ_ROWS,
+                where=None if block is None else block.expr(),
             )
         with t.stage("validate"):
             checked = validate(raw, min_prices=0, bad_tick=cfg.bad_tick)
@@ -210,7 +217,7 @@ class Builder:
             )
         with t.stage("encode"):
             encoded = encode_states(self.models, states, market=cfg.market)
-        self.summary.states_without_context += encoded.no_context
+        no_context = states.filter(pl.Series(encoded.no_context))["as_of_date"]
         ok = encoded.ok
         degenerate = states.filter(~pl.Series(ok)).select(
             "as_of_date",
@@ -221,7 +228,8 @@ class Builder:
         )
         states, z_stab = states.filter(pl.Series(ok)), encoded.z_stab[ok]
         with t.stage("joint"):
-            joint = self._joint(states, z_stab, chunk)
+            with_scenarios = block is None or block.last
+            joint = self._joint(states, z_stab, chunk, with_scenarios=with_scenarios)
         after = None if first_of_run else previous[chunk[0]]
         own = own_rows(after)
         judged = pl.concat(
@@ -236,13 +244,26 @@ class Builder:
                 ),
             ]
         )
-        self._count_chunk(checked, own, rejects)
-        return self._partitions(chunk, states.select(FEATURE_COLUMNS), joint, rejects)
+        tally = self._tally(chunk, checked, own, rejects, no_context)
+        return self._partitions(
+            chunk,
+            states.select(FEATURE_COLUMNS),
+            joint,
+            rejects,
+            tally=tally,
+            with_scenarios=with_scenarios,
+        )
 
     def _joint(
-        self, states: pl.DataFrame, z_stab: np.ndarray, chunk: list[dt.date]
+        self,
+        states: pl.DataFrame,
+        z_stab: np.ndarray,
+        chunk: list[dt.date],
+        *,
+        with_scenarios: bool = True,
     ) -> pl.DataFrame:
-        """Entity rows of the chunk's states and scenario rows of every date of the chunk."""
+        """Entity rows of the chunk's states and (when asked) scenario rows of every date of
+        the chunk."""
         z_prof, has_prof = profiles_at(states, self.profiles)
         model_id = self.models.model_id
         frames = []
@@ -270,12 +291,12 @@ class Builder:
                 )
             )
         versions: dict[Key, list[dt.date]] = {}
-        for d in chunk:  # every date has its scenario rows, states or not
+        for d in chunk if with_scenarios else []:  # every date has scenario rows, states or not
             versions.setdefault(self.scenarios.key(d), []).append(d)
         for key, dates in versions.items():
             frames.append(self._scenario_rows(self.scenarios.space(key), dates))
         # Per date: entities by id, then scenarios in library order (a stable sort).
-        return pl.concat(frames).sort("as_of_date", "kind", maintain_order=True)
+        return pl.concat(frames, how="vertical").sort("as_of_date", "kind", maintain_order=True)
 
     def _scenario_rows(self, space: ScenarioSpace, dates: list[dt.date]) -> pl.DataFrame:
         """The scenario rows of `dates`, which share one library version."""
@@ -296,20 +317,39 @@ class Builder:
         if states:
             self.entities_matched = self.entities_matched or bool(meta["matched"].any())
 
-    def _count_chunk(self, checked: Validated, own: pl.Expr, rejects: pl.DataFrame) -> None:
-        s = self.summary
-        row_rejects = rejects.filter(pl.col("reason").is_in(ROW_REASONS))
+    def _tally(
+        self,
+        chunk: list[dt.date],
+        checked: Validated,
+        own: pl.Expr,
+        rejects: pl.DataFrame,
+        no_context: pl.Series,
+    ) -> dict[dt.date, dict[str, Any]]:
+        """The run summary's counts of each date of the chunk (states are added later)."""
         # A row is read by the chunk its date falls in, though a bad tick may be known (and
         # reported) only in the next: rows read count by date, rejects by when known.
         read_rejects = checked.rejects.filter(pl.col("reason").is_in(ROW_REASONS)).filter(own)
-        s.rows_read += checked.prices.filter(own).height + read_rejects.height
-        s.range_dropped += checked.range_dropped_dates.to_frame().filter(own).height
-        s.spread_dropped += checked.spread_dropped_dates.to_frame().filter(own).height
-        s.add(s.rows_rejected, counts_by_reason(row_rejects))
-        s.add(
-            s.entities_rejected,
-            counts_by_reason(rejects.filter(pl.col("reason").is_in(STATE_REASONS))),
-        )
+        read = pl.concat([checked.prices.filter(own)[DATE], read_rejects[DATE]])
+        per_date = {
+            "rows_read": _per_date(read, chunk),
+            "range_dropped": _per_date(
+                checked.range_dropped_dates.to_frame().filter(own)[DATE], chunk
+            ),
+            "spread_dropped": _per_date(
+                checked.spread_dropped_dates.to_frame().filter(own)[DATE], chunk
+            ),
+            "states_without_context": _per_date(no_context, chunk),
+        }
+        rows = _reasons_by_date(rejects.filter(pl.col("reason").is_in(ROW_REASONS)))
+        ents = _reasons_by_date(rejects.filter(pl.col("reason").is_in(STATE_REASONS)))
+        return {
+            d: {
+                **{key: int(n[i]) for key, n in per_date.items()},
+                "rows_rejected": rows.get(d, {}),
+                "entities_rejected": ents.get(d, {}),
+            }
+            for i, d in enumerate(chunk)
+        }
 
     def _partitions(
         self,
@@ -317,6 +357,9 @@ class Builder:
         features: pl.DataFrame,
         joint: pl.DataFrame,
         rejects: pl.DataFrame,
+        *,
+        tally: dict[dt.date, dict[str, Any]],
+        with_scenarios: bool = True,
     ) -> list[Partition]:
         """Split the chunk's tables into one partition per as-of date."""
         by_date = {
@@ -329,8 +372,9 @@ class Builder:
         out = []
         for d in chunk:
             tables = {name: parts.get(d, pl.DataFrame()) for name, parts in by_date.items()}
-            space = self.scenarios.space(self.scenarios.key(d))
-            tables["scenarios"] = space.table.with_columns(pl.lit(d).alias("as_of_date"))
+            if with_scenarios:
+                space = self.scenarios.space(self.scenarios.key(d))
+                tables["scenarios"] = space.table.with_columns(pl.lit(d).alias("as_of_date"))
             kinds = tables["joint_embeddings"].get_column(
                 "kind", default=pl.Series(dtype=pl.String)
             )
@@ -344,10 +388,13 @@ class Builder:
                 "entities_rejected": n_ent_rej,
                 "rejects": rej.height,
             }
-            self.summary.states_out += states
-            self.summary.entities_in += counts["entities_in"]
-            self.summary.scenario_rows += counts["scenarios"]
-            out.append(Partition(as_of=d, tables=tables, manifest=self.manifest(d, counts)))
+            day = {
+                **tally[d],
+                "states_out": states,
+                "entities_in": counts["entities_in"],
+                "scenario_rows": counts["scenarios"],
+            }
+            out.append(Partition(d, tables, self.manifest(d, counts), tally=day))
         return out
 
 
@@ -360,7 +407,25 @@ def _split(frame: pl.DataFrame) -> dict[dt.date, pl.DataFrame]:
     }
 
 
-def _chunks(dates: list[dt.date], span_days: int) -> Iterator[list[dt.date]]:
+def _per_date(dates: pl.Series, chunk: list[dt.date]) -> np.ndarray:
+    """How many of `dates` fall to each as-of date of the chunk: the first on or after its
+    own date (an undated row to the chunk's first)."""
+    days = dates.cast(pl.Int32).fill_null(np.iinfo(np.int32).min).to_numpy()
+    bounds = pl.Series(chunk, dtype=pl.Date).cast(pl.Int32).to_numpy()
+    at = np.minimum(np.searchsorted(bounds, days, side="left"), len(chunk) - 1)
+    return np.bincount(at, minlength=len(chunk))
+
+
+def _reasons_by_date(rejects: pl.DataFrame) -> dict[dt.date, dict[str, int]]:
+    """Rejects counted by as-of date and reason."""
+    out: dict[dt.date, dict[str, int]] = {}
+    counts = rejects.group_by("as_of_date", "reason").len().sort("as_of_date", "reason")
+    for day, reason, n in counts.iter_rows():  # one row per (date, reason): a handful
+        out.setdefault(day, {})[reason] = n
+    return out
+
+
+def chunks(dates: list[dt.date], span_days: int) -> Iterator[list[dt.date]]:
     """Consecutive runs of dates whose calendar span stays within span_days."""
     chunk: list[dt.date] = []
     for d in dates:

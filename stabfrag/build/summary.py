@@ -86,6 +86,14 @@ class RunSummary:
         for k, n in more.items():
             counts[k] = counts.get(k, 0) + n
 
+    def add_tally(self, tally: dict[str, Any]) -> None:
+        """Add one date's (or one entity block's) counts: numbers add, reasons add by key."""
+        for key, value in tally.items():
+            if isinstance(value, dict):
+                self.add(getattr(self, key), value)
+            else:
+                setattr(self, key, getattr(self, key) + value)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "as_of_dates": [d.isoformat() for d in self.as_of_dates],

@@ -59,16 +59,24 @@ def as_of_join(
 
 
 def read_window(
-    path: Path, *, first: dt.date, last: dt.date, include_undated: bool, min_rows: int
+    path: Path,
+    *,
+    first: dt.date,
+    last: dt.date,
+    include_undated: bool,
+    min_rows: int,
+    where: pl.Expr | None = None,
 ) -> pl.DataFrame:
-    """Rows dated in [first - LOOKBACK_DAYS, last]; whole history for entities that need it.
+    """Rows dated in [first - LOOKBACK_DAYS, last] (and satisfying `where`, an entity block);
+    whole history for entities that need it.
 
     An entity with no more than `min_rows` valid prices in the window before `first` but
     older rows outside it would get truncated windows: its full history up to `last` is
     read instead (`min_rows` is the feature set's look-back).
     """
     start = first - dt.timedelta(days=LOOKBACK_DAYS)
-    raw = read_prices(path, where=window_filter(start, last, include_undated=include_undated))
+    dated = window_filter(start, last, include_undated=include_undated)
+    raw = read_prices(path, where=dated if where is None else dated & where)
     counts = (
         raw.filter(row_reason().is_null() & (pl.col(DATE) <= first))
         .group_by(ENTITY)

@@ -23,6 +23,8 @@ class Partition:
     as_of: dt.date
     tables: dict[str, pl.DataFrame]  # joint_embeddings, features, rejects, scenarios
     manifest: dict[str, Any] = field(default_factory=dict)
+    # What the run summary counts for this date (rows read, rejects by reason, states...).
+    tally: dict[str, Any] = field(default_factory=dict)
 
 
 class Sink:

@@ -14,7 +14,8 @@ from stabfrag.features.registry import FEATURES_TABLE_SCHEMA
 from stabfrag.schema import JOINT_SCHEMA, REJECTS_TABLE_SCHEMA, SCENARIOS_TABLE_SCHEMA
 
 MANIFEST = "_manifest.json"
-PART = "part-0.parquet"
+PART = "part-0.parquet"  # the first (with one entity block, the only) file of a partition
+PART_GLOB = "part-*.parquet"  # a partition built in K entity blocks holds part-0 .. part-{K-1}
 
 # Every partition of a table has exactly this schema (declared once, here).
 TABLE_SCHEMAS: dict[str, pl.Schema] = {
@@ -61,8 +62,23 @@ def partitions(out: Path, table: str = "joint_embeddings") -> list[dt.date]:
     return sorted(dates)
 
 
+def part_name(block: int) -> str:
+    return f"part-{block}.parquet"
+
+
+def part_files(folder: Path) -> list[Path]:
+    """The part files of one partition folder, in block order (part-10 after part-9)."""
+    found = []
+    for path in folder.glob(PART_GLOB):
+        number = path.name[len("part-") : -len(".parquet")]
+        if number.isdigit():
+            found.append((int(number), path))
+    return [path for _, path in sorted(found)]
+
+
 def read_table(out: Path, table: str, as_of: dt.date) -> pl.DataFrame:
-    return pl.read_parquet(partition_dir(out, table, as_of) / PART)
+    """One partition of a table: its part files in block order, as one frame."""
+    return read_tables(out, table, [as_of])
 
 
 def read_tables(
@@ -72,6 +88,6 @@ def read_tables(
     files (only `columns` read when given), not one read per date."""
     if not dates:
         return pl.DataFrame(schema=TABLE_SCHEMAS[table]).select(columns or pl.all())
-    paths = [partition_dir(out, table, d) / PART for d in dates]
+    paths = [p for d in dates for p in part_files(partition_dir(out, table, d))]
     scan = pl.scan_parquet(paths)
     return (scan if columns is None else scan.select(columns)).collect()

@@ -8,6 +8,7 @@ import duckdb
 
 from stabfrag.atomic import write_atomic
 from stabfrag.schema import DIM
+from stabfrag.sinks.dataset import PART_GLOB
 
 DB_NAME = "stabfrag.duckdb"
 TABLES = ("joint_embeddings", "features", "rejects", "scenarios")
@@ -29,7 +30,7 @@ def view_sql() -> list[str]:
     stmts = []
     for table in TABLES:
         # Date-named folders only: a folder copied aside (as_of_date=....bak) is no partition.
-        glob = _quote(f"{table}/as_of_date=????-??-??/part-0.parquet")
+        glob = _quote(f"{table}/as_of_date=????-??-??/{PART_GLOB}")
         # as_of_date is a column of every file, so the Hive key is not added again.
         source = f"read_parquet({glob}, hive_partitioning = false, union_by_name = false)"
         if table == "joint_embeddings":
@@ -42,7 +43,7 @@ def view_sql() -> list[str]:
 
 def write_views(out: Path) -> Path:
     """(Re)create stabfrag.duckdb with the views; built aside and renamed into place."""
-    present = [t for t in TABLES if any((out / t).glob("as_of_date=????-??-??/part-0.parquet"))]
+    present = [t for t in TABLES if any((out / t).glob(f"as_of_date=????-??-??/{PART_GLOB}"))]
 
     def build(tmp: Path) -> None:
         con = duckdb.connect(str(tmp))

@@ -9,32 +9,62 @@ from pathlib import Path
 from stabfrag.atomic import fsync_replace, temp_name
 from stabfrag.schema import conform
 from stabfrag.sinks.base import Partition, Sink
-from stabfrag.sinks.dataset import MANIFEST, PART, TABLE_SCHEMAS, manifest_path, partition_dir
+from stabfrag.sinks.blocks import BLOCKS, ONE_FILE_TABLES, block_manifest_path
+from stabfrag.sinks.dataset import (
+    MANIFEST,
+    PART,
+    TABLE_SCHEMAS,
+    manifest_path,
+    part_files,
+    part_name,
+    partition_dir,
+)
 
 
 class ParquetSink(Sink):
-    """Stage every table of a partition as temporary files; commit renames them into place."""
+    """Stage every table of a partition as temporary files; commit renames them into place.
+
+    With `block` set, the sink writes one entity block of each date into the date's staging
+    folder (`.blocks/part-{block}.parquet`, its block manifest last); the date becomes
+    visible only when every block is there and the run seals it (sinks.blocks.seal).
+    """
 
     name = "parquet"
 
-    def __init__(self, out: Path) -> None:
+    def __init__(self, out: Path, block: int | None = None) -> None:
         self.out = out
+        self.block = block
         self.staged: list[tuple[Path, Path]] = []
 
+    def _final(self, table: str, partition: Partition) -> Path:
+        folder = partition_dir(self.out, table, partition.as_of)
+        if self.block is None:
+            return folder / PART
+        # A table written once per date (by the last block) keeps the one-file name.
+        name = PART if table in ONE_FILE_TABLES else part_name(self.block)
+        return folder / BLOCKS / name
+
     def stage(self, partition: Partition) -> None:
+        first = len(self.staged)
         for table, frame in partition.tables.items():
-            final = partition_dir(self.out, table, partition.as_of) / PART
+            final = self._final(table, partition)
             final.parent.mkdir(parents=True, exist_ok=True)
-            # Temporary files of a run that was killed mid-write are garbage now.
-            for stale in final.parent.glob(".*.tmp"):
+            # Temporary files of this file left by a run killed mid-write are garbage now;
+            # another file's (a sibling block's, in flight) are not touched.
+            for stale in final.parent.glob(f".{final.name}.*.tmp"):
                 stale.unlink(missing_ok=True)
             tmp = temp_name(final)
             conform(frame, TABLE_SCHEMAS[table]).write_parquet(
                 tmp, compression="zstd", statistics=True
             )
             self.staged.append((tmp, final))
-        manifest = json.dumps(partition.manifest, indent=2, sort_keys=True, default=str)
-        final = manifest_path(self.out, partition.as_of)
+        if self.block is None:
+            content, final = partition.manifest, manifest_path(self.out, partition.as_of)
+        else:  # a block manifest names its files, so a resume can check they are all there
+            files = [str(f.relative_to(self.out)) for _, f in self.staged[first:]]
+            content = {**partition.manifest, "files": files}
+            final = block_manifest_path(self.out, partition.as_of, self.block)
+        manifest = json.dumps(content, indent=2, sort_keys=True, default=str)
         tmp = temp_name(final)
         tmp.write_text(manifest + "\n")
         self.staged.append((tmp, final))
@@ -45,6 +75,13 @@ class ParquetSink(Sink):
         for _, final in self.staged:
             if final.name == MANIFEST:
                 final.unlink(missing_ok=True)
+        if self.block is None:
+            # A date built before in several entity blocks: its other blocks' files go too,
+            # or a reader would see them beside the new file.
+            for _, final in self.staged:
+                if final.name == PART:
+                    for old in part_files(final.parent)[1:]:
+                        old.unlink(missing_ok=True)
         for tmp, final in self.staged:  # the manifest was staged last, so it lands last
             fsync_replace(tmp, final)
         self.staged.clear()
