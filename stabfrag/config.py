@@ -63,6 +63,9 @@ class BuildConfig:
     bad_tick: float = BAD_TICK_MULTIPLE
     chunk_days: int = 366
     resume: bool = False
+    executor: str = "local"  # local, or ray: (chunk x entity block) tasks on a Ray cluster
+    ray_address: str | None = None  # None: start Ray on this machine; auto, ray://HOST:10001
+    entity_blocks: int = 1  # with ray: entity blocks per chunk of dates
     pg_dsn: str | None = None
     pg_table: str = "joint_embeddings"
     pg_staging: bool = False

@@ -41,3 +41,7 @@ class QueryError(StabfragError):
 
 class LabelError(StabfragError):
     """A labels file, or an evaluation request, that cannot be used."""
+
+
+class RunError(StabfragError):
+    """A run that could not finish: a task failed for good, its dates left unsealed."""

@@ -451,6 +451,15 @@ def run(
     skip: set[dt.date] = set()
     if config.resume:
         skip = {d for d in dates if builder.is_complete(read_manifest(config.out, d))}
+    if config.executor == "ray":
+        from stabfrag.build.ray_executor import run_ray  # Ray only when asked for
+
+        summary = run_ray(builder, dates, skip=skip, progress=progress)
+        with summary.timings.stage("views"):
+            write_views(config.out)
+        return summary
+    if config.entity_blocks != 1:
+        raise ConfigError("--entity-blocks needs --executor ray")
     sinks: list[Sink] = [ParquetSink(config.out), *(extra_sinks or [])]
     database = None
     if config.pg_dsn:

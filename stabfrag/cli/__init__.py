@@ -14,6 +14,7 @@ from stabfrag.cli import data, build, scenarios, db, query, analysis
 
 app.add_typer(scenarios.scenarios_app, name="scenarios")
 app.add_typer(db.db_app, name="db")
+app.add_typer(data.prices_app, name="prices")
 app.add_typer(query.query_app, name="query")
 
 __all__ = ["analysis", "app", "build", "data", "db", "query", "scenarios"]

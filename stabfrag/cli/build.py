@@ -111,6 +111,26 @@ def backfill(
         int, typer.Option("--chunk-days", min=1, help="Calendar days of as-of dates per chunk.")
     ] = 366,
     resume: Annotated[bool, typer.Option("--resume", help="Skip complete partitions.")] = False,
+    executor: Annotated[
+        str,
+        typer.Option(
+            "--executor",
+            help="local (this process) or ray (chunk x entity-block tasks; needs stabfrag[ray]).",
+        ),
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option(
+            "--ray-address",
+            help="Ray cluster to join: auto or ray://HOST:10001 (default: start Ray here).",
+        ),
+    ] = None,
+    entity_blocks: Annotated[
+        int,
+        typer.Option(
+            "--entity-blocks", min=1, help="With --executor ray: entity blocks per date chunk."
+        ),
+    ] = 1,
     pg_dsn: PgDsnOpt = None,
     pg_table: PgTableOpt = "joint_embeddings",
     pg_staging: PgStagingOpt = False,
@@ -126,6 +146,8 @@ def backfill(
         fail("--end is before --start")
     if freq not in ("day", "week", "month"):
         fail(f"--freq '{freq}' is not one of day, week, month")
+    if executor not in ("local", "ray"):
+        fail(f"--executor '{executor}' is not one of local, ray")
     config = build_config(locals())
     try:
         dates = as_of_dates(prices, first, last, freq)

@@ -42,7 +42,10 @@ def _main(
     """Build the stability/fragility joint space."""
 
 
-PricesOpt = Annotated[Path, typer.Option("--prices", help="Prices file (Parquet or CSV).")]
+PricesOpt = Annotated[
+    Path,
+    typer.Option("--prices", help="Prices file (Parquet or CSV), or a folder of Parquet files."),
+]
 EntitiesOpt = Annotated[
     Path | None, typer.Option("--entities", help="Entity metadata file (optional).")
 ]

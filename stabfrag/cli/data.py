@@ -1,4 +1,4 @@
-"""Commands on input files: validate, generate, calibrate."""
+"""Commands on input files: validate, generate, calibrate, prices partition."""
 
 from __future__ import annotations
 
@@ -21,6 +21,27 @@ from stabfrag.cli.common import (
 )
 from stabfrag.config import BAD_TICK_MULTIPLE
 from stabfrag.errors import InputError
+
+prices_app = typer.Typer(no_args_is_help=True, help="Prices files.")
+
+
+@prices_app.command("partition")
+def prices_partition(
+    prices: PricesOpt,
+    out: Annotated[Path, typer.Option("--out", help="New folder for the yearly files.")],
+    as_json: JsonOpt = False,
+) -> None:
+    """Write a prices file as a folder of yearly Parquet files (year=YYYY/part-0.parquet),
+    for --prices of many workers: each look-back read opens only the years it needs."""
+    from stabfrag.build.summary import emit
+    from stabfrag.ingest.partition import partition_prices
+
+    try:
+        written = partition_prices(prices, out)
+    except StabfragError as exc:
+        fail(str(exc))
+        return
+    emit({"out": str(out), "rows": sum(written.values()), "files": written}, as_json=as_json)
 
 
 @app.command()

@@ -10,11 +10,26 @@ import polars as pl
 from stabfrag.errors import InputError
 
 
-def file_format(path: Path) -> str:
-    """'parquet' or 'csv', judged by magic bytes then suffix; InputError otherwise."""
+def folder_files(path: Path) -> list[Path]:
+    """The Parquet files of a folder input (Hive-partitioned or not), in path order; an
+    InputError when it holds none."""
+    files = sorted(
+        f for f in path.rglob("*.parquet") if not any(p.startswith(".") for p in f.parts[-2:])
+    )
+    if not files:
+        raise InputError(path, "is a folder without Parquet files")
+    return files
+
+
+def file_format(path: Path, *, folder: bool = False) -> str:
+    """'parquet' or 'csv', judged by magic bytes then suffix, or 'folder' (of Parquet
+    files) where a folder is accepted; InputError otherwise."""
     if not path.exists():
         raise InputError(path, "no such file")
     if path.is_dir():
+        if folder:
+            folder_files(path)
+            return "folder"
         raise InputError(path, "is a folder, expected a Parquet or CSV file")
     with path.open("rb") as fh:
         head = fh.read(4)
@@ -46,9 +61,13 @@ def file_hash(path: Path | None) -> str | None:
     """blake2b of a file's bytes (None for no file): what a partition was made from."""
     if path is None:
         return None
-    file_format(path)  # a missing file or a folder is one line, not an OSError
+    # A missing file is one line, not an OSError; a folder of Parquet files hashes its files.
+    files = folder_files(path) if file_format(path, folder=True) == "folder" else [path]
     h = hashlib.blake2b(digest_size=16)
-    with path.open("rb") as fh:
-        for block in iter(lambda: fh.read(1 << 20), b""):
-            h.update(block)
+    for name in files:
+        if name != path:
+            h.update(str(name.relative_to(path)).encode() + b"\0")
+        with name.open("rb") as fh:
+            for block in iter(lambda: fh.read(1 << 20), b""):
+                h.update(block)
     return h.hexdigest()

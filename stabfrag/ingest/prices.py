@@ -10,7 +10,7 @@ from typing import Any
 import polars as pl
 
 from stabfrag.errors import InputError
-from stabfrag.ingest.files import check_columns, file_format
+from stabfrag.ingest.files import check_columns, file_format, folder_files
 from stabfrag.ingest.reasons import MIN_PRICES, counts_by_reason, entity_rule
 from stabfrag.ingest.ticks import DEFAULT_MULTIPLE, flag_ticks
 from stabfrag.schema import (
@@ -22,6 +22,7 @@ from stabfrag.schema import (
 )
 
 ROW = "_row"  # position in file order; decides which duplicate is kept
+SOURCE_ROW = "source_row"  # in a partitioned prices folder: the row's place in the source file
 MAX_ENTITY_ID = 64
 
 
@@ -62,7 +63,7 @@ class Validated:
 
 def _numeric(name: str, dtype: pl.DataType, path: Path, fmt: str) -> pl.Expr:
     """Cast a numeric column; a CSV string that is not a number becomes null here."""
-    if dtype == pl.String() and fmt == "csv":
+    if dtype == pl.String() and fmt in ("csv", "folder"):
         return pl.col(name).str.strip_chars().cast(pl.Float64, strict=False)
     if dtype.is_numeric():
         return pl.col(name).cast(pl.Float64)
@@ -71,7 +72,7 @@ def _numeric(name: str, dtype: pl.DataType, path: Path, fmt: str) -> pl.Expr:
     raise InputError(path, f"column {name} has type {dtype}, expected a number")
 
 
-def _date(dtype: pl.DataType, path: Path) -> pl.Expr:
+def date_expr(dtype: pl.DataType, path: Path) -> pl.Expr:
     """The date column as dates. A timestamp is a date when it is midnight in UTC or in its
     own time zone (so UTC-midnight instants stored in New York time keep their day); any
     other time of day gives null, and the row is rejected as bad_date."""
@@ -129,10 +130,12 @@ def scan_prices(path: Path | str) -> pl.LazyFrame:
     Raises InputError for a file that cannot be read at all.
     """
     path = Path(path)
-    fmt = file_format(path)
+    fmt = file_format(path, folder=True)
     try:
         if fmt == "parquet":
             lf = pl.scan_parquet(path, row_index_name=ROW)
+        elif fmt == "folder":  # a file's rows in order, the files in path order
+            lf = pl.scan_parquet(folder_files(path), row_index_name=ROW, hive_partitioning=False)
         else:
             lf = pl.scan_csv(path, infer_schema=False, row_index_name=ROW)
         schema = lf.collect_schema()
@@ -142,10 +145,13 @@ def scan_prices(path: Path | str) -> pl.LazyFrame:
     check_columns(path, names, list(REQUIRED_PRICE_COLUMNS))
     if schema[ENTITY] not in (pl.String(), pl.Categorical(), pl.Null()):
         raise InputError(path, f"column {ENTITY} has type {schema[ENTITY]}, expected text")
+    # A folder written by `stabfrag prices partition` keeps each row's place in the original
+    # file, so duplicates resolve, and rejects read, as they do from that file.
+    row = SOURCE_ROW if fmt == "folder" and SOURCE_ROW in names else ROW
     exprs = [
-        pl.col(ROW).cast(pl.Int64),
+        pl.col(row).cast(pl.Int64).alias(ROW),
         pl.col(ENTITY).cast(pl.String),
-        _date(schema[DATE], path).alias(DATE),
+        date_expr(schema[DATE], path).alias(DATE),
         _raw_text(DATE, schema[DATE]).alias("_date_raw"),
     ]
     for name in ["close", *OPTIONAL_PRICE_COLUMNS]:
