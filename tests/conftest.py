@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -129,3 +130,24 @@ def pg_schema(pg_dsn: str) -> Iterator[str]:
     finally:
         with psycopg.connect(pg_dsn, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(name)))
+
+
+def kill_when(proc: Any, ready: Callable[[], bool], *, group: bool = False) -> None:
+    """SIGKILL a running command (and its process group) as soon as `ready()` holds; fail
+    the test if the command ends first."""
+    import os
+    import signal
+    import time
+
+    deadline = time.monotonic() + 240
+    try:
+        while time.monotonic() < deadline and not ready():
+            if proc.poll() is not None:
+                pytest.fail("the command ended before it could be killed")
+            time.sleep(0.02)
+        if group:
+            os.killpg(proc.pid, signal.SIGKILL)
+        else:
+            os.kill(proc.pid, signal.SIGKILL)
+    finally:
+        proc.wait()

@@ -16,7 +16,7 @@ from stabfrag.build import pipeline
 from stabfrag.build.encode import market_context
 from stabfrag.build.scenario_space import ScenarioLibrary
 from stabfrag.config import BuildConfig
-from stabfrag.features.registry import FEATURE_NAMES
+from stabfrag.features.registry import FEATURE_NAMES, LOOKBACK_ROWS
 from stabfrag.model.bundle import DEFAULT_JOINT, load_models
 from stabfrag.model.joint import JOINT_V1, JOINT_V2
 from stabfrag.model.linalg import normalise
@@ -154,7 +154,7 @@ def test_missing_history_does_not_pull_toward_a_scenario(built: Path, market: Ma
     """States with ten null features stay near their full-history twins: v2 fills a null
     with its conditional mean; v1's zeros send them toward other scenarios."""
     full = read_table(built, "features", event_dates(market, "CRASH")[0]).filter(
-        pl.col("n_obs") >= 300
+        pl.col("n_obs") > LOOKBACK_ROWS  # a whole look-back window
     )
     pull2, same2 = _null_pull(load_models(None, JOINT_V2), full)
     pull1, same1 = _null_pull(load_models(None, JOINT_V1), full)

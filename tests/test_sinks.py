@@ -126,3 +126,97 @@ def test_parquet_empty_slice_keeps_the_schema(tmp_path: Path, partition: Partiti
     _commit(sink, Partition(partition.as_of, {"joint_embeddings": pl.DataFrame()}, {}))
     frame = read_table(tmp_path, "joint_embeddings", partition.as_of)
     assert frame.height == 0 and frame.schema == TABLE_SCHEMAS["joint_embeddings"]
+
+
+def _blocks(partition: Partition, count: int) -> list[Partition]:
+    """The partition cut into `count` entity blocks, the scenario rows in the last."""
+    joint = partition.tables["joint_embeddings"]
+    entities = joint.filter(pl.col("kind") == "entity")
+    cuts = [entities.height * b // count for b in range(count + 1)]
+    parts = []
+    for b in range(count):
+        rows = entities.slice(cuts[b], cuts[b + 1] - cuts[b])
+        tables = {"joint_embeddings": rows}
+        if b == count - 1:
+            tables["joint_embeddings"] = pl.concat([rows, joint.filter(pl.col("kind") != "entity")])
+            tables["scenarios"] = partition.tables["scenarios"]
+        parts.append(Partition(partition.as_of, tables, {"block": b}))
+    return parts
+
+
+def _stage_blocks(out: Path, partition: Partition, count: int) -> list[dict]:
+    import json
+
+    from stabfrag.sinks.blocks import block_manifest_path
+
+    for b, part in enumerate(_blocks(partition, count)):
+        _commit(ParquetSink(out, block=b), part)
+    return [
+        json.loads(block_manifest_path(out, partition.as_of, b).read_text()) for b in range(count)
+    ]
+
+
+def test_staging_leaves_a_sibling_blocks_file_in_flight(
+    tmp_path: Path, partition: Partition
+) -> None:
+    """A stale-file cleanup removes only the file's own temporaries, never another task's."""
+    from stabfrag.sinks.dataset import partition_dir
+
+    folder = partition_dir(tmp_path, "joint_embeddings", partition.as_of)
+    folder.mkdir(parents=True)
+    sibling = folder / ".part-1.parquet.0123.tmp"  # another writer's file, being written
+    own_stale = folder / ".part-0.parquet.4567.tmp"  # left by a killed run of this file
+    sibling.write_bytes(b"in flight")
+    own_stale.write_bytes(b"garbage")
+    _commit(ParquetSink(tmp_path), partition)
+    assert sibling.exists() and not own_stale.exists()
+
+
+def test_blocks_are_invisible_until_sealed_then_read_in_block_order(
+    tmp_path: Path, partition: Partition
+) -> None:
+    import duckdb
+
+    from stabfrag.sinks.blocks import seal
+    from stabfrag.sinks.duckdb import search_path, view_sql
+
+    manifests = _stage_blocks(tmp_path, partition, 3)
+    assert partitions(tmp_path) == [] and read_manifest(tmp_path, partition.as_of) is None
+    seal(tmp_path, partition.as_of, manifests, {"as_of_date": partition.as_of.isoformat()})
+    assert partitions(tmp_path) == [partition.as_of]
+    joint = read_table(tmp_path, "joint_embeddings", partition.as_of)
+    assert joint.equals(partition.tables["joint_embeddings"])  # block order is entity order
+    assert read_table(tmp_path, "scenarios", partition.as_of).equals(partition.tables["scenarios"])
+    assert not list(tmp_path.rglob(".blocks"))
+    con = duckdb.connect()
+    search_path(con, tmp_path)
+    con.execute(view_sql()[0])
+    assert con.execute("SELECT count(*) FROM joint_embeddings").fetchone() == (joint.height,)
+
+
+def test_a_rebuild_in_fewer_blocks_leaves_no_stale_block(
+    tmp_path: Path, partition: Partition
+) -> None:
+    """Nothing doubled: files of an earlier build with more blocks go with the new one."""
+    from stabfrag.sinks.blocks import seal
+
+    manifest = {"as_of_date": partition.as_of.isoformat()}
+    seal(tmp_path, partition.as_of, _stage_blocks(tmp_path, partition, 3), manifest)
+    seal(tmp_path, partition.as_of, _stage_blocks(tmp_path, partition, 2), manifest)
+    expected = partition.tables["joint_embeddings"]
+    assert read_table(tmp_path, "joint_embeddings", partition.as_of).equals(expected)
+    _commit(ParquetSink(tmp_path), partition)  # and a one-process build over it
+    assert read_table(tmp_path, "joint_embeddings", partition.as_of).equals(expected)
+    folder = tmp_path / "joint_embeddings" / f"as_of_date={partition.as_of}"
+    assert sorted(p.name for p in folder.glob("part-*")) == ["part-0.parquet"]
+
+
+def test_a_block_whose_file_went_is_built_again(tmp_path: Path, partition: Partition) -> None:
+    """A seal cut short moved some files: their blocks no longer count as staged."""
+    from stabfrag.sinks.blocks import staged_block
+
+    manifests = _stage_blocks(tmp_path, partition, 2)
+    assert staged_block(tmp_path, partition.as_of, 0, {"block": 0}) == manifests[0]
+    assert staged_block(tmp_path, partition.as_of, 0, {"block": 1}) is None  # other identity
+    (tmp_path / manifests[0]["files"][0]).unlink()
+    assert staged_block(tmp_path, partition.as_of, 0, {"block": 0}) is None

@@ -13,8 +13,8 @@ import numpy as np
 import polars as pl
 
 from stabfrag.analysis.metrics import similarities
+from stabfrag.build.builder import reference_prices
 from stabfrag.build.encode import encode_states, join_scenarios
-from stabfrag.build.pipeline import reference_prices
 from stabfrag.build.scenario_space import ScenarioLibrary
 from stabfrag.errors import LabelError
 from stabfrag.ingest.prices import read_prices, validate

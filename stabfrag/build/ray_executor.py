@@ -15,13 +15,13 @@ import os
 from pathlib import Path
 from typing import Any
 
+from stabfrag.build.builder import Builder, chunks
 from stabfrag.build.entity_blocks import EntityBlock, entity_blocks
-from stabfrag.build.pipeline import Builder, chunks
 from stabfrag.build.progress import ProgressFn
 from stabfrag.build.summary import RunSummary
 from stabfrag.config import BuildConfig
 from stabfrag.errors import ConfigError, RunError, StabfragError
-from stabfrag.sinks.blocks import seal, staged_block
+from stabfrag.sinks.blocks import clear_staging, seal, staged_block
 from stabfrag.sinks.parquet import ParquetSink
 
 MAX_RETRIES = 2  # a task whose worker is lost runs again, at most twice
@@ -166,6 +166,8 @@ class RayRun:
         previous = {d: (dates[i - 1] if i else None) for i, d in enumerate(dates)}
         todo = [d for d in dates if d not in skip]
         self.summary.skipped_dates = [d for d in dates if d in skip]
+        for d in self.summary.skipped_dates:
+            clear_staging(cfg.out, d)
         missing = {d: {b.index for b in self.blocks} for d in todo}
         if cfg.resume:  # blocks staged by an interrupted run count as done
             for d in todo:

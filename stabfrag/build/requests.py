@@ -12,6 +12,7 @@ import polars as pl
 
 from stabfrag import __version__
 from stabfrag.config import BAD_TICK_MULTIPLE, BuildConfig
+from stabfrag.features.registry import LOOKBACK_ROWS
 from stabfrag.ingest.files import file_hash
 from stabfrag.ingest.reasons import entity_rule
 from stabfrag.ingest.window import LOOKBACK_DAYS, as_of_join
@@ -78,8 +79,12 @@ def state_requests(
     rejects = matched.filter(pl.col("reason").is_not_null()).select(
         "as_of_date", ENTITY, pl.col("last_date").alias(DATE), "reason", "detail"
     )
-    requests = matched.filter(pl.col("reason").is_null()).drop("reason", "detail")
-    return requests, rejects
+    # n_obs of a state: the prices of its window (window_start to date), at most what the
+    # look-back reads, so it does not depend on how far back a chunk's read went.
+    requests = matched.filter(pl.col("reason").is_null()).with_columns(
+        pl.col("n_obs").clip(upper_bound=LOOKBACK_ROWS + 1)
+    )
+    return requests.drop("reason", "detail"), rejects
 
 
 def empty_entities(

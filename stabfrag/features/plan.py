@@ -92,7 +92,9 @@ def _compute_block(prices: pl.DataFrame, rows: np.ndarray | None, *, offset: int
         ENTITY,
         DATE,
         "window_start",
-        pl.col(OBS).cast(pl.Int32).alias("n_obs"),
+        # Prices in the state's window (window_start to date): no more than the look-back
+        # reads, so the count does not depend on how far back a chunk's read went.
+        pl.min_horizontal(pl.col(OBS), pl.lit(LOOKBACK_ROWS + 1)).cast(pl.Int32).alias("n_obs"),
         # A non-finite value (e.g. vol 0 in a ratio) is no value: null, never inf or NaN.
         *[pl.when(pl.col(n).is_finite()).then(pl.col(n)).alias(n) for n in names],
     ).with_columns(

@@ -64,5 +64,11 @@ def seal(out: Path, as_of: dt.date, blocks: list[dict[str, Any]], manifest: dict
                 old.unlink(missing_ok=True)
     text = json.dumps(manifest, indent=2, sort_keys=True, default=str) + "\n"
     write_atomic(manifest_path(out, as_of), lambda tmp: tmp.write_text(text))
+    clear_staging(out, as_of)
+
+
+def clear_staging(out: Path, as_of: dt.date) -> None:
+    """Remove a sealed date's staging folders (a driver killed while sealing, or a task
+    that outlived its driver, can leave them; no reader looks there)."""
     for table in TABLE_SCHEMAS:
         shutil.rmtree(partition_dir(out, table, as_of) / BLOCKS, ignore_errors=True)

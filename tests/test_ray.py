@@ -1,0 +1,260 @@
+"""The Ray executor: the same partitions and counts as a local backfill, from tasks that
+may die, from a driver that may be killed. Needs the ray extra; `pytest -m "not ray"`
+skips these on a machine without it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+from typer.testing import CliRunner
+
+from stabfrag.build import pipeline
+from stabfrag.build.builder import chunks
+from stabfrag.cli import app
+from stabfrag.config import BuildConfig
+from stabfrag.ingest.window import as_of_dates
+from stabfrag.sinks.dataset import MANIFEST, partitions, read_table
+from tests.conftest import kill_when
+
+pytestmark = pytest.mark.ray
+runner = CliRunner()
+TABLES = ("joint_embeddings", "features", "rejects", "scenarios")
+
+
+@pytest.fixture(scope="module")
+def ray_local() -> Iterator[None]:
+    """One local Ray of 2 CPUs for the module: the executor joins it rather than starting
+    its own (Ray's start-up is most of a small run)."""
+    ray = pytest.importorskip("ray", reason="the ray extra is not installed")
+    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def prices(tmp_path_factory: pytest.TempPathFactory, market: Any) -> Path:
+    """The test market with defects (duplicates, bad rows, bad ticks) to reject."""
+    from stabfrag.synth import inject_defects
+
+    path = tmp_path_factory.mktemp("ray") / "prices.parquet"
+    inject_defects(market.prices, seed=5).write_parquet(path)
+    return path
+
+
+def _dates(prices: Path, freq: str) -> list[dt.date]:
+    start = dt.date(2024, 10, 1) if freq == "day" else dt.date(2023, 1, 1)
+    return as_of_dates(prices, start, dt.date(2024, 12, 31), freq)
+
+
+def _run(prices: Path, out: Path, dates: list[dt.date], **kw: Any) -> dict[str, Any]:
+    config = BuildConfig(prices=prices, out=out, chunk_days=kw.pop("chunk_days", 45), **kw)
+    summary = pipeline.run(config, dates).as_dict()
+    return {k: v for k, v in summary.items() if k not in ("timings_s", "out")}
+
+
+def _files(out: Path) -> dict[str, bytes]:
+    """Every Parquet file and manifest of a dataset (the DuckDB file aside)."""
+    return {
+        str(p.relative_to(out)): p.read_bytes()
+        for p in sorted(out.rglob("*"))
+        if p.is_file() and p.suffix in (".parquet", ".json")
+    }
+
+
+def _rows(out: Path, table: str, day: dt.date) -> pl.DataFrame:
+    frame = read_table(out, table, day)
+    return frame if table != "rejects" else frame.sort(frame.columns, nulls_last=True)
+
+
+@pytest.mark.parametrize("freq", ["month", "day"])
+def test_one_block_writes_the_local_bytes(
+    ray_local: None, prices: Path, tmp_path: Path, freq: str
+) -> None:
+    dates = _dates(prices, freq)
+    local = _run(prices, tmp_path / "local", dates)
+    remote = _run(prices, tmp_path / "ray", dates, executor="ray")
+    assert remote == local
+    assert local["rows_rejected"] > 0 and local["states_out"] > 0
+    assert _files(tmp_path / "ray") == _files(tmp_path / "local")
+
+
+@pytest.mark.parametrize("freq", ["month", "day"])
+def test_three_blocks_hold_the_local_rows(
+    ray_local: None, prices: Path, tmp_path: Path, freq: str
+) -> None:
+    dates = _dates(prices, freq)
+    local = _run(prices, tmp_path / "local", dates)
+    remote = _run(prices, tmp_path / "ray", dates, executor="ray", entity_blocks=3)
+    assert remote == local
+    assert partitions(tmp_path / "ray") == partitions(tmp_path / "local") == dates
+    for day in dates:
+        for table in TABLES:
+            assert _rows(tmp_path / "ray", table, day).equals(_rows(tmp_path / "local", table, day))
+        made = json.loads(
+            (tmp_path / "ray" / "joint_embeddings" / f"as_of_date={day}" / MANIFEST).read_text()
+        )
+        assert made.pop("entity_blocks") == 3
+        assert made == json.loads(
+            (tmp_path / "local" / "joint_embeddings" / f"as_of_date={day}" / MANIFEST).read_text()
+        )
+    folder = tmp_path / "ray" / "joint_embeddings" / f"as_of_date={dates[-1]}"
+    assert sorted(p.name for p in folder.glob("part-*")) == [f"part-{b}.parquet" for b in range(3)]
+    # The scenario table is written once per date, not once per block.
+    assert len(list((tmp_path / "ray" / "scenarios").rglob("*.parquet"))) == len(dates)
+    # A second run writes the same bytes (a task run twice writes what it wrote).
+    _run(prices, tmp_path / "again", dates, executor="ray", entity_blocks=3)
+    assert _files(tmp_path / "again") == _files(tmp_path / "ray")
+
+
+def test_a_lost_worker_is_retried_and_changes_nothing(
+    ray_local: None, prices: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from stabfrag.build.ray_executor import FAULT_ENV
+
+    dates = _dates(prices, "month")
+    local = _run(prices, tmp_path / "local", dates, chunk_days=100)
+    marks = tmp_path / "marks"
+    second = list(chunks(dates, 100))[1]
+    monkeypatch.setenv(FAULT_ENV, f"{second[0]}:1:1:{marks}")
+    remote = _run(prices, tmp_path / "ray", dates, executor="ray", entity_blocks=2, chunk_days=100)
+    assert len(list(marks.iterdir())) == 1  # the worker died once, mid-task
+    assert remote == local
+    for day in dates:
+        assert _rows(tmp_path / "ray", "features", day).equals(
+            _rows(tmp_path / "local", "features", day)
+        )
+
+
+def test_a_task_that_always_fails_names_itself_and_seals_none_of_its_dates(
+    ray_local: None, prices: Path, tmp_path: Path
+) -> None:
+    from stabfrag.build.ray_executor import FAULT_ENV
+
+    dates = _dates(prices, "month")
+    out = tmp_path / "ray"
+    second = list(chunks(dates, 100))[1]
+    env = {**os.environ, FAULT_ENV: f"{second[0]}:0:99:{tmp_path / 'marks'}"}
+    cmd = [
+        *_cli(dates, out, chunk_days=100, freq="month"),
+        "--prices",
+        str(prices),
+        "--executor",
+        "ray",
+        "--entity-blocks",
+        "2",
+    ]
+    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 2, res.stderr
+    last = res.stderr.strip().splitlines()[-1]
+    assert last.startswith(f"stabfrag: chunk {second[0]}..{second[-1]}, entity block 1 of 2")
+    assert "Traceback" not in res.stderr
+    assert len(list((tmp_path / "marks").iterdir())) == 3  # tried 1 + 2 retries
+    assert not set(second) & set(partitions(out))
+
+
+def _cli(dates: list[dt.date], out: Path, *, chunk_days: int, freq: str = "week") -> list[str]:
+    return [
+        sys.executable,
+        "-m",
+        "stabfrag",
+        "backfill",
+        "--start",
+        dates[0].isoformat(),
+        "--end",
+        dates[-1].isoformat(),
+        "--freq",
+        freq,
+        "--out",
+        str(out),
+        "--chunk-days",
+        str(chunk_days),
+    ]
+
+
+def test_resume_after_killing_the_driver_does_nothing_twice(
+    ray_local: None, prices: Path, tmp_path: Path
+) -> None:
+    dates = as_of_dates(prices, dt.date(2024, 1, 1), dt.date(2024, 12, 31), "week")
+    args = ["--prices", str(prices), "--executor", "ray", "--entity-blocks", "2"]
+    killed = tmp_path / "killed"
+    proc = subprocess.Popen(
+        [*_cli(dates, killed, chunk_days=21), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # the driver and the Ray it started, killed together
+    )
+    kill_when(proc, lambda: len(partitions(killed)) >= 8, group=True)
+    sealed = partitions(killed)
+    assert 0 < len(sealed) < len(dates)
+    before = {p: p.stat().st_mtime_ns for p in killed.rglob("*.parquet")}
+    staged = {  # blocks staged but not sealed: the resume must seal them, not build them
+        killed / rel: before[killed / rel]
+        for m in killed.rglob("_manifest-*.json")
+        for rel in json.loads(m.read_text())["files"]
+        if killed / rel in before
+    }
+
+    cmd = [*_cli(dates, killed, chunk_days=21)[3:], *args, "--resume", "--json"]
+    res = runner.invoke(app, cmd)
+    assert res.exit_code == 0, res.stderr
+    summary = json.loads(res.stdout)
+    assert summary["partitions_skipped"] == len(sealed)
+    sealed_folders = {f"as_of_date={d}" for d in sealed}
+    for path, mtime in before.items():  # nothing sealed was written again
+        if path.parent.name in sealed_folders:
+            assert path.stat().st_mtime_ns == mtime, path
+    for path, mtime in staged.items():  # staged blocks moved into place, not rebuilt
+        final = path.parent.parent / path.name
+        assert final.stat().st_mtime_ns == mtime, final
+
+    clean = tmp_path / "clean"
+    _run(prices, clean, dates, chunk_days=21)
+    for day in dates:
+        for table in TABLES:
+            got, want = _rows(killed, table, day), _rows(clean, table, day)
+            assert got.equals(want), (table, day)
+    assert not list(killed.rglob(".blocks"))
+
+
+def test_block_layout_refusals(prices: Path, tmp_path: Path) -> None:
+    """--entity-blocks needs the Ray executor; PostgreSQL is loaded after, not by tasks."""
+    base = ["backfill", "--start", "2024-11-01", "--end", "2024-12-31", "--prices", str(prices)]
+    res = runner.invoke(app, [*base, "--out", str(tmp_path / "a"), "--entity-blocks", "2"])
+    assert res.exit_code == 2 and res.stderr == "stabfrag: --entity-blocks needs --executor ray\n"
+    res = runner.invoke(app, [*base, "--out", str(tmp_path / "b"), "--executor", "spark"])
+    assert res.exit_code == 2 and "not one of local, ray" in res.stderr
+
+
+@pytest.mark.parametrize("model", ["joint-stab-fragility-v2"])
+def test_a_context_model_is_not_split_by_entity(
+    ray_local: None, prices: Path, tmp_path: Path, model: str
+) -> None:
+    """v2 reads each state's market from every entity of the date: a block cannot see it."""
+    from stabfrag.errors import ConfigError
+
+    config = BuildConfig(prices=prices, out=tmp_path, model=model, executor="ray", entity_blocks=2)
+    with pytest.raises(ConfigError, match="--entity-blocks 1"):
+        pipeline.run(config, _dates(prices, "month")[-1:])
+
+
+@pytest.mark.filterwarnings("ignore")
+def test_without_the_extra_ray_is_one_line(
+    prices: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if `pip install stabfrag` only
+    base = ["backfill", "--start", "2024-11-01", "--end", "2024-12-31", "--prices", str(prices)]
+    res = runner.invoke(app, [*base, "--out", str(tmp_path), "--executor", "ray"])
+    assert res.exit_code == 2
+    assert res.stderr == (
+        "stabfrag: --executor ray needs Ray: pip install 'stabfrag[ray]' "
+        "(or use --executor local)\n"
+    )
