@@ -1,7 +1,7 @@
 # stabfrag recipes
 
 install:
-    pip install -e '.[dev,plot]'
+    pip install -e '.[dev,plot,ray]'
 
 test:
     python -m pytest -q
