@@ -230,3 +230,60 @@ def test_entities_defaults(tmp_path: Path) -> None:
     path.write_text("entity_id,entity_type\nAAA.US,BOGUS\n")
     with pytest.raises(inputs.InputError, match="BOGUS"):
         read_entities(path, ids)
+
+
+@pytest.mark.parametrize("suffix", ["parquet", "csv"])
+def test_a_partitioned_folder_reads_as_its_file(market, tmp_path: Path, suffix: str) -> None:
+    """Duplicates keep the file's first, rejects name the file's rows, the output is the
+    same bytes; an undated row lands in year=none and is still rejected."""
+    from stabfrag.build import pipeline
+    from stabfrag.config import BuildConfig
+    from stabfrag.ingest.window import as_of_dates
+    from stabfrag.synth import inject_defects
+
+    frame = inject_defects(market.prices, seed=5)
+    source = tmp_path / f"prices.{suffix}"
+    if suffix == "csv":
+        frame = frame.with_columns(pl.col("date").cast(pl.String))
+        frame = _set(frame, 3, date="not a date", close=None)
+        frame.write_csv(source)
+    else:
+        frame.write_parquet(source)
+    code, out, err = _cli(
+        "prices", "partition", "--prices", str(source), "--out", str(tmp_path / "f")
+    )
+    assert code == 0, err
+    years = sorted(p.name for p in (tmp_path / "f").iterdir())
+    assert years[0] == "year=2021" and (years[-1] == "year=none") == (suffix == "csv")
+    folder_rows = inputs.read_prices(tmp_path / "f")
+    assert folder_rows.height == frame.height
+    a = inputs.validate(inputs.read_prices(source))
+    b = inputs.validate(folder_rows)
+    assert a.rejects.sort(a.rejects.columns, nulls_last=True).equals(
+        b.rejects.sort(b.rejects.columns, nulls_last=True)
+    )
+    assert a.prices.equals(b.prices) and a.reject_counts().get("duplicate", 0) > 0
+    dates = as_of_dates(source, dt.date(2024, 9, 1), dt.date(2024, 12, 31), "month")
+    for name, prices in (("file", source), ("folder", tmp_path / "f")):
+        pipeline.run(BuildConfig(prices=prices, out=tmp_path / name), dates)
+    parquet = {p.relative_to(tmp_path / "file") for p in (tmp_path / "file").rglob("*.parquet")}
+    assert parquet and all(
+        (tmp_path / "file" / p).read_bytes() == (tmp_path / "folder" / p).read_bytes()
+        for p in parquet
+    )
+
+
+def test_prices_partition_refusals(tmp_path: Path) -> None:
+    path = tmp_path / "p.parquet"
+    _panel().write_parquet(path)
+    (tmp_path / "taken").mkdir()
+    code, _, err = _cli(
+        "prices", "partition", "--prices", str(path), "--out", str(tmp_path / "taken")
+    )
+    assert (
+        code == 2
+        and err == f"stabfrag: {tmp_path / 'taken'}: already exists; choose a new folder\n"
+    )
+    (tmp_path / "empty").mkdir()
+    code, _, err = _cli("validate", "--prices", str(tmp_path / "empty"))
+    assert code == 2 and err.endswith("is a folder without Parquet files\n")

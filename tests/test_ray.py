@@ -258,3 +258,35 @@ def test_without_the_extra_ray_is_one_line(
         "stabfrag: --executor ray needs Ray: pip install 'stabfrag[ray]' "
         "(or use --executor local)\n"
     )
+
+
+@pytest.mark.pg
+def test_load_reads_every_block(
+    ray_local: None, prices: Path, tmp_path: Path, pg_dsn: str, pg_schema: str
+) -> None:
+    """PostgreSQL is loaded after the backfill, from the sealed dates, all blocks of each."""
+    import psycopg
+    from psycopg import sql
+
+    dates = _dates(prices, "month")[-3:]
+    _run(prices, tmp_path / "ray", dates, executor="ray", entity_blocks=3)
+    table = f"{pg_schema}.joint_embeddings"
+    assert (
+        runner.invoke(app, ["db", "init", "--pg-dsn", pg_dsn, "--pg-table", table]).exit_code == 0
+    )
+    args = ["load", "--out", str(tmp_path / "ray"), "--pg-dsn", pg_dsn, "--pg-table", table]
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.stderr
+    rows = sum(read_table(tmp_path / "ray", "joint_embeddings", d).height for d in dates)
+    with psycopg.connect(pg_dsn) as conn:
+        count = conn.execute(
+            sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(pg_schema, "joint_embeddings"))
+        ).fetchone()
+    assert count == (rows,)
+    res = runner.invoke(app, args)
+    assert res.exit_code == 0, res.stderr  # a second load replaces, nothing doubled
+    with psycopg.connect(pg_dsn) as conn:
+        again = conn.execute(
+            sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(pg_schema, "joint_embeddings"))
+        ).fetchone()
+    assert again == (rows,)
