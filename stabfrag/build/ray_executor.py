@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import datetime as dt
 import os
+import socket
 from pathlib import Path
 from typing import Any
 
@@ -28,6 +29,7 @@ MAX_RETRIES = 2  # a task whose worker is lost runs again, at most twice
 # Test hook: "DATE:BLOCK:TIMES:DIR" makes the task of the chunk starting on DATE, block
 # BLOCK (from 0), lose its worker on its first TIMES attempts (counted by files in DIR).
 FAULT_ENV = "STABFRAG_FAULT"
+CONNECT_TIMEOUT_S = 5
 
 
 @dataclasses.dataclass(frozen=True)
@@ -258,7 +260,8 @@ def _failure(task: Task, exc: BaseException) -> str:
 def _connect(ray: Any, address: str | None, summary: RunSummary) -> bool:
     """Join the cluster at `address`, or start Ray on this machine; True when this run
     started it (and so shuts it down)."""
-    if ray.is_initialized():
+    _check_reachable(address)
+    if ray.is_initialized():  # a caller (a notebook, a test) has joined Ray already
         return False
     with summary.timings.stage("ray_start"):
         try:
@@ -272,6 +275,22 @@ def _connect(ray: Any, address: str | None, summary: RunSummary) -> bool:
             first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
             raise ConfigError(f"--ray-address {address or '(local)'}: {first}") from None
     return True
+
+
+def _check_reachable(address: str | None) -> None:
+    """A HOST:PORT (or ray://HOST:PORT) that does not answer is one line in seconds, not
+    Ray's minutes of retries."""
+    if not address or address == "auto":
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--ray-address {address}: expected auto, HOST:PORT or ray://HOST:PORT")
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise ConfigError(
+            f"--ray-address {address}: nothing answers there ({exc.strerror or exc})"
+        ) from None
 
 
 def run_ray(
