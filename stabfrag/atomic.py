@@ -14,10 +14,15 @@ def temp_name(path: Path) -> Path:
     return path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
 
 
+def fsync_file(path: Path) -> None:
+    """Flush a written file's bytes to disk (before the rename that publishes it)."""
+    with path.open("rb") as fh:
+        os.fsync(fh.fileno())
+
+
 def fsync_replace(tmp: Path, path: Path) -> None:
     """Flush `tmp` to disk, then rename it over `path`: a reader sees old or new, whole."""
-    with tmp.open("rb") as fh:
-        os.fsync(fh.fileno())
+    fsync_file(tmp)
     os.replace(tmp, path)
 
 

@@ -185,6 +185,20 @@ def test_sinks_refuse_non_finite_vectors(built: Path, tmp_path: Path) -> None:
     assert not (tmp_path / "o" / "joint_embeddings").exists() or not any(
         (tmp_path / "o").rglob("part-0.parquet")
     )
+    # A float column is checked as the vector is: an infinite fragility, a NaN feature.
+    inf = joint.with_columns(
+        pl.when(pl.int_range(pl.len()) == 3).then(np.inf).otherwise("fragility").alias("fragility")
+    )
+    feats = read_table(built, "features", day)
+    nan = feats.with_columns(
+        pl.when(pl.int_range(pl.len()) == 1).then(np.nan).otherwise("vol_21").alias("vol_21")
+    )
+    for table, frame, column in (
+        ("joint_embeddings", inf, "fragility"),
+        ("features", nan, "vol_21"),
+    ):
+        with pytest.raises(SinkError, match=f"column {column} holds non-finite"), sink:
+            sink.write(Partition(day, {table: frame}))
 
 
 def _copy(built: Path, tmp_path: Path) -> Path:

@@ -3,10 +3,15 @@ into place on commit, the partition's manifest last."""
 
 from __future__ import annotations
 
+import contextlib
 import json
+import os
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 
-from stabfrag.atomic import fsync_replace, temp_name
+import polars as pl
+
+from stabfrag.atomic import fsync_file, temp_name
 from stabfrag.schema import conform
 from stabfrag.sinks.base import Partition, Sink
 from stabfrag.sinks.blocks import BLOCKS, ONE_FILE_TABLES, block_manifest_path
@@ -19,6 +24,12 @@ from stabfrag.sinks.dataset import (
     part_name,
     partition_dir,
 )
+
+_WRITERS = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1))
+
+
+def _write(frame: pl.DataFrame, path: Path) -> None:
+    frame.write_parquet(path, compression="zstd", statistics=True)
 
 
 class ParquetSink(Sink):
@@ -35,6 +46,7 @@ class ParquetSink(Sink):
         self.out = out
         self.block = block
         self.staged: list[tuple[Path, Path]] = []
+        self.pending: list[Future[None]] = []
 
     def _final(self, table: str, partition: Partition) -> Path:
         folder = partition_dir(self.out, table, partition.as_of)
@@ -54,9 +66,9 @@ class ParquetSink(Sink):
             for stale in final.parent.glob(f".{final.name}.*.tmp"):
                 stale.unlink(missing_ok=True)
             tmp = temp_name(final)
-            conform(frame, TABLE_SCHEMAS[table]).write_parquet(
-                tmp, compression="zstd", statistics=True
-            )
+            # Files are written by a small pool (Polars releases the GIL while it encodes),
+            # in any order; commit waits for them all and renames in staging order.
+            self.pending.append(_WRITERS.submit(_write, conform(frame, TABLE_SCHEMAS[table]), tmp))
             self.staged.append((tmp, final))
         if self.block is None:
             content, final = partition.manifest, manifest_path(self.out, partition.as_of)
@@ -69,7 +81,19 @@ class ParquetSink(Sink):
         tmp.write_text(manifest + "\n")
         self.staged.append((tmp, final))
 
+    def _wait(self) -> None:
+        """Every staged file written (the first error raised once all have stopped)."""
+        pending, self.pending = self.pending, []
+        errors = [f.exception() for f in pending]
+        for error in errors:
+            if error is not None:
+                raise error
+
     def commit(self) -> None:
+        self._wait()
+        # Flushed to disk in parallel before any rename: a rename must not land before
+        # its bytes do.
+        list(_WRITERS.map(fsync_file, [tmp for tmp, _ in self.staged]))
         # The old manifests go first: a crash between two renames must not leave an old
         # manifest vouching for a mix of old and new files. Before commit, nothing changes.
         for _, final in self.staged:
@@ -83,11 +107,13 @@ class ParquetSink(Sink):
                     for old in part_files(final.parent)[1:]:
                         old.unlink(missing_ok=True)
         for tmp, final in self.staged:  # the manifest was staged last, so it lands last
-            fsync_replace(tmp, final)
+            os.replace(tmp, final)
         self.staged.clear()
         self.committed = True
 
     def rollback(self) -> None:
+        with contextlib.suppress(Exception):  # a write that failed is why we roll back
+            self._wait()
         for tmp, _ in self.staged:
             tmp.unlink(missing_ok=True)
         self.staged.clear()
