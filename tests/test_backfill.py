@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -172,3 +173,36 @@ def test_counts_do_not_depend_on_the_chunking(market, tmp_path: Path) -> None:
     )
     assert runs[5000]["rows_read"] == rows.height
     assert runs[5000]["rows_rejected"] > 0 and runs[5000]["range_dropped"] > 0
+
+
+def test_chunk_days_follow_the_memory_budget(market_dir: Path, tmp_path: Path) -> None:
+    from stabfrag.build.budget import chunk_days_for, parse_size
+    from stabfrag.errors import ConfigError
+
+    assert parse_size("4GB") == 4 << 30 and parse_size("512 mb") == 512 << 20
+    assert parse_size("1.5GB") == 3 << 29
+    for bad in ("lots", "-1GB", "0MB", "4PB"):
+        with pytest.raises(ConfigError, match="--memory"):
+            parse_size(bad)
+    prices = market_dir / "prices.parquet"
+    daily = window.as_of_dates(prices, dt.date(2024, 1, 1), dt.date(2024, 12, 31), "day")
+    monthly = window.as_of_dates(prices, dt.date(2022, 1, 1), dt.date(2024, 12, 31), "month")
+    budgets = [parse_size(m) for m in ("420MB", "600MB", "1GB", "4GB")]
+    days = [chunk_days_for(prices, daily, m) for m in budgets]
+    assert days[0] == 1 and days == sorted(days) and days[-1] > days[1]  # more memory, more days
+    # A month-end run holds few states per day: the same budget spans more days.
+    assert chunk_days_for(prices, monthly, budgets[1]) > days[1]
+
+    base = ["backfill", "--start", "2024-10-01", "--end", "2024-12-31", "--prices", str(prices)]
+    res = runner.invoke(app, [*base, "--out", str(tmp_path / "a"), "--memory", "600MB", "--json"])
+    assert res.exit_code == 0, res.stderr
+    assert json.loads(res.stdout)["chunk_days"] == chunk_days_for(
+        prices,
+        window.as_of_dates(prices, dt.date(2024, 10, 1), dt.date(2024, 12, 31), "month"),
+        budgets[1],
+    )
+    args = [*base, "--out", str(tmp_path / "b"), "--memory", "600MB", "--chunk-days", "9"]
+    res = runner.invoke(app, [*args, "--json"])
+    assert res.exit_code == 0 and json.loads(res.stdout)["chunk_days"] == 9
+    res = runner.invoke(app, [*base, "--out", str(tmp_path / "c"), "--memory", "lots"])
+    assert res.exit_code == 2 and res.stderr.startswith("stabfrag: --memory 'lots'")

@@ -31,6 +31,8 @@ def run(
     if config.out.exists() and not config.out.is_dir():
         raise ConfigError(f"--out {config.out} is a file; the output is a folder")
     builder = Builder(config)
+    if len(set(dates)) > 1:
+        builder.summary.chunk_days = config.chunk_days
     skip: set[dt.date] = set()
     if config.resume:
         skip = {d for d in dates if builder.is_complete(read_manifest(config.out, d))}

@@ -81,6 +81,7 @@ class RunSummary:
     weights: dict[str, float] = field(default_factory=dict)
     timings: Timings = field(default_factory=Timings)
     out: str = ""
+    chunk_days: int | None = None  # calendar days per chunk (from --memory unless given)
 
     def add(self, counts: dict[str, int], more: dict[str, int]) -> None:
         for k, n in more.items():
@@ -115,6 +116,7 @@ class RunSummary:
             **({"database": self.database} if self.database is not None else {}),
             "models": self.models,
             "weights": self.weights,
+            **({"chunk_days": self.chunk_days} if self.chunk_days is not None else {}),
             "timings_s": {k: round(v, 3) for k, v in self.timings.seconds.items()},
             "out": self.out,
         }

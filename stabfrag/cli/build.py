@@ -34,7 +34,6 @@ from stabfrag.cli.common import (
     print_frame,
 )
 from stabfrag.config import BAD_TICK_MULTIPLE
-from stabfrag.errors import InputError
 from stabfrag.schema import date_span
 
 
@@ -107,9 +106,17 @@ def backfill(
     weights: WeightsOpt = None,
     max_staleness_days: StaleOpt = 7,
     bad_tick: BadTickOpt = BAD_TICK_MULTIPLE,
+    memory: Annotated[
+        str,
+        typer.Option(
+            "--memory",
+            help="Memory budget of a chunk (e.g. 4GB): sets --chunk-days when it is not given.",
+        ),
+    ] = "2GB",
     chunk_days: Annotated[
-        int, typer.Option("--chunk-days", min=1, help="Calendar days of as-of dates per chunk.")
-    ] = 366,
+        int | None,
+        typer.Option("--chunk-days", min=1, help="Calendar days of as-of dates per chunk."),
+    ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Skip complete partitions.")] = False,
     executor: Annotated[
         str,
@@ -139,6 +146,7 @@ def backfill(
     max_reject_share: MaxRejectOpt = 0.05,
 ) -> None:
     """Build every as-of date of a range in one pass per chunk, resumable."""
+    from stabfrag.build.budget import chunk_days_for, parse_size
     from stabfrag.ingest.window import as_of_dates
 
     first, last = parse_date(start, "--start"), parse_date(end, "--end")
@@ -148,14 +156,16 @@ def backfill(
         fail(f"--freq '{freq}' is not one of day, week, month")
     if executor not in ("local", "ray"):
         fail(f"--executor '{executor}' is not one of local, ray")
-    config = build_config(locals())
     try:
         dates = as_of_dates(prices, first, last, freq)
-    except InputError as exc:
+        if dates and chunk_days is None:
+            chunk_days = chunk_days_for(prices, dates, parse_size(memory))
+    except StabfragError as exc:
         fail(str(exc))
         return
     if not dates:
         fail(f"{prices}: no trading dates between {first} and {last}")
+    config = build_config(locals())
     _run(config, dates, as_json=as_json, max_reject_share=max_reject_share)
 
 

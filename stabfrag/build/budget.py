@@ -1,0 +1,64 @@
+"""Chunk size from a memory budget: how many calendar days of as-of dates a chunk may
+span so that its look-back read, features and vectors fit in the budget.
+
+A chunk holds its window's price rows (the chunk's days plus the look-back) through
+validation and features, and its states' vectors through the joint step and the writes.
+Both costs were measured on this code (bench/README.md, "Memory budget"); the model is
+deliberately on the safe side of those figures.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from pathlib import Path
+
+import polars as pl
+
+from stabfrag.errors import ConfigError
+from stabfrag.ingest.prices import collect, scan_prices
+from stabfrag.ingest.window import LOOKBACK_DAYS
+from stabfrag.schema import DATE
+
+BASE_BYTES = 400 << 20  # the interpreter, libraries, models and scenario library
+BYTES_PER_ROW = 500  # a price row of the window, from the read to the features
+BYTES_PER_STATE = 8_000  # a state: its features, z-scores, joint vector and output rows
+DEFAULT_MEMORY = "2GB"
+
+_UNITS = {"": 1, "B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "TB": 1 << 40}
+
+
+def parse_size(text: str) -> int:
+    """'4GB', '512 MB', '1.5gb' -> bytes (binary units)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?B?)\s*", text.upper())
+    if not match or match.group(2) not in _UNITS:
+        raise ConfigError(f"--memory '{text}' is not a size such as 4GB or 512MB")
+    size = int(float(match.group(1)) * _UNITS[match.group(2)])
+    if size <= 0:
+        raise ConfigError(f"--memory '{text}' must be above 0")
+    return size
+
+
+def chunk_days_for(prices: Path, dates: list[dt.date], memory: int) -> int:
+    """The calendar span of a chunk that fits `memory` bytes (at least 1 day)."""
+    span = collect(
+        scan_prices(prices)
+        .filter(pl.col(DATE).is_not_null())
+        .select(
+            pl.len().alias("rows"),
+            pl.col(DATE).n_unique().alias("days"),
+            pl.col(DATE).min().alias("first"),
+            pl.col(DATE).max().alias("last"),
+        ),
+        prices,
+    ).row(0, named=True)
+    if not span["rows"] or not dates:
+        return 1
+    calendar = max((span["last"] - span["first"]).days + 1, 1)
+    rows_per_day = span["rows"] / calendar  # price rows per calendar day
+    entities = span["rows"] / span["days"]  # rows per trading date: entities priced
+    date_span = max((max(dates) - min(dates)).days + 1, 1)
+    states_per_day = len(dates) / date_span * entities
+    free = memory - BASE_BYTES - LOOKBACK_DAYS * rows_per_day * BYTES_PER_ROW
+    per_day = rows_per_day * BYTES_PER_ROW + states_per_day * BYTES_PER_STATE
+    return max(1, int(free // per_day))
