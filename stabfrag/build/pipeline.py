@@ -36,16 +36,29 @@ def run(
     skip: set[dt.date] = set()
     if config.resume:
         skip = {d for d in dates if builder.is_complete(read_manifest(config.out, d))}
+    if config.entity_blocks != 1 and config.executor != "ray":
+        raise ConfigError("--entity-blocks needs --executor ray")
     if config.executor == "ray":
         from stabfrag.build.ray_executor import run_ray  # Ray only when asked for
 
         summary = run_ray(builder, dates, skip=skip, progress=progress)
-        with summary.timings.stage("views"):
-            write_views(config.out)
-        return summary
-    if config.entity_blocks != 1:
-        raise ConfigError("--entity-blocks needs --executor ray")
-    sinks: list[Sink] = [ParquetSink(config.out), *(extra_sinks or [])]
+    else:
+        summary = _run_here(builder, dates, skip, progress, extra_sinks or [])
+    with summary.timings.stage("views"):
+        write_views(config.out)
+    return summary
+
+
+def _run_here(
+    builder: Builder,
+    dates: list[dt.date],
+    skip: set[dt.date],
+    progress: ProgressFn | None,
+    extra_sinks: list[Sink],
+) -> RunSummary:
+    """The one-process run: chunk after chunk, each handed to every sink."""
+    config = builder.config
+    sinks: list[Sink] = [ParquetSink(config.out), *extra_sinks]
     database = None
     if config.pg_dsn:
         from stabfrag.sinks.postgres import PostgresSink  # psycopg only when asked for
@@ -60,6 +73,4 @@ def run(
     summary = builder.run(dates, sinks, skip=skip, progress=progress)
     if database is not None:
         summary.database = database.summary()
-    with summary.timings.stage("views"):
-        write_views(config.out)
     return summary

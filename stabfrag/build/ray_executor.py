@@ -1,46 +1,24 @@
-"""The Ray executor: a backfill as (chunk of dates x entity block) tasks on a Ray cluster.
-
-Each task runs the one-process chunk builder on its entity block and stages its files with
-the usual temporary-file, rename, manifest-last scheme (sinks.blocks); it returns only a
-few timings, never frames (Ray's object store is slow for those). The driver seals a date
-when every block of it is staged and counts the run from the block manifests, so the
-summary is the one a local run prints. Ray core tasks only: no Ray Data writer.
-"""
+"""The Ray backend: the tasks of build.tasks as Ray core tasks, on this machine or a
+cluster. Core tasks only, no Ray Data writer; tasks return a few numbers, never frames
+(Ray's object store is slow for those)."""
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 import os
 import socket
-from pathlib import Path
 from typing import Any
 
-from stabfrag.build.builder import Builder, chunks
-from stabfrag.build.entity_blocks import EntityBlock, entity_blocks
+from stabfrag.build.builder import Builder
+from stabfrag.build.entity_blocks import entity_blocks
 from stabfrag.build.progress import ProgressFn
 from stabfrag.build.summary import RunSummary
+from stabfrag.build.tasks import FAULT_ENV, Task, TaskRun, build_block
 from stabfrag.config import BuildConfig
-from stabfrag.errors import ConfigError, RunError, StabfragError
-from stabfrag.sinks.blocks import clear_staging, seal, staged_block
-from stabfrag.sinks.parquet import ParquetSink
+from stabfrag.errors import ConfigError
 
 MAX_RETRIES = 2  # a task whose worker is lost runs again, at most twice
-# Test hook: "DATE:BLOCK:TIMES:DIR" makes the task of the chunk starting on DATE, block
-# BLOCK (from 0), lose its worker on its first TIMES attempts (counted by files in DIR).
-FAULT_ENV = "STABFRAG_FAULT"
 CONNECT_TIMEOUT_S = 5
-
-
-@dataclasses.dataclass(frozen=True)
-class Task:
-    dates: list[dt.date]
-    previous: dict[dt.date, dt.date | None]
-    first_of_run: bool
-    block: EntityBlock
-
-    def describe(self) -> str:
-        return f"chunk {self.dates[0]}..{self.dates[-1]}, {self.block.describe()}"
 
 
 def import_ray() -> Any:
@@ -54,207 +32,47 @@ def import_ray() -> Any:
     return ray
 
 
-def block_identity(builder: Builder, block: EntityBlock) -> dict[str, Any]:
-    """What a staged block must match to be reused by --resume."""
-    return {
-        "input_fingerprint": builder.fingerprint,
-        "models": builder.models.hashes(),
-        "block": block.index,
-        "blocks": block.count,
-        "bounds": [block.lo, block.hi],
-    }
+class RayBackend:
+    attempts = MAX_RETRIES + 1
 
-
-_BUILDERS: dict[str, Builder] = {}  # per worker process: models and library load once
-
-
-def build_block(config: BuildConfig, task: Task, fault: str | None) -> dict[str, Any]:
-    """One task: build the block's partitions of the chunk and stage them."""
-    _maybe_fail(fault, task)
-    key = repr(config)
-    builder = _BUILDERS.get(key)
-    if builder is None:
-        builder = _BUILDERS[key] = Builder(config)
-    builder.summary = RunSummary(out=str(config.out))  # this task's timings only
-    builder.entities_matched = False
-    parts = builder.build_chunk(
-        task.dates, task.previous, first_of_run=task.first_of_run, block=task.block
-    )
-    identity = block_identity(builder, task.block)
-    with (
-        builder.summary.timings.stage("write_parquet"),
-        ParquetSink(config.out, block=task.block.index) as sink,
-    ):
-        for part in parts:
-            counts = part.manifest["counts"]
-            manifest = {"as_of_date": part.as_of.isoformat(), **identity, "counts": counts}
-            sink.write(dataclasses.replace(part, manifest={**manifest, "tally": part.tally}))
-        sink.commit()
-    return {
-        "timings": builder.summary.timings.seconds,
-        "entities_matched": builder.entities_matched,
-    }
-
-
-def _maybe_fail(fault: str | None, task: Task) -> None:
-    if not fault:
-        return
-    day, block, times, folder = fault.split(":", 3)
-    if task.dates[0].isoformat() != day or task.block.index != int(block):
-        return
-    marks = Path(folder)
-    marks.mkdir(parents=True, exist_ok=True)
-    done = len(list(marks.glob("attempt-*")))
-    if done < int(times):
-        (marks / f"attempt-{done}").touch()
-        os._exit(1)  # the worker dies mid-task, as a lost node would
-
-
-def _tasks(
-    todo: list[dt.date],
-    previous: dict[dt.date, dt.date | None],
-    first: dt.date,
-    missing: dict[dt.date, set[int]],
-    blocks: list[EntityBlock],
-    chunk_days: int,
-) -> list[Task]:
-    """Per block, chunks of the dates that block still lacks (a chunk's dates need not be
-    consecutive dates of the run: each date's output depends only on its own look-back)."""
-    out = []
-    for block in blocks:
-        dates = [d for d in todo if block.index in missing[d]]
-        for chunk in chunks(dates, chunk_days):
-            prev = {d: previous[d] for d in chunk}
-            out.append(Task(chunk, prev, chunk[0] == first, block))
-    return out
-
-
-class RayRun:
-    """The driver: plan tasks, submit them, seal dates as their blocks arrive."""
-
-    def __init__(self, builder: Builder, blocks: list[EntityBlock]) -> None:
-        self.builder = builder
-        self.blocks = blocks
-        self.summary = builder.summary
-        self.staged: dict[dt.date, dict[int, dict[str, Any]]] = {}
-
-    def staged_manifest(self, day: dt.date, block: EntityBlock) -> dict[str, Any] | None:
-        return staged_block(
-            self.builder.config.out, day, block.index, block_identity(self.builder, block)
-        )
-
-    def seal(self, day: dt.date) -> None:
-        manifests = [self.staged[day][b.index] for b in self.blocks]
-        counts: dict[str, int] = {}
-        for m in manifests:
-            self.summary.add(counts, m["counts"])
-            self.summary.add_tally(m["tally"])
-        manifest = self.builder.manifest(day, counts)
-        if len(self.blocks) > 1:
-            manifest["entity_blocks"] = len(self.blocks)
-        with self.summary.timings.stage("seal"):
-            seal(self.builder.config.out, day, manifests, manifest)
-        self.summary.as_of_dates.append(day)
-
-    def run(
-        self,
-        dates: list[dt.date],
-        skip: set[dt.date],
-        progress: ProgressFn | None,
-        fault: str | None,
-    ) -> RunSummary:
-        cfg = self.builder.config
-        dates = sorted(set(dates))
-        previous = {d: (dates[i - 1] if i else None) for i, d in enumerate(dates)}
-        todo = [d for d in dates if d not in skip]
-        self.summary.skipped_dates = [d for d in dates if d in skip]
-        for d in self.summary.skipped_dates:
-            clear_staging(cfg.out, d)
-        missing = {d: {b.index for b in self.blocks} for d in todo}
-        if cfg.resume:  # blocks staged by an interrupted run count as done
-            for d in todo:
-                for block in self.blocks:
-                    staged = self.staged_manifest(d, block)
-                    if staged is not None:
-                        self.staged.setdefault(d, {})[block.index] = staged
-                        missing[d].discard(block.index)
-        tasks = _tasks(todo, previous, dates[0], missing, self.blocks, cfg.chunk_days)
-        ray = import_ray()
-        started = _connect(ray, cfg.ray_address, self.summary)
-        try:
-            self._execute(ray, tasks, todo, missing, progress, fault)
-        finally:
-            if started:
-                ray.shutdown()
-        self.summary.as_of_dates.sort()
-        return self.summary
-
-    def _execute(
-        self,
-        ray: Any,
-        tasks: list[Task],
-        todo: list[dt.date],
-        missing: dict[dt.date, set[int]],
-        progress: ProgressFn | None,
-        fault: str | None,
-    ) -> None:
-        cfg = self.builder.config
-        remote = ray.remote(build_block).options(
+    def __init__(self, ray: Any) -> None:
+        self.ray = ray
+        self.remote = ray.remote(build_block).options(
             num_cpus=1,
             max_retries=MAX_RETRIES,
             # One task per core: each task's Polars keeps to its own core.
             runtime_env={"env_vars": {"POLARS_MAX_THREADS": "1"}},
         )
-        for d in todo:  # dates every block of which was staged before
-            if not missing[d]:
-                self.seal(d)
-        if progress and self.summary.as_of_dates:
-            progress(len(self.summary.as_of_dates), len(todo), self.summary.states_out)
-        futures = {remote.remote(cfg, task, fault): task for task in tasks}
-        while futures:
-            ready, _ = ray.wait(list(futures), num_returns=1)
-            task = futures.pop(ready[0])
-            try:
-                result = ray.get(ready[0])
-            except Exception as exc:  # a task failed for good: say which, seal nothing of it
-                for f in futures:
-                    ray.cancel(f)
-                raise RunError(_failure(task, exc)) from None
-            for stage, seconds in result["timings"].items():
-                self.summary.timings.seconds[stage] = (
-                    self.summary.timings.seconds.get(stage, 0.0) + seconds
-                )
-            self.builder.entities_matched |= result["entities_matched"]
-            sealed = len(self.summary.as_of_dates)
-            for d in task.dates:
-                missing[d].discard(task.block.index)
-                if not missing[d]:
-                    self._collect(d)
-                    self.seal(d)
-            if progress and len(self.summary.as_of_dates) > sealed:
-                progress(len(self.summary.as_of_dates), len(todo), self.summary.states_out)
 
-    def _collect(self, day: dt.date) -> None:
-        """Read the block manifests of a date whose blocks are all staged."""
-        for block in self.blocks:
-            if block.index in self.staged.get(day, {}):
-                continue
-            staged = self.staged_manifest(day, block)
-            if staged is None:
-                raise RunError(f"{day}: {block.describe()} was staged but its files are gone")
-            self.staged.setdefault(day, {})[block.index] = staged
+    def submit(self, config: BuildConfig, task: Task, fault: str | None) -> Any:
+        return self.remote.remote(config, task, fault)
+
+    def next_done(self, handles: list[Any]) -> Any:
+        ready, _ = self.ray.wait(handles, num_returns=1)
+        return ready[0]
+
+    def result(self, handle: Any) -> dict[str, Any]:
+        return dict(self.ray.get(handle))
+
+    def cancel(self, handles: list[Any]) -> None:
+        for handle in handles:
+            self.ray.cancel(handle)
 
 
-def _failure(task: Task, exc: BaseException) -> str:
-    cause = getattr(exc, "cause", None)
-    if isinstance(cause, StabfragError):
-        return f"{task.describe()}: {cause}"
-    text = str(cause if cause is not None else exc).strip().splitlines()
-    first = next((line for line in text if line.strip()), type(exc).__name__)
-    return (
-        f"{task.describe()} failed after {MAX_RETRIES + 1} attempts ({first.strip()}); "
-        "no date of that chunk is sealed: run the same command with --resume"
-    )
+def _check_reachable(address: str | None) -> None:
+    """A HOST:PORT (or ray://HOST:PORT) that does not answer is one line in seconds, not
+    Ray's minutes of retries."""
+    if not address or address == "auto":
+        return
+    host, _, port = address.removeprefix("ray://").rpartition(":")
+    if not host or not port.isdigit():
+        raise ConfigError(f"--ray-address {address}: expected auto, HOST:PORT or ray://HOST:PORT")
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
+    except OSError as exc:
+        raise ConfigError(
+            f"--ray-address {address}: nothing answers there ({exc.strerror or exc})"
+        ) from None
 
 
 def _connect(ray: Any, address: str | None, summary: RunSummary) -> bool:
@@ -277,22 +95,6 @@ def _connect(ray: Any, address: str | None, summary: RunSummary) -> bool:
     return True
 
 
-def _check_reachable(address: str | None) -> None:
-    """A HOST:PORT (or ray://HOST:PORT) that does not answer is one line in seconds, not
-    Ray's minutes of retries."""
-    if not address or address == "auto":
-        return
-    host, _, port = address.removeprefix("ray://").rpartition(":")
-    if not host or not port.isdigit():
-        raise ConfigError(f"--ray-address {address}: expected auto, HOST:PORT or ray://HOST:PORT")
-    try:
-        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
-    except OSError as exc:
-        raise ConfigError(
-            f"--ray-address {address}: nothing answers there ({exc.strerror or exc})"
-        ) from None
-
-
 def run_ray(
     builder: Builder,
     dates: list[dt.date],
@@ -302,8 +104,6 @@ def run_ray(
 ) -> RunSummary:
     """A backfill on Ray: the same partitions and summary counts as a local run."""
     cfg = builder.config
-    if cfg.entity_blocks < 1:
-        raise ConfigError("--entity-blocks must be at least 1")
     if cfg.entity_blocks > 1 and builder.models.stab.context:
         raise ConfigError(
             f"--entity-blocks {cfg.entity_blocks}: model {builder.models.model_id} places each "
@@ -314,5 +114,12 @@ def run_ray(
             "--executor ray does not load PostgreSQL from its tasks: run the backfill, then "
             "stabfrag load --out OUT --pg-dsn DSN"
         )
-    blocks = entity_blocks(cfg.prices, cfg.entity_blocks)
-    return RayRun(builder, blocks).run(dates, skip, progress, os.environ.get(FAULT_ENV))
+    run = TaskRun(builder, entity_blocks(cfg.prices, cfg.entity_blocks))
+    tasks, todo = run.plan(dates, skip)
+    ray = import_ray()
+    started = _connect(ray, cfg.ray_address, builder.summary)
+    try:
+        return run.run(RayBackend(ray), tasks, todo, progress, os.environ.get(FAULT_ENV))
+    finally:
+        if started:
+            ray.shutdown()
