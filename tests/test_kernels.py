@@ -85,3 +85,24 @@ def test_blocks_give_the_same_bytes(monkeypatch) -> None:  # type: ignore[no-unt
     monkeypatch.setattr(kernels, "BLOCK_ROWS", 300)
     again = blocked(kernels.rolling_var.__wrapped__)(x, 252)
     assert whole.tobytes() == again.tobytes()
+
+
+def test_features_from_the_windows_only_equal_the_whole_series() -> None:
+    """build.windows_only drops every row no requested state reads: same feature bytes."""
+    import polars as pl
+
+    from stabfrag.build.builder import windows_only
+    from stabfrag.features.plan import compute_features
+    from stabfrag.features.registry import LOOKBACK_ROWS
+    from tests.conftest import random_panel
+
+    series = random_panel(3, 6, 900, min_len=20)
+    # States on the last 30 rows of each entity (all of a short one's rows are read).
+    late = series.select(pl.int_range(pl.len()).reverse().over("entity_id") < 30)
+    picked = np.flatnonzero(late.to_series().to_numpy())
+    requests = pl.DataFrame({"_pos": picked, "entity_id": series["entity_id"].gather(picked)})
+    trimmed, moved = windows_only(series, requests)
+    assert trimmed.height < series.height - LOOKBACK_ROWS  # something was dropped
+    whole = compute_features(series, rows=picked).drop("_pos")
+    part = compute_features(trimmed, rows=moved["_pos"].to_numpy()).drop("_pos")
+    assert part.equals(whole)

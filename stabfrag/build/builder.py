@@ -205,6 +205,7 @@ class Builder:
             series, requests = tick_series(
                 checked.prices, checked.ticks, requests, LOOKBACK_ROWS + 1
             )
+            series, requests = windows_only(series, requests)
             rows = requests["_pos"].unique().sort().to_numpy()
             feats = compute_features(series, rows=rows).drop(ENTITY, DATE)
             states = requests.join(feats, on="_pos", how="left").sort("as_of_date", ENTITY)
@@ -421,6 +422,36 @@ def _reasons_by_date(rejects: pl.DataFrame) -> dict[dt.date, dict[str, int]]:
     for day, reason, n in counts.iter_rows():  # one row per (date, reason): a handful
         out.setdefault(day, {})[reason] = n
     return out
+
+
+def windows_only(series: pl.DataFrame, requests: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
+    """The rows of `series` that some requested state's window reads, and the requests
+    pointed at their new positions.
+
+    A state's features read its own row and the LOOKBACK_ROWS before it, nothing older
+    (kernels.py: a value depends only on its own window), so an entity's rows before its
+    first requested row's window are dropped: a `build --as-of` computes features on one
+    window per entity, not on the whole look-back read.
+    """
+    index = series.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("_old"), ENTITY)
+    wanted = requests.select(pl.col("_pos").alias("_old")).unique()
+    first = (
+        index.join(wanted, on="_old")
+        .group_by(ENTITY)
+        .agg((pl.col("_old").min() - LOOKBACK_ROWS).alias("_from"))
+    )
+    keep = (
+        index.join(first, on=ENTITY, maintain_order="left")
+        .filter(pl.col("_old") >= pl.col("_from"))
+        .select("_old", pl.int_range(pl.len(), dtype=pl.Int64).alias("_new"))
+    )
+    if keep.height == series.height:
+        return series, requests
+    moved = requests.join(keep, left_on="_pos", right_on="_old", how="left", maintain_order="left")
+    return (
+        series[keep["_old"]],
+        moved.with_columns(pl.col("_new").alias("_pos")).drop("_new"),
+    )
 
 
 def chunks(dates: list[dt.date], span_days: int) -> Iterator[list[dt.date]]:
