@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -74,6 +75,9 @@ def reference_prices(
     return checked.prices, checked.ticks
 
 
+_BACKGROUND = ThreadPoolExecutor(max_workers=1)
+
+
 class Builder:
     """One run: loads models, library, metadata once; then builds chunks of dates."""
 
@@ -96,7 +100,9 @@ class Builder:
             )
             self.profiles = read_profiles(config.profiles) if config.profiles else None
             self.entities_matched = False
-            self.fingerprint = fingerprint(config, self.library, self.weights)
+            # Hashing the input's bytes (0.6 s for a 300 MB file) runs beside the build:
+            # only the manifests, written last, need it.
+            self._fingerprint = _BACKGROUND.submit(fingerprint, config, self.library, self.weights)
         if self.weights["stab"] + self.weights["scen"] <= 0:
             raise ConfigError(
                 "--weights: stab or scen must be above 0 (a state without a profile would "
@@ -108,6 +114,11 @@ class Builder:
             )
         self.summary.models = self.models.hashes()
         self.summary.weights = self.weights
+
+    @property
+    def fingerprint(self) -> str:
+        """What the run's partitions are made from (see build.requests.fingerprint)."""
+        return self._fingerprint.result()
 
     def manifest(self, as_of: dt.date, counts: dict[str, int]) -> dict[str, Any]:
         return {
