@@ -15,6 +15,7 @@ from stabfrag.errors import InputError
 from stabfrag.ingest.prices import (
     ROW,
     collect,
+    ids_need_checking,
     read_prices,
     row_reason,
     scan_prices,
@@ -78,7 +79,7 @@ def read_window(
     dated = window_filter(start, last, include_undated=include_undated)
     raw = read_prices(path, where=dated if where is None else dated & where)
     counts = (
-        raw.filter(row_reason().is_null() & (pl.col(DATE) <= first))
+        raw.filter(row_reason(check_ids=ids_need_checking(raw)).is_null() & (pl.col(DATE) <= first))
         .group_by(ENTITY)
         .agg(pl.col(DATE).n_unique().alias("n"))
     )
