@@ -12,6 +12,8 @@ BRANCHES = ("stab", "scen", "prof")
 # A close that jumps and reverts by more than this many robust daily moves is a bad tick
 # (stabfrag.ingest.ticks); 0 turns the rule off.
 BAD_TICK_MULTIPLE = 10.0
+# A backfill chunk's memory budget (build.budget turns it into calendar days per chunk).
+DEFAULT_MEMORY = "3GB"
 
 
 def packaged(*parts: str) -> Path:

@@ -435,6 +435,9 @@ def _reasons_by_date(rejects: pl.DataFrame) -> dict[dt.date, dict[str, int]]:
     return out
 
 
+KEEP_ALL_SHARE = 0.8  # windows_only copies the series only when it drops a fifth or more
+
+
 def windows_only(series: pl.DataFrame, requests: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
     """The rows of `series` that some requested state's window reads, and the requests
     pointed at their new positions.
@@ -456,7 +459,7 @@ def windows_only(series: pl.DataFrame, requests: pl.DataFrame) -> tuple[pl.DataF
         .filter(pl.col("_old") >= pl.col("_from"))
         .select("_old", pl.int_range(pl.len(), dtype=pl.Int64).alias("_new"))
     )
-    if keep.height == series.height:
+    if keep.height > KEEP_ALL_SHARE * series.height:  # a copy would cost more than it saves
         return series, requests
     moved = requests.join(keep, left_on="_pos", right_on="_old", how="left", maintain_order="left")
     return (

@@ -33,7 +33,7 @@ from stabfrag.cli.common import (
     parse_date,
     print_frame,
 )
-from stabfrag.config import BAD_TICK_MULTIPLE
+from stabfrag.config import BAD_TICK_MULTIPLE, DEFAULT_MEMORY
 from stabfrag.schema import date_span
 
 
@@ -112,7 +112,7 @@ def backfill(
             "--memory",
             help="Memory budget of a chunk (e.g. 4GB): sets --chunk-days when it is not given.",
         ),
-    ] = "2GB",
+    ] = DEFAULT_MEMORY,
     chunk_days: Annotated[
         int | None,
         typer.Option("--chunk-days", min=1, help="Calendar days of as-of dates per chunk."),

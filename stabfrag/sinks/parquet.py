@@ -26,6 +26,7 @@ from stabfrag.sinks.dataset import (
 )
 
 _WRITERS = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1))
+MAX_PENDING = 8  # files staged but not yet written, at most
 
 
 def _write(frame: pl.DataFrame, path: Path) -> None:
@@ -68,6 +69,8 @@ class ParquetSink(Sink):
             tmp = temp_name(final)
             # Files are written by a small pool (Polars releases the GIL while it encodes),
             # in any order; commit waits for them all and renames in staging order.
+            if len(self.pending) >= MAX_PENDING:  # bounded: frames queued cost memory
+                self.pending[-MAX_PENDING].result()
             self.pending.append(_WRITERS.submit(_write, conform(frame, TABLE_SCHEMAS[table]), tmp))
             self.staged.append((tmp, final))
         if self.block is None:
