@@ -11,7 +11,7 @@ from hypothesis import strategies as st
 from stabfrag.features.plan import compute_features
 from stabfrag.features.registry import FEATURE_NAMES, feature_set_hash
 from tests.conftest import random_panel
-from tests.oracle import entity_features
+from tests.features.oracle import entity_features
 
 
 def _compare(panel: pl.DataFrame) -> None:
