@@ -22,7 +22,7 @@ from stabfrag.features.registry import (
     WEIGHTING,
     feature_set_hash,
 )
-from stabfrag.model.linalg import matmul_rows, normalise
+from stabfrag.model.linalg import matmul_rows, project_unit
 from stabfrag.model.manifest import (
     content_hash,
     created_now,
@@ -174,8 +174,7 @@ class Encoder:
             if context is None or context.shape != z.shape:
                 raise ModelError(f"{self.model_id}: needs the market context of every row")
             z = np.hstack([z, context, np.ones((len(z), 1))])
-        unit, ok = normalise(matmul_rows(z * self.weight, self.projection))
-        return unit.astype(np.float32), ok
+        return project_unit(z * self.weight, self.projection)
 
 
 def fit_calibration(frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:

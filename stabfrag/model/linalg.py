@@ -39,3 +39,17 @@ def normalise(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # usable norm becomes zeros.
     scale = np.divide(1.0, norm, out=np.zeros_like(norm), where=ok)
     return v * scale[:, None], ok
+
+
+def project_unit(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """normalise(matmul_rows(a, b)) as float32, a block of rows at a time: the same bytes
+    without (n, d) float64 temporaries of the whole batch."""
+    n = a.shape[0]
+    out = np.empty((n, b.shape[1]), dtype=np.float32)
+    ok = np.empty(n, dtype=bool)
+    for lo in range(0, n, BLOCK):  # blocks of BLOCK rows: matmul_rows' own shape
+        hi = min(lo + BLOCK, n)
+        unit, good = normalise(matmul_rows(a[lo:hi], b))
+        out[lo:hi] = unit
+        ok[lo:hi] = good
+    return out, ok
