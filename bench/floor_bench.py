@@ -27,7 +27,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from backfill_bench import backfill  # noqa: E402
 from common import panel  # noqa: E402
 
-from stabfrag.sinks.dataset import PART, TABLE_SCHEMAS, partition_dir, partitions  # noqa: E402
+from stabfrag.sinks.dataset import (  # noqa: E402
+    PART,
+    TABLE_SCHEMAS,
+    WRITE_OPTIONS,
+    partition_dir,
+    partitions,
+)
 
 
 def floor(prices: Path, out: Path, repeat: int) -> tuple[float, float, float, int]:
@@ -48,7 +54,7 @@ def floor(prices: Path, out: Path, repeat: int) -> tuple[float, float, float, in
         for (table, day), frame in tables.items():  # one file per partition, as the job
             path = partition_dir(target, table, day) / PART
             path.parent.mkdir(parents=True, exist_ok=True)
-            frame.write_parquet(path, compression="zstd", statistics=True)
+            frame.write_parquet(path, **WRITE_OPTIONS)
         writes.append(time.perf_counter() - t0)
         shutil.rmtree(target)
     read, write = statistics.median(reads), statistics.median(writes)

@@ -17,6 +17,10 @@ MANIFEST = "_manifest.json"
 PART = "part-0.parquet"  # the first (with one entity block, the only) file of a partition
 PART_GLOB = "part-*.parquet"  # a partition built in K entity blocks holds part-0 .. part-{K-1}
 
+# How every partition file is written. zstd level 1 writes the same size as the default
+# level on these tables (float32 vectors barely compress) in about 0.7x the time.
+WRITE_OPTIONS: dict[str, Any] = {"compression": "zstd", "compression_level": 1, "statistics": True}
+
 # Every partition of a table has exactly this schema (declared once, here).
 TABLE_SCHEMAS: dict[str, pl.Schema] = {
     "joint_embeddings": JOINT_SCHEMA,

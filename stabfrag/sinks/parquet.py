@@ -19,6 +19,7 @@ from stabfrag.sinks.dataset import (
     MANIFEST,
     PART,
     TABLE_SCHEMAS,
+    WRITE_OPTIONS,
     manifest_path,
     part_files,
     part_name,
@@ -30,7 +31,7 @@ MAX_PENDING = 8  # files staged but not yet written, at most
 
 
 def _write(frame: pl.DataFrame, path: Path) -> None:
-    frame.write_parquet(path, compression="zstd", statistics=True)
+    frame.write_parquet(path, **WRITE_OPTIONS)
 
 
 class ParquetSink(Sink):
