@@ -87,6 +87,8 @@ def conform(frame: pl.DataFrame, schema: pl.Schema) -> pl.DataFrame:
     """
     if frame.width == 0:
         return pl.DataFrame(schema=schema)
+    if frame.schema == schema:  # the usual case: nothing to select or cast
+        return frame
     return frame.select(
         [
             (pl.col(name) if name in frame.columns else pl.lit(None)).cast(dtype).alias(name)
