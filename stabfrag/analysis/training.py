@@ -68,16 +68,15 @@ class Truth:
     types: np.ndarray
 
 
-def ground_truth(universe: Universe, encoder: Encoder) -> tuple[np.ndarray, pl.DataFrame, Truth]:
-    """Every month-end state of a generated market (z-scores with nulls, the states frame)
-    and its labelled subset."""
-    market = generate(universe.entities, universe.days, universe.seed)
-    with tempfile.TemporaryDirectory() as tmp:  # the same reader and calendar as a backfill
-        paths = write_market(market, Path(tmp))
-        prices = validate(read_prices(paths["prices"]), min_prices=0).prices
-        first, last = prices["date"].min(), prices["date"].max()
-        assert isinstance(first, dt.date) and isinstance(last, dt.date)
-        dates = as_of_dates(paths["prices"], first + dt.timedelta(days=WARM_UP_DAYS), last, "month")
+def month_end_states(
+    prices_path: Path,
+) -> tuple[pl.DataFrame, pl.DataFrame, list[dt.date]]:
+    """(valid prices, every month-end state with its features, the dates) of a generated
+    market written at `prices_path`: the same reader and calendar as a backfill."""
+    prices = validate(read_prices(prices_path), min_prices=0).prices
+    first, last = prices["date"].min(), prices["date"].max()
+    assert isinstance(first, dt.date) and isinstance(last, dt.date)
+    dates = as_of_dates(prices_path, first + dt.timedelta(days=WARM_UP_DAYS), last, "month")
     requests, _ = state_requests(prices, dates, max_staleness_days=7)
     feats = compute_features(prices, rows=requests["_pos"].unique().sort().to_numpy())
     states = (
@@ -85,6 +84,18 @@ def ground_truth(universe: Universe, encoder: Encoder) -> tuple[np.ndarray, pl.D
         .sort("as_of_date", ENTITY)
         .filter(pl.col("n_obs") >= 64)
     )
+    return prices, states, dates
+
+
+def ground_truth(universe: Universe, encoder: Encoder) -> tuple[np.ndarray, pl.DataFrame, Truth]:
+    """Every month-end state of a generated market (z-scores with nulls, the states frame)
+    and its labelled subset."""
+    market = generate(universe.entities, universe.days, universe.seed)
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = write_market(market, Path(tmp))
+        prices, states, _ = month_end_states(paths["prices"])
+    first, last = prices["date"].min(), prices["date"].max()
+    assert isinstance(first, dt.date) and isinstance(last, dt.date)
     z = encoder.zscores(states.select(FEATURE_NAMES))
     labels = labels_from_events(market.events, first, last)
     tagged = label_states(states.with_row_index("_state"), labels)

@@ -25,7 +25,6 @@ from stabfrag.build.rejects import dated_row_rejects, own_rows
 from stabfrag.build.requests import (
     empty_entities,
     fingerprint,
-    profiles_at,
     state_requests,
     tick_series,
 )
@@ -38,7 +37,7 @@ from stabfrag.features.plan import compute_features
 from stabfrag.features.registry import FEATURE_NAMES, LOOKBACK_ROWS
 from stabfrag.ingest.entities import read_entities
 from stabfrag.ingest.prices import Validated, read_prices, validate
-from stabfrag.ingest.profiles import read_profiles
+from stabfrag.ingest.profiles import profiles_at, read_profiles
 from stabfrag.ingest.reasons import ROW_REASONS, STATE_REASONS
 from stabfrag.ingest.ticks import SCALE_ROWS
 from stabfrag.ingest.window import read_window

@@ -7,7 +7,6 @@ import datetime as dt
 import hashlib
 import json
 
-import numpy as np
 import polars as pl
 
 from stabfrag import __version__
@@ -17,7 +16,7 @@ from stabfrag.ingest.files import file_hash
 from stabfrag.ingest.reasons import entity_rule
 from stabfrag.ingest.window import LOOKBACK_DAYS, as_of_join
 from stabfrag.scenarios.library import Scenario
-from stabfrag.schema import DATE, DIM, ENTITY
+from stabfrag.schema import DATE, ENTITY
 
 
 def fingerprint(
@@ -182,24 +181,3 @@ def tick_series(
         .drop("_tick_pos")
     )
     return extended, pointed
-
-
-def profiles_at(
-    states: pl.DataFrame, profiles: pl.DataFrame | None
-) -> tuple[np.ndarray, np.ndarray]:
-    """The newest profile with as_of_date <= the state's date, per state (point in time).
-
-    `states` has entity_id, issuer_id and as_of_date. Returns (vectors (n, 384), has_profile).
-    """
-    n = states.height
-    if profiles is None or profiles.height == 0:
-        return np.zeros((n, DIM), dtype=np.float32), np.zeros(n, dtype=bool)
-    key = ENTITY if profiles["key_column"][0] == ENTITY else "issuer_id"
-    left = states.select(pl.col(key).alias("key"), pl.col("as_of_date").alias("_d"))
-    right = profiles.select("key", pl.col("as_of_date").alias("_p"), "vector")
-    joined = as_of_join(left, right, left_on="_d", right_on="_p", by="key")
-    has = joined["vector"].is_not_null().to_numpy()
-    vectors = np.zeros((n, DIM), dtype=np.float32)
-    if has.any():
-        vectors[has] = joined.filter(pl.col("vector").is_not_null())["vector"].to_numpy()
-    return vectors, has

@@ -1,4 +1,5 @@
-"""The optional profile branch (joint-profile-core-v1): read and check the vectors."""
+"""384-dim vectors per entity and date: profile vectors (joint-profile-core-v1) and the text
+vectors a profile can be built from (text-profile-v1). Read and checked the same way."""
 
 from __future__ import annotations
 
@@ -8,41 +9,50 @@ import numpy as np
 import polars as pl
 
 from stabfrag.errors import InputError
+from stabfrag.ingest.window import as_of_join
 from stabfrag.schema import DIM, ENTITY, VECTOR_TYPE
 
 
 def read_profiles(path: Path) -> pl.DataFrame:
+    """Profile vectors: key_column, key, as_of_date, vector (Array[f32, 384], unit norm)."""
+    return read_vectors(path, "profile")
+
+
+def read_vectors(path: Path, what: str) -> pl.DataFrame:
     """Return key_column, key, as_of_date, vector (Array[f32, 384], unit norm).
 
     The key is entity_id, or issuer_id when the file has no entity_id. The vector may be a
-    list, a fixed-size list or 1,536 little-endian bytes.
+    list, a fixed-size list or 1,536 little-endian bytes. A vector of another length, with
+    a NaN or all zeros is a one-line error naming the file and `what` it holds.
     """
     try:
         frame = pl.read_parquet(path)
     except (pl.exceptions.PolarsError, OSError) as exc:
-        raise InputError(path, f"cannot read profiles: {str(exc).splitlines()[0]}") from None
+        raise InputError(path, f"cannot read {what} vectors: {str(exc).splitlines()[0]}") from None
     key = ENTITY if ENTITY in frame.columns else "issuer_id"
     missing = [c for c in (key, "as_of_date", "vector") if c not in frame.columns]
     if missing:
-        raise InputError(path, f"missing profile column(s): {', '.join(missing)}")
+        raise InputError(path, f"missing {what} column(s): {', '.join(missing)}")
     vec = frame["vector"]
     if vec.dtype == pl.Binary:
         if (vec.bin.size() != DIM * 4).any():
-            raise InputError(path, f"a profile vector is not {DIM * 4} bytes")
+            raise InputError(path, f"a {what} vector is not {DIM * 4} bytes")
         raw = b"".join(vec.to_list())  # one join of the column, then one frombuffer
         arr = np.frombuffer(raw, dtype="<f4").reshape(-1, DIM)
     elif isinstance(vec.dtype, pl.List | pl.Array):
+        if isinstance(vec.dtype, pl.Array) and vec.dtype.size != DIM:
+            raise InputError(path, f"a {what} vector does not have {DIM} values")
         lengths = vec.list.len() if isinstance(vec.dtype, pl.List) else None
         if lengths is not None and (lengths != DIM).any():
-            raise InputError(path, f"a profile vector does not have {DIM} values")
+            raise InputError(path, f"a {what} vector does not have {DIM} values")
         arr = np.asarray(vec.cast(pl.Array(pl.Float64, DIM)).to_numpy(), dtype=np.float64)
     else:
         raise InputError(path, f"column vector has type {vec.dtype}, expected a list or bytes")
     if arr.shape[1:] != (DIM,) or not np.isfinite(arr).all():
-        raise InputError(path, f"profile vectors must be {DIM} finite values")
+        raise InputError(path, f"{what} vectors must be {DIM} finite values (NaN or inf found)")
     norm = np.linalg.norm(arr, axis=1)
     if (norm <= 0).any():
-        raise InputError(path, "a profile vector is all zeros")
+        raise InputError(path, f"a {what} vector is all zeros")
     unit = (arr / norm[:, None]).astype(np.float32)
     return pl.DataFrame(
         {
@@ -52,3 +62,24 @@ def read_profiles(path: Path) -> pl.DataFrame:
             "vector": pl.Series(unit, dtype=VECTOR_TYPE),
         }
     ).sort("key", "as_of_date")
+
+
+def profiles_at(
+    states: pl.DataFrame, profiles: pl.DataFrame | None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The newest profile with as_of_date <= the state's date, per state (point in time).
+
+    `states` has entity_id, issuer_id and as_of_date. Returns (vectors (n, 384), has_profile).
+    """
+    n = states.height
+    if profiles is None or profiles.height == 0:
+        return np.zeros((n, DIM), dtype=np.float32), np.zeros(n, dtype=bool)
+    key = ENTITY if profiles["key_column"][0] == ENTITY else "issuer_id"
+    left = states.select(pl.col(key).alias("key"), pl.col("as_of_date").alias("_d"))
+    right = profiles.select("key", pl.col("as_of_date").alias("_p"), "vector")
+    joined = as_of_join(left, right, left_on="_d", right_on="_p", by="key")
+    has = joined["vector"].is_not_null().to_numpy()
+    vectors = np.zeros((n, DIM), dtype=np.float32)
+    if has.any():
+        vectors[has] = joined.filter(pl.col("vector").is_not_null())["vector"].to_numpy()
+    return vectors, has

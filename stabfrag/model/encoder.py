@@ -170,11 +170,19 @@ class Encoder:
         self, z: np.ndarray, context: np.ndarray | None = None
     ) -> tuple[np.ndarray, np.ndarray]:
         """Encode standardised rows; a context encoder needs each row's market z-scores."""
-        if self.context:
-            if context is None or context.shape != z.shape:
-                raise ModelError(f"{self.model_id}: needs the market context of every row")
-            z = np.hstack([z, context, np.ones((len(z), 1))])
-        return project_unit(z * self.weight, self.projection)
+        return project_unit(self._inputs(z, context) * self.weight, self.projection)
+
+    def project(self, z: np.ndarray, context: np.ndarray | None = None) -> np.ndarray:
+        """The projection of standardised rows before normalisation (float64): its length
+        says how far from the calibration centre a row is."""
+        return matmul_rows(self._inputs(z, context) * self.weight, self.projection)
+
+    def _inputs(self, z: np.ndarray, context: np.ndarray | None) -> np.ndarray:
+        if not self.context:
+            return z
+        if context is None or context.shape != z.shape:
+            raise ModelError(f"{self.model_id}: needs the market context of every row")
+        return np.hstack([z, context, np.ones((len(z), 1))])
 
 
 def fit_calibration(frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:

@@ -16,11 +16,12 @@ import polars as pl
 
 from stabfrag.atomic import write_atomic
 from stabfrag.schema import DATE, ENTITY, date_span
+from stabfrag.synth.parts import DAILY, Events, Universe, entity_events, front_loaded
+from stabfrag.synth.structure import STRUCTURE_STREAM, structure_of
 
 END_DATE = dt.date(2024, 12, 31)
 REGIONS = np.array(["US", "EU", "UK", "JP"])
 SECTORS = 11
-DAILY = 1.0 / np.sqrt(252.0)
 
 
 @dataclass(frozen=True)
@@ -30,6 +31,8 @@ class Market:
     prices: pl.DataFrame
     entities: pl.DataFrame
     events: pl.DataFrame
+    traits: pl.DataFrame | None = None  # structural panels: each entity's true structure
+    fundamentals: pl.DataFrame | None = None  # structural panels: reported, point in time
 
 
 def trading_days(n: int, end: dt.date = END_DATE) -> np.ndarray:
@@ -54,10 +57,6 @@ def clustered(
     return field * scale * np.sqrt(1 - phi**2)
 
 
-def _front_loaded(length: int) -> np.ndarray:
-    w = np.exp(-np.arange(length) / max(length / 4, 1.0))
-    return w / w.sum()
-
 
 def _episodes(rng: np.random.Generator, days: int) -> list[dict[str, Any]]:
     """Market-wide crises at spread-out positions: crashes and volatility spikes."""
@@ -79,21 +78,6 @@ def _episodes(rng: np.random.Generator, days: int) -> list[dict[str, Any]]:
             }
         )
     return [e for e in out if e["start"] + e["length"] < days]
-
-
-@dataclass(frozen=True)
-class Universe:
-    """Who is what: ids, sector, region, type and share volume of every entity."""
-
-    ids: np.ndarray
-    sector: np.ndarray
-    region: np.ndarray
-    kind: np.ndarray
-    base_volume: np.ndarray
-    small: np.ndarray  # the least traded fifth: where dry-ups and zero volume happen
-
-
-Events = list[dict[str, Any]]
 
 
 def _universe(rng: np.random.Generator, n: int) -> Universe:
@@ -120,7 +104,7 @@ def _market_regime(
         sl = slice(ep["start"], ep["start"] + ep["length"])
         market_vol[sl] *= ep["vol_mult"]
         volume_mult[sl] *= ep["volume_mult"]
-        drift[sl] += np.log(1 - ep["drop"]) * _front_loaded(ep["length"])
+        drift[sl] += np.log(1 - ep["drop"]) * front_loaded(ep["length"])
         # The aftermath stays nervous for a while.
         tail = slice(ep["start"] + ep["length"], ep["start"] + ep["length"] + 40)
         market_vol[tail] *= np.linspace(ep["vol_mult"] * 0.6, 1.0, len(market_vol[tail]))
@@ -133,8 +117,9 @@ def _returns(
     logvols: tuple[np.ndarray, np.ndarray],
     market_vol: np.ndarray,
     drift: np.ndarray,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Daily log returns from market, sector and idiosyncratic factors, and their sigma."""
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Daily log returns from market, sector and idiosyncratic factors, their sigma and the
+    market factor's own daily log return."""
     s_logvol, i_logvol = logvols
     n, t = len(u.ids), len(drift)
     zm = rng.standard_normal(t)
@@ -144,6 +129,7 @@ def _returns(
     sector_beta = np.where(u.kind == "MARKET", 0.1, rng.uniform(0.3, 1.0, n))
     idio = np.where(u.kind == "MARKET", 0.03, 0.12 + 0.25 * rng.random(n))
     crisis_idio = 1.0 + 0.5 * (market_vol / market_vol.mean() - 1).clip(0)
+    market_ret = drift + market_vol * DAILY * zm
     ret = (
         drift[None, :]
         + beta[:, None] * market_vol[None, :] * DAILY * zm[None, :]
@@ -156,7 +142,7 @@ def _returns(
         )
         * DAILY
     )
-    return ret, sigma
+    return ret, sigma, market_ret
 
 
 def _market_events(crises: Events) -> Events:
@@ -173,36 +159,21 @@ def _market_events(crises: Events) -> Events:
     ]
 
 
-def _entity_events(
-    kind: str,
-    prefix: str,
-    ids: np.ndarray,
-    starts: np.ndarray,
-    lengths: np.ndarray,
-    magnitude: np.ndarray | float | None,
+def _blowups(
+    rng: np.random.Generator,
+    u: Universe,
+    ret: np.ndarray,
+    sigma: np.ndarray,
+    chance: np.ndarray | float = 0.03,
+    prefix: str = "BLOWUP",
 ) -> Events:
-    """One event per entity of `ids` (magnitude: one value each, or one for all)."""
-    mags = np.broadcast_to(np.asarray(magnitude, dtype=object), ids.shape)
-    return [
-        {
-            "event_id": f"{prefix}_{e}",
-            "event_type": kind,
-            "start": int(s),
-            "end": int(s + ln - 1),
-            "entities": [e],
-            "magnitude": None if m is None else float(m),
-        }
-        for e, s, ln, m in zip(ids, starts, lengths, mags, strict=True)
-    ]
-
-
-def _blowups(rng: np.random.Generator, u: Universe, ret: np.ndarray, sigma: np.ndarray) -> Events:
-    """Idiosyncratic blow-ups: a 30-70% collapse over a few days, then high vol.
+    """Idiosyncratic blow-ups: a 30-70% collapse over a few days, then high vol; `chance`
+    is each entity's probability over the panel.
 
     Short panels (under 400 days) get no entity episodes: they need a year of history first.
     """
     n, t = ret.shape
-    blow = np.flatnonzero((rng.random(n) < 0.03) & (t > 400))
+    blow = np.flatnonzero((rng.random(n) < chance) & (t > 400))
     blow_day = rng.integers(300, t - 10, len(blow))
     blow_len = rng.integers(1, 5, len(blow))
     blow_drop = rng.uniform(0.3, 0.7, len(blow))
@@ -217,7 +188,7 @@ def _blowups(rng: np.random.Generator, u: Universe, ret: np.ndarray, sigma: np.n
         c2 = np.minimum((blow_day[:, None] + after[None, :]).ravel(), t - 1)
         ret[r2, c2] *= 2.5
         sigma[r2, c2] *= 2.5
-    return _entity_events("BLOWUP", "BLOWUP", u.ids[blow], blow_day, blow_len, blow_drop)
+    return entity_events("BLOWUP", prefix, u.ids[blow], blow_day, blow_len, blow_drop)
 
 
 def _volume(
@@ -247,7 +218,7 @@ def _volume(
         zero = in_dry & (rng.random((len(dry), t)) < 0.35)
         volume[dry] = np.where(zero, 0.0, volume[dry])
         ret[dry] = np.where(in_dry, ret[dry] * 1.6, ret[dry])
-    events = _entity_events("LIQUIDITY_DRYUP", "DRYUP", u.ids[dry], dry_start, dry_len, 0.97)
+    events = entity_events("LIQUIDITY_DRYUP", "DRYUP", u.ids[dry], dry_start, dry_len, 0.97)
     volume = np.where(u.small[:, None] & (rng.random((n, t)) < 0.01), 0.0, np.round(volume))
     return volume, events
 
@@ -283,9 +254,9 @@ def _listings(
     last = np.maximum(last, np.minimum(first + 30, t - 1))
     listed, delisted = np.flatnonzero(first > 0), np.flatnonzero(last < t - 1)
     ones = np.ones(len(listed) + len(delisted), dtype=np.int64)
-    events = _entity_events(
+    events = entity_events(
         "LISTING", "LISTING", u.ids[listed], first[listed], ones[: len(listed)], None
-    ) + _entity_events(
+    ) + entity_events(
         "DELISTING", "DELISTING", u.ids[delisted], last[delisted], ones[len(listed) :], None
     )
     return first, last, events
@@ -335,10 +306,13 @@ def _events_frame(
     )
 
 
-def generate(entities: int = 500, days: int = 2520, seed: int = 7) -> Market:
+def generate(entities: int = 500, days: int = 2520, seed: int = 7, *, structural: bool = False) -> Market:
     """Generate a deterministic market of `entities` x `days` for a seed.
 
     Each step draws from the one generator in a fixed order, so a seed gives the same bytes.
+    `structural` adds leveraged and inverse funds and balance-sheet leverage that makes
+    entities likelier to be hit (see `_structure`); its draws come from a second generator,
+    so the panel without it is unchanged.
     """
     rng = np.random.default_rng(seed)
     n, t = entities, days
@@ -348,8 +322,13 @@ def generate(entities: int = 500, days: int = 2520, seed: int = 7) -> Market:
     m_logvol = clustered(rng, (1, t), 0.985, 0.35)[0]
     logvols = clustered(rng, (SECTORS, t), 0.98, 0.3), clustered(rng, (n, t), 0.97, 0.3)
     market_vol, volume_mult, drift, crises = _market_regime(rng, m_logvol, t)
-    ret, sigma = _returns(rng, u, logvols, market_vol, drift)
+    ret, sigma, market_ret = _returns(rng, u, logvols, market_vol, drift)
     events = _market_events(crises) + _blowups(rng, u, ret, sigma)
+    structure = None
+    if structural:
+        structure = structure_of(np.random.default_rng([seed, STRUCTURE_STREAM]), u, crises)
+        events += structure.apply(u, ret, sigma, market_ret, market_vol)
+        events += _blowups(structure.rng, u, ret, sigma, structure.blowup_chance, "LEVERAGE")
     volume, dry_events = _volume(rng, u, ret, sigma, volume_mult)
     close, high, low, spread = _bars(rng, u, ret, sigma)
     first, last, listing_events = _listings(rng, u, t)
@@ -379,7 +358,15 @@ def generate(entities: int = 500, days: int = 2520, seed: int = 7) -> Market:
         .alias("issuer_id")
     )
     events_frame = _events_frame(events + dry_events + listing_events, dates, u, first, last)
-    return Market(prices=prices, entities=entities_frame, events=events_frame)
+    if structure is None:
+        return Market(prices=prices, entities=entities_frame, events=events_frame)
+    return Market(
+        prices=prices,
+        entities=entities_frame,
+        events=events_frame,
+        traits=structure.traits(u),
+        fundamentals=structure.fundamentals(u, close, dates, first, last),
+    )
 
 
 def inject_defects(prices: pl.DataFrame, seed: int = 7) -> pl.DataFrame:
@@ -433,6 +420,10 @@ def write_market(market: Market, out: Path) -> dict[str, Path]:
     )
     write_atomic(paths["entities"], market.entities.write_parquet)
     write_atomic(paths["events"], market.events.write_parquet)
+    for name, frame in (("traits", market.traits), ("fundamentals", market.fundamentals)):
+        if frame is not None:
+            paths[name] = out / f"{name}.parquet"
+            write_atomic(paths[name], frame.write_parquet)
     return paths
 
 
@@ -441,6 +432,7 @@ EVENT_SHOCK = {
     "CRASH": "EQUITY_CRASH",
     "VOL_SPIKE": "VOL_SPIKE",
     "BLOWUP": "EQUITY_CRASH",
+    "CREDIT_STRESS": "CREDIT_SPREAD",
     "LIQUIDITY_DRYUP": "LIQUIDITY_DRYUP",
 }
 
@@ -480,7 +472,9 @@ def labels_from_events(events: pl.DataFrame, first: dt.date, last: dt.date) -> p
         pl.lit(None, pl.String).alias(ENTITY),
         pl.lit("no market event").alias("source"),
     )
-    own = events.filter(pl.col("event_type").is_in(["BLOWUP", "LIQUIDITY_DRYUP"])).select(
+    own = events.filter(
+        pl.col("event_type").is_in(["BLOWUP", "LIQUIDITY_DRYUP", "CREDIT_STRESS"])
+    ).select(
         pl.col("start_date").alias("start"),
         (pl.col("end_date") + dt.timedelta(days=14)).alias("end"),
         pl.lit("stress").alias("label"),

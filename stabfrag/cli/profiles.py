@@ -1,0 +1,105 @@
+"""Commands of the profile branch: profiles build, profiles fit."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from stabfrag.cli.common import (
+    JsonOpt,
+    MarketOpt,
+    ModelDirOpt,
+    ModelOpt,
+    PricesOpt,
+    StabfragError,
+    StaleOpt,
+    fail,
+    parse_date,
+)
+
+profiles_app = typer.Typer(no_args_is_help=True, help="Profile vectors (joint-profile-core-v1).")
+
+
+@profiles_app.command("build")
+def profiles_build(
+    prices: PricesOpt,
+    out: Annotated[Path, typer.Option("--out", help="Folder for profiles.parquet and more.")],
+    as_of: Annotated[
+        str | None, typer.Option("--as-of", help="One as-of date, YYYY-MM-DD.")
+    ] = None,
+    start: Annotated[str | None, typer.Option("--start", help="First as-of date.")] = None,
+    end: Annotated[str | None, typer.Option("--end", help="Last as-of date.")] = None,
+    freq: Annotated[str, typer.Option("--freq", help="day, week or month.")] = "month",
+    fundamentals: Annotated[
+        Path | None,
+        typer.Option("--fundamentals", help="entity_id, date, field, value (or wide)."),
+    ] = None,
+    text_vectors: Annotated[
+        Path | None,
+        typer.Option("--text-vectors", help="entity_id, as_of_date, 384-dim vector (Parquet)."),
+    ] = None,
+    market: MarketOpt = None,
+    model_dir: ModelDirOpt = None,
+    model: ModelOpt = None,
+    max_staleness_days: StaleOpt = 7,
+    as_json: JsonOpt = False,
+) -> None:
+    """Point-in-time profile vectors from behaviour, fundamentals and text, for --profiles."""
+    from stabfrag.build.summary import emit
+    from stabfrag.ingest.window import as_of_dates
+    from stabfrag.profiles.run import ProfileConfig, build_profiles
+
+    if (as_of is None) == (start is None and end is None):
+        fail("give --as-of, or --start and --end")
+    if freq not in ("day", "week", "month"):
+        fail(f"--freq '{freq}' is not one of day, week, month")
+    try:
+        if as_of is not None:
+            day = parse_date(as_of, "--as-of")
+            dates = as_of_dates(prices, day, day, "day")
+            if not dates:
+                fail(f"{prices}: no prices on {day}")
+        else:
+            if start is None or end is None:
+                fail("give both --start and --end")
+            first, last = parse_date(str(start), "--start"), parse_date(str(end), "--end")
+            if last < first:
+                fail("--end is before --start")
+            dates = as_of_dates(prices, first, last, freq)
+        config = ProfileConfig(
+            prices=prices,
+            out=out,
+            dates=tuple(dates),
+            fundamentals=fundamentals,
+            text_vectors=text_vectors,
+            market=market,
+            model_dir=model_dir,
+            model=model,
+            max_staleness_days=max_staleness_days,
+        )
+        summary = build_profiles(config)
+    except StabfragError as exc:
+        fail(str(exc))
+        return
+    emit(summary, as_json=as_json)
+
+
+@profiles_app.command("fit")
+def profiles_fit(
+    model_dir: Annotated[
+        Path, typer.Option("--model-dir", help="Folder for the joint-profile-core-v1 artefact.")
+    ],
+    as_json: JsonOpt = False,
+) -> None:
+    """Fit joint-profile-core-v1 on synthetic structural markets and write its artefact."""
+    from stabfrag.analysis.profile_fit import fit_profile
+    from stabfrag.build.summary import emit
+
+    try:
+        info = fit_profile(model_dir)
+    except StabfragError as exc:
+        fail(str(exc))
+        return
+    emit(info, as_json=as_json)
