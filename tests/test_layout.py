@@ -22,6 +22,7 @@ STAGES = (
     "features",
     "scenarios",
     "model",
+    "profiles",  # the profile branch's inputs and encoder
     "sinks",
     "build",
     "analysis",

@@ -13,6 +13,7 @@ import datetime as dt
 import math
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -42,6 +43,7 @@ from stabfrag.analysis.spaces import (
     vol21_space,
 )
 from stabfrag.errors import InputError, LabelError
+from stabfrag.ingest.profiles import read_profiles
 from stabfrag.model.bundle import JOINT_PREFIX, Models, joint_models, load_models, shipped_models
 from stabfrag.model.linalg import normalise
 from stabfrag.scenarios.library import Scenario, load_library
@@ -155,11 +157,31 @@ def _take(space: Space, mask: np.ndarray) -> Space:
     )
 
 
+@dataclass(frozen=True)
+class ProfileRun:
+    """The profile branch's check: the built model re-encoded without profiles and with
+    them at each weight, in the same run."""
+
+    profiles: pl.DataFrame  # read_profiles
+    weights: tuple[float, ...]
+
+    def names(self, model: str) -> tuple[str, list[str]]:
+        return f"{model} without profiles", [
+            f"{model} + profiles (prof={w:g})" for w in self.weights
+        ]
+
+
 def _spaces(
-    out: Path, built: Built, tagged: pl.DataFrame, prices: Path | None, compare: list[str]
+    out: Path,
+    built: Built,
+    tagged: pl.DataFrame,
+    prices: Path | None,
+    compare: list[str],
+    profile_run: ProfileRun | None = None,
 ) -> Iterator[Callable[[], Space]]:
-    """The built joint space, the models to compare, and the baselines: each made when it
-    is scored and dropped after, so one space's (states x 384) matrix is held at a time."""
+    """The built joint space, the models to compare, the built model without and with
+    profiles, and the baselines: each made when it is scored and dropped after, so one
+    space's (states x 384) matrix is held at a time."""
     table = built.scenario_table
     yield lambda: built_space(
         f"{built.models.model_id} (built)",
@@ -171,16 +193,26 @@ def _spaces(
     folder = built.built_with["model_dir"]
     model_dir = shipped_models() if folder == "shipped" else Path(folder)
     newest = dt.date.fromisoformat(built.built_with["newest_date"])
+    rescore = partial(
+        model_space,
+        library=built.library,
+        features=built.features,
+        tagged=tagged,
+        prices=prices,
+        market=built.built_with["market"],
+        newest=newest,
+    )
     for model in compare:
-        yield lambda model=model: model_space(  # type: ignore[misc]
-            load_models(model_dir, model),
-            built.library,
-            built.features,
-            tagged,
-            prices=prices,
-            market=built.built_with["market"],
-            newest=newest,
-        )
+        yield lambda model=model: rescore(load_models(model_dir, model))  # type: ignore[misc]
+    if profile_run is not None:
+        without, named = profile_run.names(built.models.model_id)
+        for weight, name in [(0.0, without), *zip(profile_run.weights, named, strict=True)]:
+            yield lambda weight=weight, name=name: rescore(  # type: ignore[misc]
+                built.models,
+                profiles=profile_run.profiles if weight > 0 else None,
+                profile_weight=weight,
+                name=name,
+            )
     baseline = built.models.scen.baseline()
     yield lambda: vol21_space(tagged, table, baseline, built.library)
     if prices is not None:
@@ -224,6 +256,8 @@ def evaluate(
     seed: int = 0,
     compare: list[str] | None = None,
     plot: Path | None = None,
+    profiles: Path | None = None,
+    profile_weights: tuple[float, ...] | None = None,
 ) -> dict[str, Any]:
     """Every figure, for the built space, the models compared and the baselines.
 
@@ -231,7 +265,10 @@ def evaluate(
     correlation at least `min_corr`): a label for a market's stress describes the
     instruments exposed to it, not the havens that rally in its crashes. `compare` names
     other joint models of the build's model folder (default: all of them). `plot` writes
-    ROC curves, per-episode bars and an HTML page into that folder.
+    ROC curves, per-episode bars and an HTML page into that folder. `profiles` scores the
+    built model again without the profile branch and with it at each of `profile_weights`
+    (default: the model's weight), and reports which entities the profiles move nearest
+    the HIGH scenarios on calm dates.
     """
     if exposed_to is not None and prices is None:
         raise LabelError("--exposed-to needs --prices to measure each entity's exposure")
@@ -269,11 +306,18 @@ def evaluate(
     asked = np.concatenate([queries, *episode_queries(sub).values()])
     dates = tagged["as_of_date"].to_numpy()
     sub_dates = sub["as_of_date"].to_numpy()
+    profile_run = None
+    if profiles is not None:
+        weights = profile_weights or (built.models.joint.weights["prof"],)
+        profile_run = ProfileRun(read_profiles(profiles), tuple(weights))
+    calm_fragility: dict[str, np.ndarray] = {}
     lonely = 0
     figures, episodes, matches, sections, curves = {}, {}, {}, {}, {}
-    for number, make in enumerate(_spaces(out, built, tagged, prices, others)):
+    for number, make in enumerate(_spaces(out, built, tagged, prices, others, profile_run)):
         full = make()
         sections[full.name] = cross_section(full.fragility, dates, positive, eligible)
+        if profile_run is not None:
+            calm_fragility[full.name] = full.fragility
         space = _take(full, keep)
         del full  # one space's states at a time
         found = analogs(space.states, sub_dates, stress, asked, distance=space.distance)
@@ -325,6 +369,43 @@ def evaluate(
             },
         }
     )
+    if profile_run is not None:
+        result["profile_branch"] = _finite(
+            profile_moves(tagged, built.models.model_id, profile_run, calm_fragility)
+        )
     if plot is not None:
         result["plots"] = write_plots(plot, result, curves)
     return result
+
+
+MOVES_SHOWN = 10
+
+
+def profile_moves(
+    tagged: pl.DataFrame, model: str, run: ProfileRun, fragility: dict[str, np.ndarray]
+) -> dict[str, Any]:
+    """Per entity, how far the profile branch moves its calm states' fragility (the highest
+    cosine to a HIGH scenario), at each weight: the entities it moves nearest the bad
+    regions and furthest from them, and the mean move."""
+    without, named = run.names(model)
+    calm = (tagged["label"] == "calm").to_numpy()
+    out: dict[str, Any] = {"weights": list(run.weights), "calm_states": int(calm.sum())}
+    for weight, name in zip(run.weights, named, strict=True):
+        moved = (
+            pl.DataFrame(
+                {
+                    ENTITY: tagged[ENTITY],
+                    "move": fragility[name] - fragility[without],
+                }
+            )
+            .filter(pl.Series(calm))
+            .group_by(ENTITY)
+            .agg(pl.col("move").mean(), pl.len().alias("calm_states"))
+            .sort("move", ENTITY, descending=[True, False])
+        )
+        out[f"prof={weight:g}"] = {
+            "mean_move": float(np.mean(moved["move"].to_numpy())) if moved.height else math.nan,
+            "nearest": moved.head(MOVES_SHOWN).to_dicts(),
+            "furthest": moved.tail(MOVES_SHOWN).reverse().to_dicts(),
+        }
+    return out

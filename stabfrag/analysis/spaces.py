@@ -18,6 +18,7 @@ from stabfrag.build.encode import encode_states, join_scenarios
 from stabfrag.build.scenario_space import ScenarioLibrary
 from stabfrag.errors import LabelError
 from stabfrag.ingest.prices import read_prices, validate
+from stabfrag.ingest.profiles import profiles_at
 from stabfrag.ingest.window import as_of_join
 from stabfrag.model.bundle import Models
 from stabfrag.model.linalg import normalise
@@ -83,11 +84,16 @@ def model_space(
     market: str | None,
     newest: dt.date,
     max_staleness_days: int = 7,
+    profiles: pl.DataFrame | None = None,
+    profile_weight: float | None = None,
+    name: str | None = None,
 ) -> Space:
     """Another joint model on the same states: encoded from the stored features of every
     state of their dates (a state's market context needs the whole date), joined with that
     model's point-in-time scenario space. Historical scenarios take their real reference
-    paths from `prices`, as the build did; without prices, their synthetic stand-ins."""
+    paths from `prices`, as the build did; without prices, their synthetic stand-ins.
+    `profiles` (read_profiles) joins the profile branch at `profile_weight` (default: the
+    model's), point in time as a build does."""
     refs, ref_ticks = reference_prices(prices, library)
     scenarios = ScenarioLibrary(
         models,
@@ -96,19 +102,30 @@ def model_space(
         max_staleness_days=max_staleness_days,
         reference_ticks=ref_ticks,
     )
+    weights = dict(models.joint.weights)
+    if profile_weight is not None:
+        weights["prof"] = profile_weight
     n = tagged.height
     vectors = np.empty((n, DIM), dtype=np.float32)
     nearest = np.empty(n, dtype=object)
     fragility = np.full(n, np.nan)
-    numbered = tagged.select("as_of_date", ENTITY).with_row_index("_t")
+    keys = ["as_of_date", ENTITY, *(["issuer_id"] if "issuer_id" in tagged.columns else [])]
+    numbered = tagged.select(keys).with_row_index("_t")
     dates = numbered["as_of_date"].unique().sort()
     for lo in range(0, len(dates), DATE_BLOCK):  # whole dates: a date's context is its own
         block = dates.slice(lo, DATE_BLOCK).implode()
         part = numbered.filter(pl.col("as_of_date").is_in(block))
         z_stab = _encoded_at(models, features, part, market)
         rows = part["_t"].to_numpy()
+        z_prof, has_prof = profiles_at(part, profiles)
         for joined in join_scenarios(
-            models, scenarios, part["as_of_date"], z_stab, weights=models.joint.weights
+            models,
+            scenarios,
+            part["as_of_date"],
+            z_stab,
+            weights=weights,
+            z_prof=z_prof,
+            has_prof=has_prof,
         ):
             ids = joined.space.table["scenario_id"].to_numpy()
             at = rows[joined.rows]
@@ -117,7 +134,7 @@ def model_space(
             fragility[at] = joined.result.fragility
     library_then = scenarios.space(scenarios.key(newest))  # the build's newest library
     return Space(
-        models.model_id,
+        name or models.model_id,
         unit_rows(vectors),
         nearest,
         fragility,

@@ -73,6 +73,21 @@ def evaluate(
         Path | None,
         typer.Option("--plot", help="Folder for ROC and per-episode PNGs and an HTML page."),
     ] = None,
+    profiles: Annotated[
+        Path | None,
+        typer.Option(
+            "--profiles",
+            help="Profile vectors: score the built model without and with the profile branch.",
+        ),
+    ] = None,
+    profile_weights: Annotated[
+        str | None,
+        typer.Option(
+            "--profile-weights",
+            help="With --profiles: branch weights to score, comma-separated (default: the "
+            "model's).",
+        ),
+    ] = None,
     as_json: JsonOpt = False,
 ) -> None:
     """Validity figures of a backfilled dataset on labelled stress and calm periods."""
@@ -82,6 +97,17 @@ def evaluate(
     from stabfrag.analysis.metrics import GAP_DAYS
 
     models = None if compare is None else [m for m in compare.split(",") if m and m != "none"]
+    weights = None
+    if profile_weights is not None:
+        if profiles is None:
+            fail("--profile-weights needs --profiles")
+        try:
+            weights = tuple(float(w) for w in profile_weights.split(","))
+        except ValueError:
+            fail("--profile-weights takes comma-separated numbers, e.g. 0.1,0.25,0.5")
+            return
+        if not all(0 < w < float("inf") for w in weights):
+            fail("--profile-weights must be finite numbers above 0")
     try:
         result = run_evaluation(
             out,
@@ -91,6 +117,8 @@ def evaluate(
             min_corr=min_corr,
             compare=models,
             plot=plot,
+            profiles=profiles,
+            profile_weights=weights,
         )
     except StabfragError as exc:
         fail(str(exc))
@@ -128,5 +156,19 @@ def evaluate(
     lonely = s["analog_queries_without_neighbours"]
     if lonely:
         typer.echo(f"{lonely:,} analog queries had no neighbour {GAP_DAYS} days away: left out")
+    if "profile_branch" in result:
+        _print_moves(result["profile_branch"])
     if "plots" in result:
         typer.echo(f"plots: {result['plots']['html']}")
+
+
+def _print_moves(branch: dict[str, object]) -> None:
+    """The entities the profile branch moves nearest and furthest from HIGH, calm dates."""
+    for key, value in branch.items():
+        if not key.startswith("prof=") or not isinstance(value, dict):
+            continue
+        nearest = ", ".join(f"{m['entity_id']} {m['move']:+.3f}" for m in value["nearest"][:5])
+        furthest = ", ".join(f"{m['entity_id']} {m['move']:+.3f}" for m in value["furthest"][:5])
+        typer.echo(f"profiles {key}, calm dates, mean fragility move {value['mean_move']:+.3f}")
+        typer.echo(f"  moved nearest HIGH: {nearest}")
+        typer.echo(f"  moved furthest: {furthest}")

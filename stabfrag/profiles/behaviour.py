@@ -72,7 +72,7 @@ def _traits() -> tuple[Trait, ...]:
         Trait("vol_504", window(pl.col(R), kernels.rolling_var, n).sqrt() * math.sqrt(ANNUAL),
               full, "log", "annualised sample std of the last 504 log returns"),
         Trait("vol_of_vol_504", window(log_short_vol, kernels.rolling_var, n).sqrt(),
-              full + VOL_ROWS, "identity",
+              n + VOL_ROWS, "identity",
               "sample std of ln(annualised 21-day vol) over the last 504 rows"),
         Trait("worst_drawdown_504", window(pl.col("close"), kernels.max_drawdown, n), n,
               "identity", "min over s of close_s / max(close from the window start to s) - 1"),
@@ -101,7 +101,9 @@ def market_closes(prices: pl.DataFrame, market: str | None) -> pl.DataFrame:
     `prices` are valid rows sorted by (entity_id, date) with the log return R.
     """
     if market is not None:
-        return prices.filter(pl.col(ENTITY) == market).select(DATE, pl.col("close").alias("_mclose"))
+        return prices.filter(pl.col(ENTITY) == market).select(
+            DATE, pl.col("close").alias("_mclose")
+        )
     median = prices.group_by(DATE).agg(pl.col(R).median().fill_null(0.0)).sort(DATE)
     return median.select(DATE, pl.col(R).cum_sum().exp().alias("_mclose"))
 

@@ -124,10 +124,11 @@ def orthogonal_anchor(projection: np.ndarray) -> np.ndarray:
     """A unit 384-vector orthogonal to every row of `projection` (the stab basis, which
     scenarios share), seeded by the profile model id: the same on every machine."""
     seed = int(hashlib.sha256(PROFILE_MODEL_ID.encode()).hexdigest()[:16], 16)
-    v = np.random.default_rng(seed).standard_normal(projection.shape[1])
+    gauss = np.random.default_rng(seed).standard_normal(projection.shape[1])
     q, _ = np.linalg.qr(projection.T)  # an orthonormal basis of the rows' span
-    v = v - q @ (q.T @ v)
-    return v / np.linalg.norm(v)
+    rest = gauss - q @ (q.T @ gauss)
+    out: np.ndarray = rest / np.linalg.norm(rest)
+    return out
 
 
 def write_profile_encoder(

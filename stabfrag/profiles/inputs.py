@@ -73,10 +73,10 @@ def profile_inputs(
     )
     kept = judged.filter(pl.col("reason").is_null())
     if fundamentals is None:
-        fields = pl.DataFrame({f: pl.Series([None] * kept.height, dtype=pl.Float64) for f in FIELD_NAMES})
-    else:
-        fields = fundamentals_at(
-            kept, fundamentals, max_staleness_days=fundamentals_staleness_days
+        fields = pl.DataFrame(
+            {f: pl.Series([None] * kept.height, dtype=pl.Float64) for f in FIELD_NAMES}
         )
+    else:
+        fields = fundamentals_at(kept, fundamentals, max_staleness_days=fundamentals_staleness_days)
     inputs = pl.concat([kept.select(ENTITY, "as_of_date", *TRAIT_NAMES), fields], how="horizontal")
     return inputs, skipped

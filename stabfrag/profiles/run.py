@@ -130,9 +130,7 @@ def build_profiles(config: ProfileConfig) -> dict[str, Any]:
     rejects = _rejects(None if fund is None else fund.rejects, skipped)
     config.out.mkdir(parents=True, exist_ok=True)
     write_atomic(config.out / "profiles.parquet", profiles.write_parquet)
-    write_atomic(
-        config.out / "inputs.parquet", inputs.sort("as_of_date", ENTITY).write_parquet
-    )
+    write_atomic(config.out / "inputs.parquet", inputs.sort("as_of_date", ENTITY).write_parquet)
     write_atomic(config.out / "rejects.parquet", rejects.write_parquet)
     summary: dict[str, Any] = {
         "out": str(config.out),
@@ -167,4 +165,3 @@ def build_profiles(config: ProfileConfig) -> dict[str, Any]:
     text_out = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
     write_atomic(config.out / MANIFEST, lambda p: p.write_text(text_out))
     return summary
-

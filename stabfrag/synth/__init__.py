@@ -57,7 +57,6 @@ def clustered(
     return field * scale * np.sqrt(1 - phi**2)
 
 
-
 def _episodes(rng: np.random.Generator, days: int) -> list[dict[str, Any]]:
     """Market-wide crises at spread-out positions: crashes and volatility spikes."""
     count = max(1, days // 420)
@@ -306,7 +305,9 @@ def _events_frame(
     )
 
 
-def generate(entities: int = 500, days: int = 2520, seed: int = 7, *, structural: bool = False) -> Market:
+def generate(
+    entities: int = 500, days: int = 2520, seed: int = 7, *, structural: bool = False
+) -> Market:
     """Generate a deterministic market of `entities` x `days` for a seed.
 
     Each step draws from the one generator in a fixed order, so a seed gives the same bytes.

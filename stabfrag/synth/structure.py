@@ -105,10 +105,9 @@ class Structure:
         t = len(dates)
         ends = np.arange(QUARTER_DAYS - 1, t, QUARTER_DAYS)
         company = np.flatnonzero(~np.isnan(self.debt_equity))
-        ent, q = np.meshgrid(company, ends, indexing="ij")
-        ent, q = ent.ravel(), q.ravel()
-        keep = (q >= first[ent]) & (q <= last[ent])
-        ent, q = ent[keep], q[keep]
+        grid_ent, grid_q = np.meshgrid(company, ends, indexing="ij")
+        keep = (grid_q >= first[grid_ent]) & (grid_q <= last[grid_ent])
+        ent, q = grid_ent[keep], grid_q[keep]
         noise = self.rng.standard_normal((4, len(ent)))
         lev = self.debt_equity[ent]
         values = {

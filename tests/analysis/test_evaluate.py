@@ -325,3 +325,46 @@ def test_the_blocked_analog_search_equals_brute_force() -> None:
         best = np.argsort(-np.where(ok, sims, -np.inf), kind="stable")[: min(5, ok.sum())]
         assert got.found[i] == len(best)
         assert got.hits[i] == stress[best].sum()
+
+
+def test_evaluate_with_profiles_scores_the_branch_as_a_build_with_it(
+    built, market_dir: Path, tmp_path: Path
+) -> None:
+    """--profiles re-scores the built model without and with the branch: without equals
+    the build itself, with equals a build that read the same profiles."""
+    from stabfrag.analysis.evaluate import evaluate
+    from stabfrag.build import pipeline
+    from stabfrag.config import BuildConfig
+    from stabfrag.model.joint import JOINT_V1
+    from stabfrag.profiles.run import ProfileConfig, build_profiles
+    from stabfrag.sinks.dataset import partitions
+
+    dates = tuple(partitions(built))
+    prices = market_dir / "prices.parquet"
+    build_profiles(ProfileConfig(prices=prices, out=tmp_path / "p", dates=dates))
+    profiles = tmp_path / "p" / "profiles.parquet"
+    with_out = tmp_path / "with"
+    pipeline.run(
+        BuildConfig(
+            prices=prices,
+            entities=market_dir / "entities.parquet",
+            profiles=profiles,
+            out=with_out,
+        ),
+        list(dates),
+    )
+    labels = market_dir / "labels.csv"
+    common = {"prices": prices, "compare": []}
+    scored = evaluate(built, labels, profiles=profiles, profile_weights=(0.5, 1.0), **common)  # type: ignore[arg-type]
+    reference = evaluate(with_out, labels, **common)  # type: ignore[arg-type]
+    built_name = f"{JOINT_V1} (built)"
+    figures = scored["figures"]
+    assert figures[f"{JOINT_V1} without profiles"] == figures[built_name]
+    assert figures[f"{JOINT_V1} + profiles (prof=0.5)"] == reference["figures"][built_name]
+    assert figures[f"{JOINT_V1} + profiles (prof=1)"] != figures[built_name]
+    branch = scored["profile_branch"]
+    assert branch["weights"] == [0.5, 1.0] and branch["calm_states"] > 0
+    moves = branch["prof=0.5"]
+    assert (
+        len(moves["nearest"]) == 10 and moves["nearest"][0]["move"] >= moves["furthest"][0]["move"]
+    )
