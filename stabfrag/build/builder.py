@@ -97,7 +97,11 @@ class Builder:
                 max_staleness_days=config.max_staleness_days,
                 reference_ticks=ref_ticks,
             )
-            self.profiles = read_profiles(config.profiles) if config.profiles else None
+            self.profiles = (
+                read_profiles(config.profiles, stab_basis=self.models.stab.model_id)
+                if config.profiles
+                else None
+            )
             self.entities_matched = False
             # Hashing the input's bytes (0.6 s for a 300 MB file) runs beside the build:
             # only the manifests, written last, need it.

@@ -3,6 +3,7 @@ vectors a profile can be built from (text-profile-v1). Read and checked the same
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -12,9 +13,28 @@ from stabfrag.errors import InputError
 from stabfrag.ingest.window import as_of_join
 from stabfrag.schema import DIM, ENTITY, VECTOR_TYPE
 
+PROFILES_MANIFEST = "_manifest.json"  # what `stabfrag profiles build` writes beside them
 
-def read_profiles(path: Path) -> pl.DataFrame:
-    """Profile vectors: key_column, key, as_of_date, vector (Array[f32, 384], unit norm)."""
+
+def read_profiles(path: Path, *, stab_basis: str | None = None) -> pl.DataFrame:
+    """Profile vectors: key_column, key, as_of_date, vector (Array[f32, 384], unit norm).
+
+    Vectors that `stabfrag profiles build` made name the stab encoder whose basis they are
+    in; with `stab_basis`, vectors made in another basis are refused (their cosines with
+    states and scenarios would mean nothing). Vectors from elsewhere carry no such record.
+    """
+    manifest = path.parent / PROFILES_MANIFEST
+    if stab_basis is not None and manifest.is_file():
+        try:
+            made_in = json.loads(manifest.read_text()).get("stab_basis")
+        except (json.JSONDecodeError, OSError, AttributeError):
+            made_in = None
+        if made_in is not None and made_in != stab_basis:
+            raise InputError(
+                path,
+                f"profiles made in the basis of {made_in}; this joint model's stab encoder is "
+                f"{stab_basis}: rebuild them with --model-dir/--model of this build",
+            )
     return read_vectors(path, "profile")
 
 

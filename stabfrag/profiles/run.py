@@ -23,7 +23,7 @@ from stabfrag.atomic import write_atomic
 from stabfrag.errors import InputError
 from stabfrag.ingest.files import file_hash
 from stabfrag.ingest.prices import read_prices, validate
-from stabfrag.ingest.profiles import profiles_at, read_vectors
+from stabfrag.ingest.profiles import PROFILES_MANIFEST, profiles_at, read_vectors
 from stabfrag.ingest.reasons import counts_by_reason
 from stabfrag.model.bundle import load_models, shipped_models
 from stabfrag.model.joint import PROFILE_MODEL_ID
@@ -31,8 +31,6 @@ from stabfrag.profiles.encoder import load_profile_encoder
 from stabfrag.profiles.fundamentals import FIELD_NAMES, MAX_STALENESS_DAYS, read_fundamentals
 from stabfrag.profiles.inputs import profile_inputs
 from stabfrag.schema import DATE, ENTITY, VECTOR_TYPE
-
-MANIFEST = "_manifest.json"
 
 
 @dataclass(frozen=True)
@@ -163,5 +161,5 @@ def build_profiles(config: ProfileConfig) -> dict[str, Any]:
         },
     }
     text_out = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
-    write_atomic(config.out / MANIFEST, lambda p: p.write_text(text_out))
+    write_atomic(config.out / PROFILES_MANIFEST, lambda p: p.write_text(text_out))
     return summary

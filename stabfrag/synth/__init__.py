@@ -483,4 +483,9 @@ def labels_from_events(events: pl.DataFrame, first: dt.date, last: dt.date) -> p
         ENTITY,
         pl.col("event_id").alias("source"),
     )
+    # An entity hit again while an earlier episode of its own still runs (a blow-up during
+    # credit stress) keeps the earlier label: a state has one.
+    own = own.sort(ENTITY, "start", "source").filter(
+        pl.col("start") > pl.col("end").cum_max().shift(1).over(ENTITY).fill_null(dt.date.min)
+    )
     return pl.concat([stress_market, calm, own]).sort("start", ENTITY, nulls_last=False)

@@ -355,16 +355,16 @@ def test_evaluate_with_profiles_scores_the_branch_as_a_build_with_it(
     )
     labels = market_dir / "labels.csv"
     common = {"prices": prices, "compare": []}
-    scored = evaluate(built, labels, profiles=profiles, profile_weights=(0.5, 1.0), **common)  # type: ignore[arg-type]
+    scored = evaluate(built, labels, profiles=profiles, profile_weights=(0.25, 1.0), **common)  # type: ignore[arg-type]
     reference = evaluate(with_out, labels, **common)  # type: ignore[arg-type]
     built_name = f"{JOINT_V1} (built)"
     figures = scored["figures"]
     assert figures[f"{JOINT_V1} without profiles"] == figures[built_name]
-    assert figures[f"{JOINT_V1} + profiles (prof=0.5)"] == reference["figures"][built_name]
+    assert figures[f"{JOINT_V1} + profiles (prof=0.25)"] == reference["figures"][built_name]
     assert figures[f"{JOINT_V1} + profiles (prof=1)"] != figures[built_name]
     branch = scored["profile_branch"]
-    assert branch["weights"] == [0.5, 1.0] and branch["calm_states"] > 0
-    moves = branch["prof=0.5"]
+    assert branch["weights"] == [0.25, 1.0] and branch["calm_states"] > 0
+    moves = branch["prof=0.25"]
     assert (
         len(moves["nearest"]) == 10 and moves["nearest"][0]["move"] >= moves["furthest"][0]["move"]
     )

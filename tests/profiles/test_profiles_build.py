@@ -167,3 +167,20 @@ def test_options_that_cannot_work_are_one_line(structural_dir: Path, tmp_path: P
         res = runner.invoke(app, ["profiles", "build", "--prices", prices, *args])
         assert res.exit_code == 2, (args, res.output)
         assert words in res.stderr and len(res.stderr.strip().splitlines()) == 1, res.stderr
+
+
+def test_profiles_of_another_basis_are_refused_by_a_build(
+    structural_dir: Path, tmp_path: Path
+) -> None:
+    """Profiles made for v1's stab encoder are meaningless beside v2's states: one line."""
+    _build(structural_dir, tmp_path / "p")
+    res = runner.invoke(
+        app,
+        [
+            "build", "--as-of", END, "--prices", str(structural_dir / "prices.parquet"),
+            "--profiles", str(tmp_path / "p" / "profiles.parquet"), "--out", str(tmp_path / "b"),
+            "--model", "joint-stab-fragility-v2",
+        ],
+    )  # fmt: skip
+    assert res.exit_code == 2
+    assert "basis of num-stab-core-v1" in res.stderr and len(res.stderr.strip().splitlines()) == 1

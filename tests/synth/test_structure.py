@@ -3,9 +3,13 @@ name, and they make the fragile ones likelier to be hit."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import polars as pl
 
-from stabfrag.synth import generate
+from stabfrag.analysis.labels import read_labels
+from stabfrag.schema import date_span
+from stabfrag.synth import generate, labels_from_events
 
 
 def test_structure_is_deterministic_and_touches_only_what_it_names() -> None:
@@ -62,3 +66,17 @@ def test_fundamentals_are_published_after_the_quarter_and_track_leverage() -> No
         .join(market.traits, on="entity_id")
     )
     assert lev.select(pl.corr("value", "debt_equity")).item() > 0.95
+
+
+def test_labels_of_a_structural_panel_give_each_state_one_label(tmp_path: Path) -> None:
+    """An entity blown up during its own credit stress keeps the earlier label (this panel
+    has such an overlap, which evaluate refused)."""
+    market = generate(400, 2520, seed=11, structural=True)
+    labels = labels_from_events(market.events, *date_span(market.prices["date"]))
+    own = market.events.filter(pl.col("scope") == "ENTITY").filter(
+        pl.col("event_type").is_in(["BLOWUP", "CREDIT_STRESS"])
+    )
+    assert own["entity_id"].is_duplicated().any()
+    path = tmp_path / "labels.csv"
+    labels.write_csv(path)
+    assert read_labels(path).height == labels.height
