@@ -78,9 +78,8 @@ def synthetic(seed: int, model_dir: list[str], weights: str) -> dict[str, Any]:
 
         write_market(generate(400, 2520, seed, structural=True), folder)
     prices = str(folder / "prices.parquet")
-    built = folder / "built"
-    if not built.exists():
-        cli("backfill", "--start", "2017-01-01", "--end", "2024-12-31", "--prices", prices,
+    built = folder / "built"  # rebuilt each run: it must use the models of this checkout
+    cli("backfill", "--start", "2017-01-01", "--end", "2024-12-31", "--prices", prices,
             "--out", str(built))  # fmt: skip
     cli("profiles", "build", "--prices", prices, "--fundamentals",
         str(folder / "fundamentals.parquet"), "--start", "2017-01-01", "--end", "2024-12-31",
@@ -100,10 +99,9 @@ def synthetic(seed: int, model_dir: list[str], weights: str) -> dict[str, Any]:
 
 def real(etf: Path, model_dir: list[str], weights: str) -> dict[str, Any]:
     folder = OUT / "profile_real"
-    built = OUT / "real"
-    if not built.exists():
-        cli("backfill", "--start", "2005-01-01", "--end", "2017-11-10", "--freq", "month",
-            "--prices", str(etf), "--out", str(built), "--chunk-days", "1830")  # fmt: skip
+    built = folder / "built"
+    cli("backfill", "--start", "2005-01-01", "--end", "2017-11-10", "--freq", "month",
+        "--prices", str(etf), "--out", str(built), "--chunk-days", "1830")  # fmt: skip
     cli("profiles", "build", "--prices", str(etf), "--market", "SPY", "--start", "2005-01-01",
         "--end", "2017-11-10", "--out", str(folder / "profiles"), *model_dir)  # fmt: skip
     labels = Path(__file__).resolve().parent.parent / "data/labels/us_market_2005_2017.csv"

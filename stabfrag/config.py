@@ -12,6 +12,9 @@ BRANCHES = ("stab", "scen", "prof")
 # A close that jumps and reverts by more than this many robust daily moves is a bad tick
 # (stabfrag.ingest.ticks); 0 turns the rule off.
 BAD_TICK_MULTIPLE = 10.0
+# A reported fundamental older than this many days is not used (a quarterly figure, one
+# missed report and some lag).
+FUNDAMENTALS_STALENESS_DAYS = 400
 # A backfill chunk's memory budget (build.budget turns it into calendar days per chunk).
 DEFAULT_MEMORY = "3GB"
 

@@ -115,17 +115,23 @@ def generate(
     defects: Annotated[
         bool, typer.Option("--defects", help="Inject bad rows of every kind.")
     ] = False,
+    structural: Annotated[
+        bool,
+        typer.Option(
+            "--structural",
+            help="Add leveraged and inverse funds and balance-sheet leverage (traits.parquet, "
+            "fundamentals.parquet).",
+        ),
+    ] = False,
 ) -> None:
     """Generate a synthetic market with known crisis events."""
+    import dataclasses
+
     from stabfrag import synth
 
-    market = synth.generate(entities=entities, days=days, seed=seed)
+    market = synth.generate(entities=entities, days=days, seed=seed, structural=structural)
     if defects:
-        market = synth.Market(
-            prices=synth.inject_defects(market.prices, seed=seed),
-            entities=market.entities,
-            events=market.events,
-        )
+        market = dataclasses.replace(market, prices=synth.inject_defects(market.prices, seed=seed))
     paths = synth.write_market(market, out)
     for name, path in paths.items():
         typer.echo(f"{name}: {path}")

@@ -18,6 +18,7 @@ from stabfrag.cli.common import (
     fail,
     parse_date,
 )
+from stabfrag.config import FUNDAMENTALS_STALENESS_DAYS
 
 profiles_app = typer.Typer(no_args_is_help=True, help="Profile vectors (joint-profile-core-v1).")
 
@@ -40,6 +41,14 @@ def profiles_build(
         Path | None,
         typer.Option("--text-vectors", help="entity_id, as_of_date, 384-dim vector (Parquet)."),
     ] = None,
+    fundamentals_staleness_days: Annotated[
+        int,
+        typer.Option(
+            "--fundamentals-staleness-days",
+            min=1,
+            help="A reported figure older than this is not used.",
+        ),
+    ] = FUNDAMENTALS_STALENESS_DAYS,
     market: MarketOpt = None,
     model_dir: ModelDirOpt = None,
     model: ModelOpt = None,
@@ -78,6 +87,7 @@ def profiles_build(
             model_dir=model_dir,
             model=model,
             max_staleness_days=max_staleness_days,
+            fundamentals_staleness_days=fundamentals_staleness_days,
         )
         summary = build_profiles(config)
     except StabfragError as exc:

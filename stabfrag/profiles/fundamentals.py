@@ -15,6 +15,7 @@ from pathlib import Path
 
 import polars as pl
 
+from stabfrag.config import FUNDAMENTALS_STALENESS_DAYS
 from stabfrag.errors import InputError
 from stabfrag.ingest.window import as_of_join
 from stabfrag.schema import DATE, ENTITY
@@ -27,7 +28,7 @@ FIELDS: dict[str, str] = {
     "size": "identity",  # ln(market capitalisation)
 }
 FIELD_NAMES = tuple(FIELDS)
-MAX_STALENESS_DAYS = 400  # a quarterly figure, one missed report and some lag
+MAX_STALENESS_DAYS = FUNDAMENTALS_STALENESS_DAYS
 LONG_COLUMNS = (ENTITY, DATE, "field", "value")
 SOURCE_ROW = "source_row"
 

@@ -184,3 +184,19 @@ def test_profiles_of_another_basis_are_refused_by_a_build(
     )  # fmt: skip
     assert res.exit_code == 2
     assert "basis of num-stab-core-v1" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+
+
+def test_the_fundamentals_staleness_limit_is_the_users(
+    structural_dir: Path, tmp_path: Path
+) -> None:
+    fundamentals = str(structural_dir / "fundamentals.parquet")
+    loose = _build(structural_dir, tmp_path / "a", "--fundamentals", fundamentals)
+    tight = _build(
+        structural_dir,
+        tmp_path / "b",
+        "--fundamentals",
+        fundamentals,
+        "--fundamentals-staleness-days",
+        "20",
+    )
+    assert 0 < int(tight["with_fundamentals"]) < int(loose["with_fundamentals"])  # type: ignore[call-overload]
