@@ -121,5 +121,32 @@ def _page(result: dict[str, Any], title: str) -> str:
 <table><tr><th>figure</th>{head}</tr>{body}</table>
 <h2>State ROC</h2><img src="roc.png" alt="ROC curves" width="700">
 <h2>Per episode</h2><img src="episodes.png" alt="per-episode AUC" width="900">
+{_moves(result.get("profile_branch"))}
 </body></html>
 """
+
+
+def _moves(branch: dict[str, Any] | None) -> str:
+    """The profile branch's moves on calm dates: who it brings nearest the HIGH scenarios
+    and who furthest, at each weight scored."""
+    if not branch:
+        return ""
+    parts = [
+        "<h2>Profile branch: fragility moves on calm dates</h2>",
+        f"<p>Mean change of each entity's fragility over its calm states "
+        f"({branch['calm_states']:,} calm states), with profiles against without.</p>",
+    ]
+    for key, value in branch.items():
+        if not key.startswith("prof="):
+            continue
+        rows = "".join(
+            f"<tr><td>{html.escape(str(n['entity_id']))}</td><td>{_cell(n['move'])}</td>"
+            f"<td>{html.escape(str(f['entity_id']))}</td><td>{_cell(f['move'])}</td></tr>"
+            for n, f in zip(value["nearest"], value["furthest"], strict=False)
+        )
+        parts.append(
+            f"<h3>{html.escape(key)} (mean move {_cell(value['mean_move'])})</h3>"
+            "<table><tr><th>moved nearest HIGH</th><th>move</th><th>moved furthest</th>"
+            f"<th>move</th></tr>{rows}</table>"
+        )
+    return "\n".join(parts)

@@ -355,7 +355,17 @@ def test_evaluate_with_profiles_scores_the_branch_as_a_build_with_it(
     )
     labels = market_dir / "labels.csv"
     common = {"prices": prices, "compare": []}
-    scored = evaluate(built, labels, profiles=profiles, profile_weights=(0.25, 1.0), **common)  # type: ignore[arg-type]
+    import importlib.util
+
+    plots = tmp_path / "plots" if importlib.util.find_spec("matplotlib") else None
+    scored = evaluate(
+        built,
+        labels,
+        profiles=profiles,
+        profile_weights=(0.25, 1.0),
+        plot=plots,
+        **common,  # type: ignore[arg-type]
+    )
     reference = evaluate(with_out, labels, **common)  # type: ignore[arg-type]
     built_name = f"{JOINT_V1} (built)"
     figures = scored["figures"]
