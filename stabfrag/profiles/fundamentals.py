@@ -68,13 +68,16 @@ def _long(frame: pl.DataFrame, path: Path) -> pl.DataFrame:
     ).unpivot(index=[SOURCE_ROW, ENTITY, DATE], variable_name="field", value_name="value")
 
 
-def read_fundamentals(path: Path, *, known_until: dt.date) -> Fundamentals:
+def read_fundamentals(
+    path: Path, *, known_until: dt.date, entities: pl.Series | None = None
+) -> Fundamentals:
     """Read and check a fundamentals file (Parquet or CSV).
 
     Rejected, with a reason: no entity_id, a date that is not a date, a date after
     `known_until` (the newest price of the input: a figure cannot be published after the
-    market data it is used with), an unknown field, a value that is not a number or not
-    finite, and a second row for the same entity, date and field.
+    market data it is used with), an entity not among `entities` (those with valid
+    prices, when given), an unknown field, a value that is not a number or not finite,
+    and a second row for the same entity, date and field.
     """
     try:
         if path.suffix == ".csv":
@@ -98,6 +101,8 @@ def read_fundamentals(path: Path, *, known_until: dt.date) -> Fundamentals:
     reason = (
         pl.when(pl.col(ENTITY).is_null() | (pl.col(ENTITY).str.strip_chars() == ""))
         .then(pl.lit("bad_entity_id"))
+        .when(pl.lit(False) if entities is None else ~pl.col(ENTITY).is_in(entities.implode()))
+        .then(pl.lit("unknown_entity"))
         .when(pl.col("_date").is_null())
         .then(pl.lit("bad_date"))
         .when(pl.col("_date") > known_until)
@@ -114,6 +119,8 @@ def read_fundamentals(path: Path, *, known_until: dt.date) -> Fundamentals:
     detail = (
         pl.when(reason == "future_date")
         .then(pl.format("dated after the newest price ({})", pl.lit(known_until)))
+        .when(reason == "unknown_entity")
+        .then(pl.lit("no valid prices for this entity_id"))
         .when(reason == "unknown_field")
         .then(pl.format("field '{}' is not one of {}", "field", pl.lit(", ".join(FIELD_NAMES))))
         .when(reason.is_in(["non_numeric_value", "nonfinite_value"]))

@@ -100,7 +100,9 @@ def build_profiles(config: ProfileConfig) -> dict[str, Any]:
     fund = (
         None
         if config.fundamentals is None
-        else read_fundamentals(config.fundamentals, known_until=newest)
+        else read_fundamentals(
+            config.fundamentals, known_until=newest, entities=prices[ENTITY].unique()
+        )
     )
     inputs, skipped = profile_inputs(
         prices,

@@ -49,6 +49,17 @@ def test_bad_rows_are_rejects_with_reasons(tmp_path: Path) -> None:
     )
 
 
+def test_an_entity_without_prices_is_a_reject(tmp_path: Path) -> None:
+    path = tmp_path / "f.parquet"
+    pl.DataFrame(
+        {"entity_id": ["A", "Z"], "date": [dt.date(2020, 3, 31)] * 2, "field": ["size"] * 2,
+         "value": [1.0, 2.0]}
+    ).write_parquet(path)  # fmt: skip
+    got = read_fundamentals(path, known_until=KNOWN_UNTIL, entities=pl.Series(["A", "B"]))
+    assert got.rejects.select("entity_id", "reason").rows() == [("Z", "unknown_entity")]
+    assert got.rows["entity_id"].to_list() == ["A"]
+
+
 def test_a_wide_file_reads_as_the_long_one(tmp_path: Path) -> None:
     wide = tmp_path / "wide.parquet"
     long = tmp_path / "long.parquet"

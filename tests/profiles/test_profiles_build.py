@@ -44,7 +44,7 @@ def _build(folder: Path, out: Path, *extra: str) -> dict[str, object]:
 
 def test_profiles_build_writes_what_profiles_reads(structural_dir: Path, tmp_path: Path) -> None:
     fundamentals = structural_dir / "fundamentals.parquet"
-    # Three bad rows beside the good ones: each must come back as a reject with its reason.
+    # Four bad rows beside the good ones: each must come back as a reject with its reason.
     bad = tmp_path / "fundamentals.parquet"
     good = pl.read_parquet(fundamentals)
     pl.concat(
@@ -52,10 +52,15 @@ def test_profiles_build_writes_what_profiles_reads(structural_dir: Path, tmp_pat
             good.with_columns(pl.col("value").cast(pl.String)),
             pl.DataFrame(
                 {
-                    "entity_id": ["E00005.US", "E00005.US", "E00006.US"],
-                    "date": [good["date"][0], good["date"][0], dt.date(2030, 1, 1)],
-                    "field": ["governance", "leverage", "leverage"],
-                    "value": ["1", "high", "2"],
+                    "entity_id": [good["entity_id"][0]] * 3 + ["NOT.LISTED"],
+                    "date": [
+                        good["date"][0],
+                        good["date"][0],
+                        dt.date(2030, 1, 1),
+                        good["date"][0],
+                    ],
+                    "field": ["governance", "leverage", "leverage", "leverage"],
+                    "value": ["1", "high", "2", "2"],
                 },
                 schema={
                     "entity_id": pl.String,
@@ -78,12 +83,14 @@ def test_profiles_build_writes_what_profiles_reads(structural_dir: Path, tmp_pat
     assert fund["values_rejected"] == {
         "future_date": 1,
         "non_numeric_value": 1,
+        "unknown_entity": 1,
         "unknown_field": 1,
     }
-    assert fund["values_in"] == fund["values_used"] + 3 == good.height + 3
+    assert fund["values_in"] == fund["values_used"] + 4 == good.height + 4
     rejects = pl.read_parquet(out / "rejects.parquet")
     assert set(rejects.filter(pl.col("scope") == "fundamentals_row")["reason"]) == {
         "future_date",
+        "unknown_entity",
         "non_numeric_value",
         "unknown_field",
     }
