@@ -23,7 +23,9 @@ from typing import Any
 
 import polars as pl
 
-from bench.common import OUT
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from common import OUT  # noqa: E402
 
 SYNTHETIC_SEEDS = (11, 12)
 SPLITS = {"2005-2011": ("2005-01-01", "2011-12-31"), "2013-2017": ("2013-01-01", "2017-12-31")}

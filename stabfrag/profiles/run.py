@@ -3,7 +3,7 @@
 Writes into the output folder, each file atomically and the manifest last:
 profiles.parquet (entity_id, as_of_date, vector, source: the format --profiles reads),
 inputs.parquet (the traits and fundamentals each vector was made from), rejects.parquet
-(fundamentals rows refused and entity-dates without a profile, with reasons) and
+(prices and fundamentals rows refused, entity-dates without a profile, with reasons) and
 _manifest.json (model, inputs, counts).
 """
 
@@ -66,8 +66,21 @@ def _sources(inputs: pl.DataFrame, has_text: np.ndarray) -> pl.Series:
     )
 
 
-def _rejects(fund_rejects: pl.DataFrame | None, skipped: pl.DataFrame) -> pl.DataFrame:
-    """One table: fundamentals rows refused (scope row) and entity-dates without a profile."""
+def _rejects(
+    price_rejects: pl.DataFrame, fund_rejects: pl.DataFrame | None, skipped: pl.DataFrame
+) -> pl.DataFrame:
+    """One table: prices rows refused, fundamentals rows refused and entity-dates without a
+    profile, each with its scope and reason."""
+    prices = price_rejects.select(
+        pl.lit("prices_row").alias("scope"),
+        pl.lit(None, pl.UInt32).alias("source_row"),
+        ENTITY,
+        pl.col(DATE).cast(pl.String),
+        pl.lit(None, pl.String).alias("field"),
+        pl.lit(None, pl.String).alias("value"),
+        "reason",
+        "detail",
+    )
     entity = skipped.select(
         pl.lit("entity").alias("scope"),
         pl.lit(None, pl.UInt32).alias("source_row"),
@@ -78,10 +91,10 @@ def _rejects(fund_rejects: pl.DataFrame | None, skipped: pl.DataFrame) -> pl.Dat
         "reason",
         "detail",
     )
-    if fund_rejects is None:
-        return entity
-    rows = fund_rejects.select(pl.lit("fundamentals_row").alias("scope"), pl.all())
-    return pl.concat([rows, entity])
+    parts = [prices]
+    if fund_rejects is not None:
+        parts.append(fund_rejects.select(pl.lit("fundamentals_row").alias("scope"), pl.all()))
+    return pl.concat([*parts, entity])
 
 
 def build_profiles(config: ProfileConfig) -> dict[str, Any]:
@@ -127,7 +140,7 @@ def build_profiles(config: ProfileConfig) -> dict[str, Any]:
         .filter(pl.Series(ok))
         .sort("as_of_date", ENTITY)
     )
-    rejects = _rejects(None if fund is None else fund.rejects, skipped)
+    rejects = _rejects(checked.rejects, None if fund is None else fund.rejects, skipped)
     config.out.mkdir(parents=True, exist_ok=True)
     write_atomic(config.out / "profiles.parquet", profiles.write_parquet)
     write_atomic(config.out / "inputs.parquet", inputs.sort("as_of_date", ENTITY).write_parquet)
@@ -141,6 +154,12 @@ def build_profiles(config: ProfileConfig) -> dict[str, Any]:
         "first_date": min(config.dates).isoformat(),
         "last_date": last.isoformat(),
         "market": config.market or "cross-sectional median",
+        "prices": {
+            "rows_in": checked.rows_in,
+            "rows_kept": prices.height,
+            "rows_rejected": checked.rows_rejected,
+            "rejects_by_reason": counts_by_reason(checked.rejects),
+        },
         "profiles": profiles.height,
         "with_fundamentals": int(profiles["source"].str.contains("fundamentals").sum()),
         "with_text": int(has_text[ok].sum()),

@@ -207,3 +207,19 @@ def test_the_fundamentals_staleness_limit_is_the_users(
         "20",
     )
     assert 0 < int(tight["with_fundamentals"]) < int(loose["with_fundamentals"])  # type: ignore[call-overload]
+
+
+def test_bad_prices_rows_are_rejects_that_reconcile(structural_dir: Path, tmp_path: Path) -> None:
+    from stabfrag.synth import inject_defects
+
+    folder = tmp_path / "defects"
+    folder.mkdir()
+    prices = pl.read_parquet(structural_dir / "prices.parquet")
+    inject_defects(prices, seed=3).write_parquet(folder / "prices.parquet")
+    summary = _build(folder, tmp_path / "p")
+    counts = summary["prices"]
+    assert isinstance(counts, dict)
+    assert counts["rows_in"] == counts["rows_kept"] + counts["rows_rejected"]
+    assert counts["rows_rejected"] >= 8 and "bad_entity_id" in counts["rejects_by_reason"]
+    rejects = pl.read_parquet(tmp_path / "p" / "rejects.parquet")
+    assert rejects.filter(pl.col("scope") == "prices_row").height == counts["rows_rejected"]
