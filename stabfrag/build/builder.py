@@ -45,6 +45,7 @@ from stabfrag.model.bundle import load_models
 from stabfrag.scenarios.library import Scenario, load_library
 from stabfrag.schema import DATE, ENTITY, PRICE_SCHEMA
 from stabfrag.sinks.base import Partition, Sink
+from stabfrag.sinks.dataset import TABLE_SCHEMAS
 
 # Valid rows an entity needs before an as-of date for its state to be read in full: the
 # features' look-back and the bad-tick scale of its oldest row (else its whole history is read).
@@ -279,7 +280,7 @@ class Builder:
         the chunk."""
         z_prof, has_prof = profiles_at(states, self.profiles)
         model_id = self.models.model_id
-        frames = []
+        entity_frames, scenario_frames = [], []
         for part in join_scenarios(
             self.models,
             self.scenarios,
@@ -291,7 +292,7 @@ class Builder:
         ):
             space, res = part.space, part.result
             ids = space.table["scenario_id"].to_numpy()
-            frames.append(
+            entity_frames.append(
                 joint_rows(
                     states.filter(pl.Series(part.rows)),
                     kind="entity",
@@ -307,9 +308,22 @@ class Builder:
         for d in chunk if with_scenarios else []:  # every date has scenario rows, states or not
             versions.setdefault(self.scenarios.key(d), []).append(d)
         for key, dates in versions.items():
-            frames.append(self._scenario_rows(self.scenarios.space(key), dates))
-        # Per date: entities by id, then scenarios in library order (a stable sort).
-        return pl.concat(frames, how="vertical").sort("as_of_date", "kind", maintain_order=True)
+            scenario_frames.append(self._scenario_rows(self.scenarios.space(key), dates))
+        # Per date: entities by id, then scenarios in library order. Slices laid end to
+        # end, not a sort: the chunk's vectors are not gathered into a new column.
+        entities, scenario_rows = (
+            _split(pl.concat(f, how="vertical")) if f else {}
+            for f in (entity_frames, scenario_frames)
+        )
+        pieces = [
+            part
+            for d in sorted(entities.keys() | scenario_rows.keys())
+            for part in (entities.get(d), scenario_rows.get(d))
+            if part is not None
+        ]
+        if not pieces:
+            return pl.DataFrame(schema=TABLE_SCHEMAS["joint_embeddings"])
+        return pl.concat(pieces, how="vertical", rechunk=False)
 
     def _scenario_rows(self, space: ScenarioSpace, dates: list[dt.date]) -> pl.DataFrame:
         """The scenario rows of `dates`, which share one library version."""
@@ -411,13 +425,23 @@ class Builder:
         return out
 
 
+def _runs(frame: pl.DataFrame) -> dict[dt.date, tuple[int, int]]:
+    """(offset, length) of each as-of date's rows in `frame`, sorted by as_of_date."""
+    days = frame["as_of_date"].cast(pl.Int32).to_numpy()
+    starts = np.flatnonzero(np.r_[True, days[1:] != days[:-1]])
+    lengths = np.diff(np.r_[starts, len(days)])
+    keys = frame["as_of_date"].gather(starts).to_list()
+    return {d: (int(a), int(n)) for d, a, n in zip(keys, starts, lengths, strict=True)}
+
+
 def _split(frame: pl.DataFrame) -> dict[dt.date, pl.DataFrame]:
+    """One frame per as-of date, in row order: slices of the frame, not copies (every
+    table reaches here sorted by as_of_date; a frame that is not is sorted first)."""
     if frame.height == 0:
         return {}
-    return {
-        key[0]: part
-        for key, part in frame.partition_by("as_of_date", as_dict=True, maintain_order=True).items()
-    }
+    if not frame["as_of_date"].is_sorted():
+        frame = frame.sort("as_of_date", maintain_order=True)
+    return {d: frame.slice(a, n) for d, (a, n) in _runs(frame).items()}
 
 
 def _per_date(dates: pl.Series, chunk: list[dt.date]) -> np.ndarray:

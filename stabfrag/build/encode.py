@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -96,14 +97,19 @@ def join_scenarios(
     for i, key in enumerate(versions):
         space = scenarios.space(key)
         sel = state_keys == i
+        every = len(versions) == 1  # one version: the arrays as they are, not a copy
+
+        def rows(a: np.ndarray | None, sel: np.ndarray = sel, every: bool = every) -> Any:
+            return a if a is None or every else a[sel]
+
         result = joint_states(
-            z_stab[sel],
+            rows(z_stab),
             space.vectors.astype(np.float64),
             space.high,
             weights=weights,
             tau=models.joint.tau,
-            z_prof=None if z_prof is None else z_prof[sel],
-            has_prof=None if has_prof is None else has_prof[sel],
+            z_prof=rows(z_prof),
+            has_prof=rows(has_prof),
         )
         out.append(Joined(sel, [d for d, k in keys.items() if k == key], space, result))
     return out

@@ -132,7 +132,7 @@ def build_profiles(config: ProfileConfig) -> dict[str, Any]:
         if vectors.height and vectors["key_column"][0] != ENTITY:
             raise InputError(config.text_vectors, "text vectors need an entity_id column")
         text32, has_text = profiles_at(inputs, vectors)
-        text = text32.astype(np.float64)
+        text = None if text32 is None else text32.astype(np.float64)
     vectors32, ok = encoder.encode(inputs, models.stab, text=text, has_text=has_text)
     profiles = (
         inputs.select(ENTITY, "as_of_date")
