@@ -52,7 +52,7 @@ def scenario_branch(z_stab: np.ndarray, z_scen: np.ndarray, tau: float) -> np.nd
     logits -= logits.max(axis=1, keepdims=True)  # stable softmax
     weights = np.exp(logits)
     weights /= weights.sum(axis=1, keepdims=True)
-    return normalise(matmul_rows(weights, z_scen))[0]
+    return normalise(matmul_rows(weights, z_scen), inplace=True)[0]
 
 
 def combine(
@@ -66,13 +66,16 @@ def combine(
 
     A state without a profile drops that branch and its weight.
     """
-    total = weights["stab"] * z_stab.astype(np.float64) + weights["scen"] * z_scen
+    total = z_stab.astype(np.float64)  # a new array: scaled and added to in place
+    total *= weights["stab"]
+    total += weights["scen"] * z_scen
     denom = np.full(len(z_stab), weights["stab"] + weights["scen"])
     if z_prof is not None and has_prof is not None:
         w = weights["prof"] * has_prof.astype(np.float64)
         total = total + w[:, None] * z_prof.astype(np.float64)
         denom = denom + w
-    return normalise(total / denom[:, None])[0]
+    total /= denom[:, None]  # `total` is this function's own temporary
+    return normalise(total, inplace=True)[0]
 
 
 ROW_BLOCK = 8192  # states per block: temporaries stay small (and a multiple of BLAS blocks)

@@ -31,13 +31,20 @@ def matmul_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return out
 
 
-def normalise(v: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """L2-normalise rows; return (unit rows, mask of rows whose norm was usable)."""
+def normalise(v: np.ndarray, *, inplace: bool = False) -> tuple[np.ndarray, np.ndarray]:
+    """L2-normalise rows; return (unit rows, mask of rows whose norm was usable).
+
+    `inplace` scales `v` itself (a temporary the caller owns): the same values, without
+    a second array of its size.
+    """
     norm = np.sqrt(np.einsum("ij,ij->i", v, v))
     ok = norm > 1e-12
     # One division for every row (no boolean gathers of the whole matrix); a row with no
     # usable norm becomes zeros.
     scale = np.divide(1.0, norm, out=np.zeros_like(norm), where=ok)
+    if inplace:
+        v *= scale[:, None]
+        return v, ok
     return v * scale[:, None], ok
 
 
@@ -49,7 +56,7 @@ def project_unit(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     ok = np.empty(n, dtype=bool)
     for lo in range(0, n, BLOCK):  # blocks of BLOCK rows: matmul_rows' own shape
         hi = min(lo + BLOCK, n)
-        unit, good = normalise(matmul_rows(a[lo:hi], b))
+        unit, good = normalise(matmul_rows(a[lo:hi], b), inplace=True)
         out[lo:hi] = unit
         ok[lo:hi] = good
     return out, ok
