@@ -97,10 +97,13 @@ def join_scenarios(
     for i, key in enumerate(versions):
         space = scenarios.space(key)
         sel = state_keys == i
-        every = len(versions) == 1  # one version: the arrays as they are, not a copy
+        at = np.flatnonzero(sel)
+        # States come sorted by date and a version covers a run of dates: its rows are
+        # then one slice, a view of the arrays, not a copy.
+        run = slice(at[0], at[-1] + 1) if len(at) and at[-1] - at[0] + 1 == len(at) else sel
 
-        def rows(a: np.ndarray | None, sel: np.ndarray = sel, every: bool = every) -> Any:
-            return a if a is None or every else a[sel]
+        def rows(a: np.ndarray | None, run: slice | np.ndarray = run) -> Any:
+            return None if a is None else a[run]
 
         result = joint_states(
             rows(z_stab),

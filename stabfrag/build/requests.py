@@ -7,6 +7,7 @@ import datetime as dt
 import hashlib
 import json
 
+import numpy as np
 import polars as pl
 
 from stabfrag import __version__
@@ -39,6 +40,42 @@ def fingerprint(
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def last_rows(prices: pl.DataFrame, dates: list[dt.date]) -> pl.DataFrame:
+    """Per (as-of date, entity of `prices`), in that order: the entity's last row dated on
+    or before the date and at most LOOKBACK_DAYS before it (`_pos`, `last_date`, and
+    `n_obs`, its observation number; nulls where there is none).
+
+    `prices` is sorted by (entity_id, date), so (entity, date) keys are sorted too: each
+    request is one binary search, with no join and no sort of the rows.
+    """
+    ids = prices[ENTITY]
+    first = (ids != ids.shift(1)).fill_null(True).to_numpy()
+    code = np.cumsum(first) - 1  # the entity's rank, per row
+    starts = np.flatnonzero(first)
+    days = prices[DATE].cast(pl.Int32).to_numpy().astype(np.int64)
+    wanted = pl.Series(dates, dtype=pl.Date).cast(pl.Int32).to_numpy().astype(np.int64)
+    both = np.concatenate([days, wanted])
+    low = int(both.min()) if len(both) else 0
+    span = (int(both.max()) if len(both) else 0) - low + 1
+    keys = code * span + (days - low)
+    n_ent, n_dates = len(starts), len(wanted)
+    ent = np.tile(np.arange(n_ent), n_dates)
+    day = np.repeat(wanted, n_ent)
+    pos = np.searchsorted(keys, ent * span + (day - low), side="right") - 1
+    safe = np.maximum(pos, 0)
+    found = (pos >= 0) & (code[safe] == ent) & (days[safe] >= day - LOOKBACK_DAYS)
+    at = pl.Series("_at", np.where(found, safe, -1)).replace(-1, None)
+    return pl.DataFrame(
+        {
+            ENTITY: ids.gather(starts).gather(ent),
+            "as_of_date": pl.Series(day, dtype=pl.Int32).cast(pl.Date),
+            "_pos": at.cast(pl.Int64),
+            "last_date": prices[DATE].gather(at),
+            "n_obs": (at - pl.Series(starts).gather(pl.Series(ent)).cast(pl.Int64) + 1),
+        }
+    )
+
+
 def state_requests(
     prices: pl.DataFrame,
     dates: list[dt.date],
@@ -53,19 +90,9 @@ def state_requests(
     (`ticks`, see Validated.ticks) is the state's last row, as the data of that evening
     showed it: such a request has `_tick` set (its date) and no `_pos` yet.
     """
-    indexed = prices.with_row_index("_pos").select(
-        pl.col("_pos").cast(pl.Int64),
-        ENTITY,
-        pl.col(DATE).alias("last_date"),
-        (pl.int_range(pl.len()).over(ENTITY) + 1).alias("n_obs"),
+    matched = _pending_ticks(last_rows(prices, dates), ticks).filter(
+        pl.col("last_date").is_not_null()
     )
-    grid = (
-        prices.select(pl.col(ENTITY).unique())
-        .join(pl.DataFrame({"as_of_date": dates}, schema={"as_of_date": pl.Date}), how="cross")
-        .sort("as_of_date")
-    )
-    matched = as_of_join(grid, indexed, right_on="last_date", max_days=LOOKBACK_DAYS)
-    matched = _pending_ticks(matched, ticks).filter(pl.col("last_date").is_not_null())
     reason, detail = entity_rule(
         pl.col("n_obs"),
         pl.col("last_date"),
