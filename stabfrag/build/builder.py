@@ -240,7 +240,10 @@ class Builder:
             pl.lit("degenerate_state").alias("reason"),
             pl.lit("every feature sits at its calibration centre: no direction").alias("detail"),
         )
-        states, z_stab = states.filter(pl.Series(ok)), encoded.z_stab[ok]
+        if not ok.all():  # (most chunks have no degenerate state: no copy of the vectors)
+            states, z_stab = states.filter(pl.Series(ok)), encoded.z_stab[ok]
+        else:
+            z_stab = encoded.z_stab
         with t.stage("joint"):
             with_scenarios = block is None or block.last
             joint = self._joint(states, z_stab, chunk, with_scenarios=with_scenarios)
@@ -289,6 +292,7 @@ class Builder:
             weights=self.weights,
             z_prof=z_prof,
             has_prof=has_prof,
+            consume=True,  # the chunk's z_stab is not read after: it holds the vectors
         ):
             space, res = part.space, part.result
             ids = space.table["scenario_id"].to_numpy()

@@ -85,9 +85,11 @@ def join_scenarios(
     weights: dict[str, float],
     z_prof: np.ndarray | None = None,
     has_prof: np.ndarray | None = None,
+    consume: bool = False,
 ) -> list[Joined]:
     """Joint vectors, nearest scenario and fragility of every state, one computation per
-    version of the scenario library (the point-in-time library changes with the date)."""
+    version of the scenario library (the point-in-time library changes with the date).
+    `consume`: z_stab is not needed after, and may hold the joint vectors."""
     dates = sorted(set(as_of.to_list()))
     keys = {d: scenarios.key(d) for d in dates}
     versions = sorted(set(keys.values()))
@@ -113,6 +115,7 @@ def join_scenarios(
             tau=models.joint.tau,
             z_prof=rows(z_prof),
             has_prof=rows(has_prof),
+            consume=consume,
         )
         out.append(Joined(sel, [d for d, k in keys.items() if k == key], space, result))
     return out

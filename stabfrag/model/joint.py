@@ -90,15 +90,21 @@ def joint_states(
     tau: float,
     z_prof: np.ndarray | None = None,
     has_prof: np.ndarray | None = None,
+    consume: bool = False,
 ) -> JointResult:
     """Joint vectors for states, with the nearest scenario and fragility in the joint space.
 
     Scenario rows of the joint space are z_scen itself, so similarities here are the ones
     a DuckDB `array_cosine_similarity` on the stored vectors gives. Rows are independent,
-    so they are done in blocks: the same bytes, far less memory traffic.
+    so they are done in blocks: the same bytes, far less memory traffic. `consume` writes
+    the joint vectors over `z_stab` (float32), each block once it has been read: a caller
+    that needs z_stab no more saves a second (n, 384) array.
     """
     n = len(z_stab)
-    vectors = np.empty((n, z_stab.shape[1]), dtype=np.float32)
+    if consume and z_stab.dtype == np.float32:
+        vectors = z_stab
+    else:
+        vectors = np.empty((n, z_stab.shape[1]), dtype=np.float32)
     nearest = np.empty(n, dtype=np.int64)
     similarity = np.empty(n)
     fragility = np.full(n, np.nan)

@@ -43,6 +43,27 @@ def test_missing_profile_drops_out_and_weights_renormalise() -> None:
     np.testing.assert_allclose(got[1], without / np.linalg.norm(without), atol=1e-12)
 
 
+def test_consuming_the_states_gives_the_same_bytes_in_their_array() -> None:
+    """Over several row blocks, with profiles on some rows: writing the joint vectors over
+    z_stab block by block changes no value."""
+    import stabfrag.model.joint as joint
+
+    rng = np.random.default_rng(3)
+    n = 2 * joint.ROW_BLOCK + 17
+    z = _unit(rng, n).astype(np.float32)
+    s, p = _unit(rng, 7), _unit(rng, n).astype(np.float32)
+    has = rng.random(n) < 0.5
+    kw = {"weights": {"stab": 1.0, "scen": 0.5, "prof": 0.25}, "tau": 0.1}
+    high = np.array([False, True, False, True, False, False, True])
+    fresh = joint_states(z.copy(), s, high, z_prof=p, has_prof=has, **kw)  # type: ignore[arg-type]
+    mine = z.copy()
+    consumed = joint_states(mine, s, high, z_prof=p, has_prof=has, consume=True, **kw)  # type: ignore[arg-type]
+    assert consumed.vectors is mine
+    assert fresh.vectors.tobytes() == mine.tobytes()
+    assert np.array_equal(fresh.fragility, consumed.fragility)
+    assert np.array_equal(fresh.nearest, consumed.nearest)
+
+
 def test_nearest_and_fragility() -> None:
     rng = np.random.default_rng(2)
     s = _unit(rng, 5)
