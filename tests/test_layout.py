@@ -17,6 +17,7 @@ STAGES = (
     "schema",
     "config",
     "atomic",
+    "allocator",  # the process heap's thresholds
     "synth",  # the synthetic market: an input source like a prices file
     "ingest",
     "features",

@@ -21,7 +21,7 @@ from stabfrag.ingest.window import LOOKBACK_DAYS
 from stabfrag.schema import DATE
 
 BASE_BYTES = 400 << 20  # the interpreter, libraries, models and scenario library
-BYTES_PER_ROW = 400  # a price row of the window, from the read to the features
+BYTES_PER_ROW = 200  # a price row of the window, from the read to the features
 BYTES_PER_STATE = 4_000  # a state: its features, z-scores, joint vector and output rows
 
 _UNITS = {"": 1, "B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "TB": 1 << 40}

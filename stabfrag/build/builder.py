@@ -8,6 +8,7 @@ look-back, so memory follows the chunk, not the history. Every executor runs thi
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -210,6 +211,7 @@ class Builder:
             )
         with t.stage("validate"):
             checked = validate(raw, min_prices=0, bad_tick=cfg.bad_tick)
+            del raw  # the read's text columns: the chunk's peak comes later
             requests, ent_rejects = state_requests(
                 checked.prices,
                 chunk,
@@ -223,6 +225,10 @@ class Builder:
             series, requests = windows_only(series, requests)
             rows = requests["_pos"].unique().sort().to_numpy()
             feats = compute_features(series, rows=rows).drop(ENTITY, DATE)
+            # Past here a price row is only a date to count (_tally): let the rest go
+            # before the vectors are made.
+            del series
+            checked = dataclasses.replace(checked, prices=checked.prices.select(DATE))
             states = requests.join(feats, on="_pos", how="left").sort("as_of_date", ENTITY)
             meta = read_entities(cfg.entities, states[ENTITY])
             self._check_entities_file(meta, states.height)

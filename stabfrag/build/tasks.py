@@ -16,6 +16,7 @@ import os
 from pathlib import Path
 from typing import Any, Protocol
 
+from stabfrag.allocator import tune_allocator
 from stabfrag.build.builder import Builder, chunks
 from stabfrag.build.entity_blocks import EntityBlock
 from stabfrag.build.progress import ProgressFn
@@ -57,6 +58,7 @@ _BUILDERS: dict[str, Builder] = {}  # per worker process: models and library loa
 
 def build_block(config: BuildConfig, task: Task, fault: str | None) -> dict[str, Any]:
     """One task: build the block's partitions of the chunk and stage them."""
+    tune_allocator()  # a Ray worker is its own process: the CLI's setting is not here
     _maybe_fail(fault, task)
     key = repr(config)
     builder = _BUILDERS.get(key)

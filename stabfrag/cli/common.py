@@ -9,6 +9,7 @@ from typing import Annotated
 
 import typer
 
+from stabfrag.allocator import tune_allocator
 from stabfrag.errors import InputError, StabfragError
 
 app = typer.Typer(
@@ -40,6 +41,7 @@ def _main(
     ] = False,
 ) -> None:
     """Build the stability/fragility joint space."""
+    tune_allocator()
 
 
 PricesOpt = Annotated[

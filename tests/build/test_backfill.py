@@ -187,7 +187,7 @@ def test_chunk_days_follow_the_memory_budget(market_dir: Path, tmp_path: Path) -
     prices = market_dir / "prices.parquet"
     daily = window.as_of_dates(prices, dt.date(2024, 1, 1), dt.date(2024, 12, 31), "day")
     monthly = window.as_of_dates(prices, dt.date(2022, 1, 1), dt.date(2024, 12, 31), "month")
-    budgets = [parse_size(m) for m in ("420MB", "600MB", "1GB", "4GB")]
+    budgets = [parse_size(m) for m in ("400MB", "600MB", "1GB", "4GB")]
     days = [chunk_days_for(prices, daily, m) for m in budgets]
     assert days[0] == 1 and days == sorted(days) and days[-1] > days[1]  # more memory, more days
     # A month-end run holds few states per day: the same budget spans more days.
