@@ -79,7 +79,8 @@ def read_window(
     dated = window_filter(start, last, include_undated=include_undated)
     raw = read_prices(path, where=dated if where is None else dated & where)
     counts = (
-        raw.filter(row_reason(check_ids=ids_need_checking(raw)).is_null() & (pl.col(DATE) <= first))
+        raw.filter(pl.col(DATE) <= first)  # the look-back first: the rules on its rows only
+        .filter(row_reason(check_ids=ids_need_checking(raw)).is_null())
         .group_by(ENTITY)
         .agg(pl.col(DATE).n_unique().alias("n"))
     )
