@@ -44,8 +44,8 @@ from stabfrag.ingest.ticks import SCALE_ROWS
 from stabfrag.ingest.window import read_window
 from stabfrag.model.bundle import load_models
 from stabfrag.scenarios.library import Scenario, load_library
-from stabfrag.schema import DATE, ENTITY, PRICE_SCHEMA
-from stabfrag.sinks.base import Partition, Sink
+from stabfrag.schema import DATE, ENTITY, PRICE_SCHEMA, conform
+from stabfrag.sinks.base import Partition, Sink, check_tables
 from stabfrag.sinks.dataset import TABLE_SCHEMAS
 
 # Valid rows an entity needs before an as-of date for its state to be read in full: the
@@ -398,20 +398,28 @@ class Builder:
         tally: dict[dt.date, dict[str, Any]],
         with_scenarios: bool = True,
     ) -> list[Partition]:
-        """Split the chunk's tables into one partition per as-of date."""
-        by_date = {
-            "joint_embeddings": _split(joint),
-            "features": _split(features),
-            "rejects": _split(
-                rejects.sort("as_of_date", "reason", ENTITY, DATE, "detail", nulls_last=True)
+        """Split the chunk's tables into one partition per as-of date.
+
+        Each table is given its schema and checked for non-finite values once, here, not
+        once per date in the sink: a query per table and date cost more than the writes
+        of a daily run's small partitions.
+        """
+        whole = {
+            "joint_embeddings": joint,
+            "features": features,
+            "rejects": rejects.sort(
+                "as_of_date", "reason", ENTITY, DATE, "detail", nulls_last=True
             ),
         }
+        whole = {name: conform(frame, TABLE_SCHEMAS[name]) for name, frame in whole.items()}
+        check_tables(whole)
+        by_date = {name: _split(frame) for name, frame in whole.items()}
+        templates: dict[Key, pl.DataFrame] = {}
         out = []
         for d in chunk:
             tables = {name: parts.get(d, pl.DataFrame()) for name, parts in by_date.items()}
             if with_scenarios:
-                space = self.scenarios.space(self.scenarios.key(d))
-                tables["scenarios"] = space.table.with_columns(pl.lit(d).alias("as_of_date"))
+                tables["scenarios"] = self._scenario_table(d, templates)
             kinds = tables["joint_embeddings"].get_column(
                 "kind", default=pl.Series(dtype=pl.String)
             )
@@ -431,8 +439,24 @@ class Builder:
                 "entities_in": counts["entities_in"],
                 "scenario_rows": counts["scenarios"],
             }
-            out.append(Partition(d, tables, self.manifest(d, counts), tally=day))
+            out.append(
+                Partition(d, tables, self.manifest(d, counts), tally=day, finite_checked=True)
+            )
         return out
+
+    def _scenario_table(self, as_of: dt.date, templates: dict[Key, pl.DataFrame]) -> pl.DataFrame:
+        """The scenarios table of `as_of`: its library version's table, conformed and
+        checked once per version, with the date put in without a query."""
+        key = self.scenarios.key(as_of)
+        template = templates.get(key)
+        if template is None:
+            table = self.scenarios.space(key).table.with_columns(pl.lit(as_of).alias("as_of_date"))
+            template = templates[key] = conform(table, TABLE_SCHEMAS["scenarios"])
+            check_tables({"scenarios": template})
+        table = template.clone()
+        column = table.get_column_index("as_of_date")
+        dates = pl.repeat(as_of, table.height, eager=True).alias("as_of_date")
+        return table.replace_column(column, dates)
 
 
 def _runs(frame: pl.DataFrame) -> dict[dt.date, tuple[int, int]]:

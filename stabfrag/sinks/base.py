@@ -25,6 +25,9 @@ class Partition:
     manifest: dict[str, Any] = field(default_factory=dict)
     # What the run summary counts for this date (rows read, rejects by reason, states...).
     tally: dict[str, Any] = field(default_factory=dict)
+    # True when the tables this partition was cut from passed check_tables: a query per
+    # table and date costs more than the writes of a small partition.
+    finite_checked: bool = False
 
 
 class Sink:
@@ -38,7 +41,8 @@ class Sink:
 
     def write(self, partition: Partition) -> None:
         """Check the partition, then stage it: no non-finite value ever reaches a sink."""
-        check_finite(partition)
+        if not partition.finite_checked:
+            check_finite(partition)
         self.stage(partition)
 
     def stage(self, partition: Partition) -> None:
@@ -63,15 +67,47 @@ class Sink:
 def check_finite(partition: Partition) -> None:
     """Refuse a partition whose vectors or float columns hold NaN or infinity."""
     for name, frame in partition.tables.items():
-        if frame.height == 0:
-            continue
-        if "vector" in frame.columns and not np.isfinite(frame["vector"].to_numpy()).all():
-            raise SinkError(f"{name} {partition.as_of}: a vector holds non-finite values")
-        floats = [col for col, dtype in frame.schema.items() if dtype.is_float()]
-        if not floats:
-            continue
-        # One pass over every float column (a query per column costs more than the check).
-        bad = frame.select(pl.col(floats).is_nan().any() | pl.col(floats).is_infinite().any())
-        for col, found in bad.row(0, named=True).items():
-            if found:
-                raise SinkError(f"{name} {partition.as_of}: column {col} holds non-finite values")
+        found = first_nonfinite(frame)
+        if found is not None:
+            raise SinkError(_nonfinite_message(name, partition.as_of, found[0]))
+
+
+def check_tables(tables: dict[str, pl.DataFrame]) -> None:
+    """check_finite on whole tables (an `as_of_date` column each) before they are cut into
+    partitions: the error names the first date that holds the value."""
+    for name, frame in tables.items():
+        found = first_nonfinite(frame)
+        if found is not None:
+            column, row = found
+            raise SinkError(_nonfinite_message(name, frame["as_of_date"][row], column))
+
+
+VECTOR_ROWS = 16_384  # vectors checked per block (25 MB of float32)
+
+
+def first_nonfinite(frame: pl.DataFrame) -> tuple[str, int] | None:
+    """The first column (the vector first) holding NaN or infinity, and a row where it
+    does; None when every value is finite or null."""
+    if frame.height == 0:
+        return None
+    if "vector" in frame.columns:
+        vectors = frame["vector"]
+        for lo in range(0, frame.height, VECTOR_ROWS):  # blocks: no copy of a whole chunk
+            finite = np.isfinite(vectors.slice(lo, VECTOR_ROWS).to_numpy()).all(axis=1)
+            if not finite.all():
+                return "vector", lo + int(np.argmin(finite))
+    floats = [col for col, dtype in frame.schema.items() if dtype.is_float()]
+    if not floats:
+        return None
+    # One pass over every float column (a query per column costs more than the check).
+    bad = frame.select(pl.col(floats).is_nan().any() | pl.col(floats).is_infinite().any())
+    for col, found in bad.row(0, named=True).items():
+        if found:
+            return col, int((~frame[col].is_finite()).fill_null(False).arg_max() or 0)
+    return None
+
+
+def _nonfinite_message(table: str, as_of: object, column: str) -> str:
+    if column == "vector":
+        return f"{table} {as_of}: a vector holds non-finite values"
+    return f"{table} {as_of}: column {column} holds non-finite values"

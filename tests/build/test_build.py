@@ -241,3 +241,30 @@ def test_empty_tables_give_partitions_with_zero_rows(tmp_path: Path) -> None:
     assert rejects.height == 0 and rejects.schema == TABLE_SCHEMAS["rejects"]
     joint = read_table(out, "joint_embeddings", days[30])
     assert set(joint["kind"]) == {"scenario"}
+
+
+def test_a_non_finite_value_stops_the_build_before_any_write(
+    market_dir: Path, tmp_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """The chunk's tables are checked whole (not per date in the sink): still one line,
+    naming the table, the date and the column, and nothing lands."""
+    from stabfrag.build import builder
+
+    real = builder.compute_features
+
+    def with_an_infinity(series: pl.DataFrame, rows: np.ndarray | None = None) -> pl.DataFrame:
+        feats = real(series, rows=rows)
+        # A defect upstream of the sinks: one state's feature is infinite.
+        return feats.with_columns(
+            pl.when(pl.int_range(pl.len()) == 0)
+            .then(np.inf)
+            .otherwise("max_dd_63")
+            .alias("max_dd_63")
+        )
+
+    monkeypatch.setattr(builder, "compute_features", with_an_infinity)
+    args = ["build", "--as-of", "2024-12-31", "--prices", str(market_dir / "prices.parquet")]
+    res = runner.invoke(app, [*args, "--out", str(tmp_path)])
+    assert res.exit_code != 0
+    assert "features 2024-12-31: column max_dd_63 holds non-finite values" in res.stderr
+    assert not list(tmp_path.rglob("*.parquet"))
