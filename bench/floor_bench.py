@@ -3,8 +3,8 @@ its outputs with the same library and compression, doing no other work.
 
     python bench/floor_bench.py [--entities 1000] [--days 2520] [--repeat 3]
 
-Jobs: the month-end backfill of the whole panel, and `build --as-of` its last date, each
-in a fresh process (timed inside it, so interpreter start-up is out of both). The floor
+Jobs: the month-end backfill of the whole panel, the daily backfill of its last calendar
+year, and `build --as-of` its last date, each in a fresh process (timed inside it, so interpreter start-up is out of both). The floor
 of a job reads the prices file it read (every row and column, one `read_parquet`) and
 writes the partitions it wrote (the same tables, rows, files, zstd and statistics),
 from memory, with no manifests, renames or fsync: what no implementation can skip.
@@ -77,6 +77,8 @@ def main() -> None:
     jobs = {
         "month-end backfill": ["backfill", "--start", str(first), "--end", str(last)]
         + ["--freq", "month", "--chunk-days", "1830"],
+        "daily backfill, last year": ["backfill", "--start", str(last.replace(month=1, day=1))]
+        + ["--end", str(last), "--freq", "day"],
         "build --as-of (last date)": ["build", "--as-of", str(last)],
     }
     print(f"panel {args.entities} x {args.days}, median of {args.repeat} runs per figure")
