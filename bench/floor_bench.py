@@ -4,7 +4,8 @@ its outputs with the same library and compression, doing no other work.
     python bench/floor_bench.py [--entities 1000] [--days 2520] [--repeat 3]
 
 Jobs: the month-end backfill of the whole panel, the daily backfill of its last calendar
-year, and `build --as-of` its last date, each in a fresh process (timed inside it, so interpreter start-up is out of both). The floor
+year, and `build --as-of` its last date, each in a fresh process (timed inside it, so
+interpreter start-up is out of every job). The floor
 of a job reads the prices file it read (every row and column, one `read_parquet`) and
 writes the partitions it wrote (the same tables, rows, files, zstd and statistics),
 from memory, with no manifests, renames or fsync: what no implementation can skip.
