@@ -1,7 +1,7 @@
 """A job beside its I/O floor: the same run's time to read the prices it needs and write
 its outputs with the same library and compression, doing no other work.
 
-    python bench/floor_bench.py [--entities 1000] [--days 2520] [--repeat 3]
+    python bench/floor_bench.py [--entities 1000] [--days 2520] [--repeat 3] [--pandas]
 
 Jobs: the month-end backfill of the whole panel, the daily backfill of its last calendar
 year, and `build --as-of` its last date, each in a fresh process (timed inside it, so
@@ -21,6 +21,7 @@ import tempfile
 import time
 from pathlib import Path
 
+import pandas as pd
 import polars as pl
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -67,6 +68,11 @@ def main() -> None:
     ap.add_argument("--entities", type=int, default=1000)
     ap.add_argument("--days", type=int, default=2520)
     ap.add_argument("--repeat", type=int, default=3)
+    ap.add_argument(
+        "--pandas",
+        action="store_true",
+        help="also time a pandas feature script beside the month-end backfill",
+    )
     args = ap.parse_args()
     prices = panel(args.entities, args.days) / "prices.parquet"
     first, last = (
@@ -102,6 +108,31 @@ def main() -> None:
             f"{name:28} {job:7.2f} {read:7.2f} {write:8.2f} {total:8.2f} {files:6} "
             f"{job / total:8.1f}"
         )
+        if args.pandas and name == "month-end backfill":
+            for label, paths in (("every feature", True), ("no path features", False)):
+                runs = [pandas_month_ends(prices, paths=paths) for _ in range(args.repeat)]
+                script = statistics.median(runs)
+                print(
+                    f"{'  pandas, ' + label:28} {script:7.2f}  (the backfill is "
+                    f"{script / job:.1f}x faster)"
+                )
+
+
+def pandas_month_ends(prices: Path, *, paths: bool) -> float:
+    """Seconds for a plain pandas script: read the file, the features of every row by
+    `groupby().rolling()` (bench/pandas_features.py, with or without the two path
+    features that call Python per window), then keep each entity's last row of every
+    month. It does less than the backfill: no validation, encoding or writes."""
+    from pandas_features import features
+
+    t0 = time.perf_counter()
+    frame = pd.read_parquet(prices)
+    frame["date"] = pd.to_datetime(frame["date"])
+    frame = frame.sort_values(["entity_id", "date"], ignore_index=True)
+    out = features(frame, paths=paths)
+    month = out["date"].dt.to_period("M")
+    out.groupby([out["entity_id"], month], sort=False).tail(1)
+    return time.perf_counter() - t0
 
 
 if __name__ == "__main__":

@@ -26,8 +26,11 @@ def _since_peak(w: np.ndarray) -> float:
     return float(np.argmax(w[::-1]))
 
 
-def features(df: pd.DataFrame) -> pd.DataFrame:
-    """Every feature at every row; df sorted by (entity_id, date) with a RangeIndex."""
+def features(df: pd.DataFrame, *, paths: bool = True) -> pd.DataFrame:
+    """Every feature at every row; df sorted by (entity_id, date) with a RangeIndex.
+
+    `paths=False` leaves out the two path features (a Python call per window through
+    `rolling().apply`): the core-feature script the backfill is compared with."""
     key = df["entity_id"]
     g = df.groupby("entity_id", sort=False)
     out = pd.DataFrame({"entity_id": key, "date": df["date"]})
@@ -64,6 +67,9 @@ def features(df: pd.DataFrame) -> pd.DataFrame:
     out["parkinson_vol_21"] = np.sqrt(_flat(_roll(hl2, key, 21).mean()) / (4 * math.log(2))) * SQ
     out["spread_bps"] = df["spread_bps"]
     out["spread_chg_21"] = df["spread_bps"] - g["spread_bps"].shift(21)
-    out["max_dd_63"] = _flat(_roll(df["close"], key, 63).apply(_max_dd, raw=True))
-    out["days_since_peak_252"] = _flat(_roll(df["close"], key, 252).apply(_since_peak, raw=True))
+    if paths:
+        out["max_dd_63"] = _flat(_roll(df["close"], key, 63).apply(_max_dd, raw=True))
+        out["days_since_peak_252"] = _flat(
+            _roll(df["close"], key, 252).apply(_since_peak, raw=True)
+        )
     return out
