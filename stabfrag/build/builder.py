@@ -175,6 +175,8 @@ class Builder:
                     for part in partitions:
                         sink.write(part)
                     sink.commit()
+            # Written: the next chunk must not hold this one's tables while it reads.
+            del partitions
             done += len(chunk)
             self.summary.as_of_dates.extend(chunk)
             if progress:

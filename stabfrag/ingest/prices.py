@@ -7,12 +7,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import polars as pl
 
 from stabfrag.errors import InputError
 from stabfrag.ingest.files import check_columns, file_format, folder_files
 from stabfrag.ingest.reasons import MIN_PRICES, counts_by_reason, entity_rule
-from stabfrag.ingest.ticks import DEFAULT_MULTIPLE, flag_ticks
+from stabfrag.ingest.ticks import DEFAULT_MULTIPLE, find_ticks
 from stabfrag.schema import (
     DATE,
     ENTITY,
@@ -194,11 +195,13 @@ def window_filter(start: dt.date | None, end: dt.date, *, include_undated: bool 
     return cond | pl.col(DATE).is_null() if include_undated else cond
 
 
-def ids_need_checking(raw: pl.DataFrame) -> bool:
-    """Whether any row's entity_id can be bad: judged once per distinct id, not per row
-    (the text checks cost more than every other rule together on a large read)."""
-    ids = raw.select(pl.col(ENTITY).unique())
-    return bool(ids.select(entity_id_problem().is_not_null().any()).item())
+def judge_ids(ids: pl.DataFrame) -> tuple[pl.DataFrame, bool]:
+    """(the ids that can name an entity, whether any cannot) of a frame of distinct
+    entity_ids. Judged once per distinct id, not per row: the text checks cost more than
+    every other rule together on a large read, so rows are checked only when this is True."""
+    problem = ids.select(entity_id_problem().is_not_null()).to_series()
+    bad = bool(problem.any())
+    return (ids.filter(~problem) if bad else ids), bad
 
 
 def row_reason(*, check_ids: bool = True) -> pl.Expr:
@@ -302,36 +305,54 @@ class _Cleaned:
 
 def _clean_rows(flagged: pl.DataFrame, bad_tick: float) -> _Cleaned:
     bad = flagged.filter(pl.col("reason").is_not_null())
-    good = flagged.filter(pl.col("reason").is_null())
+    # (A filter that drops nothing still cuts every column into pieces, which the next
+    # step then copies into one: most reads have no bad row and no duplicate.)
+    good = flagged.filter(pl.col("reason").is_null()) if bad.height else flagged
     # Duplicates are judged among rows that passed the row rules: the first in file order wins.
     good = _sorted(good)
     dup = (pl.col(ENTITY) == pl.col(ENTITY).shift(1)) & (pl.col(DATE) == pl.col(DATE).shift(1))
-    good = good.with_columns(dup.fill_null(False).alias("_dup"))
-    dups = good.filter(pl.col("_dup")).with_columns(pl.lit("duplicate").alias("reason"))
-    good = flag_ticks(good.filter(~pl.col("_dup")), bad_tick)
-    is_tick = pl.col("_tick").is_not_null()
-    tick_rows = good.filter(is_tick).with_columns(
-        pl.lit("bad_tick").alias("reason"), pl.col("_tick").alias("detail")
+    is_dup = good.select(dup.fill_null(False)).to_series()
+    dups = good.filter(is_dup).with_columns(pl.lit("duplicate").alias("reason"))
+    if dups.height:
+        good = good.filter(~is_dup)
+    good = good.select(ROW, ENTITY, DATE, "close", *OPTIONAL_PRICE_COLUMNS)
+    found = find_ticks(good, bad_tick)
+    tick_rows = good[found["_i"]].with_columns(
+        pl.lit("bad_tick").alias("reason"),
+        found["_tick"].alias("detail"),
+        pl.coalesce(found["_known_on"], pl.col(DATE)).alias("_known_on"),
     )
     ticks = tick_rows.filter(pl.col("_known_on") > pl.col(DATE)).select(
         ENTITY, DATE, "close", *OPTIONAL_PRICE_COLUMNS, "_known_on"
     )
-    good = good.filter(~is_tick).drop("_tick", "_known_on")
+    if found.height:  # (a copy of every kept row: only when there is a tick to take out)
+        keep = np.ones(good.height, dtype=bool)
+        keep[found["_i"].to_numpy()] = False
+        good = good.filter(pl.Series(keep))
+    good = good.drop(ROW)
     has_range = pl.col("high").is_not_null() | pl.col("low").is_not_null()
     range_bad = has_range & ~_range_ok()
     range_dropped_dates = good.filter(range_bad)[DATE]
-    spread_dropped_dates = good.filter(pl.col("spread_bps") < 0)[DATE]
-    good = good.with_columns(
-        pl.when(range_bad).then(None).otherwise(pl.col(c)).alias(c) for c in ("high", "low")
-    ).with_columns(
-        # NaN volume or spread means unknown, as null does; so does an infinite spread, and a
-        # negative one (counted: a credit spread over the risk-free rate is not below 0).
-        pl.col("volume").fill_nan(None),
-        pl.when(pl.col("spread_bps").is_infinite() | (pl.col("spread_bps") < 0))
-        .then(None)
-        .otherwise(pl.col("spread_bps").fill_nan(None))
-        .alias("spread_bps"),
-    )
+    spread = pl.col("spread_bps")
+    spread_unknown = spread.is_infinite() | (spread < 0) | spread.is_nan()
+    spread_dropped_dates = good.filter(spread < 0)[DATE]
+    # NaN volume or spread means unknown, as null does; so does an infinite spread, and a
+    # negative one (counted: a credit spread over the risk-free rate is not below 0).
+    # Columns with nothing to drop are kept as they are, not rewritten.
+    flags = good.select(
+        range_bad.any().alias("range"),
+        pl.col("volume").is_nan().any().alias("volume"),
+        spread_unknown.any().alias("spread"),
+    ).row(0, named=True)
+    fixes = []
+    if flags["range"]:
+        fixes += [pl.when(range_bad).then(None).otherwise(c).alias(c) for c in ("high", "low")]
+    if flags["volume"]:
+        fixes.append(pl.col("volume").fill_nan(None))
+    if flags["spread"]:
+        fixes.append(pl.when(spread_unknown).then(None).otherwise(spread).alias("spread_bps"))
+    if fixes:
+        good = good.with_columns(fixes)
     row_rejects = (
         pl.concat(
             [
@@ -357,12 +378,10 @@ def validate(
     """Apply every SPEC §2 row rule, the bad-tick rule (`bad_tick` is its multiple, 0 turns
     it off) and the minimum history; return clean sorted prices and reconciled rejects.
     Staleness depends on an as-of date: build.requests applies it."""
-    check_ids = ids_need_checking(raw)
+    all_ids, check_ids = judge_ids(raw.select(pl.col(ENTITY).unique()))
     flagged = raw.with_columns(row_reason(check_ids=check_ids).alias("reason"))
     cleaned = _clean_rows(flagged, bad_tick)
     good, row_rejects = cleaned.good, cleaned.row_rejects
-    named = flagged.filter(entity_id_problem().is_null()) if check_ids else flagged
-    all_ids = named.select(pl.col(ENTITY).unique())
     per_entity = good.group_by(ENTITY).agg(
         pl.len().alias("n"), pl.col(DATE).max().alias("last_date")
     )

@@ -36,52 +36,54 @@ MAX_CLOSE = 1e12
 MAD_TO_SIGMA = 1.4826
 
 
-def _same_entity(offset: int) -> pl.Expr:
-    return pl.col(ENTITY) == pl.col(ENTITY).shift(offset)
-
-
 def _percent(log_move: pl.Expr) -> pl.Expr:
     """A log move as a simple percentage, one decimal."""
     return ((log_move.exp() - 1) * 100).round(1)
 
 
-def flag_ticks(rows: pl.DataFrame, multiple: float) -> pl.DataFrame:
-    """`rows` (sorted by entity, date; one row per pair) with `_tick` (the bad-tick detail,
-    null for a good row) and `_known_on` (the date the verdict is known).
+TICKS_SCHEMA = {"_i": pl.UInt32, "_tick": pl.String, "_known_on": pl.Date}
+
+
+def find_ticks(rows: pl.DataFrame, multiple: float) -> pl.DataFrame:
+    """The bad ticks of `rows` (sorted by entity, date; one row per pair): `_i` (the row's
+    position), `_tick` (the detail) and `_known_on` (the date the verdict is known; null
+    for a verdict known on the row's own date), in row order.
 
     `multiple` 0 turns the rule off. Every threshold is at least MIN_JUMP, so the robust
     scale is computed only at the few rows that move that much: the rule costs a few
-    vector passes over the column, not a rolling median of every row.
+    vector passes over four columns, not a rolling median of every row, and its answer is
+    as small as the ticks it finds (no column as long as the rows).
     """
     if multiple <= 0 or rows.height == 0:
-        return rows.with_columns(
-            pl.lit(None, pl.String).alias("_tick"), pl.col(DATE).alias("_known_on")
-        )
-    c = pl.col("close")
-    # 0-based row number within the entity, without regrouping the column (see features.plan)
+        return pl.DataFrame(schema=TICKS_SCHEMA)
+    c, same = pl.col("close"), pl.col("_same")
     row = pl.int_range(pl.len(), dtype=pl.Int64)
-    obs = row - pl.when(~_same_entity(1).fill_null(False)).then(row).forward_fill()
-    base = rows.with_columns(
-        pl.when(_same_entity(1)).then((c / c.shift(1)).log()).alias("_r"), obs.alias("_obs")
-    ).with_columns(
-        pl.when(_same_entity(-1)).then(pl.col("_r").shift(-1)).alias("_r_next"),
-        pl.when(_same_entity(-1)).then(pl.col(DATE).shift(-1)).alias("_next_date"),
+    same_next = same.shift(-1).fill_null(False)  # the next row is the same entity's
+    base = (
+        rows.select(
+            DATE,
+            "close",
+            "low",
+            "high",
+            # Compared once: entity ids are text, the dearest column to compare.
+            (pl.col(ENTITY) == pl.col(ENTITY).shift(1)).fill_null(False).alias("_same"),
+        )
+        .with_columns(
+            pl.when(same).then((c / c.shift(1)).log()).alias("_r"),
+            # 0-based row number within the entity, without regrouping (see features.plan)
+            (row - pl.when(~same).then(row).forward_fill()).alias("_obs"),
+        )
+        .with_columns(
+            pl.when(same_next).then(pl.col("_r").shift(-1)).alias("_r_next"),
+            pl.when(same_next).then(pl.col(DATE).shift(-1)).alias("_next_date"),
+        )
     )
     candidate = (
         _spike(pl.lit(MIN_JUMP)) | _off_range(pl.lit(MIN_JUMP)) | (c > MAX_CLOSE)
     ).fill_null(False)
-    numbered = base.with_row_index("_i")
     needed = ["_i", "close", "low", "high", "_r", "_r_next", "_next_date", "_obs"]
-    found = numbered.filter(candidate).select(needed).rechunk()
-    judged = _judge(found, numbered["_r"].to_numpy(), multiple)
-    if judged.height == 0:
-        return rows.with_columns(
-            pl.lit(None, pl.String).alias("_tick"), pl.col(DATE).alias("_known_on")
-        )
-    verdict = numbered.select("_i", DATE).join(judged, on="_i", how="left", maintain_order="left")
-    return rows.with_columns(
-        verdict["_tick"], pl.coalesce(verdict["_known_on"], verdict[DATE]).alias("_known_on")
-    )
+    found = base.with_row_index("_i").filter(candidate).select(needed).rechunk()
+    return _judge(found, base["_r"].to_numpy(), multiple)
 
 
 def _spike(h: pl.Expr) -> pl.Expr:

@@ -13,10 +13,8 @@ import polars as pl
 
 from stabfrag.errors import InputError
 from stabfrag.ingest.prices import (
-    ROW,
     collect,
-    ids_need_checking,
-    read_prices,
+    judge_ids,
     row_reason,
     scan_prices,
     window_filter,
@@ -77,24 +75,27 @@ def read_window(
     """
     start = first - dt.timedelta(days=LOOKBACK_DAYS)
     dated = window_filter(start, last, include_undated=include_undated)
-    raw = read_prices(path, where=dated if where is None else dated & where)
-    counts = (
-        raw.filter(pl.col(DATE) <= first)  # the look-back first: the rules on its rows only
-        .filter(row_reason(check_ids=ids_need_checking(raw)).is_null())
+    if where is not None:
+        dated = dated & where
+    scan = scan_prices(path)
+    if collect(scan.select(pl.len()), path).item() == 0:
+        raise InputError(path, "no rows")
+    # Which entities need older rows, from the few columns the rules read: the full rows
+    # are then read once, in file order, with no second frame to merge and sort.
+    ids = collect(scan.filter(dated).select(pl.col(ENTITY).unique()), path)
+    check_ids = judge_ids(ids)[1]
+    counts = collect(
+        scan.filter(dated & (pl.col(DATE) <= first))  # the look-back: the rules on its rows
+        .filter(row_reason(check_ids=check_ids).is_null())
         .group_by(ENTITY)
-        .agg(pl.col(DATE).n_unique().alias("n"))
-    )
-    seen = raw.select(pl.col(ENTITY).drop_nulls().unique())
-    short = seen.join(counts.filter(pl.col("n") > min_rows), on=ENTITY, how="anti")
-    if short.height == 0:
-        return raw
-    older = collect(
-        scan_prices(path).filter(
-            (pl.col(DATE) < start) & pl.col(ENTITY).is_in(short[ENTITY].implode())
-        ),
+        .agg(pl.col(DATE).n_unique().alias("n")),
         path,
     )
-    return pl.concat([raw, older]).sort(ROW) if older.height else raw
+    short = ids.drop_nulls().join(counts.filter(pl.col("n") > min_rows), on=ENTITY, how="anti")
+    if short.height:
+        older = (pl.col(DATE) < start) & pl.col(ENTITY).is_in(short[ENTITY].implode())
+        dated = dated | older
+    return collect(scan.filter(dated), path)
 
 
 def data_span(path: Path) -> tuple[dt.date, dt.date]:

@@ -97,6 +97,27 @@ def test_bad_range_is_dropped_not_rejected(tmp_path: Path, cols: dict) -> None:
     assert row["high"] is None and row["low"] is None and row["close"] == frame["close"][3]
 
 
+@pytest.mark.parametrize(
+    ("spread", "dropped"),
+    [(-5.0, 1), (float("inf"), 0), (float("-inf"), 1), (float("nan"), 0)],
+)
+def test_an_unusable_spread_becomes_unknown_and_only_a_negative_one_counts(
+    tmp_path: Path, spread: float, dropped: int
+) -> None:
+    frame = _panel().with_columns(pl.lit(80.0).alias("spread_bps"))
+    v = _check(_set(frame, 7, spread_bps=spread), tmp_path)
+    assert v.rows_rejected == 0 and v.spread_dropped == dropped
+    assert v.prices["spread_bps"].null_count() == 1 and v.prices["spread_bps"][7] is None
+    assert v.prices["spread_bps"].drop_nulls().to_list() == [80.0] * (frame.height - 1)
+
+
+def test_a_clean_read_comes_back_with_its_values_untouched(tmp_path: Path) -> None:
+    frame = _panel(entities=3).with_columns(pl.lit(80.0).alias("spread_bps"))
+    v = _check(frame, tmp_path)
+    assert v.rows_rejected == 0 and v.range_dropped == 0 and v.spread_dropped == 0
+    assert v.prices.equals(frame.select(v.prices.columns))
+
+
 def test_duplicates_keep_the_first_in_file_order(tmp_path: Path) -> None:
     frame = _panel(entities=1)
     dup = frame.slice(10, 1).with_columns(pl.lit(999.0).alias("close"))
