@@ -510,25 +510,20 @@ def windows_only(series: pl.DataFrame, requests: pl.DataFrame) -> tuple[pl.DataF
     first requested row's window are dropped: a `build --as-of` computes features on one
     window per entity, not on the whole look-back read.
     """
-    index = series.select(pl.int_range(pl.len(), dtype=pl.Int64).alias("_old"), ENTITY)
-    wanted = requests.select(pl.col("_pos").alias("_old")).unique()
-    first = (
-        index.join(wanted, on="_old")
-        .group_by(ENTITY)
-        .agg((pl.col("_old").min() - LOOKBACK_ROWS).alias("_from"))
-    )
-    keep = (
-        index.join(first, on=ENTITY, maintain_order="left")
-        .filter(pl.col("_old") >= pl.col("_from"))
-        .select("_old", pl.int_range(pl.len(), dtype=pl.Int64).alias("_new"))
-    )
-    if keep.height > KEEP_ALL_SHARE * series.height:  # a copy would cost more than it saves
+    if series.height == 0:
         return series, requests
-    moved = requests.join(keep, left_on="_pos", right_on="_old", how="left", maintain_order="left")
-    return (
-        series[keep["_old"]],
-        moved.with_columns(pl.col("_new").alias("_pos")).drop("_new"),
-    )
+    ids = series[ENTITY]
+    code = np.cumsum((ids != ids.shift(1)).fill_null(True).to_numpy()) - 1  # entity rank
+    wanted = np.unique(requests["_pos"].drop_nulls().to_numpy())
+    # `wanted` is sorted, so an entity's first wanted row is where its rank first appears.
+    asked, first = np.unique(code[wanted], return_index=True)
+    start = np.full(int(code[-1]) + 1, series.height, dtype=np.int64)  # unasked: no row
+    start[asked] = wanted[first] - LOOKBACK_ROWS
+    keep = np.arange(series.height) >= start[code]
+    if keep.sum() > KEEP_ALL_SHARE * series.height:  # a copy would cost more than it saves
+        return series, requests
+    moved = pl.Series("_pos", np.cumsum(keep) - 1).gather(requests["_pos"])
+    return series.filter(pl.Series(keep)), requests.with_columns(moved)
 
 
 def chunks(dates: list[dt.date], span_days: int) -> Iterator[list[dt.date]]:

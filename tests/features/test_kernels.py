@@ -106,3 +106,27 @@ def test_features_from_the_windows_only_equal_the_whole_series() -> None:
     whole = compute_features(series, rows=picked).drop("_pos")
     part = compute_features(trimmed, rows=moved["_pos"].to_numpy()).drop("_pos")
     assert part.equals(whole)
+
+
+def test_windows_only_keeps_each_asked_entity_from_its_first_window_and_no_other() -> None:
+    """Checked against a plain per-entity reading of the rule on random requests."""
+    import polars as pl
+
+    from stabfrag.build.builder import windows_only
+    from stabfrag.features.registry import LOOKBACK_ROWS
+    from tests.conftest import random_panel
+
+    rng = np.random.default_rng(5)
+    series = random_panel(11, 8, 1200, min_len=30)
+    ids = series["entity_id"].to_list()
+    asked = sorted(set(ids))[1:-1]  # the first and the last entity get no state
+    rows = [i for i, e in enumerate(ids) if e in asked and rng.random() < 0.02]
+    requests = pl.DataFrame({"_pos": rows, "entity_id": [ids[i] for i in rows]})
+    trimmed, moved = windows_only(series, requests)
+    first: dict[str, int] = {}
+    for i in rows:  # rows ascend: an entity's first request is its first window's end
+        first.setdefault(ids[i], i)
+    kept = [i for i, e in enumerate(ids) if e in first and i >= first[e] - LOOKBACK_ROWS]
+    assert trimmed.equals(series[kept])
+    assert moved["_pos"].to_list() == [kept.index(i) for i in rows]
+    assert moved.drop("_pos").equals(requests.drop("_pos"))
