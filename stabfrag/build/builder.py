@@ -167,16 +167,8 @@ class Builder:
         self.summary.skipped_dates = [d for d in dates if d in skip]
         done = 0
         for chunk in chunks(todo, self.config.chunk_days):  # bounded memory per chunk
-            partitions = self.build_chunk(chunk, previous, first_of_run=chunk[0] == dates[0])
-            for part in partitions:
-                self.summary.add_tally(part.tally)
-            for sink in sinks:
-                with self.summary.timings.stage(f"write_{sink.name}"), sink:
-                    for part in partitions:
-                        sink.write(part)
-                    sink.commit()
-            # Written: the next chunk must not hold this one's tables while it reads.
-            del partitions
+            first = chunk[0] == dates[0]
+            self._publish(self.build_chunk(chunk, previous, first_of_run=first), sinks)
             done += len(chunk)
             self.summary.as_of_dates.extend(chunk)
             if progress:
@@ -190,6 +182,19 @@ class Builder:
                 f"{self.config.entities}: the entities file matches none of the priced entities"
             )
         return self.summary
+
+    def _publish(self, partitions: list[Partition], sinks: list[Sink]) -> None:
+        """Count and write a chunk's partitions. A method of its own so that nothing of the
+        chunk outlives it: a table's vectors are a view of the whole chunk's array, so one
+        partition left in a loop variable would hold every vector of the chunk while the
+        next chunk runs."""
+        for part in partitions:
+            self.summary.add_tally(part.tally)
+        for sink in sinks:
+            with self.summary.timings.stage(f"write_{sink.name}"), sink:
+                for part in partitions:
+                    sink.write(part)
+                sink.commit()
 
     def build_chunk(
         self,

@@ -206,3 +206,36 @@ def test_chunk_days_follow_the_memory_budget(market_dir: Path, tmp_path: Path) -
     assert res.exit_code == 0 and json.loads(res.stdout)["chunk_days"] == 9
     res = runner.invoke(app, [*base, "--out", str(tmp_path / "c"), "--memory", "lots"])
     assert res.exit_code == 2 and res.stderr.startswith("stabfrag: --memory 'lots'")
+
+
+def test_a_chunk_lets_go_of_its_vectors_before_the_next_one_starts(
+    market_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A partition's tables are views of the chunk's vector array: if any partition outlived
+    its chunk, the whole array would stay in memory through the next chunk."""
+    import gc
+    import weakref
+
+    from stabfrag.build import builder
+
+    arrays: list[weakref.ref] = []
+    alive_at_start: list[int] = []
+    encode, build_chunk = builder.encode_states, builder.Builder.build_chunk
+
+    def encode_and_watch(*args, **kwargs):  # type: ignore[no-untyped-def]
+        encoded = encode(*args, **kwargs)
+        arrays.append(weakref.ref(encoded.z_stab))
+        return encoded
+
+    def count_then_build(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+        gc.collect()
+        alive_at_start.append(sum(ref() is not None for ref in arrays))
+        return build_chunk(self, *args, **kwargs)
+
+    monkeypatch.setattr(builder, "encode_states", encode_and_watch)
+    monkeypatch.setattr(builder.Builder, "build_chunk", count_then_build)
+    config = BuildConfig(prices=market_dir / "prices.parquet", out=tmp_path / "o", chunk_days=40)
+    dates = window.as_of_dates(config.prices, dt.date(2024, 1, 1), dt.date(2024, 6, 30), "month")
+    pipeline.run(config, dates)
+    assert len(alive_at_start) > 2 and len(arrays) == len(alive_at_start)
+    assert alive_at_start == [0] * len(alive_at_start)
