@@ -5,7 +5,8 @@ its outputs with the same library and compression, doing no other work.
 
 Jobs: the month-end backfill of the whole panel, the daily backfill of its last calendar
 year, and `build --as-of` its last date, each in a fresh process (timed inside it, so
-interpreter start-up is out of every job). The floor
+interpreter start-up is out of every job), with its states a second and its largest
+peak RSS over the runs. The floor
 of a job reads the prices file it read (every row and column, one `read_parquet`) and
 writes the partitions it wrote (the same tables, rows, files, zstd and statistics),
 from memory, with no manifests, renames or fsync: what no implementation can skip.
@@ -91,22 +92,26 @@ def main() -> None:
     print(f"panel {args.entities} x {args.days}, median of {args.repeat} runs per figure")
     print(
         f"{'job':28} {'job s':>7} {'read s':>7} {'write s':>8} {'floor s':>8} "
-        f"{'files':>6} {'x floor':>8}"
+        f"{'files':>6} {'x floor':>8} {'states/s':>9} {'peak MiB':>8}"
     )
     for name, cli in jobs.items():
-        walls = []
+        walls, peaks = [], []
         for _ in range(args.repeat):
             out = Path(tempfile.mkdtemp())
-            _, wall, _ = backfill([*cli, "--prices", str(prices), "--out", str(out), "--json"])
+            summary, wall, rss = backfill(
+                [*cli, "--prices", str(prices), "--out", str(out), "--json"]
+            )
             walls.append(wall)
+            peaks.append(rss)
             if len(walls) < args.repeat:
                 shutil.rmtree(out)
         read, write, total, files = floor(prices, out, args.repeat)
         shutil.rmtree(out)
         job = statistics.median(walls)
+        rate = summary["states_out"] / job
         print(
             f"{name:28} {job:7.2f} {read:7.2f} {write:8.2f} {total:8.2f} {files:6} "
-            f"{job / total:8.1f}"
+            f"{job / total:8.1f} {rate:9,.0f} {max(peaks):8,.0f}"
         )
         if args.pandas and name == "month-end backfill":
             for label, paths in (("every feature", True), ("no path features", False)):
