@@ -167,8 +167,8 @@ class Builder:
         self.summary.skipped_dates = [d for d in dates if d in skip]
         done = 0
         for chunk in chunks(todo, self.config.chunk_days):  # bounded memory per chunk
-            first = chunk[0] == dates[0]
-            self._publish(self.build_chunk(chunk, previous, first_of_run=first), sinks)
+            opening = chunk[0] == dates[0]
+            self._publish(self.build_chunk(chunk, previous, first_of_run=opening), sinks)
             done += len(chunk)
             self.summary.as_of_dates.extend(chunk)
             if progress:
