@@ -34,3 +34,31 @@ def test_without_a_c_library_nothing_is_changed(monkeypatch: pytest.MonkeyPatch)
         assert allocator.tune_allocator() is False
     finally:
         allocator.tune_allocator.cache_clear()
+
+
+def _advice() -> tuple[object, object]:
+    from numpy._core import multiarray
+
+    return multiarray._get_madvise_hugepage, multiarray._set_madvise_hugepage
+
+
+def test_numpy_stops_advising_huge_pages(monkeypatch: pytest.MonkeyPatch) -> None:
+    get, set_ = _advice()
+    monkeypatch.delenv(allocator.HUGEPAGE_ENV, raising=False)
+    before = set_(True)  # returns the previous setting
+    try:
+        assert allocator.no_huge_page_advice() is True
+        assert get() is False
+    finally:
+        set_(before)
+
+
+def test_the_users_huge_page_choice_stands(monkeypatch: pytest.MonkeyPatch) -> None:
+    get, set_ = _advice()
+    monkeypatch.setenv(allocator.HUGEPAGE_ENV, "1")
+    before = set_(True)
+    try:
+        assert allocator.no_huge_page_advice() is False
+        assert get() is True
+    finally:
+        set_(before)
