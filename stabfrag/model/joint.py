@@ -66,8 +66,8 @@ def combine(
 
     A state without a profile drops that branch and its weight.
     """
-    total = z_stab.astype(np.float64)  # a new array: scaled and added to in place
-    total *= weights["stab"]
+    # A new float64 array (cast, then scaled, in one pass): added to in place below.
+    total = np.multiply(z_stab, weights["stab"], dtype=np.float64)
     total += weights["scen"] * z_scen
     denom = np.full(len(z_stab), weights["stab"] + weights["scen"])
     if z_prof is not None and has_prof is not None:
@@ -116,9 +116,10 @@ def joint_states(
         prof = None if z_prof is None else z_prof[lo:hi]
         has = None if has_prof is None else has_prof[lo:hi]
         branch = scenario_branch(z_stab[lo:hi], z_scen, tau)
-        block = combine(z_stab[lo:hi], branch, prof, has, weights).astype(np.float32)
-        sims = matmul_rows(block, z_scen.T)
-        vectors[lo:hi] = block
+        # The float32 vectors are written straight to their rows (the cast is the
+        # assignment's), then read back for the similarities.
+        vectors[lo:hi] = combine(z_stab[lo:hi], branch, prof, has, weights)
+        sims = matmul_rows(vectors[lo:hi], z_scen.T)
         nearest[lo:hi] = np.argmax(sims, axis=1)
         similarity[lo:hi] = sims[np.arange(hi - lo), nearest[lo:hi]]
         if high.any():

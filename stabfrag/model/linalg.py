@@ -16,19 +16,27 @@ BLOCK = 1024
 
 def matmul_rows(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     """a @ b in float64, computed in fixed-shape row blocks."""
-    a = np.ascontiguousarray(a, dtype=np.float64)
+    a = np.asarray(a)  # each block is cast to float64 as it is copied in: no copy of all of a
     b = np.ascontiguousarray(b, dtype=np.float64)
     n = a.shape[0]
-    out = np.empty((n, b.shape[1]), dtype=np.float64)
-    block = np.zeros((BLOCK, a.shape[1]), dtype=np.float64)
+    block = np.empty((BLOCK, a.shape[1]), dtype=np.float64)
     res = np.empty((BLOCK, b.shape[1]), dtype=np.float64)
+    if n <= BLOCK:  # one block (the joint step's, the encoder's): its result is the answer
+        _product(block, a, b, res)
+        return res[:n]
+    out = np.empty((n, b.shape[1]), dtype=np.float64)
     for lo in range(0, n, BLOCK):
         hi = min(lo + BLOCK, n)
-        block[: hi - lo] = a[lo:hi]
-        block[hi - lo :] = 0.0
-        np.matmul(block, b, out=res)
+        _product(block, a[lo:hi], b, res)
         out[lo:hi] = res[: hi - lo]
     return out
+
+
+def _product(block: np.ndarray, rows: np.ndarray, b: np.ndarray, res: np.ndarray) -> None:
+    """res = rows @ b, taken as the product of the zero-padded BLOCK-row `block`."""
+    block[: len(rows)] = rows
+    block[len(rows) :] = 0.0
+    np.matmul(block, b, out=res)
 
 
 def normalise(v: np.ndarray, *, inplace: bool = False) -> tuple[np.ndarray, np.ndarray]:
