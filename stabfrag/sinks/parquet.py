@@ -63,11 +63,7 @@ class ParquetSink(Sink):
         for table, frame in partition.tables.items():
             final = self._final(table, partition)
             final.parent.mkdir(parents=True, exist_ok=True)
-            # Temporary files of this file left by a run killed mid-write are garbage now;
-            # another file's (a sibling block's, in flight) are not touched.
-            for stale in final.parent.glob(f".{final.name}.*.tmp"):
-                stale.unlink(missing_ok=True)
-            tmp = temp_name(final)
+            tmp = _fresh_temp(final)
             # Files are written by a small pool (Polars releases the GIL while it encodes),
             # in any order; commit waits for them all and renames in staging order.
             if len(self.pending) >= MAX_PENDING:  # bounded: frames queued cost memory
@@ -81,7 +77,7 @@ class ParquetSink(Sink):
             content = {**partition.manifest, "files": files}
             final = block_manifest_path(self.out, partition.as_of, self.block)
         manifest = json.dumps(content, indent=2, sort_keys=True, default=str)
-        tmp = temp_name(final)
+        tmp = _fresh_temp(final)
         tmp.write_text(manifest + "\n")
         self.staged.append((tmp, final))
 
@@ -121,3 +117,12 @@ class ParquetSink(Sink):
         for tmp, _ in self.staged:
             tmp.unlink(missing_ok=True)
         self.staged.clear()
+
+
+def _fresh_temp(final: Path) -> Path:
+    """A new temporary name for `final`, after removing the temporaries of `final` a run
+    killed between staging and commit left (its manifest's as well as its tables'). Another
+    file's (a sibling block's, in flight) are not touched."""
+    for stale in final.parent.glob(f".{final.name}.*.tmp"):
+        stale.unlink(missing_ok=True)
+    return temp_name(final)

@@ -172,6 +172,23 @@ def test_staging_leaves_a_sibling_blocks_file_in_flight(
     assert sibling.exists() and not own_stale.exists()
 
 
+def test_a_killed_runs_manifest_temporary_is_cleaned_by_the_rebuild(
+    tmp_path: Path, partition: Partition
+) -> None:
+    """A run killed between staging a partition and committing it leaves the manifest's
+    temporary beside the tables'; the partition's rebuild removes both."""
+    from stabfrag.sinks.dataset import MANIFEST, partition_dir
+
+    folder = partition_dir(tmp_path, "joint_embeddings", partition.as_of)
+    folder.mkdir(parents=True)
+    stale = [folder / f".{MANIFEST}.89ab.tmp", folder / ".part-0.parquet.cdef.tmp"]
+    for path in stale:
+        path.write_bytes(b"left by a killed run")
+    _commit(ParquetSink(tmp_path), partition)
+    assert not any(path.exists() for path in stale)
+    assert list(tmp_path.rglob("*.tmp")) == []
+
+
 def test_blocks_are_invisible_until_sealed_then_read_in_block_order(
     tmp_path: Path, partition: Partition
 ) -> None:
