@@ -10,7 +10,7 @@ with a different look-back would differ in the last bit.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 import polars as pl
@@ -23,6 +23,7 @@ R = "_r"  # log return
 OBS = "_obs"  # 1-based observation number within the entity
 LV = "_lv"  # ln(1 + volume)
 DV = "_dv"  # dollar volume close * volume
+WANT = "_want"  # rows whose value is asked for: window statistics may skip the others
 
 
 def within(expr: pl.Expr, rows: int) -> pl.Expr:
@@ -34,14 +35,17 @@ def window(expr: pl.Expr, stat: Callable[..., np.ndarray], *args: int) -> pl.Exp
     """A window statistic of stabfrag.kernels over the whole column (not per window).
 
     Each value depends only on the values inside its own window, so a state's features are
-    the same bytes whatever else was read with it. A null in the window gives null.
+    the same bytes whatever else was read with it. A null in the window gives null. Rows
+    the frame's WANT column does not ask for may be null (the kernel may skip them).
     """
 
-    def run(series: pl.Series) -> pl.Series:
+    def run(inputs: Sequence[pl.Series]) -> pl.Series:
+        series, want = inputs
         values = series.cast(pl.Float64).fill_null(np.nan).to_numpy()
-        return pl.Series(stat(values, *args), dtype=pl.Float64).fill_nan(None)
+        at = None if want.all() else want.arg_true().to_numpy()
+        return pl.Series(stat(values, *args, at=at), dtype=pl.Float64).fill_nan(None)
 
-    return expr.map_batches(run, return_dtype=pl.Float64)
+    return pl.map_batches([expr, pl.col(WANT)], run, return_dtype=pl.Float64)
 
 
 def realised_vol(n: int) -> pl.Expr:

@@ -9,6 +9,13 @@ smallest values (a sorted k-list), the latest maximum (value, position).
 
 Values for rows whose window crosses an entity or the start of the column are garbage;
 callers keep only rows whose window is full.
+
+A caller that needs only some rows (`at`: a month-end backfill's states, a build's last
+row per entity) gets them from the same tree evaluated on those rows' windows alone: each
+window is gathered and its pieces reduced pair by pair, exactly the combines the fold
+makes for that row, so the bytes are the fold's. That costs about n combines per wanted
+row against about 2 log2(n) per row of the column, so it is taken only where it is cheaper
+(`sparse_pays`); other rows are then NaN.
 """
 
 from __future__ import annotations
@@ -19,6 +26,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+from numpy.lib.stride_tricks import sliding_window_view
 
 Summary = tuple[np.ndarray, ...]
 # combine(earlier, later, n_earlier, n_later): the summary of two adjacent windows' union.
@@ -29,16 +37,34 @@ BLOCK_ROWS = 1 << 17  # rows per block: the temporaries of a block stay in cache
 _POOL = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1))
 
 
+# Wanted rows per sparse block: a block's gathered windows stay a few MB whatever n is.
+SPARSE_VALUES = 1 << 18
+# The sparse path is taken when its combines (n per wanted row) are fewer than this share
+# of the fold's (about 2 log2(n) per row): a gathered, strided combine costs more a value.
+SPARSE_SHARE = 0.5
+
+
+def sparse_pays(rows: int, wanted: int, n: int) -> bool:
+    """Whether `wanted` rows of `rows` are cheaper as gathered windows than as a fold."""
+    fold = rows * (n.bit_length() + n.bit_count() - 1)
+    return wanted * n < SPARSE_SHARE * fold
+
+
 def blocked(stat: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
     """Run `stat(values, n, ...)` on blocks of rows, each with the n - 1 rows before it.
 
     A value depends only on its own window, so blocks give the same bytes as one pass;
     they keep temporaries small and let numpy (which releases the GIL) use every core.
+    With `at` (sorted row positions) only those rows are sure to hold their value: where
+    gathering their windows is cheaper, `stat(values, n, ..., at=block of at)` computes
+    them and every other row is NaN.
     """
 
     @functools.wraps(stat)
-    def run(values: np.ndarray, n: int, *args: int) -> np.ndarray:
+    def run(values: np.ndarray, n: int, *args: int, at: np.ndarray | None = None) -> np.ndarray:
         total = len(values)
+        if at is not None and sparse_pays(total, len(at), n):
+            return _sparse(stat, values, n, args, at)
         if total <= BLOCK_ROWS:
             return stat(values, n, *args)
         out = np.empty(total, dtype=np.float64)
@@ -52,6 +78,25 @@ def blocked(stat: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
         return out
 
     return run
+
+
+def _sparse(
+    stat: Callable[..., np.ndarray],
+    values: np.ndarray,
+    n: int,
+    args: tuple[int, ...],
+    at: np.ndarray,
+) -> np.ndarray:
+    out = np.full(len(values), np.nan)
+    full = at[at >= n - 1]  # (a window that starts before the column is garbage anyway)
+    step = max(1, SPARSE_VALUES // n)
+
+    def one(lo: int) -> None:
+        rows = full[lo : lo + step]
+        out[rows] = stat(values, n, *args, at=rows)
+
+    list(_POOL.map(one, range(0, len(full), step)))  # blocks of wanted rows
+    return out
 
 
 def _tail(summary: Summary, length: int) -> Summary:
@@ -103,6 +148,56 @@ def window_fold(leaf: Summary, n: int, combine: Combine) -> Summary:
     return tuple(out)
 
 
+Leaf = Callable[[np.ndarray, Callable[[], np.ndarray]], Summary]
+# leaf(values, positions): the one-row summaries of `values`; positions() gives each
+# value's row in the column, for the statistics that need it.
+
+
+def window_fold_at(
+    values: np.ndarray, leaf: Leaf, n: int, combine: Combine, at: np.ndarray
+) -> Summary:
+    """window_fold's summaries at the rows `at` only (each at least n - 1), the same bytes.
+
+    The fold's value at row t joins pieces of 1, 2, 4, ... rows (n's binary digits, the
+    smallest ending at t), each piece a perfect tree of pairwise combines. Here each wanted
+    row's window is gathered and every piece is reduced by combining its adjacent pairs,
+    level by level: the same combines on the same values.
+    """
+    # Window position by wanted row, (n, len(at)): a level's pairs are whole rows, so
+    # every combine runs over contiguous memory. Only the values are gathered; the
+    # summaries' other fields are made from them.
+    x = np.ascontiguousarray(sliding_window_view(values, n)[at - (n - 1)].T)
+    windows = leaf(x, lambda: (at - (n - 1))[None, :] + np.arange(n)[:, None])
+    acc: Summary | None = None
+    acc_rows = 0
+    with np.errstate(all="ignore"):
+        for j in range(n.bit_length()):
+            size = 1 << j
+            if not n & size:
+                continue
+            end = n - acc_rows  # the piece is the `size` rows of the window before `end`
+            piece = tuple(w[end - size : end] for w in windows)
+            span = 1  # prices each row of `piece` summarises
+            while span < size:  # level by level: adjacent pairs of rows
+                piece = combine(
+                    tuple(p[0::2] for p in piece), tuple(p[1::2] for p in piece), span, span
+                )
+                span *= 2
+            acc = piece if acc is None else combine(piece, acc, size, acc_rows)
+            acc_rows += size
+    assert acc is not None
+    return tuple(a[0] for a in acc)
+
+
+def _fold(
+    values: np.ndarray, leaf: Leaf, n: int, combine: Combine, at: np.ndarray | None
+) -> Summary:
+    """window_fold of leaf(values) at every row, or window_fold_at the rows `at`."""
+    if at is None:
+        return window_fold(leaf(values, lambda: np.arange(len(values))), n, combine)
+    return window_fold_at(values, leaf, n, combine, at)
+
+
 def _drawdown_combine(earlier: Summary, later: Summary, *_: int) -> Summary:
     hi_a, lo_a, dd_a = earlier
     hi_b, lo_b, dd_b = later
@@ -115,10 +210,9 @@ def _drawdown_combine(earlier: Summary, later: Summary, *_: int) -> Summary:
 
 
 @blocked
-def max_drawdown(close: np.ndarray, n: int) -> np.ndarray:
+def max_drawdown(close: np.ndarray, n: int, *, at: np.ndarray | None = None) -> np.ndarray:
     """min over s of close_s / max(close from window start to s) - 1, per n-row window."""
-    zero = np.zeros_like(close)
-    return window_fold((close, close, zero), n, _drawdown_combine)[2]
+    return _fold(close, lambda c, _: (c, c, np.zeros_like(c)), n, _drawdown_combine, at)[2]
 
 
 def _smallest_combine(earlier: Summary, later: Summary, *_: int) -> Summary:
@@ -139,12 +233,18 @@ def _smallest_combine(earlier: Summary, later: Summary, *_: int) -> Summary:
 
 
 @blocked
-def smallest_mean(values: np.ndarray, n: int, k: int) -> np.ndarray:
+def smallest_mean(
+    values: np.ndarray, n: int, k: int, *, at: np.ndarray | None = None
+) -> np.ndarray:
     """Mean of the k smallest of the n values ending at every row (k a power of two)."""
     if k & (k - 1):
         raise ValueError("k must be a power of two for the bitonic merge")
-    inf = np.full_like(values, np.inf)
-    smallest = window_fold((values, *[inf] * (k - 1)), n, _smallest_combine)
+
+    def leaf(v: np.ndarray, _: object) -> Summary:
+        inf = np.full_like(v, np.inf)
+        return (v, *[inf] * (k - 1))
+
+    smallest = _fold(values, leaf, n, _smallest_combine, at)
     total = smallest[0].copy()
     for part in smallest[1:]:  # ascending order, as a sort then a sum would add them
         total += part
@@ -159,36 +259,40 @@ def _latest_max_combine(earlier: Summary, later: Summary, *_: int) -> Summary:
 
 
 @blocked
-def rows_since_max(values: np.ndarray, n: int) -> np.ndarray:
+def rows_since_max(values: np.ndarray, n: int, *, at: np.ndarray | None = None) -> np.ndarray:
     """Rows since the latest maximum of the n values ending at every row (0 at a new high)."""
-    pos = np.arange(len(values), dtype=np.int64)
-    latest = window_fold((values, pos), n, _latest_max_combine)[1]
-    return np.where(latest >= 0, pos - latest, np.nan)
+    latest = _fold(values, lambda v, pos: (v, pos()), n, _latest_max_combine, at)[1]
+    rows = np.arange(len(values)) if at is None else at
+    return np.where(latest >= 0, rows - latest, np.nan)
 
 
 # Plain window statistics. A window holding a NaN (a null) gives NaN, as min_samples = n.
 
 
-def _sum(values: np.ndarray, n: int) -> np.ndarray:
-    return window_fold((values,), n, lambda a, b, *_: (a[0] + b[0],))[0]
+def _alone(values: np.ndarray, _: object) -> Summary:
+    return (values,)
+
+
+def _sum(values: np.ndarray, n: int, *, at: np.ndarray | None = None) -> np.ndarray:
+    return _fold(values, _alone, n, lambda a, b, *_: (a[0] + b[0],), at)[0]
 
 
 rolling_sum = blocked(_sum)
 
 
 @blocked
-def rolling_mean(values: np.ndarray, n: int) -> np.ndarray:
-    return _sum(values, n) / n
+def rolling_mean(values: np.ndarray, n: int, *, at: np.ndarray | None = None) -> np.ndarray:
+    return _sum(values, n, at=at) / n
 
 
 @blocked
-def rolling_min(values: np.ndarray, n: int) -> np.ndarray:
-    return window_fold((values,), n, lambda a, b, *_: (np.minimum(a[0], b[0]),))[0]
+def rolling_min(values: np.ndarray, n: int, *, at: np.ndarray | None = None) -> np.ndarray:
+    return _fold(values, _alone, n, lambda a, b, *_: (np.minimum(a[0], b[0]),), at)[0]
 
 
 @blocked
-def rolling_max(values: np.ndarray, n: int) -> np.ndarray:
-    return window_fold((values,), n, lambda a, b, *_: (np.maximum(a[0], b[0]),))[0]
+def rolling_max(values: np.ndarray, n: int, *, at: np.ndarray | None = None) -> np.ndarray:
+    return _fold(values, _alone, n, lambda a, b, *_: (np.maximum(a[0], b[0]),), at)[0]
 
 
 def _moments_combine(earlier: Summary, later: Summary, n_a: int, n_b: int) -> Summary:
@@ -207,6 +311,9 @@ def _moments_combine(earlier: Summary, later: Summary, n_a: int, n_b: int) -> Su
 
 
 @blocked
-def rolling_var(values: np.ndarray, n: int, ddof: int = 1) -> np.ndarray:
+def rolling_var(
+    values: np.ndarray, n: int, ddof: int = 1, *, at: np.ndarray | None = None
+) -> np.ndarray:
     """Sample variance per window (n > ddof); a constant window gives exactly 0."""
-    return window_fold((values, np.zeros_like(values)), n, _moments_combine)[1] / (n - ddof)
+    moments = _fold(values, lambda v, _: (v, np.zeros_like(v)), n, _moments_combine, at)
+    return moments[1] / (n - ddof)

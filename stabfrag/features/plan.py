@@ -16,7 +16,7 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from stabfrag.features.exprs import DV, LV, OBS, R, log_return, within
+from stabfrag.features.exprs import DV, LV, OBS, WANT, R, log_return, within
 from stabfrag.features.registry import FEATURE_NAMES, FEATURE_SPECS, LOOKBACK_ROWS
 from stabfrag.schema import DATE, ENTITY
 
@@ -35,13 +35,19 @@ def with_base_columns(prices: pl.LazyFrame) -> pl.LazyFrame:
         .then(pl.col(DATE).shift(LOOKBACK_ROWS))
         .otherwise(pl.when(pl.col(OBS) == 1).then(pl.col(DATE)).forward_fill())
         .alias("window_start"),
+        pl.lit(True).alias(WANT),
     )
 
 
-def rolling_features(prices: pl.DataFrame) -> pl.DataFrame:
-    """Every expression feature at every row; `prices` is sorted by (entity_id, date)."""
-    # Features that read other (already gated) features come in a second pass.
-    first = [within(s.build(), s.min_obs).alias(s.name) for s in FEATURE_SPECS if not s.reads]
+def rolling_features(prices: pl.DataFrame, rows: np.ndarray | None = None) -> pl.DataFrame:
+    """Every expression feature at every row, or sure to be right only at the positions
+    `rows` (sorted, unique); `prices` is sorted by (entity_id, date)."""
+    # Features that read other (already gated) features come in a second pass; the ones
+    # they read are needed at other rows (lags), so they are computed at every row.
+    read = {name for s in FEATURE_SPECS for name in s.reads}
+    first = {
+        s.name: within(s.build(), s.min_obs).alias(s.name) for s in FEATURE_SPECS if not s.reads
+    }
     second = [
         within(s.build(), s.min_obs).alias(s.name)
         for s in sorted(FEATURE_SPECS, key=lambda s: s.name)
@@ -50,7 +56,13 @@ def rolling_features(prices: pl.DataFrame) -> pl.DataFrame:
     # Eager on one chunk per column: a lazy plan hands each window statistic its input in
     # 40-180 pieces, which the numpy hand-off then copies into one (8-15 % of the plan).
     base = with_base_columns(prices.lazy()).collect().rechunk()
-    return base.with_columns(first).with_columns(second)
+    base = base.with_columns(expr for name, expr in first.items() if name in read)
+    if rows is not None:  # the window statistics of the rest only where asked
+        want = np.zeros(base.height, dtype=bool)
+        want[rows] = True
+        base = base.with_columns(pl.Series(WANT, want))
+    rest = [expr for name, expr in first.items() if name not in read]
+    return base.with_columns(rest).with_columns(second)
 
 
 FEATURE_BLOCK_ROWS = 2_000_000  # rows per plan: memory follows the block, not the panel
@@ -85,9 +97,10 @@ def compute_features(prices: pl.DataFrame, *, rows: np.ndarray | None = None) ->
 
 
 def _compute_block(prices: pl.DataFrame, rows: np.ndarray | None, *, offset: int) -> pl.DataFrame:
-    rolled = rolling_features(prices).with_row_index("_pos")
-    if rows is not None:
-        rolled = rolled[np.unique(rows)]  # in frame order, each row once (as a filter gives)
+    picked = None if rows is None else np.unique(rows)  # in frame order, each row once
+    rolled = rolling_features(prices, picked).with_row_index("_pos")
+    if picked is not None:
+        rolled = rolled[picked]
     frame = rolled.with_columns(pl.col("_pos").cast(pl.Int64) + offset)
     names = list(FEATURE_NAMES)
     return frame.select(

@@ -130,3 +130,69 @@ def test_windows_only_keeps_each_asked_entity_from_its_first_window_and_no_other
     assert trimmed.equals(series[kept])
     assert moved["_pos"].to_list() == [kept.index(i) for i in rows]
     assert moved.drop("_pos").equals(requests.drop("_pos"))
+
+
+SPARSE_CASES = [
+    ("rolling_sum", ()),
+    ("rolling_mean", ()),
+    ("rolling_min", ()),
+    ("rolling_max", ()),
+    ("rolling_var", ()),
+    ("max_drawdown", ()),
+    ("rows_since_max", ()),
+    ("smallest_mean", (4,)),
+]
+
+
+@settings(max_examples=80, deadline=None)
+@given(
+    seed=st.integers(0, 2**31),
+    n=st.integers(2, 300),
+    length=st.integers(1, 900),
+    density=st.sampled_from([1.0, 0.3, 0.05, 0.01, 0.003]),
+)
+def test_wanted_rows_alone_are_the_folds_bytes(
+    seed: int, n: int, length: int, density: float
+) -> None:
+    """The gathered-window path gives each wanted row the fold's exact bytes (NaNs, ties)."""
+    rng = np.random.default_rng(seed)
+    values = np.exp(rng.normal(0, 0.05, length)).cumprod()
+    if rng.random() < 0.3:
+        values[rng.integers(0, length, 3)] = np.nan
+    if rng.random() < 0.3:
+        values = np.round(values, 1)  # ties for the latest maximum
+    at = np.flatnonzero(rng.random(length) < density)
+    full = at[at >= n - 1]  # rows whose window starts inside the column
+    for name, args in SPARSE_CASES:
+        stat = getattr(kernels, name)
+        dense = stat(values, n, *args)[full].tobytes()
+        if len(full):  # the sparse path itself, taken or not by the cost model
+            assert stat.__wrapped__(values, n, *args, at=full).tobytes() == dense, name
+        assert stat(values, n, *args, at=at)[full].tobytes() == dense, name
+
+
+def test_the_cost_model_takes_the_sparse_path_only_where_it_pays() -> None:
+    assert kernels.sparse_pays(1_000_000, 1_000_000 // 295, 252)  # a build: one row in 295
+    assert kernels.sparse_pays(1_000_000, 1_000_000 // 21, 63)  # month-ends, short windows
+    assert not kernels.sparse_pays(1_000_000, 1_000_000 // 21, 252)  # month-ends, a year
+    assert not kernels.sparse_pays(1_000_000, 1_000_000, 21)  # every row
+
+
+def test_features_at_wanted_rows_equal_features_at_every_row() -> None:
+    """compute_features(rows=...) lets the short windows skip other rows: same bytes."""
+    import polars as pl
+
+    from stabfrag.features.plan import compute_features
+    from tests.conftest import random_panel
+
+    series = random_panel(9, 5, 1500, min_len=400)
+    rng = np.random.default_rng(9)
+    for every in (21, 295):  # month-ends, and about one row per entity
+        rows = np.flatnonzero(rng.random(series.height) < 1 / every)
+        assert kernels.sparse_pays(series.height, len(rows), 63)
+        part = compute_features(series, rows=rows)
+        whole = compute_features(series)[rows]
+        assert part.equals(whole, null_equal=True)
+        assert part.select(pl.all().exclude("_pos")).null_count().sum_horizontal().item() < (
+            part.height * part.width
+        )
