@@ -56,34 +56,43 @@ def find_ticks(rows: pl.DataFrame, multiple: float) -> pl.DataFrame:
     """
     if multiple <= 0 or rows.height == 0:
         return pl.DataFrame(schema=TICKS_SCHEMA)
-    c, same = pl.col("close"), pl.col("_same")
-    row = pl.int_range(pl.len(), dtype=pl.Int64)
-    same_next = same.shift(-1).fill_null(False)  # the next row is the same entity's
-    base = (
-        rows.select(
-            DATE,
-            "close",
-            "low",
-            "high",
-            # Compared once: entity ids are text, the dearest column to compare.
-            (pl.col(ENTITY) == pl.col(ENTITY).shift(1)).fill_null(False).alias("_same"),
-        )
-        .with_columns(
-            pl.when(same).then((c / c.shift(1)).log()).alias("_r"),
-            # 0-based row number within the entity, without regrouping (see features.plan)
-            (row - pl.when(~same).then(row).forward_fill()).alias("_obs"),
-        )
-        .with_columns(
-            pl.when(same_next).then(pl.col("_r").shift(-1)).alias("_r_next"),
-            pl.when(same_next).then(pl.col(DATE).shift(-1)).alias("_next_date"),
-        )
+    c, lo, hi = pl.col("close"), pl.col("low"), pl.col("high")
+    # Compared once: entity ids are text, the dearest column to compare.
+    same = (pl.col(ENTITY) == pl.col(ENTITY).shift(1)).fill_null(False)
+    base = rows.select(DATE, "close", "low", "high", same.alias("_same")).with_columns(
+        pl.when(pl.col("_same")).then((c / c.shift(1)).log()).alias("_r")
+    )
+    # Every candidate moves by more than MIN_JUMP, lies outside its range or is huge: one
+    # cheap pass finds the few rows that can be, and the rule runs on those alone.
+    maybe = base.select(
+        ((pl.col("_r").abs() > MIN_JUMP) | (c > hi) | (c < lo) | (c > MAX_CLOSE)).fill_null(False)
+    ).to_series()
+    at = maybe.arg_true().to_numpy().astype(np.int64)
+    same_row = base["_same"].to_numpy()
+    starts = np.flatnonzero(~same_row)  # each entity's first row
+    after = np.minimum(at + 1, base.height - 1)
+    has_next = (at + 1 < base.height) & same_row[after]  # the next row is the same entity's
+    returns = base["_r"].to_numpy()
+    nothing = pl.lit(None)
+    picked = base[at].with_columns(
+        pl.Series("_i", at, dtype=pl.UInt32),
+        pl.when(pl.Series(has_next))
+        .then(pl.Series(returns[after]))
+        .otherwise(nothing)
+        .alias("_r_next"),
+        pl.when(pl.Series(has_next))
+        .then(base[DATE].gather(after))
+        .otherwise(nothing)
+        .alias("_next_date"),
+        # 0-based row number within the entity
+        pl.Series("_obs", at - starts[np.searchsorted(starts, at, side="right") - 1]),
     )
     candidate = (
         _spike(pl.lit(MIN_JUMP)) | _off_range(pl.lit(MIN_JUMP)) | (c > MAX_CLOSE)
     ).fill_null(False)
     needed = ["_i", "close", "low", "high", "_r", "_r_next", "_next_date", "_obs"]
-    found = base.with_row_index("_i").filter(candidate).select(needed).rechunk()
-    return _judge(found, base["_r"].to_numpy(), multiple)
+    found = picked.filter(candidate).select(needed).rechunk()
+    return _judge(found, returns, multiple)
 
 
 def _spike(h: pl.Expr) -> pl.Expr:

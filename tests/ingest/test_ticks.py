@@ -251,3 +251,74 @@ def test_a_reference_path_waits_for_the_verdict_on_its_last_day() -> None:
     )
     assert _path_known(library, None)[real.id] == end
     assert _path_known(library, ticks)[real.id] == end + dt.timedelta(3)
+
+
+def _naive_ticks(rows: pl.DataFrame, multiple: float) -> list[tuple[int, dt.date | None]]:
+    """(row, known-on date) of every bad tick, by the module docstring read row by row."""
+    from stabfrag.ingest import ticks as t
+
+    ids, dates = rows["entity_id"].to_list(), rows["date"].to_list()
+    close, low, high = (rows[c].to_numpy() for c in ("close", "low", "high"))
+    n = len(ids)
+    r = [
+        float(np.log(close[i] / close[i - 1])) if i and ids[i] == ids[i - 1] else None
+        for i in range(n)
+    ]
+    out, obs = [], 0
+    for i in range(n):  # the deliberately plain twin
+        obs = obs + 1 if i and ids[i] == ids[i - 1] else 0
+        same_next = i + 1 < n and ids[i + 1] == ids[i]
+        back = r[i + 1] if same_next else None
+        if obs > t.SCALE_ROWS:
+            prev = np.abs(np.array(r[i - t.SCALE_ROWS : i]))
+            h = max(float(np.median(prev)) * t.MAD_TO_SIGMA * multiple, t.MIN_JUMP)
+        else:
+            h = t.EARLY_JUMP
+        jump = r[i]
+        spike = (
+            jump is not None
+            and back is not None
+            and abs(jump) > h
+            and abs(back) > h
+            and np.sign(jump) != np.sign(back)
+            and abs(jump + back) <= t.REVERT_SHARE * abs(jump)
+        )
+        lo, hi, c = low[i], high[i], close[i]
+        consistent = np.isfinite(lo) and np.isfinite(hi) and lo > 0 and lo <= hi
+        off = bool(consistent and max(np.log(lo / c), np.log(c / hi), 0.0) > h)
+        huge = c > t.MAX_CLOSE
+        if spike or off or huge:
+            out.append((i, dates[i + 1] if spike and not (off or huge) else None))
+    return out
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_find_ticks_is_the_rule_read_row_by_row(seed: int) -> None:
+    """Spikes, level shifts, closes outside their range and absurd closes, on several
+    entities of random lengths: the vector rule finds exactly what a row loop finds."""
+    from stabfrag.ingest.ticks import find_ticks
+
+    rng = np.random.default_rng(seed)
+    frames = []
+    for e in range(5):
+        part = _series(int(rng.integers(2, 200)), seed=seed * 10 + e)
+        part = part.with_columns(pl.lit(f"E{e}").alias("entity_id"))
+        for i in rng.integers(0, part.height, 6):
+            kind = rng.integers(0, 4)
+            if kind == 0:  # a spike (which may or may not revert)
+                part = _set(part, int(i), close=float(part["close"][int(i)] * rng.choice([0.3, 4])))
+            elif kind == 1:
+                part = _scale_path(part, int(i), float(rng.choice([0.5, 1.3, 3.0])))
+            elif kind == 2:  # outside the range, far or near
+                hi = float(part["high"][int(i)])
+                part = _set(part, int(i), close=hi * float(rng.choice([1.01, 1.5])))
+            else:
+                part = _set(part, int(i), close=MAX_CLOSE * 2)
+        if rng.random() < 0.5:  # rows without a range
+            part = part.with_columns(pl.lit(None, pl.Float64).alias("low"))
+        frames.append(part)
+    rows = pl.concat(frames)
+    for multiple in (3.0, 10.0, 40.0):  # the floor, then the entity's own scale, decides
+        found = find_ticks(rows, multiple)
+        got = list(zip(found["_i"].to_list(), found["_known_on"].to_list(), strict=True))
+        assert got == _naive_ticks(rows, multiple)
