@@ -12,7 +12,7 @@ import numpy as np
 from stabfrag.atomic import write_atomic
 from stabfrag.errors import ModelError
 from stabfrag.model.encoder import SCEN_MODEL_ID, STAB_MODEL_ID
-from stabfrag.model.linalg import matmul_rows, normalise
+from stabfrag.model.linalg import by_row_spans, matmul_rows, normalise
 from stabfrag.model.manifest import (
     content_hash,
     created_now,
@@ -111,19 +111,24 @@ def joint_states(
     nearest = np.empty(n, dtype=np.int64)
     similarity = np.empty(n)
     fragility = np.full(n, np.nan)
-    for lo in range(0, n, ROW_BLOCK):  # blocks of rows bound the temporaries
-        hi = min(lo + ROW_BLOCK, n)
-        prof = None if z_prof is None else z_prof[lo:hi]
-        has = None if has_prof is None else has_prof[lo:hi]
-        branch = scenario_branch(z_stab[lo:hi], z_scen, tau)
-        # The float32 vectors are written straight to their rows (the cast is the
-        # assignment's), then read back for the similarities.
-        vectors[lo:hi] = combine(z_stab[lo:hi], branch, prof, has, weights)
-        sims = matmul_rows(vectors[lo:hi], z_scen.T)
-        nearest[lo:hi] = np.argmax(sims, axis=1)
-        similarity[lo:hi] = sims[np.arange(hi - lo), nearest[lo:hi]]
-        if high.any():
-            fragility[lo:hi] = sims[:, high].max(axis=1)
+    has_high = bool(high.any())
+
+    def rows(first: int, last: int) -> None:  # blocks of rows bound the temporaries
+        for lo in range(first, last, ROW_BLOCK):
+            hi = min(lo + ROW_BLOCK, last)
+            prof = None if z_prof is None else z_prof[lo:hi]
+            has = None if has_prof is None else has_prof[lo:hi]
+            branch = scenario_branch(z_stab[lo:hi], z_scen, tau)
+            # The float32 vectors are written straight to their rows (the cast is the
+            # assignment's), then read back for the similarities.
+            vectors[lo:hi] = combine(z_stab[lo:hi], branch, prof, has, weights)
+            sims = matmul_rows(vectors[lo:hi], z_scen.T)
+            nearest[lo:hi] = np.argmax(sims, axis=1)
+            similarity[lo:hi] = sims[np.arange(hi - lo), nearest[lo:hi]]
+            if has_high:
+                fragility[lo:hi] = sims[:, high].max(axis=1)
+
+    by_row_spans(n, rows)  # each span writes only its own rows
     return JointResult(
         vectors=vectors, nearest=nearest, nearest_similarity=similarity, fragility=fragility
     )

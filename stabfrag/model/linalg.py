@@ -9,6 +9,13 @@ with it (build for one date == backfill over many).
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import functools
+import os
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 
 BLOCK = 1024
@@ -62,9 +69,71 @@ def project_unit(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     n = a.shape[0]
     out = np.empty((n, b.shape[1]), dtype=np.float32)
     ok = np.empty(n, dtype=bool)
-    for lo in range(0, n, BLOCK):  # blocks of BLOCK rows: matmul_rows' own shape
-        hi = min(lo + BLOCK, n)
-        unit, good = normalise(matmul_rows(a[lo:hi], b), inplace=True)
-        out[lo:hi] = unit
-        ok[lo:hi] = good
+
+    def rows(first: int, last: int) -> None:
+        for lo in range(first, last, BLOCK):  # blocks of BLOCK rows: matmul_rows' own shape
+            hi = min(lo + BLOCK, last)
+            unit, good = normalise(matmul_rows(a[lo:hi], b), inplace=True)
+            out[lo:hi] = unit
+            ok[lo:hi] = good
+
+    by_row_spans(n, rows)  # each span writes only its own rows
     return out, ok
+
+
+# Rows each thread of `by_row_spans` takes at a time: a few blocks, so both threads stay busy
+# to the end without a task per block.
+SPAN_ROWS = 8 * BLOCK
+_THREADS = max(1, min(4, os.cpu_count() or 1))
+_POOL = ThreadPoolExecutor(max_workers=_THREADS)
+
+
+def by_row_spans(n: int, work: Callable[[int, int], None]) -> None:
+    """Call work(lo, hi) over [0, n) in spans of SPAN_ROWS rows, on every core.
+
+    Rows are independent and every product keeps its fixed block shape, so the bytes are
+    those of one pass. Products of this size gain nothing from BLAS's own threads, which
+    would only contend with these, so BLAS runs single-threaded meanwhile; where its
+    thread count cannot be set, the spans run one after another.
+    """
+    spans = [(lo, min(lo + SPAN_ROWS, n)) for lo in range(0, n, SPAN_ROWS)]
+    with _single_threaded_blas() as alone:
+        if alone and len(spans) > 1 and _THREADS > 1:
+            list(_POOL.map(lambda span: work(*span), spans))
+            return
+    for lo, hi in spans:
+        work(lo, hi)
+
+
+@contextlib.contextmanager
+def _single_threaded_blas() -> Iterator[bool]:
+    """BLAS on one thread for the block (process-wide), restored after; False where the
+    count cannot be set."""
+    setter = _blas_thread_setter()
+    if setter is None:
+        yield False
+        return
+    before = setter(1)
+    try:
+        yield True
+    finally:
+        setter(before)
+
+
+@functools.cache
+def _blas_thread_setter() -> Callable[[int], int] | None:
+    """OpenBLAS's `openblas_set_num_threads_local` (sets the count, returns the last) from
+    the library numpy loaded, or None (another BLAS, or an OpenBLAS without it)."""
+    try:
+        with open("/proc/self/maps") as maps:
+            paths = {line.split()[-1] for line in maps if "openblas" in line.lower()}
+    except OSError:  # not Linux
+        return None
+    for path in sorted(paths):
+        try:
+            setter = ctypes.CDLL(path).openblas_set_num_threads_local
+        except (OSError, AttributeError):
+            continue
+        setter.argtypes, setter.restype = [ctypes.c_int], ctypes.c_int
+        return lambda threads: int(setter(threads))
+    return None

@@ -42,3 +42,52 @@ def test_project_unit_is_the_normalised_product_in_float32() -> None:
     assert unit.tobytes() == expect.astype(np.float32).tobytes()
     np.testing.assert_array_equal(ok, expect_ok)
     assert not ok[3] and ok.sum() == len(a) - 1
+
+
+def test_row_spans_cover_every_row_once() -> None:
+    from stabfrag.model import linalg
+
+    for n in (0, 1, linalg.SPAN_ROWS, 3 * linalg.SPAN_ROWS + 7):
+        seen = np.zeros(n, dtype=int)
+
+        def work(lo: int, hi: int, seen: np.ndarray = seen) -> None:
+            seen[lo:hi] += 1
+
+        linalg.by_row_spans(n, work)
+        assert (seen == 1).all()
+
+
+def test_spans_on_every_core_give_the_bytes_of_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Products and joint vectors are the same bytes whether the spans run side by side
+    (BLAS single-threaded) or one after another (BLAS as it was)."""
+    from stabfrag.model import linalg
+    from stabfrag.model.joint import joint_states
+
+    rng = np.random.default_rng(6)
+    n = 2 * linalg.SPAN_ROWS + 300
+    a = rng.standard_normal((n, 23))
+    b = rng.standard_normal((23, 384))
+    scen = rng.standard_normal((30, 384))
+    scen /= np.linalg.norm(scen, axis=1, keepdims=True)
+    high = np.arange(30) < 8
+
+    def run() -> list[bytes]:
+        unit, ok = project_unit(a, b)
+        res = joint_states(unit, scen, high, weights={"stab": 1.0, "scen": 0.5}, tau=0.1)
+        return [x.tobytes() for x in (unit, ok, res.vectors, res.nearest, res.fragility)]
+
+    side_by_side = run()
+    monkeypatch.setattr(linalg, "_blas_thread_setter", lambda: None)
+    assert run() == side_by_side
+
+
+def test_the_blas_thread_count_is_restored() -> None:
+    from stabfrag.model import linalg
+
+    setter = linalg._blas_thread_setter()
+    if setter is None:
+        pytest.skip("this numpy's BLAS thread count cannot be set")
+    before = setter(3)
+    setter(before)
+    linalg.by_row_spans(3 * linalg.SPAN_ROWS, lambda lo, hi: None)
+    assert setter(before) == before
