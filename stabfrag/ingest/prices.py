@@ -285,13 +285,41 @@ def _entity_rejects(entities: pl.DataFrame, reason: str, detail: pl.Expr) -> pl.
 
 def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
     """Sort by (entity_id, date, file row), skipping the sort when the file already is."""
-    e, d, r = pl.col(ENTITY), pl.col(DATE), pl.col(ROW)
-    in_order = (e > e.shift(1)) | (
-        (e == e.shift(1)) & ((d > d.shift(1)) | ((d == d.shift(1)) & (r > r.shift(1))))
-    )
-    if frame.height and frame.select(in_order.fill_null(True).all()).item():
+    if frame.height and _in_order(frame):
         return frame
     return frame.sort([ENTITY, DATE, ROW])
+
+
+def _in_order(frame: pl.DataFrame) -> bool:
+    """Whether `frame` is sorted by (entity_id, date, file row), each step strictly."""
+    e, d, r = pl.col(ENTITY), pl.col(DATE), pl.col(ROW)
+    step = ((d > d.shift(1)) | ((d == d.shift(1)) & (r > r.shift(1)))).fill_null(True)
+    ids = frame[ENTITY]
+    if ids.null_count() == 0 and ids.is_sorted():
+        # Ids in order: a row that does not step forward in (date, row) must start a new
+        # entity. Text is compared only there, not at every row.
+        back = frame.select(~step).to_series().arg_true()
+        return bool((ids.gather(back) != ids.gather(back - 1)).all())
+    in_order = (e > e.shift(1)) | ((e == e.shift(1)) & step)
+    return bool(frame.select(in_order.fill_null(True).all()).item())
+
+
+def _per_entity(good: pl.DataFrame) -> pl.DataFrame:
+    """Each entity's rows `n` and last date, of rows sorted by (entity_id, date): read at
+    the ends of each entity's run, not grouped by the text."""
+    if good.height == 0:
+        schema = {ENTITY: good.schema[ENTITY], "n": pl.UInt32, "last_date": pl.Date}
+        return pl.DataFrame(schema=schema)
+    ids = good[ENTITY]
+    starts = (ids != ids.shift(1)).fill_null(True).arg_true()
+    ends = pl.concat([starts.slice(1), pl.Series([good.height], dtype=starts.dtype)])
+    return pl.DataFrame(
+        {
+            ENTITY: ids.gather(starts),
+            "n": (ends - starts).cast(pl.UInt32),
+            "last_date": good[DATE].gather(ends - 1),
+        }
+    )
 
 
 @dataclass(frozen=True)
@@ -382,9 +410,7 @@ def validate(
     flagged = raw.with_columns(row_reason(check_ids=check_ids).alias("reason"))
     cleaned = _clean_rows(flagged, bad_tick)
     good, row_rejects = cleaned.good, cleaned.row_rejects
-    per_entity = good.group_by(ENTITY).agg(
-        pl.len().alias("n"), pl.col(DATE).max().alias("last_date")
-    )
+    per_entity = _per_entity(good)
     no_rows = all_ids.join(per_entity, on=ENTITY, how="anti").with_columns(
         pl.lit(None, pl.Date).alias("last_date")
     )
