@@ -308,8 +308,9 @@ def _per_entity(good: pl.DataFrame) -> pl.DataFrame:
     """Each entity's rows `n` and last date, of rows sorted by (entity_id, date): read at
     the ends of each entity's run, not grouped by the text."""
     if good.height == 0:
-        schema = {ENTITY: good.schema[ENTITY], "n": pl.UInt32, "last_date": pl.Date}
-        return pl.DataFrame(schema=schema)
+        return pl.DataFrame(
+            schema={ENTITY: good.schema[ENTITY], "n": pl.UInt32(), "last_date": pl.Date()}
+        )
     ids = good[ENTITY]
     starts = (ids != ids.shift(1)).fill_null(True).arg_true()
     ends = pl.concat([starts.slice(1), pl.Series([good.height], dtype=starts.dtype)])
