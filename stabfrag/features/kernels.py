@@ -11,11 +11,14 @@ Values for rows whose window crosses an entity or the start of the column are ga
 callers keep only rows whose window is full.
 
 A caller that needs only some rows (`at`: a month-end backfill's states, a build's last
-row per entity) gets them from the same tree evaluated on those rows' windows alone: each
-window is gathered and its pieces reduced pair by pair, exactly the combines the fold
-makes for that row, so the bytes are the fold's. That costs about n combines per wanted
-row against about 2 log2(n) per row of the column, so it is taken only where it is cheaper
-(`sparse_pays`); other rows are then NaN.
+row per entity) gets them from the same tree evaluated on those rows' windows alone:
+exactly the combines the fold makes for that row, so the bytes are the fold's. The
+lowest k levels of the tree may still be built over every row (each is one vector
+operation, and a month-end's windows of 21 rows apart overlap there anyway); above them,
+each wanted row gathers its pieces' level-k summaries and reduces them pair by pair.
+k = 0 gathers the raw windows (about n combines per wanted row), k = log2(n) is the fold
+(about 2 log2(n) per row of the column); `dense_levels` picks the cheapest. Rows not
+asked for are then NaN.
 """
 
 from __future__ import annotations
@@ -39,15 +42,25 @@ _POOL = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1))
 
 # Wanted rows per sparse block: a block's gathered windows stay a few MB whatever n is.
 SPARSE_VALUES = 1 << 18
-# The sparse path is taken when its combines (n per wanted row) are fewer than this share
-# of the fold's (about 2 log2(n) per row): a gathered, strided combine costs more a value.
-SPARSE_SHARE = 0.5
+# A combine over gathered summaries costs about this many over a contiguous level: the
+# gather, and rows of a few hundred values instead of a whole column.
+GATHER_COST = 2.0
 
 
-def sparse_pays(rows: int, wanted: int, n: int) -> bool:
-    """Whether `wanted` rows of `rows` are cheaper as gathered windows than as a fold."""
-    fold = rows * (n.bit_length() + n.bit_count() - 1)
-    return wanted * n < SPARSE_SHARE * fold
+def dense_levels(rows: int, wanted: int, n: int) -> int | None:
+    """How many of the fold's levels to build over all `rows` before the `wanted` rows
+    gather the rest (0: their raw windows), or None where the whole fold is cheapest.
+    Costs count combines: a dense level is one per row, a gathered one GATHER_COST."""
+    top = n.bit_length() - 1
+    fold = rows * (top + n.bit_count() - 1)
+    best, cost = None, float(fold)
+    for k in range(top):
+        above = sum(1 << (j - k) for j in range(k + 1, top + 1) if n >> j & 1)
+        low = sum(1 for j in range(k + 1) if n >> j & 1)  # pieces read whole from level j
+        here = rows * k + wanted * GATHER_COST * (above + low)
+        if here < cost:
+            best, cost = k, here
+    return best
 
 
 def blocked(stat: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
@@ -55,16 +68,17 @@ def blocked(stat: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
 
     A value depends only on its own window, so blocks give the same bytes as one pass;
     they keep temporaries small and let numpy (which releases the GIL) use every core.
-    With `at` (sorted row positions) only those rows are sure to hold their value: where
-    gathering their windows is cheaper, `stat(values, n, ..., at=block of at)` computes
-    them and every other row is NaN.
+    With `at` (sorted row positions) only those rows are sure to hold their value where
+    `dense_levels` finds that cheaper: `stat(values, n, ..., at=...)` computes them and
+    every other row is NaN.
     """
 
     @functools.wraps(stat)
     def run(values: np.ndarray, n: int, *args: int, at: np.ndarray | None = None) -> np.ndarray:
         total = len(values)
-        if at is not None and sparse_pays(total, len(at), n):
-            return _sparse(stat, values, n, args, at)
+        levels = None if at is None else dense_levels(total, len(at), n)
+        if at is not None and levels is not None:
+            return _at_rows(stat, values, n, args, at, levels)
         if total <= BLOCK_ROWS:
             return stat(values, n, *args)
         out = np.empty(total, dtype=np.float64)
@@ -80,22 +94,36 @@ def blocked(stat: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
     return run
 
 
-def _sparse(
+def _at_rows(
     stat: Callable[..., np.ndarray],
     values: np.ndarray,
     n: int,
     args: tuple[int, ...],
     at: np.ndarray,
+    levels: int,
 ) -> np.ndarray:
+    """`stat` at the rows `at` alone, in blocks: of wanted rows where only their windows
+    are read (levels 0), else of rows (with the n - 1 before) whose low levels are built."""
     out = np.full(len(values), np.nan)
     full = at[at >= n - 1]  # (a window that starts before the column is garbage anyway)
-    step = max(1, SPARSE_VALUES // n)
+    if levels == 0:
+        step = max(1, SPARSE_VALUES // n)
 
-    def one(lo: int) -> None:
-        rows = full[lo : lo + step]
-        out[rows] = stat(values, n, *args, at=rows)
+        def wanted(lo: int) -> None:
+            rows = full[lo : lo + step]
+            out[rows] = stat(values, n, *args, at=rows)
 
-    list(_POOL.map(one, range(0, len(full), step)))  # blocks of wanted rows
+        list(_POOL.map(wanted, range(0, len(full), step)))
+        return out
+    bounds = np.searchsorted(full, np.arange(0, len(values) + BLOCK_ROWS, BLOCK_ROWS))
+
+    def block(i: int) -> None:
+        rows = full[bounds[i] : bounds[i + 1]]
+        if len(rows):
+            start = max(0, i * BLOCK_ROWS - (n - 1))
+            out[rows] = stat(values[start : rows[-1] + 1], n, *args, at=rows - start)
+
+    list(_POOL.map(block, range(len(bounds) - 1)))
     return out
 
 
@@ -154,15 +182,19 @@ Leaf = Callable[[np.ndarray, Callable[[], np.ndarray]], Summary]
 
 
 def window_fold_at(
-    values: np.ndarray, leaf: Leaf, n: int, combine: Combine, at: np.ndarray
+    values: np.ndarray, leaf: Leaf, n: int, combine: Combine, at: np.ndarray, levels: int = 0
 ) -> Summary:
     """window_fold's summaries at the rows `at` only (each at least n - 1), the same bytes.
 
     The fold's value at row t joins pieces of 1, 2, 4, ... rows (n's binary digits, the
-    smallest ending at t), each piece a perfect tree of pairwise combines. Here each wanted
-    row's window is gathered and every piece is reduced by combining its adjacent pairs,
-    level by level: the same combines on the same values.
+    smallest ending at t), each piece a perfect tree of pairwise combines. Here the tree's
+    lowest `levels` levels are built over every row (`levels` 0: none), each wanted row
+    gathers its pieces' nodes of the top built level (or its window's values), and every
+    piece is reduced by combining its adjacent pairs, level by level: the same combines on
+    the same values.
     """
+    if levels:
+        return _fold_above(values, leaf, n, combine, at, levels)
     # Window position by wanted row, (n, len(at)): a level's pairs are whole rows, so
     # every combine runs over contiguous memory. Only the values are gathered; the
     # summaries' other fields are made from them.
@@ -189,13 +221,58 @@ def window_fold_at(
     return tuple(a[0] for a in acc)
 
 
+def _fold_above(
+    values: np.ndarray, leaf: Leaf, n: int, combine: Combine, at: np.ndarray, levels: int
+) -> Summary:
+    """window_fold_at with the lowest `levels` levels built over every row."""
+    level = leaf(values, lambda: np.arange(len(values)))  # level j: 2^j rows, suffix-aligned
+    acc: Summary | None = None
+    acc_rows = 0
+
+    def join(piece: Summary, size: int) -> None:
+        nonlocal acc, acc_rows
+        acc = piece if acc is None else combine(piece, acc, size, acc_rows)
+        acc_rows += size
+
+    with np.errstate(all="ignore"):
+        for j in range(levels + 1):  # the built levels: a piece of one is read whole
+            size = 1 << j
+            if n & size:  # the piece's last row is at - acc_rows, element that - (size - 1)
+                join(tuple(a[at - acc_rows - (size - 1)] for a in level), size)
+            if j < levels:
+                length = len(level[0]) - size
+                level = combine(_head(level, length), _tail(level, length), size, size)
+        node = 1 << levels
+        for j in range(levels + 1, n.bit_length()):  # a piece of 2^j / node nodes, in order
+            size = 1 << j
+            if not n & size:
+                continue
+            last = at - acc_rows - (node - 1)  # the element of the piece's last node
+            nodes = last[None, :] + (np.arange(size // node) * node - (size - node))[:, None]
+            piece = tuple(a[nodes] for a in level)
+            span = node
+            while span < size:
+                piece = combine(
+                    tuple(p[0::2] for p in piece), tuple(p[1::2] for p in piece), span, span
+                )
+                span *= 2
+            join(tuple(p[0] for p in piece), size)
+    assert acc is not None
+    return acc
+
+
 def _fold(
     values: np.ndarray, leaf: Leaf, n: int, combine: Combine, at: np.ndarray | None
 ) -> Summary:
-    """window_fold of leaf(values) at every row, or window_fold_at the rows `at`."""
+    """window_fold of leaf(values) at every row, or its summaries at the rows `at` by the
+    cheapest way (`dense_levels`)."""
     if at is None:
         return window_fold(leaf(values, lambda: np.arange(len(values))), n, combine)
-    return window_fold_at(values, leaf, n, combine, at)
+    levels = dense_levels(len(values), len(at), n)
+    if levels is None:
+        whole = window_fold(leaf(values, lambda: np.arange(len(values))), n, combine)
+        return tuple(a[at] for a in whole)
+    return window_fold_at(values, leaf, n, combine, at, levels)
 
 
 def _drawdown_combine(earlier: Summary, later: Summary, *_: int) -> Summary:

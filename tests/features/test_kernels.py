@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from unittest import mock
+
 import numpy as np
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -166,16 +168,21 @@ def test_wanted_rows_alone_are_the_folds_bytes(
     for name, args in SPARSE_CASES:
         stat = getattr(kernels, name)
         dense = stat(values, n, *args)[full].tobytes()
-        if len(full):  # the sparse path itself, taken or not by the cost model
+        if len(full):  # every number of levels built densely, taken or not by the cost model
+            for levels in range(n.bit_length()):
+                with mock.patch.object(kernels, "dense_levels", lambda *_, k=levels: k):
+                    got = stat.__wrapped__(values, n, *args, at=full)
+                assert got.tobytes() == dense, (name, levels)
             assert stat.__wrapped__(values, n, *args, at=full).tobytes() == dense, name
         assert stat(values, n, *args, at=at)[full].tobytes() == dense, name
 
 
-def test_the_cost_model_takes_the_sparse_path_only_where_it_pays() -> None:
-    assert kernels.sparse_pays(1_000_000, 1_000_000 // 295, 252)  # a build: one row in 295
-    assert kernels.sparse_pays(1_000_000, 1_000_000 // 21, 63)  # month-ends, short windows
-    assert not kernels.sparse_pays(1_000_000, 1_000_000 // 21, 252)  # month-ends, a year
-    assert not kernels.sparse_pays(1_000_000, 1_000_000, 21)  # every row
+def test_the_cost_model_builds_low_levels_where_wanted_rows_are_dense() -> None:
+    assert kernels.dense_levels(1_000_000, 1_000_000 // 295, 252) == 0  # a build: windows
+    assert kernels.dense_levels(1_000_000, 1_000_000 // 21, 63) == 2  # month-ends
+    assert kernels.dense_levels(1_000_000, 1_000_000 // 21, 252) == 4
+    assert kernels.dense_levels(1_000_000, 1_000_000 // 2, 252) is None  # the fold
+    assert kernels.dense_levels(1_000_000, 1_000_000, 21) is None  # every row
 
 
 def test_features_at_wanted_rows_equal_features_at_every_row() -> None:
@@ -189,7 +196,7 @@ def test_features_at_wanted_rows_equal_features_at_every_row() -> None:
     rng = np.random.default_rng(9)
     for every in (21, 295):  # month-ends, and about one row per entity
         rows = np.flatnonzero(rng.random(series.height) < 1 / every)
-        assert kernels.sparse_pays(series.height, len(rows), 63)
+        assert kernels.dense_levels(series.height, len(rows), 63) is not None
         part = compute_features(series, rows=rows)
         whole = compute_features(series)[rows]
         assert part.equals(whole, null_equal=True)
