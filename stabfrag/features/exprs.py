@@ -10,7 +10,10 @@ with a different look-back would differ in the last bit.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 
 import numpy as np
 import polars as pl
@@ -31,6 +34,50 @@ def within(expr: pl.Expr, rows: int) -> pl.Expr:
     return pl.when(pl.col(OBS) >= rows).then(expr)
 
 
+@dataclass
+class Recorded:
+    """What window() and earlier() built while window_columns was open: columns to
+    compute over every row (by name), and those of them whose NaN means null."""
+
+    columns: dict[str, pl.Expr] = field(default_factory=dict)
+    nan_is_null: list[str] = field(default_factory=list)
+
+    def add(self, column: pl.Expr, *, nan_is_null: bool) -> pl.Expr:
+        name = f"_c{len(self.columns)}"
+        self.columns[name] = column.alias(name)
+        if nan_is_null:
+            self.nan_is_null.append(name)
+        return pl.col(name)
+
+    def nulls(self) -> pl.Expr:
+        """The window statistics as window() gives them outside window_columns."""
+        return pl.col(self.nan_is_null).fill_nan(None)
+
+
+_RECORDED: ContextVar[Recorded | None] = ContextVar("recorded_columns", default=None)
+
+
+@contextmanager
+def window_columns() -> Iterator[Recorded]:
+    """While open, every part of an expression that reads other rows (window statistics,
+    earlier values) is recorded as a column and stood for by pl.col(name). A plan then
+    computes those columns over every row and the rest of each feature, row-local
+    arithmetic, on the rows it keeps (after `Recorded.nulls`)."""
+    recorded = Recorded()
+    token = _RECORDED.set(recorded)
+    try:
+        yield recorded
+    finally:
+        _RECORDED.reset(token)
+
+
+def earlier(expr: pl.Expr, n: int) -> pl.Expr:
+    """`expr` n rows earlier."""
+    recorded = _RECORDED.get()
+    shifted = expr.shift(n)
+    return shifted if recorded is None else recorded.add(shifted, nan_is_null=False)
+
+
 def window(expr: pl.Expr, stat: Callable[..., np.ndarray], *args: int) -> pl.Expr:
     """A window statistic of stabfrag.kernels over the whole column (not per window).
 
@@ -38,14 +85,17 @@ def window(expr: pl.Expr, stat: Callable[..., np.ndarray], *args: int) -> pl.Exp
     the same bytes whatever else was read with it. A null in the window gives null. Rows
     the frame's WANT column does not ask for may be null (the kernel may skip them).
     """
+    recorded = _RECORDED.get()
 
     def run(inputs: Sequence[pl.Series]) -> pl.Series:
         series, want = inputs
         values = series.cast(pl.Float64).fill_null(np.nan).to_numpy()
         at = None if want.all() else want.arg_true().to_numpy()
-        return pl.Series(stat(values, *args, at=at), dtype=pl.Float64).fill_nan(None)
+        out = pl.Series(stat(values, *args, at=at), dtype=pl.Float64)
+        return out if recorded is not None else out.fill_nan(None)
 
-    return pl.map_batches([expr, pl.col(WANT)], run, return_dtype=pl.Float64)
+    column = pl.map_batches([expr, pl.col(WANT)], run, return_dtype=pl.Float64)
+    return column if recorded is None else recorded.add(column, nan_is_null=True)
 
 
 def realised_vol(n: int) -> pl.Expr:
@@ -62,7 +112,7 @@ def downside_vol(n: int) -> pl.Expr:
 
 def log_return(n: int) -> pl.Expr:
     """ln(close_t / close_{t-n})."""
-    return (pl.col("close") / pl.col("close").shift(n)).log()
+    return (pl.col("close") / earlier(pl.col("close"), n)).log()
 
 
 def worst_return(n: int) -> pl.Expr:
@@ -129,7 +179,7 @@ def parkinson_vol(n: int) -> pl.Expr:
 
 def lagged(name: str, lag: int) -> pl.Expr:
     """The value `lag` observations earlier: the window's shape, not only its end."""
-    return pl.col(name).shift(lag)
+    return earlier(pl.col(name), lag)
 
 
 def positive_ratio(num: pl.Expr, den: pl.Expr) -> pl.Expr:

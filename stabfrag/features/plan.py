@@ -16,8 +16,17 @@ from __future__ import annotations
 import numpy as np
 import polars as pl
 
-from stabfrag.features.exprs import DV, LV, OBS, WANT, R, log_return, within
-from stabfrag.features.registry import FEATURE_NAMES, FEATURE_SPECS, LOOKBACK_ROWS
+from stabfrag.features.exprs import (
+    DV,
+    LV,
+    OBS,
+    WANT,
+    R,
+    log_return,
+    window_columns,
+    within,
+)
+from stabfrag.features.registry import FEATURE_NAMES, FEATURE_SPECS, LOOKBACK_ROWS, FeatureSpec
 from stabfrag.schema import DATE, ENTITY
 
 
@@ -40,29 +49,37 @@ def with_base_columns(prices: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def rolling_features(prices: pl.DataFrame, rows: np.ndarray | None = None) -> pl.DataFrame:
-    """Every expression feature at every row, or sure to be right only at the positions
-    `rows` (sorted, unique); `prices` is sorted by (entity_id, date)."""
+    """Every expression feature at every row, or at the positions `rows` alone (sorted,
+    unique; the frame's rows in that order); `prices` is sorted by (entity_id, date)."""
     # Features that read other (already gated) features come in a second pass; the ones
     # they read are needed at other rows (lags), so they are computed at every row.
     read = {name for s in FEATURE_SPECS for name in s.reads}
-    first = {
-        s.name: within(s.build(), s.min_obs).alias(s.name) for s in FEATURE_SPECS if not s.reads
-    }
-    second = [
-        within(s.build(), s.min_obs).alias(s.name)
-        for s in sorted(FEATURE_SPECS, key=lambda s: s.name)
-        if s.reads
-    ]
+    first = [s for s in FEATURE_SPECS if not s.reads]
+    second = [_gated(s) for s in sorted(FEATURE_SPECS, key=lambda s: s.name) if s.reads]
     # Eager on one chunk per column: a lazy plan hands each window statistic its input in
     # 40-180 pieces, which the numpy hand-off then copies into one (8-15 % of the plan).
     base = with_base_columns(prices.lazy()).collect().rechunk()
-    base = base.with_columns(expr for name, expr in first.items() if name in read)
-    if rows is not None:  # the window statistics of the rest only where asked
-        want = np.zeros(base.height, dtype=bool)
-        want[rows] = True
-        base = base.with_columns(pl.Series(WANT, want))
-    rest = [expr for name, expr in first.items() if name not in read]
-    return base.with_columns(rest).with_columns(second)
+    base = base.with_columns(_gated(s) for s in first if s.name in read)
+    rest = [s for s in first if s.name not in read]
+    if rows is None:
+        return base.with_columns(_gated(s) for s in rest).with_columns(second)
+    # The rest's window statistics and earlier values are columns over every row (the
+    # statistics may skip unwanted rows); the arithmetic around them runs on the wanted
+    # rows alone: the same operations on the same values, so the same bytes.
+    want = np.zeros(base.height, dtype=bool)
+    want[rows] = True
+    with window_columns() as recorded:
+        finish = [_gated(s) for s in rest]
+    kept = (
+        base.with_columns(pl.Series(WANT, want))
+        .with_columns(second)
+        .with_columns(recorded.columns.values())[rows]
+    )
+    return kept.with_columns(recorded.nulls()).with_columns(finish).drop(list(recorded.columns))
+
+
+def _gated(spec: FeatureSpec) -> pl.Expr:
+    return within(spec.build(), spec.min_obs).alias(spec.name)
 
 
 FEATURE_BLOCK_ROWS = 2_000_000  # rows per plan: memory follows the block, not the panel
@@ -98,10 +115,9 @@ def compute_features(prices: pl.DataFrame, *, rows: np.ndarray | None = None) ->
 
 def _compute_block(prices: pl.DataFrame, rows: np.ndarray | None, *, offset: int) -> pl.DataFrame:
     picked = None if rows is None else np.unique(rows)  # in frame order, each row once
-    rolled = rolling_features(prices, picked).with_row_index("_pos")
-    if picked is not None:
-        rolled = rolled[picked]
-    frame = rolled.with_columns(pl.col("_pos").cast(pl.Int64) + offset)
+    rolled = rolling_features(prices, picked)
+    at = np.arange(prices.height) if picked is None else picked
+    frame = rolled.with_columns(pl.Series("_pos", at + offset, dtype=pl.Int64))
     names = list(FEATURE_NAMES)
     return frame.select(
         "_pos",

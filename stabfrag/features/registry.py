@@ -216,7 +216,7 @@ FEATURE_SPECS: tuple[FeatureSpec, ...] = (
         "slog1p",
         "spread_bps_t - spread_bps_(t-21)",
         "spread",
-        lambda: pl.col("spread_bps") - pl.col("spread_bps").shift(21),
+        lambda: pl.col("spread_bps") - fx.earlier(pl.col("spread_bps"), 21),
     ),
 )
 FEATURE_NAMES: tuple[str, ...] = tuple(s.name for s in FEATURE_SPECS)
