@@ -92,7 +92,9 @@ def join_scenarios(
     `consume`: z_stab is not needed after, and may hold the joint vectors."""
     dates = sorted(set(as_of.to_list()))
     keys = {d: scenarios.key(d) for d in dates}
-    versions = sorted(set(keys.values()))
+    # In date order (a version's first date), so the parts' rows laid end to end stay
+    # sorted by date: the key's own order would make the caller sort the vectors.
+    versions = list(dict.fromkeys(keys[d] for d in dates))
     version_of = {d: versions.index(k) for d, k in keys.items()}
     state_keys = as_of.replace_strict(version_of, return_dtype=pl.Int64).to_numpy()
     out = []
