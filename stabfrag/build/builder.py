@@ -518,15 +518,21 @@ def windows_only(series: pl.DataFrame, requests: pl.DataFrame) -> tuple[pl.DataF
     if series.height == 0:
         return series, requests
     ids = series[ENTITY]
-    code = np.cumsum((ids != ids.shift(1)).fill_null(True).to_numpy()) - 1  # entity rank
+    starts = np.flatnonzero((ids != ids.shift(1)).fill_null(True).to_numpy())
+    ends = np.r_[starts[1:], series.height]
     wanted = np.unique(requests["_pos"].drop_nulls().to_numpy())
-    # `wanted` is sorted, so an entity's first wanted row is where its rank first appears.
-    asked, first = np.unique(code[wanted], return_index=True)
-    start = np.full(int(code[-1]) + 1, series.height, dtype=np.int64)  # unasked: no row
-    start[asked] = wanted[first] - LOOKBACK_ROWS
-    keep = np.arange(series.height) >= start[code]
-    if keep.sum() > KEEP_ALL_SHARE * series.height:  # a copy would cost more than it saves
-        return series, requests
+    # Per entity asked for (wanted is sorted): its rows from its first wanted row's window
+    # to its end. Counted before any row-long array is made: a month-end chunk keeps all.
+    ent = np.searchsorted(starts, wanted, side="right") - 1
+    first = np.flatnonzero(np.r_[True, ent[1:] != ent[:-1]]) if len(ent) else ent
+    asked = ent[first]
+    begin = np.maximum(starts[asked], wanted[first] - LOOKBACK_ROWS)
+    if (ends[asked] - begin).sum() > KEEP_ALL_SHARE * series.height:
+        return series, requests  # a copy would cost more than it saves
+    edges = np.bincount(begin, minlength=series.height + 1) - np.bincount(
+        ends[asked], minlength=series.height + 1
+    )
+    keep = np.cumsum(edges[:-1]) > 0  # the kept spans are disjoint: one per entity
     moved = pl.Series("_pos", np.cumsum(keep) - 1).gather(requests["_pos"])
     return series.filter(pl.Series(keep)), requests.with_columns(moved)
 
