@@ -49,21 +49,26 @@ def last_rows(prices: pl.DataFrame, dates: list[dt.date]) -> pl.DataFrame:
     request is one binary search, with no join and no sort of the rows.
     """
     ids = prices[ENTITY]
-    first = (ids != ids.shift(1)).fill_null(True).to_numpy()
-    code = np.cumsum(first) - 1  # the entity's rank, per row
-    starts = np.flatnonzero(first)
-    days = prices[DATE].cast(pl.Int32).to_numpy().astype(np.int64)
+    starts = np.flatnonzero((ids != ids.shift(1)).fill_null(True).to_numpy())
+    lengths = np.diff(np.r_[starts, prices.height])
+    days = prices[DATE].cast(pl.Int32).to_numpy()
     wanted = pl.Series(dates, dtype=pl.Date).cast(pl.Int32).to_numpy().astype(np.int64)
-    both = np.concatenate([days, wanted])
-    low = int(both.min()) if len(both) else 0
-    span = (int(both.max()) if len(both) else 0) - low + 1
-    keys = code * span + (days - low)
+    present = [a for a in (days, wanted) if len(a)]
+    low = min((int(a.min()) for a in present), default=0)
+    span = max((int(a.max()) for a in present), default=0) - low + 1
     n_ent, n_dates = len(starts), len(wanted)
+    # The key of a row: its entity's rank * span + its day, ascending down the frame.
+    keys = np.repeat(np.arange(n_ent, dtype=np.int64) * span - low, lengths)
+    keys += days
+    # Searched in key order (entity, then date), so each search starts near the last one
+    # in memory; the answers are then laid out by date, then entity.
+    queries = (np.arange(n_ent)[:, None] * span + (wanted - low)[None, :]).ravel()
+    pos = (np.searchsorted(keys, queries, side="right") - 1).reshape(n_ent, n_dates).T.ravel()
     ent = np.tile(np.arange(n_ent), n_dates)
     day = np.repeat(wanted, n_ent)
-    pos = np.searchsorted(keys, ent * span + (day - low), side="right") - 1
     safe = np.maximum(pos, 0)
-    found = (pos >= 0) & (code[safe] == ent) & (days[safe] >= day - LOOKBACK_DAYS)
+    # No row of the entity on or before the day: the search lands in an earlier entity.
+    found = (pos >= starts[ent]) & (days[safe] >= day - LOOKBACK_DAYS) if n_ent else pos >= 0
     at = pl.Series("_at", np.where(found, safe, -1)).replace(-1, None)
     return pl.DataFrame(
         {
