@@ -89,6 +89,24 @@ def test_blocks_give_the_same_bytes(monkeypatch) -> None:  # type: ignore[no-unt
     assert whole.tobytes() == again.tobytes()
 
 
+def test_wanted_rows_in_blocks_of_rows_give_the_folds_bytes(monkeypatch) -> None:  # type: ignore[no-untyped-def]
+    """Low levels built per block of rows (with the n - 1 rows before it): the same bytes
+    at every wanted row, whichever block it falls in."""
+    rng = np.random.default_rng(5)
+    x = np.exp(rng.normal(0, 0.02, 6000)).cumprod()
+    # Random rows, and the first and last rows of every block.
+    edges = np.arange(0, len(x), 500)
+    at = np.union1d(np.flatnonzero(rng.random(len(x)) < 1 / 21), np.r_[edges[1:], edges[1:] - 1])
+    monkeypatch.setattr(kernels, "BLOCK_ROWS", 500)
+    for name, args in SPARSE_CASES:
+        stat = getattr(kernels, name)
+        for n in (63, 252):
+            assert kernels.dense_levels(len(x), len(at), n) not in (None, 0)
+            full = at[at >= n - 1]
+            dense = stat.__wrapped__(x, n, *args)[full]
+            assert stat(x, n, *args, at=at)[full].tobytes() == dense.tobytes(), (name, n)
+
+
 def test_features_from_the_windows_only_equal_the_whole_series() -> None:
     """build.windows_only drops every row no requested state reads: same feature bytes."""
     import polars as pl
