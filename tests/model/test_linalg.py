@@ -47,14 +47,37 @@ def test_project_unit_is_the_normalised_product_in_float32() -> None:
 def test_row_spans_cover_every_row_once() -> None:
     from stabfrag.model import linalg
 
-    for n in (0, 1, linalg.SPAN_ROWS, 3 * linalg.SPAN_ROWS + 7):
+    for n in (0, 1, 3 * linalg.BLOCK + 5, linalg.SPAN_ROWS, 3 * linalg.SPAN_ROWS + 7):
         seen = np.zeros(n, dtype=int)
+        starts: list[int] = []
 
-        def work(lo: int, hi: int, seen: np.ndarray = seen) -> None:
+        def work(lo: int, hi: int, seen: np.ndarray = seen, starts: list[int] = starts) -> None:
             seen[lo:hi] += 1
+            starts.append(lo)
 
         linalg.by_row_spans(n, work)
         assert (seen == 1).all()
+        assert all(lo % linalg.BLOCK == 0 for lo in starts)  # products keep their blocks
+        if n > linalg.BLOCK:  # a few thousand rows are shared out too
+            assert len(starts) > 1
+
+
+def test_blas_is_single_threaded_in_every_span(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A single span too: BLAS threads woken by a small product spin for a while after."""
+    from stabfrag.model import linalg
+
+    threads = [2]
+
+    def setter(count: int) -> int:
+        before, threads[0] = threads[0], count
+        return before
+
+    monkeypatch.setattr(linalg, "_blas_thread_setter", lambda: setter)
+    seen: list[int] = []
+    for n in (30, 3 * linalg.SPAN_ROWS):
+        linalg.by_row_spans(n, lambda lo, hi: seen.append(threads[0]))
+    assert seen and set(seen) == {1}
+    assert threads == [2]  # restored after
 
 
 def test_spans_on_every_core_give_the_bytes_of_one_pass(monkeypatch: pytest.MonkeyPatch) -> None:
