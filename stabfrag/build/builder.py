@@ -34,7 +34,7 @@ from stabfrag.build.scenario_space import Key, ScenarioLibrary, ScenarioSpace
 from stabfrag.build.summary import RunSummary
 from stabfrag.config import BAD_TICK_MULTIPLE, BuildConfig
 from stabfrag.errors import ConfigError
-from stabfrag.features.plan import compute_features
+from stabfrag.features.plan import compute_features, unique_rows
 from stabfrag.features.registry import FEATURE_NAMES, LOOKBACK_ROWS
 from stabfrag.ingest.entities import read_entities
 from stabfrag.ingest.prices import Validated, read_prices, validate
@@ -520,7 +520,7 @@ def windows_only(series: pl.DataFrame, requests: pl.DataFrame) -> tuple[pl.DataF
     ids = series[ENTITY]
     starts = np.flatnonzero((ids != ids.shift(1)).fill_null(True).to_numpy())
     ends = np.r_[starts[1:], series.height]
-    wanted = np.unique(requests["_pos"].drop_nulls().to_numpy())
+    wanted = unique_rows(requests["_pos"].drop_nulls().to_numpy())
     # Per entity asked for (wanted is sorted): its rows from its first wanted row's window
     # to its end. Counted before any row-long array is made: a month-end chunk keeps all.
     ent = np.searchsorted(starts, wanted, side="right") - 1

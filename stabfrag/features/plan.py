@@ -113,8 +113,20 @@ def compute_features(prices: pl.DataFrame, *, rows: np.ndarray | None = None) ->
     return pl.concat(parts) if parts else _compute_block(prices.head(0), None, offset=0)
 
 
+def unique_rows(rows: np.ndarray) -> np.ndarray:
+    """`rows` sorted, each once: np.unique's answer. np.unique hashes integers (numpy 2.3
+    on): 0.1 s for 260,000 positions that a month-end chunk gives already sorted, against
+    well under a millisecond for an order check and a comparison with the neighbour."""
+    rows = np.asarray(rows)
+    if len(rows) < 2:
+        return rows.copy()
+    if not (rows[1:] >= rows[:-1]).all():
+        rows = np.sort(rows)
+    return rows[np.r_[True, rows[1:] != rows[:-1]]]
+
+
 def _compute_block(prices: pl.DataFrame, rows: np.ndarray | None, *, offset: int) -> pl.DataFrame:
-    picked = None if rows is None else np.unique(rows)  # in frame order, each row once
+    picked = None if rows is None else unique_rows(rows)  # in frame order, each row once
     rolled = rolling_features(prices, picked)
     at = np.arange(prices.height) if picked is None else picked
     frame = rolled.with_columns(pl.Series("_pos", at + offset, dtype=pl.Int64))

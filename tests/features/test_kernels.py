@@ -221,3 +221,14 @@ def test_features_at_wanted_rows_equal_features_at_every_row() -> None:
         assert part.select(pl.all().exclude("_pos")).null_count().sum_horizontal().item() < (
             part.height * part.width
         )
+
+
+@settings(max_examples=60, deadline=None)
+@given(rows=st.lists(st.integers(0, 50), max_size=40), presorted=st.booleans())
+def test_unique_rows_is_numpys_unique(rows: list[int], presorted: bool) -> None:
+    from stabfrag.features.plan import unique_rows
+
+    a = np.array(sorted(rows) if presorted else rows, dtype=np.int64)
+    got = unique_rows(a)
+    assert got.dtype == a.dtype
+    assert got.tolist() == np.unique(a).tolist()
