@@ -80,6 +80,19 @@ def projection_for(model_id: str, d: int) -> np.ndarray:
     return np.ascontiguousarray(q.T)
 
 
+def null_patterns(missing: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the distinct rows of `missing`, each row's index among them). Rows are read as
+    integers, a bit per column: np.unique over rows of booleans sorts them as bytes, 2 s
+    for 260,000 rows of 23 features against 0.04 s this way."""
+    width = missing.shape[1]
+    if width >= 63:  # more bits than an integer holds
+        patterns, inverse = np.unique(missing, axis=0, return_inverse=True)
+        return patterns, inverse.ravel()
+    codes = missing.astype(np.int64) @ (np.int64(1) << np.arange(width, dtype=np.int64))
+    _, first, inverse = np.unique(codes, return_index=True, return_inverse=True)
+    return missing[first], inverse.ravel()
+
+
 def impute(z: np.ndarray, covariance: np.ndarray) -> np.ndarray:
     """Each null z-score replaced by its conditional mean given the row's observed ones,
     under a zero-mean Gaussian with `covariance` (clipped to [-6, 6]).
@@ -93,13 +106,15 @@ def impute(z: np.ndarray, covariance: np.ndarray) -> np.ndarray:
     out = np.where(missing, 0.0, z)
     if not missing.any():
         return out
-    patterns, inverse = np.unique(missing, axis=0, return_inverse=True)
+    patterns, inverse = null_patterns(missing)
+    order = np.argsort(inverse, kind="stable")  # rows by pattern, ascending within each
+    bounds = np.searchsorted(inverse[order], np.arange(len(patterns) + 1))
     ridge = 1e-6 * np.eye(z.shape[1])
     for k, pattern in enumerate(patterns):
         observed = ~pattern
         if not pattern.any() or not observed.any():
             continue  # nothing to fill, or nothing to fill it from (stays at the median)
-        rows = np.flatnonzero(inverse.ravel() == k)
+        rows = order[bounds[k] : bounds[k + 1]]
         coef = np.linalg.solve(
             (covariance + ridge)[np.ix_(observed, observed)], covariance[np.ix_(observed, pattern)]
         )

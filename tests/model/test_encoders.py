@@ -185,3 +185,25 @@ def test_model_hash_follows_the_calibration_not_the_creation_time(tmp_path: Path
     manifest["features"][0]["center"] += 0.5
     path.write_text(json.dumps(manifest))
     assert load_encoder(folder, STAB_MODEL_ID).sha256 != before
+
+
+def test_imputed_rows_do_not_depend_on_the_rows_imputed_with_them() -> None:
+    """Rows grouped by their null pattern (many patterns, every row in one): each row
+    gets the bytes it gets alone, and what it had observed is kept."""
+    from stabfrag.model.encoder import impute, null_patterns
+
+    rng = np.random.default_rng(11)
+    d = 9
+    root = rng.standard_normal((d, d))
+    covariance = root @ root.T / d + np.eye(d)
+    z = rng.standard_normal((600, d))
+    z[rng.random(z.shape) < 0.3] = np.nan
+    z[5] = np.nan  # a row with nothing observed stays at the median
+    whole = impute(z, covariance)
+    for i in range(len(z)):
+        assert whole[i].tobytes() == impute(z[i : i + 1], covariance)[0].tobytes(), i
+    seen = ~np.isnan(z)
+    assert (whole[seen] == z[seen]).all() and (whole[5] == 0).all()
+    patterns, inverse = null_patterns(np.isnan(z))
+    assert (patterns[inverse] == np.isnan(z)).all()
+    assert len(patterns) == len(np.unique(np.isnan(z), axis=0))
