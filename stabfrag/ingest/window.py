@@ -78,8 +78,13 @@ def read_window(
     if where is not None:
         dated = dated & where
     scan = scan_prices(path)
-    if collect(scan.select(pl.len()), path).item() == 0:
+    rows, oldest = collect(scan.select(pl.len(), pl.col(DATE).min()), path).row(0)
+    if rows == 0:
         raise InputError(path, "no rows")
+    if oldest is None or oldest >= start:
+        # Nothing is older than the window (a backfill's first chunk, mostly): a short
+        # history has no older rows to add, so no entity needs counting.
+        return collect(scan.filter(dated), path)
     # Which entities need older rows, from the few columns the rules read: the full rows
     # are then read once, in file order, with no second frame to merge and sort.
     ids = collect(scan.filter(dated).select(pl.col(ENTITY).unique()), path)

@@ -7,6 +7,7 @@ from pathlib import Path
 import duckdb
 import numpy as np
 import polars as pl
+import pytest
 from typer.testing import CliRunner
 
 from stabfrag.build import pipeline
@@ -216,6 +217,33 @@ def test_read_window_reads_lookback_or_whole_history_of_sparse_entities(tmp_path
     assert raw.filter(pl.col("entity_id") == "W").height == 572
 
 
+def test_read_window_counts_no_entity_when_nothing_is_older(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Every row falls inside the look-back (a backfill's first chunk): a short history has
+    # nothing older to read, so the window is read as it is, without counting entities.
+    days = [dt.date(2020, 1, 1) + dt.timedelta(days=i) for i in range(400)]
+    frame = pl.DataFrame(
+        {
+            "entity_id": ["L"] * 400 + ["S"] * 10 + [None],
+            "date": [*days, *days[-10:], None],
+            "close": 1.0 + np.arange(411.0),
+        }
+    )
+    path = tmp_path / "p.parquet"
+    frame.write_parquet(path)
+
+    def counted(*_: object, **__: object) -> None:
+        raise AssertionError("entities were counted")
+
+    monkeypatch.setattr(window, "judge_ids", counted)
+    raw = window.read_window(
+        path, first=days[-1], last=days[-1], include_undated=True, min_rows=LOOKBACK_ROWS
+    )
+    assert raw.select("entity_id", "date", "close").equals(frame)
+    assert raw["_row"].to_list() == list(range(411))
+
+
 def test_empty_tables_give_partitions_with_zero_rows(tmp_path: Path) -> None:
     # Day 30: every entity has too short a history (no features); day 199: no rejects.
     days = [dt.date(2020, 1, 1) + dt.timedelta(days=i) for i in range(200)]
@@ -252,8 +280,8 @@ def test_a_non_finite_value_stops_the_build_before_any_write(
 
     real = builder.compute_features
 
-    def with_an_infinity(series: pl.DataFrame, rows: np.ndarray | None = None) -> pl.DataFrame:
-        feats = real(series, rows=rows)
+    def with_an_infinity(series: pl.DataFrame, **kwargs: np.ndarray | None) -> pl.DataFrame:
+        feats = real(series, **kwargs)
         # A defect upstream of the sinks: one state's feature is infinite.
         return feats.with_columns(
             pl.when(pl.int_range(pl.len()) == 0)
