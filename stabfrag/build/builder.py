@@ -40,6 +40,7 @@ from stabfrag.ingest.entities import read_entities
 from stabfrag.ingest.prices import Validated, read_prices, validate
 from stabfrag.ingest.profiles import profiles_at, read_profiles
 from stabfrag.ingest.reasons import ROW_REASONS, STATE_REASONS
+from stabfrag.ingest.runs import entity_starts, kept_starts
 from stabfrag.ingest.ticks import SCALE_ROWS
 from stabfrag.ingest.window import read_window
 from stabfrag.model.bundle import load_models
@@ -224,14 +225,17 @@ class Builder:
                 chunk,
                 max_staleness_days=cfg.max_staleness_days,
                 ticks=checked.ticks,
+                starts=checked.starts,
             )
         with t.stage("features"):
             series, requests = tick_series(
                 checked.prices, checked.ticks, requests, LOOKBACK_ROWS + 1
             )
-            series, requests = windows_only(series, requests)
+            # (An open tick's series is appended as an entity of its own: new runs.)
+            starts = checked.starts if series is checked.prices else entity_starts(series[ENTITY])
+            series, requests, starts = windows_only(series, requests, starts)
             rows = requests["_pos"].unique().sort().to_numpy()
-            feats = compute_features(series, rows=rows).drop(ENTITY, DATE)
+            feats = compute_features(series, rows=rows, starts=starts).drop(ENTITY, DATE)
             # Past here a price row is only a date to count (_tally): let the rest go
             # before the vectors are made.
             del series
@@ -506,9 +510,12 @@ def _reasons_by_date(rejects: pl.DataFrame) -> dict[dt.date, dict[str, int]]:
 KEEP_ALL_SHARE = 0.8  # windows_only copies the series only when it drops a fifth or more
 
 
-def windows_only(series: pl.DataFrame, requests: pl.DataFrame) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """The rows of `series` that some requested state's window reads, and the requests
-    pointed at their new positions.
+def windows_only(
+    series: pl.DataFrame, requests: pl.DataFrame, starts: np.ndarray
+) -> tuple[pl.DataFrame, pl.DataFrame, np.ndarray]:
+    """The rows of `series` that some requested state's window reads, the requests pointed
+    at their new positions, and the entities' first rows among them (`starts`: in
+    `series`).
 
     A state's features read its own row and the LOOKBACK_ROWS before it, nothing older
     (kernels.py: a value depends only on its own window), so an entity's rows before its
@@ -516,9 +523,7 @@ def windows_only(series: pl.DataFrame, requests: pl.DataFrame) -> tuple[pl.DataF
     window per entity, not on the whole look-back read.
     """
     if series.height == 0:
-        return series, requests
-    ids = series[ENTITY]
-    starts = np.flatnonzero((ids != ids.shift(1)).fill_null(True).to_numpy())
+        return series, requests, starts
     ends = np.r_[starts[1:], series.height]
     wanted = unique_rows(requests["_pos"].drop_nulls().to_numpy())
     # Per entity asked for (wanted is sorted): its rows from its first wanted row's window
@@ -528,13 +533,13 @@ def windows_only(series: pl.DataFrame, requests: pl.DataFrame) -> tuple[pl.DataF
     asked = ent[first]
     begin = np.maximum(starts[asked], wanted[first] - LOOKBACK_ROWS)
     if (ends[asked] - begin).sum() > KEEP_ALL_SHARE * series.height:
-        return series, requests  # a copy would cost more than it saves
+        return series, requests, starts  # a copy would cost more than it saves
     edges = np.bincount(begin, minlength=series.height + 1) - np.bincount(
         ends[asked], minlength=series.height + 1
     )
     keep = np.cumsum(edges[:-1]) > 0  # the kept spans are disjoint: one per entity
     moved = pl.Series("_pos", np.cumsum(keep) - 1).gather(requests["_pos"])
-    return series.filter(pl.Series(keep)), requests.with_columns(moved)
+    return series.filter(pl.Series(keep)), requests.with_columns(moved), kept_starts(starts, keep)
 
 
 def chunks(dates: list[dt.date], span_days: int) -> Iterator[list[dt.date]]:

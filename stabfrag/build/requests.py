@@ -15,6 +15,7 @@ from stabfrag.config import BAD_TICK_MULTIPLE, BuildConfig
 from stabfrag.features.registry import LOOKBACK_ROWS
 from stabfrag.ingest.files import file_hash
 from stabfrag.ingest.reasons import entity_rule
+from stabfrag.ingest.runs import entity_starts, run_lengths
 from stabfrag.ingest.window import LOOKBACK_DAYS, as_of_join
 from stabfrag.scenarios.library import Scenario
 from stabfrag.schema import DATE, ENTITY
@@ -40,17 +41,21 @@ def fingerprint(
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
-def last_rows(prices: pl.DataFrame, dates: list[dt.date]) -> pl.DataFrame:
+def last_rows(
+    prices: pl.DataFrame, dates: list[dt.date], *, starts: np.ndarray | None = None
+) -> pl.DataFrame:
     """Per (as-of date, entity of `prices`), in that order: the entity's last row dated on
     or before the date and at most LOOKBACK_DAYS before it (`_pos`, `last_date`, and
     `n_obs`, its observation number; nulls where there is none).
 
     `prices` is sorted by (entity_id, date), so (entity, date) keys are sorted too: each
-    request is one binary search, with no join and no sort of the rows.
+    request is one binary search, with no join and no sort of the rows. `starts`, each
+    entity's first row, is found from the ids when not given.
     """
     ids = prices[ENTITY]
-    starts = np.flatnonzero((ids != ids.shift(1)).fill_null(True).to_numpy())
-    lengths = np.diff(np.r_[starts, prices.height])
+    if starts is None:
+        starts = entity_starts(ids)
+    lengths = run_lengths(starts, prices.height)
     days = prices[DATE].cast(pl.Int32).to_numpy()
     wanted = pl.Series(dates, dtype=pl.Date).cast(pl.Int32).to_numpy().astype(np.int64)
     present = [a for a in (days, wanted) if len(a)]
@@ -87,15 +92,17 @@ def state_requests(
     *,
     max_staleness_days: int,
     ticks: pl.DataFrame | None = None,
+    starts: np.ndarray | None = None,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
-    """Per (entity, as-of date): the entity's last valid row on or before the date.
+    """Per (entity, as-of date): the entity's last valid row on or before the date
+    (`starts`: each entity's first row of `prices`, when known).
 
     Returns (requests for states, entity rejects). The universe of a date is every entity
     with a valid price in its look-back window. A bad tick not yet known on the as-of date
     (`ticks`, see Validated.ticks) is the state's last row, as the data of that evening
     showed it: such a request has `_tick` set (its date) and no `_pos` yet.
     """
-    matched = _pending_ticks(last_rows(prices, dates), ticks).filter(
+    matched = _pending_ticks(last_rows(prices, dates, starts=starts), ticks).filter(
         pl.col("last_date").is_not_null()
     )
     reason, detail = entity_rule(

@@ -41,6 +41,9 @@ class Recorded:
 
     columns: dict[str, pl.Expr] = field(default_factory=dict)
     nan_is_null: list[str] = field(default_factory=list)
+    # The WANT column's true positions, when the plan knows them: each statistic then
+    # skips a scan of the whole mask (one per column per block).
+    at: np.ndarray | None = None
 
     def add(self, column: pl.Expr, *, nan_is_null: bool) -> pl.Expr:
         name = f"_c{len(self.columns)}"
@@ -90,7 +93,11 @@ def window(expr: pl.Expr, stat: Callable[..., np.ndarray], *args: int) -> pl.Exp
     def run(inputs: Sequence[pl.Series]) -> pl.Series:
         series, want = inputs
         values = series.cast(pl.Float64).fill_null(np.nan).to_numpy()
-        at = None if want.all() else want.arg_true().to_numpy()
+        at: np.ndarray | None = None
+        if recorded is not None and recorded.at is not None:
+            at = recorded.at
+        elif not want.all():
+            at = want.arg_true().to_numpy()
         out = pl.Series(stat(values, *args, at=at), dtype=pl.Float64)
         return out if recorded is not None else out.fill_nan(None)
 

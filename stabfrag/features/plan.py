@@ -27,15 +27,19 @@ from stabfrag.features.exprs import (
     within,
 )
 from stabfrag.features.registry import FEATURE_NAMES, FEATURE_SPECS, LOOKBACK_ROWS, FeatureSpec
+from stabfrag.ingest.runs import entity_starts, observation_numbers
 from stabfrag.schema import DATE, ENTITY
 
 
 def with_base_columns(prices: pl.LazyFrame) -> pl.LazyFrame:
-    """Add the observation number, log return and volume helpers the features read."""
-    row = pl.int_range(pl.len(), dtype=pl.Int64)
-    first = pl.col(ENTITY) != pl.col(ENTITY).shift(1)
-    start = pl.when(first.fill_null(True)).then(row).forward_fill()
-    return prices.with_columns((row - start + 1).alias(OBS)).with_columns(
+    """Add the observation number (unless the frame has it), log return and volume helpers
+    the features read."""
+    if OBS not in prices.collect_schema():
+        row = pl.int_range(pl.len(), dtype=pl.Int64)
+        first = pl.col(ENTITY) != pl.col(ENTITY).shift(1)
+        start = pl.when(first.fill_null(True)).then(row).forward_fill()
+        prices = prices.with_columns((row - start + 1).alias(OBS))
+    return prices.with_columns(
         within(log_return(1), 2).alias(R),
         pl.col("volume").log1p().alias(LV),
         (pl.col("close") * pl.col("volume")).alias(DV),
@@ -70,6 +74,7 @@ def rolling_features(prices: pl.DataFrame, rows: np.ndarray | None = None) -> pl
     want[rows] = True
     with window_columns() as recorded:
         finish = [_gated(s) for s in rest]
+    recorded.at = rows
     kept = (
         base.with_columns(pl.Series(WANT, want))
         .with_columns(second)
@@ -85,8 +90,11 @@ def _gated(spec: FeatureSpec) -> pl.Expr:
 FEATURE_BLOCK_ROWS = 2_000_000  # rows per plan: memory follows the block, not the panel
 
 
-def compute_features(prices: pl.DataFrame, *, rows: np.ndarray | None = None) -> pl.DataFrame:
+def compute_features(
+    prices: pl.DataFrame, *, rows: np.ndarray | None = None, starts: np.ndarray | None = None
+) -> pl.DataFrame:
     """Features at every row of `prices` (sorted by entity, date), or at the positions `rows`.
+    `starts`, each entity's first row, is found from the ids when not given.
 
     Returns _pos (the row's position), entity_id, date, window_start, n_obs, every feature
     in FEATURE_NAMES order and features_null, the count of null features. A large frame
@@ -94,10 +102,12 @@ def compute_features(prices: pl.DataFrame, *, rows: np.ndarray | None = None) ->
     plan each: entities are independent, so the result is the same.
     """
     total = prices.height
+    if starts is None:
+        starts = entity_starts(prices[ENTITY])
+    # The observation numbers from the runs: the ids' text is not compared again.
+    prices = prices.with_columns(pl.Series(OBS, observation_numbers(starts, total)))
     if total <= FEATURE_BLOCK_ROWS:
         return _compute_block(prices, rows, offset=0)
-    ids = prices[ENTITY]
-    starts = np.flatnonzero((ids != ids.shift(1)).fill_null(True).to_numpy())
     wanted = np.arange(FEATURE_BLOCK_ROWS, total, FEATURE_BLOCK_ROWS)
     cuts = np.unique(
         np.concatenate(

@@ -13,6 +13,7 @@ import polars as pl
 from stabfrag.errors import InputError
 from stabfrag.ingest.files import check_columns, file_format, folder_files
 from stabfrag.ingest.reasons import MIN_PRICES, counts_by_reason, entity_rule
+from stabfrag.ingest.runs import continues, entity_starts, kept_starts, run_lengths
 from stabfrag.ingest.ticks import DEFAULT_MULTIPLE, find_ticks
 from stabfrag.schema import (
     DATE,
@@ -42,6 +43,8 @@ class Validated:
     # Bad ticks known only on a later date (a spike judged by the next close): their price
     # columns and `known_on`. Before that date a state still sees them (build.requests).
     ticks: pl.DataFrame = field(default_factory=pl.DataFrame)
+    # The first row of each entity in `prices` (stabfrag.ingest.runs): found once here.
+    starts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
 
     @property
     def range_dropped(self) -> int:
@@ -304,21 +307,19 @@ def _in_order(frame: pl.DataFrame) -> bool:
     return bool(frame.select(in_order.fill_null(True).all()).item())
 
 
-def _per_entity(good: pl.DataFrame) -> pl.DataFrame:
-    """Each entity's rows `n` and last date, of rows sorted by (entity_id, date): read at
-    the ends of each entity's run, not grouped by the text."""
+def _per_entity(good: pl.DataFrame, starts: np.ndarray) -> pl.DataFrame:
+    """Each entity's rows `n` and last date, one row per run of `starts` (rows sorted by
+    entity_id, date): read at the ends of each run, not grouped by the text."""
     if good.height == 0:
         return pl.DataFrame(
             schema={ENTITY: good.schema[ENTITY], "n": pl.UInt32(), "last_date": pl.Date()}
         )
-    ids = good[ENTITY]
-    starts = (ids != ids.shift(1)).fill_null(True).arg_true()
-    ends = pl.concat([starts.slice(1), pl.Series([good.height], dtype=starts.dtype)])
+    lengths = run_lengths(starts, good.height)
     return pl.DataFrame(
         {
-            ENTITY: ids.gather(starts),
-            "n": (ends - starts).cast(pl.UInt32),
-            "last_date": good[DATE].gather(ends - 1),
+            ENTITY: good[ENTITY].gather(starts),
+            "n": pl.Series(lengths, dtype=pl.UInt32),
+            "last_date": good[DATE].gather(starts + lengths - 1),
         }
     )
 
@@ -330,6 +331,7 @@ class _Cleaned:
     range_dropped_dates: pl.Series  # dates of kept rows whose range was dropped
     spread_dropped_dates: pl.Series  # dates of kept rows whose negative spread was dropped
     ticks: pl.DataFrame  # bad ticks known after their own date
+    starts: np.ndarray  # each entity's first row in `good`
 
 
 def _clean_rows(flagged: pl.DataFrame, bad_tick: float) -> _Cleaned:
@@ -339,13 +341,16 @@ def _clean_rows(flagged: pl.DataFrame, bad_tick: float) -> _Cleaned:
     good = flagged.filter(pl.col("reason").is_null()) if bad.height else flagged
     # Duplicates are judged among rows that passed the row rules: the first in file order wins.
     good = _sorted(good)
-    dup = (pl.col(ENTITY) == pl.col(ENTITY).shift(1)) & (pl.col(DATE) == pl.col(DATE).shift(1))
-    is_dup = good.select(dup.fill_null(False)).to_series()
+    starts = entity_starts(good[ENTITY])  # the one comparison of the ids' text
+    days = good[DATE].cast(pl.Int32).to_numpy()
+    is_dup = continues(starts, good.height)
+    is_dup[1:] &= days[1:] == days[:-1]
     dups = good.filter(is_dup).with_columns(pl.lit("duplicate").alias("reason"))
     if dups.height:
         good = good.filter(~is_dup)
+        starts = kept_starts(starts, ~is_dup)
     good = good.select(ROW, ENTITY, DATE, "close", *OPTIONAL_PRICE_COLUMNS)
-    found = find_ticks(good, bad_tick)
+    found = find_ticks(good, bad_tick, starts=starts)
     tick_rows = good[found["_i"]].with_columns(
         pl.lit("bad_tick").alias("reason"),
         found["_tick"].alias("detail"),
@@ -358,6 +363,7 @@ def _clean_rows(flagged: pl.DataFrame, bad_tick: float) -> _Cleaned:
         keep = np.ones(good.height, dtype=bool)
         keep[found["_i"].to_numpy()] = False
         good = good.filter(pl.Series(keep))
+        starts = kept_starts(starts, keep)
     good = good.drop(ROW)
     has_range = pl.col("high").is_not_null() | pl.col("low").is_not_null()
     range_bad = has_range & ~_range_ok()
@@ -398,7 +404,7 @@ def _clean_rows(flagged: pl.DataFrame, bad_tick: float) -> _Cleaned:
         .sort(ROW)
         .select(ENTITY, DATE, "reason", "detail")
     )
-    return _Cleaned(good, row_rejects, range_dropped_dates, spread_dropped_dates, ticks)
+    return _Cleaned(good, row_rejects, range_dropped_dates, spread_dropped_dates, ticks, starts)
 
 
 def validate(
@@ -410,8 +416,8 @@ def validate(
     all_ids, check_ids = judge_ids(raw.select(pl.col(ENTITY).unique()))
     flagged = raw.with_columns(row_reason(check_ids=check_ids).alias("reason"))
     cleaned = _clean_rows(flagged, bad_tick)
-    good, row_rejects = cleaned.good, cleaned.row_rejects
-    per_entity = _per_entity(good)
+    good, row_rejects, starts = cleaned.good, cleaned.row_rejects, cleaned.starts
+    per_entity = _per_entity(good, starts)
     no_rows = all_ids.join(per_entity, on=ENTITY, how="anti").with_columns(
         pl.lit(None, pl.Date).alias("last_date")
     )
@@ -425,9 +431,11 @@ def validate(
             ),
         ]
     ).sort(ENTITY)
-    keep = judged.filter(pl.col("reason").is_null()).select(ENTITY)
-    if keep.height < per_entity.height:
-        good = good.join(keep, on=ENTITY, how="semi", maintain_order="left")
+    kept_runs = judged["reason"].is_null().to_numpy()
+    if not kept_runs.all():  # (judged has a row per run, in run order)
+        keep = np.repeat(kept_runs, run_lengths(starts, good.height))
+        good = good.filter(pl.Series(keep))
+        starts = kept_starts(starts, keep)
     rejects = pl.concat([row_rejects, ent_rej], how="diagonal_relaxed").select(
         [pl.col(n).cast(t) for n, t in REJECTS_SCHEMA.items()]
     )
@@ -441,4 +449,5 @@ def validate(
         entities_in=all_ids.height,
         entities_rejected=counts_by_reason(ent_rej),
         ticks=cleaned.ticks.rename({"_known_on": "known_on"}),
+        starts=starts,
     )

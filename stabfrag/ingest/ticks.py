@@ -25,6 +25,7 @@ import numpy as np
 import polars as pl
 
 from stabfrag.config import BAD_TICK_MULTIPLE
+from stabfrag.ingest.runs import continues, entity_starts
 from stabfrag.schema import DATE, ENTITY
 
 DEFAULT_MULTIPLE = BAD_TICK_MULTIPLE
@@ -44,10 +45,13 @@ def _percent(log_move: pl.Expr) -> pl.Expr:
 TICKS_SCHEMA = {"_i": pl.UInt32, "_tick": pl.String, "_known_on": pl.Date}
 
 
-def find_ticks(rows: pl.DataFrame, multiple: float) -> pl.DataFrame:
-    """The bad ticks of `rows` (sorted by entity, date; one row per pair): `_i` (the row's
-    position), `_tick` (the detail) and `_known_on` (the date the verdict is known; null
-    for a verdict known on the row's own date), in row order.
+def find_ticks(
+    rows: pl.DataFrame, multiple: float, *, starts: np.ndarray | None = None
+) -> pl.DataFrame:
+    """The bad ticks of `rows` (sorted by entity, date; one row per pair; `starts`, each
+    entity's first row, when known): `_i` (the row's position), `_tick` (the detail) and
+    `_known_on` (the date the verdict is known; null for a verdict known on the row's own
+    date), in row order.
 
     `multiple` 0 turns the rule off. Every threshold is at least MIN_JUMP, so the robust
     scale is computed only at the few rows that move that much: the rule costs a few
@@ -57,10 +61,13 @@ def find_ticks(rows: pl.DataFrame, multiple: float) -> pl.DataFrame:
     if multiple <= 0 or rows.height == 0:
         return pl.DataFrame(schema=TICKS_SCHEMA)
     c, lo, hi = pl.col("close"), pl.col("low"), pl.col("high")
-    # Compared once: entity ids are text, the dearest column to compare.
-    same = (pl.col(ENTITY) == pl.col(ENTITY).shift(1)).fill_null(False)
-    base = rows.select(DATE, "close", "low", "high", same.alias("_same")).with_columns(
-        pl.when(pl.col("_same")).then((c / c.shift(1)).log()).alias("_r")
+    if starts is None:
+        starts = entity_starts(rows[ENTITY])
+    same = pl.Series("_same", continues(starts, rows.height))
+    base = (
+        rows.select(DATE, "close", "low", "high")
+        .with_columns(same)
+        .with_columns(pl.when(pl.col("_same")).then((c / c.shift(1)).log()).alias("_r"))
     )
     # Every candidate moves by more than MIN_JUMP, lies outside its range or is huge: one
     # cheap pass finds the few rows that can be, and the rule runs on those alone.
@@ -68,8 +75,7 @@ def find_ticks(rows: pl.DataFrame, multiple: float) -> pl.DataFrame:
         ((pl.col("_r").abs() > MIN_JUMP) | (c > hi) | (c < lo) | (c > MAX_CLOSE)).fill_null(False)
     ).to_series()
     at = maybe.arg_true().to_numpy().astype(np.int64)
-    same_row = base["_same"].to_numpy()
-    starts = np.flatnonzero(~same_row)  # each entity's first row
+    same_row = same.to_numpy()
     after = np.minimum(at + 1, base.height - 1)
     has_next = (at + 1 < base.height) & same_row[after]  # the next row is the same entity's
     returns = base["_r"].to_numpy()

@@ -114,6 +114,7 @@ def test_features_from_the_windows_only_equal_the_whole_series() -> None:
     from stabfrag.build.builder import windows_only
     from stabfrag.features.plan import compute_features
     from stabfrag.features.registry import LOOKBACK_ROWS
+    from stabfrag.ingest.runs import entity_starts
     from tests.conftest import random_panel
 
     series = random_panel(3, 6, 900, min_len=20)
@@ -121,10 +122,10 @@ def test_features_from_the_windows_only_equal_the_whole_series() -> None:
     late = series.select(pl.int_range(pl.len()).reverse().over("entity_id") < 30)
     picked = np.flatnonzero(late.to_series().to_numpy())
     requests = pl.DataFrame({"_pos": picked, "entity_id": series["entity_id"].gather(picked)})
-    trimmed, moved = windows_only(series, requests)
+    trimmed, moved, starts = windows_only(series, requests, entity_starts(series["entity_id"]))
     assert trimmed.height < series.height - LOOKBACK_ROWS  # something was dropped
     whole = compute_features(series, rows=picked).drop("_pos")
-    part = compute_features(trimmed, rows=moved["_pos"].to_numpy()).drop("_pos")
+    part = compute_features(trimmed, rows=moved["_pos"].to_numpy(), starts=starts).drop("_pos")
     assert part.equals(whole)
 
 
@@ -134,6 +135,7 @@ def test_windows_only_keeps_each_asked_entity_from_its_first_window_and_no_other
 
     from stabfrag.build.builder import windows_only
     from stabfrag.features.registry import LOOKBACK_ROWS
+    from stabfrag.ingest.runs import entity_starts
     from tests.conftest import random_panel
 
     rng = np.random.default_rng(5)
@@ -142,12 +144,13 @@ def test_windows_only_keeps_each_asked_entity_from_its_first_window_and_no_other
     asked = sorted(set(ids))[1:-1]  # the first and the last entity get no state
     rows = [i for i, e in enumerate(ids) if e in asked and rng.random() < 0.02]
     requests = pl.DataFrame({"_pos": rows, "entity_id": [ids[i] for i in rows]})
-    trimmed, moved = windows_only(series, requests)
+    trimmed, moved, starts = windows_only(series, requests, entity_starts(series["entity_id"]))
     first: dict[str, int] = {}
     for i in rows:  # rows ascend: an entity's first request is its first window's end
         first.setdefault(ids[i], i)
     kept = [i for i, e in enumerate(ids) if e in first and i >= first[e] - LOOKBACK_ROWS]
     assert trimmed.equals(series[kept])
+    assert starts.tolist() == entity_starts(trimmed["entity_id"]).tolist()
     assert moved["_pos"].to_list() == [kept.index(i) for i in rows]
     assert moved.drop("_pos").equals(requests.drop("_pos"))
 

@@ -9,6 +9,7 @@ import polars as pl
 import pytest
 
 from stabfrag.ingest.prices import ROW, _in_order, _per_entity, _sorted
+from stabfrag.ingest.runs import entity_starts
 
 
 def _frame(seed: int) -> pl.DataFrame:
@@ -53,11 +54,11 @@ def test_the_order_check_is_the_plain_comparison(seed: int) -> None:
 @pytest.mark.parametrize("seed", range(20))
 def test_per_entity_counts_are_the_group_by(seed: int) -> None:
     frame = _frame(seed * 4)  # sorted frames, as validate hands over
-    got = _per_entity(frame).sort("entity_id")
+    got = _per_entity(frame, entity_starts(frame["entity_id"])).sort("entity_id")
     want = (
         frame.group_by("entity_id")
         .agg(pl.len().alias("n"), pl.col("date").max().alias("last_date"))
         .sort("entity_id")
     )
     assert got.equals(want)
-    assert _per_entity(frame.head(0)).height == 0
+    assert _per_entity(frame.head(0), entity_starts(frame.head(0)["entity_id"])).height == 0
