@@ -13,6 +13,7 @@ import polars as pl
 
 from stabfrag.errors import InputError
 from stabfrag.ingest.prices import (
+    ROW,
     collect,
     judge_ids,
     row_reason,
@@ -85,22 +86,38 @@ def read_window(
         # Nothing is older than the window (a backfill's first chunk, mostly): a short
         # history has no older rows to add, so no entity needs counting.
         return collect(scan.filter(dated), path)
-    # Which entities need older rows, from the few columns the rules read: the full rows
-    # are then read once, in file order, with no second frame to merge and sort.
-    ids = collect(scan.filter(dated).select(pl.col(ENTITY).unique()), path)
-    check_ids = judge_ids(ids)[1]
-    counts = collect(
-        scan.filter(dated & (pl.col(DATE) <= first))  # the look-back: the rules on its rows
-        .filter(row_reason(check_ids=check_ids).is_null())
+    # An entity with at most min_rows rows of any kind in the look-back is short however
+    # many are valid: counted from the ids and dates alone, its older rows are read with
+    # the window, in one scan, in file order.
+    seen = collect(
+        scan.filter(dated).group_by(ENTITY).agg((pl.col(DATE) <= first).sum().alias("n")), path
+    )
+    surely = seen.filter(pl.col("n") <= min_rows)[ENTITY].drop_nulls()
+    read = dated | _older(start, surely) if surely.len() else dated
+    window = collect(scan.filter(read), path)
+    # The rest is decided by the rules on the look-back's rows, counted in memory: an
+    # entity short only once its invalid rows and duplicates are left out is rare.
+    ids = seen.select(ENTITY)
+    counts = (
+        window.lazy()
+        .filter(pl.col(DATE).is_between(start, first))
+        .filter(row_reason(check_ids=judge_ids(ids)[1]).is_null())
         .group_by(ENTITY)
-        .agg(pl.col(DATE).n_unique().alias("n")),
-        path,
+        .agg(pl.col(DATE).n_unique().alias("n"))
+        .collect()
     )
     short = ids.drop_nulls().join(counts.filter(pl.col("n") > min_rows), on=ENTITY, how="anti")
-    if short.height:
-        older = (pl.col(DATE) < start) & pl.col(ENTITY).is_in(short[ENTITY].implode())
-        dated = dated | older
-    return collect(scan.filter(dated), path)
+    more = short.filter(~pl.col(ENTITY).is_in(surely.implode()))[ENTITY]
+    older = collect(scan.filter(_older(start, more)), path) if more.len() else None
+    if older is None or older.height == 0:
+        return window
+    # In file order, as one scan of both would give them (ROW is the file row).
+    return pl.concat([older, window]).sort(ROW)
+
+
+def _older(start: dt.date, entities: pl.Series) -> pl.Expr:
+    """The rows of `entities` dated before `start`."""
+    return (pl.col(DATE) < start) & pl.col(ENTITY).is_in(entities.implode())
 
 
 def data_span(path: Path) -> tuple[dt.date, dt.date]:

@@ -215,6 +215,26 @@ def test_read_window_reads_lookback_or_whole_history_of_sparse_entities(tmp_path
     d_rows = raw.filter(pl.col("entity_id") == "D")
     assert d_rows["date"].min() >= last - dt.timedelta(days=window.LOOKBACK_DAYS)
     assert raw.filter(pl.col("entity_id") == "W").height == 572
+    # X trades daily, but most of its look-back's closes are invalid: short only once its
+    # rows are judged. The older rows of W and X come back where the file has them (entity
+    # order, date order), as one scan of the window and the short histories would read them.
+    start = last - dt.timedelta(days=window.LOOKBACK_DAYS)
+    bad = pl.Series([d >= start and i % 3 > 0 for i, d in enumerate(days)])
+    invalid = daily.with_columns(
+        pl.lit("X").alias("entity_id"), pl.when(bad).then(-1.0).otherwise("close").alias("close")
+    )
+    for order in ("entity_id", "date"):
+        file = tmp_path / f"by_{order}.parquet"
+        both = pl.concat([daily, weekly, invalid]).sort(order, maintain_order=True)
+        both.write_parquet(file)
+        expected = both.with_row_index("_row").filter(
+            (pl.col("date") >= start) | pl.col("entity_id").is_in(["W", "X"])
+        )
+        raw = window.read_window(
+            file, first=last, last=last, include_undated=False, min_rows=LOOKBACK_ROWS
+        )
+        assert raw.select("entity_id", "date", "close").equals(expected.drop("_row"))
+        assert raw["_row"].to_list() == expected["_row"].to_list()
 
 
 def test_read_window_counts_no_entity_when_nothing_is_older(
