@@ -11,12 +11,10 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from pathlib import Path
 
 import polars as pl
 
 from stabfrag.errors import ConfigError
-from stabfrag.ingest.prices import collect, scan_prices
 from stabfrag.ingest.window import LOOKBACK_DAYS
 from stabfrag.schema import DATE
 
@@ -38,24 +36,16 @@ def parse_size(text: str) -> int:
     return size
 
 
-def chunk_days_for(prices: Path, dates: list[dt.date], memory: int) -> int:
-    """The calendar span of a chunk that fits `memory` bytes (at least 1 day)."""
-    span = collect(
-        scan_prices(prices)
-        .filter(pl.col(DATE).is_not_null())
-        .select(
-            pl.len().alias("rows"),
-            pl.col(DATE).n_unique().alias("days"),
-            pl.col(DATE).min().alias("first"),
-            pl.col(DATE).max().alias("last"),
-        ),
-        prices,
-    ).row(0, named=True)
-    if not span["rows"] or not dates:
+def chunk_days_for(days: pl.DataFrame, dates: list[dt.date], memory: int) -> int:
+    """The calendar span of a chunk that fits `memory` bytes (at least 1 day); `days` is the
+    prices file's trading_days."""
+    rows = int(days["rows"].sum())
+    if not rows or not dates:
         return 1
-    calendar = max((span["last"] - span["first"]).days + 1, 1)
-    rows_per_day = span["rows"] / calendar  # price rows per calendar day
-    entities = span["rows"] / span["days"]  # rows per trading date: entities priced
+    first, last = days.row(0)[0], days.row(-1)[0]  # (ascending)
+    calendar = max((last - first).days + 1, 1)
+    rows_per_day = rows / calendar  # price rows per calendar day
+    entities = rows / days.height  # rows per trading date: entities priced
     date_span = max((max(dates) - min(dates)).days + 1, 1)
     states_per_day = len(dates) / date_span * entities
     free = memory - BASE_BYTES - LOOKBACK_DAYS * rows_per_day * BYTES_PER_ROW

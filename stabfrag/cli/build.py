@@ -147,7 +147,7 @@ def backfill(
 ) -> None:
     """Build every as-of date of a range in one pass per chunk, resumable."""
     from stabfrag.build.budget import chunk_days_for, parse_size
-    from stabfrag.ingest.window import as_of_dates
+    from stabfrag.ingest.window import as_of_dates, trading_days
 
     first, last = parse_date(start, "--start"), parse_date(end, "--end")
     if last < first:
@@ -157,9 +157,10 @@ def backfill(
     if executor not in ("local", "ray"):
         fail(f"--executor '{executor}' is not one of local, ray")
     try:
-        dates = as_of_dates(prices, first, last, freq)
+        days = trading_days(prices)
+        dates = as_of_dates(prices, first, last, freq, days=days)
         if dates and chunk_days is None:
-            chunk_days = chunk_days_for(prices, dates, parse_size(memory))
+            chunk_days = chunk_days_for(days, dates, parse_size(memory))
     except StabfragError as exc:
         fail(str(exc))
         return

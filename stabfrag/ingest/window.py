@@ -146,13 +146,25 @@ def check_as_of(path: Path, as_of: dt.date, *, max_staleness_days: int) -> None:
         )
 
 
-def as_of_dates(path: Path, start: dt.date, end: dt.date, freq: str) -> list[dt.date]:
-    """Trading dates in the data between start and end: every one, or the last of each week
-    or month that the data has."""
-    dates = collect(
-        scan_prices(path).filter(pl.col(DATE).is_between(start, end)).select(pl.col(DATE).unique()),
+def trading_days(path: Path) -> pl.DataFrame:
+    """Each date of a prices file with its rows (`date`, `rows`), ascending: one scan that
+    serves both the as-of calendar and the memory budget."""
+    return collect(
+        scan_prices(path)
+        .filter(pl.col(DATE).is_not_null())
+        .group_by(DATE)
+        .agg(pl.len().alias("rows")),
         path,
     ).sort(DATE)
+
+
+def as_of_dates(
+    path: Path, start: dt.date, end: dt.date, freq: str, *, days: pl.DataFrame | None = None
+) -> list[dt.date]:
+    """Trading dates in the data between start and end: every one, or the last of each week
+    or month that the data has (`days`: the file's trading_days, when already read)."""
+    days = trading_days(path) if days is None else days
+    dates = days.filter(pl.col(DATE).is_between(start, end)).select(DATE)
     if freq == "day":
         picked = dates
     else:

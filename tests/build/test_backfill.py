@@ -188,16 +188,17 @@ def test_chunk_days_follow_the_memory_budget(market_dir: Path, tmp_path: Path) -
     daily = window.as_of_dates(prices, dt.date(2024, 1, 1), dt.date(2024, 12, 31), "day")
     monthly = window.as_of_dates(prices, dt.date(2022, 1, 1), dt.date(2024, 12, 31), "month")
     budgets = [parse_size(m) for m in ("400MB", "600MB", "1GB", "4GB")]
-    days = [chunk_days_for(prices, daily, m) for m in budgets]
+    calendar = window.trading_days(prices)
+    days = [chunk_days_for(calendar, daily, m) for m in budgets]
     assert days[0] == 1 and days == sorted(days) and days[-1] > days[1]  # more memory, more days
     # A month-end run holds few states per day: the same budget spans more days.
-    assert chunk_days_for(prices, monthly, budgets[1]) > days[1]
+    assert chunk_days_for(calendar, monthly, budgets[1]) > days[1]
 
     base = ["backfill", "--start", "2024-10-01", "--end", "2024-12-31", "--prices", str(prices)]
     res = runner.invoke(app, [*base, "--out", str(tmp_path / "a"), "--memory", "600MB", "--json"])
     assert res.exit_code == 0, res.stderr
     assert json.loads(res.stdout)["chunk_days"] == chunk_days_for(
-        prices,
+        calendar,
         window.as_of_dates(prices, dt.date(2024, 10, 1), dt.date(2024, 12, 31), "month"),
         budgets[1],
     )
