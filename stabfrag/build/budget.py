@@ -16,7 +16,6 @@ import polars as pl
 
 from stabfrag.errors import ConfigError
 from stabfrag.ingest.window import LOOKBACK_DAYS
-from stabfrag.schema import DATE
 
 BASE_BYTES = 400 << 20  # the interpreter, libraries, models and scenario library
 BYTES_PER_ROW = 200  # a price row of the window, from the read to the features

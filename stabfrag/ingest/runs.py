@@ -38,6 +38,12 @@ def observation_numbers(starts: np.ndarray, height: int) -> np.ndarray:
 
 
 def kept_starts(starts: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    """The starts of the rows `keep` (a mask) leaves: a run left empty is gone."""
-    run = np.repeat(np.arange(len(starts)), run_lengths(starts, len(keep)))[keep]
-    return np.flatnonzero(np.r_[True, run[1:] != run[:-1]]) if len(run) else run
+    """The starts of the rows `keep` (a mask) leaves: a run left empty is gone. Read from
+    the rows that go (a filter drops a few): a run moves up by those before it."""
+    gone = np.flatnonzero(~keep)
+    if len(gone) == 0:
+        return starts
+    ends = np.r_[starts[1:], len(keep)]
+    before = np.searchsorted(gone, starts)
+    alive = np.searchsorted(gone, ends) - before < ends - starts
+    return (starts - before)[alive]

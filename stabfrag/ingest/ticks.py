@@ -63,10 +63,10 @@ def find_ticks(
     c, lo, hi = pl.col("close"), pl.col("low"), pl.col("high")
     if starts is None:
         starts = entity_starts(rows[ENTITY])
-    same = pl.Series("_same", continues(starts, rows.height))
+    same_row = continues(starts, rows.height)
     base = (
         rows.select(DATE, "close", "low", "high")
-        .with_columns(same)
+        .with_columns(pl.Series("_same", same_row))
         .with_columns(pl.when(pl.col("_same")).then((c / c.shift(1)).log()).alias("_r"))
     )
     # Every candidate moves by more than MIN_JUMP, lies outside its range or is huge: one
@@ -75,7 +75,6 @@ def find_ticks(
         ((pl.col("_r").abs() > MIN_JUMP) | (c > hi) | (c < lo) | (c > MAX_CLOSE)).fill_null(False)
     ).to_series()
     at = maybe.arg_true().to_numpy().astype(np.int64)
-    same_row = same.to_numpy()
     after = np.minimum(at + 1, base.height - 1)
     has_next = (at + 1 < base.height) & same_row[after]  # the next row is the same entity's
     returns = base["_r"].to_numpy()

@@ -16,7 +16,7 @@ from stabfrag.ingest.prices import (
     ROW,
     collect,
     judge_ids,
-    row_reason,
+    row_bad,
     scan_prices,
     window_filter,
 )
@@ -101,7 +101,7 @@ def read_window(
     counts = (
         window.lazy()
         .filter(pl.col(DATE).is_between(start, first))
-        .filter(row_reason(check_ids=judge_ids(ids)[1]).is_null())
+        .filter(~row_bad(check_ids=judge_ids(ids)[1], volume_text="_volume_raw" in window.columns))
         .group_by(ENTITY)
         .agg(pl.col(DATE).n_unique().alias("n"))
         .collect()
