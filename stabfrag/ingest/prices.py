@@ -326,6 +326,13 @@ def _sorted(frame: pl.DataFrame) -> pl.DataFrame:
     """Sort by (entity_id, date, file row), skipping the sort when the file already is."""
     if frame.height and _in_order(frame):
         return frame
+    # A folder of yearly files (`stabfrag prices partition`) gives a sorted source file's
+    # rows year by year: back in file-row order (an integer sort) they are in order, which
+    # a sort on the ids' text takes about four times as long to find.
+    if not frame[ROW].is_sorted():
+        by_row = frame.sort(ROW)
+        if _in_order(by_row):
+            return by_row
     return frame.sort([ENTITY, DATE, ROW])
 
 
