@@ -25,6 +25,15 @@ def panel(entities: int, days: int, seed: int = 7) -> Path:
     return folder
 
 
+def cpu_probe() -> float:
+    """Seconds for a fixed pure-Python loop (the sum of 30 million integers): how fast
+    this shared machine is running now. Printed beside a bench's figures, it tells a
+    slow stretch from a slower program when runs of different days are compared."""
+    t0 = time.perf_counter()
+    sum(range(30_000_000))
+    return time.perf_counter() - t0
+
+
 def median_time(fn: Callable[[], Any], repeat: int) -> tuple[float, list[float], Any]:
     """Median wall seconds of `repeat` runs, every run's time, and the last result."""
     times, result = [], None

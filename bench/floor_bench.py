@@ -28,7 +28,7 @@ import polars as pl
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from backfill_bench import backfill  # noqa: E402
-from common import panel  # noqa: E402
+from common import cpu_probe, panel  # noqa: E402
 
 from stabfrag.sinks.dataset import (  # noqa: E402
     PART,
@@ -90,6 +90,7 @@ def main() -> None:
         "build --as-of (last date)": ["build", "--as-of", str(last)],
     }
     print(f"panel {args.entities} x {args.days}, median of {args.repeat} runs per figure")
+    print(f"cpu probe {cpu_probe():.2f} s (bench/common.py: lower is a faster machine)")
     print(
         f"{'job':28} {'job s':>7} {'read s':>7} {'write s':>8} {'floor s':>8} "
         f"{'files':>6} {'x floor':>8} {'states/s':>9} {'peak MiB':>8}"
@@ -121,6 +122,7 @@ def main() -> None:
                     f"{'  pandas, ' + label:28} {script:7.2f}  (the backfill is "
                     f"{script / job:.1f}x faster)"
                 )
+    print(f"cpu probe {cpu_probe():.2f} s at the end")
 
 
 def pandas_month_ends(prices: Path, *, paths: bool) -> float:
