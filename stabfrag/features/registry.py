@@ -55,6 +55,7 @@ class FeatureSpec:
     group: str  # a key of GROUP_VOTES
     build: Builder = field(compare=False, repr=False)
     reads: tuple[str, ...] = ()  # features this one reads: computed in a second pass
+    lag: int = 0  # how many rows before its own it reads them
 
     @property
     def votes(self) -> float:
@@ -187,6 +188,7 @@ FEATURE_SPECS: tuple[FeatureSpec, ...] = (
             group,
             partial(fx.lagged, base, lag),
             reads=(base,),
+            lag=lag,
         )
         for base, transform, group in (
             ("vol_21", "log", "vol_level"),
