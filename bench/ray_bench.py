@@ -37,10 +37,10 @@ if cfg["executor"] == "ray":
     ray.init(num_cpus=cfg["workers"], include_dashboard=False, log_to_driver=False,
              logging_level="ERROR")
     start = time.perf_counter() - t0
-from stabfrag.build import pipeline
-from stabfrag.build.builder import chunks
+from stabfrag.engine import pipeline
+from stabfrag.engine.builder import chunks
 from stabfrag.config import BuildConfig
-from stabfrag.ingest.window import as_of_dates
+from stabfrag.asof.calendar import as_of_dates
 prices = Path(cfg["prices"])
 dates = as_of_dates(prices, dt.date.fromisoformat(cfg["start"]),
                     dt.date.fromisoformat(cfg["end"]), cfg["freq"])
@@ -79,7 +79,7 @@ def job(script: Path, cfg: dict, repeat: int) -> tuple[dict, float]:
 
 
 def read_once(prices: Path, first: dt.date, last: dt.date, repeat: int) -> float:
-    from stabfrag.build.builder import READ_ROWS
+    from stabfrag.engine.builder import READ_ROWS
     from stabfrag.ingest.window import read_window
 
     times = []

@@ -15,7 +15,7 @@ BAD_TICK_MULTIPLE = 10.0
 # A reported fundamental older than this many days is not used (a quarterly figure, one
 # missed report and some lag).
 FUNDAMENTALS_STALENESS_DAYS = 400
-# A backfill chunk's memory budget (build.budget turns it into calendar days per chunk).
+# A backfill chunk's memory budget (engine.budget turns it into calendar days per chunk).
 DEFAULT_MEMORY = "3GB"
 
 

@@ -77,8 +77,8 @@ def event_dates(market: Market, event_type: str) -> list[dt.date]:
 @pytest.fixture(scope="session")
 def built(tmp_path_factory: pytest.TempPathFactory, market: Market, market_dir: Path) -> Path:
     """A build of the crash end, every blow-up end and the last date of the market."""
-    from stabfrag.build import pipeline
     from stabfrag.config import BuildConfig
+    from stabfrag.engine import pipeline
 
     dates = [
         *event_dates(market, "CRASH"),

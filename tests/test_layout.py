@@ -21,12 +21,14 @@ STAGES = (
     "synth",  # the synthetic market: an input source like a prices file
     "ingest",
     "features",
+    "asof",  # the point-in-time join, the as-of calendar, state requests
     "scenarios",
     "model",
     "profiles",  # the profile branch's inputs and encoder
     "sinks",
-    "build",
+    "engine",
     "analysis",
+    "fitting",  # calibrate and every fit: above analysis, whose metrics it uses
     "cli",
     "__main__",
 )

@@ -13,13 +13,13 @@ import numpy as np
 import polars as pl
 
 from stabfrag.analysis.metrics import similarities
-from stabfrag.build.builder import reference_prices
-from stabfrag.build.encode import encode_states, join_scenarios
-from stabfrag.build.scenario_space import ScenarioLibrary
+from stabfrag.asof.join import as_of_join
+from stabfrag.asof.vectors import profiles_at
+from stabfrag.engine.builder import reference_prices
+from stabfrag.engine.encode import encode_states, join_scenarios
+from stabfrag.engine.scenario_space import ScenarioLibrary
 from stabfrag.errors import LabelError
 from stabfrag.ingest.prices import read_prices, validate
-from stabfrag.ingest.profiles import profiles_at
-from stabfrag.ingest.window import as_of_join
 from stabfrag.model.bundle import Models
 from stabfrag.model.linalg import normalise
 from stabfrag.scenarios.library import Scenario

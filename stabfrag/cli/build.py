@@ -38,9 +38,9 @@ from stabfrag.schema import date_span
 
 
 def _run(config: object, dates: list[dt.date], *, as_json: bool, max_reject_share: float) -> None:
-    from stabfrag.build import pipeline
-    from stabfrag.build.progress import reporter
-    from stabfrag.build.summary import emit
+    from stabfrag.engine import pipeline
+    from stabfrag.engine.progress import reporter
+    from stabfrag.engine.summary import emit
 
     try:
         with reporter(len(dates)) as progress:
@@ -76,7 +76,7 @@ def build(
     max_reject_share: MaxRejectOpt = 0.05,
 ) -> None:
     """Build the joint space as of one date: Parquet partitions and stabfrag.duckdb."""
-    from stabfrag.ingest.window import check_as_of
+    from stabfrag.asof.calendar import check_as_of
 
     day = parse_date(as_of, "--as-of")
     config = build_config(locals())
@@ -146,8 +146,8 @@ def backfill(
     max_reject_share: MaxRejectOpt = 0.05,
 ) -> None:
     """Build every as-of date of a range in one pass per chunk, resumable."""
-    from stabfrag.build.budget import chunk_days_for, parse_size
-    from stabfrag.ingest.window import as_of_dates, trading_days
+    from stabfrag.asof.calendar import as_of_dates, trading_days
+    from stabfrag.engine.budget import chunk_days_for, parse_size
 
     first, last = parse_date(start, "--start"), parse_date(end, "--end")
     if last < first:
@@ -181,8 +181,8 @@ def demo(
     """Generate a synthetic market, build its latest date, show the 10 most fragile entities."""
     from stabfrag import synth
     from stabfrag.analysis.query import run_sql
-    from stabfrag.build import pipeline
     from stabfrag.config import BuildConfig
+    from stabfrag.engine import pipeline
 
     market = synth.generate(entities=entities, days=days, seed=seed)
     paths = synth.write_market(market, out / "market")

@@ -33,7 +33,7 @@ def prices_partition(
 ) -> None:
     """Write a prices file as a folder of yearly Parquet files (year=YYYY/part-0.parquet),
     for --prices of many workers: each look-back read opens only the years it needs."""
-    from stabfrag.build.summary import emit
+    from stabfrag.engine.summary import emit
     from stabfrag.ingest.partition import partition_prices
 
     try:
@@ -57,7 +57,7 @@ def validate(
     max_reject_share: MaxRejectOpt = 0.05,
 ) -> None:
     """Check a prices file against the input contract and report the rejects."""
-    from stabfrag.build.summary import emit, validation_summary
+    from stabfrag.engine.summary import emit, validation_summary
     from stabfrag.ingest import prices as inputs
     from stabfrag.ingest.entities import read_entities
 
@@ -150,8 +150,8 @@ def calibrate(
     as_json: JsonOpt = False,
 ) -> None:
     """Fit a new calibration on your own history and write new model artefacts."""
-    from stabfrag.build.summary import emit
-    from stabfrag.model.calibrate import calibrate as fit
+    from stabfrag.engine.summary import emit
+    from stabfrag.fitting.calibrate import calibrate as fit
 
     first, last = parse_date(start, "--start"), parse_date(end, "--end")
     if last < first:
@@ -187,8 +187,8 @@ def fit(
     as_json: JsonOpt = False,
 ) -> None:
     """Fit joint-stab-fragility-v2 on synthetic ground truth and write its artefacts."""
-    from stabfrag.analysis.training import Universe, fit_v2
-    from stabfrag.build.summary import emit
+    from stabfrag.engine.summary import emit
+    from stabfrag.fitting.v2 import Universe, fit_v2
 
     try:
         seed_list = [int(s) for s in seeds.split(",")]

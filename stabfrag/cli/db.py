@@ -60,7 +60,7 @@ def load(
 ) -> None:
     """Load built Parquet partitions into PostgreSQL: one transaction, idempotent; it
     replaces the entities and scenarios it brings (the whole slice with --replace-slice)."""
-    from stabfrag.build.summary import emit
+    from stabfrag.engine.summary import emit
     from stabfrag.sinks.postgres import load_partitions
 
     if not pg_dsn:

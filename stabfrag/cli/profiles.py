@@ -56,8 +56,8 @@ def profiles_build(
     as_json: JsonOpt = False,
 ) -> None:
     """Point-in-time profile vectors from behaviour, fundamentals and text, for --profiles."""
-    from stabfrag.build.summary import emit
-    from stabfrag.ingest.window import as_of_dates
+    from stabfrag.asof.calendar import as_of_dates
+    from stabfrag.engine.summary import emit
     from stabfrag.profiles.run import ProfileConfig, build_profiles
 
     if (as_of is None) == (start is None and end is None):
@@ -104,8 +104,8 @@ def profiles_fit(
     as_json: JsonOpt = False,
 ) -> None:
     """Fit joint-profile-core-v1 on synthetic structural markets and write its artefact."""
-    from stabfrag.analysis.profile_fit import fit_profile
-    from stabfrag.build.summary import emit
+    from stabfrag.engine.summary import emit
+    from stabfrag.fitting.profile import fit_profile
 
     try:
         info = fit_profile(model_dir)

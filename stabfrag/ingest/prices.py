@@ -41,7 +41,7 @@ class Validated:
     entities_in: int
     entities_rejected: dict[str, int] = field(default_factory=dict)
     # Bad ticks known only on a later date (a spike judged by the next close): their price
-    # columns and `known_on`. Before that date a state still sees them (build.requests).
+    # columns and `known_on`. Before that date a state still sees them (engine.requests).
     ticks: pl.DataFrame = field(default_factory=pl.DataFrame)
     # The first row of each entity in `prices` (stabfrag.ingest.runs): found once here.
     starts: np.ndarray = field(default_factory=lambda: np.zeros(0, dtype=np.int64))
@@ -459,7 +459,7 @@ def validate(
 ) -> Validated:
     """Apply every SPEC §2 row rule, the bad-tick rule (`bad_tick` is its multiple, 0 turns
     it off) and the minimum history; return clean sorted prices and reconciled rejects.
-    Staleness depends on an as-of date: build.requests applies it."""
+    Staleness depends on an as-of date: engine.requests applies it."""
     all_ids, check_ids = judge_ids(raw.select(pl.col(ENTITY).unique()))
     cleaned = _clean_rows(raw, check_ids, bad_tick)
     good, row_rejects, starts = cleaned.good, cleaned.row_rejects, cleaned.starts

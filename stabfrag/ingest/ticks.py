@@ -6,7 +6,7 @@ A row is a bad tick (reason `bad_tick`) when
   jumps back by more than the threshold, giving back at least three quarters of the jump
   (a spike that reverts the next day). This verdict needs the next row, so it is *known on*
   the next row's date: a state as of the spike's own day still sees the spike, as a user
-  after that close would (see stabfrag.build.requests);
+  after that close would (see stabfrag.engine.requests);
 - or its high and low are both present and consistent and the close lies outside them by
   more than the threshold (known on its own date);
 - or its close is above MAX_CLOSE, beyond any traded price (known on its own date).

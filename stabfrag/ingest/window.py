@@ -1,8 +1,4 @@
-"""Point in time: the look-back read, the as-of calendar, and the one as-of join.
-
-"The last row on or before the as-of date, within a limit" is written here once and used
-by state requests, profiles, scenario reference paths and evaluation.
-"""
+"""The look-back read: the rows a chunk of as-of dates needs, and no more."""
 
 from __future__ import annotations
 
@@ -25,37 +21,6 @@ from stabfrag.schema import DATE, ENTITY
 # Calendar days read before an as-of date: 295 observations of a daily series with room
 # for holidays. Entities that trade less often get their whole history (see read_window).
 LOOKBACK_DAYS = 730
-
-
-def as_of_join(
-    left: pl.DataFrame,
-    right: pl.DataFrame,
-    *,
-    left_on: str = "as_of_date",
-    right_on: str = DATE,
-    by: str = ENTITY,
-    max_days: int | None = None,
-) -> pl.DataFrame:
-    """Each row of `left` with the row of `right` (same `by`) dated last on or before its
-    `left_on` date, in `left`'s order; nulls where there is none, or where that row is more
-    than `max_days` calendar days older. No row after the date is ever read."""
-    index = "_as_of_join_i"
-    matched = (
-        left.with_row_index(index)
-        .sort(left_on)
-        .join_asof(
-            right.sort(right_on),
-            left_on=left_on,
-            right_on=right_on,
-            by=by,
-            strategy="backward",
-            check_sortedness=False,
-            tolerance=None if max_days is None else dt.timedelta(days=max_days),
-        )
-        .sort(index)
-        .drop(index)
-    )
-    return matched
 
 
 def read_window(
@@ -118,56 +83,3 @@ def read_window(
 def _older(start: dt.date, entities: pl.Series) -> pl.Expr:
     """The rows of `entities` dated before `start`."""
     return (pl.col(DATE) < start) & pl.col(ENTITY).is_in(entities.implode())
-
-
-def data_span(path: Path) -> tuple[dt.date, dt.date]:
-    """The first and last date of a prices file (InputError when it holds none)."""
-    span = collect(
-        scan_prices(path).select(
-            pl.col(DATE).min().alias("first"), pl.col(DATE).max().alias("last")
-        ),
-        path,
-    )
-    first, last = span.row(0)
-    if not isinstance(first, dt.date) or not isinstance(last, dt.date):
-        raise InputError(path, "no dated rows")
-    return first, last
-
-
-def check_as_of(path: Path, as_of: dt.date, *, max_staleness_days: int) -> None:
-    """Refuse an as-of date at which no entity of the file can have a state: before its
-    first date, or later than its last date plus the staleness limit."""
-    first, last = data_span(path)
-    if not first <= as_of <= last + dt.timedelta(days=max_staleness_days):
-        raise InputError(
-            path,
-            f"holds dates from {first} to {last}; as of {as_of} no entity can have a state "
-            f"(the staleness limit is {max_staleness_days} days)",
-        )
-
-
-def trading_days(path: Path) -> pl.DataFrame:
-    """Each date of a prices file with its rows (`date`, `rows`), ascending: one scan that
-    serves both the as-of calendar and the memory budget."""
-    return collect(
-        scan_prices(path)
-        .filter(pl.col(DATE).is_not_null())
-        .group_by(DATE)
-        .agg(pl.len().alias("rows")),
-        path,
-    ).sort(DATE)
-
-
-def as_of_dates(
-    path: Path, start: dt.date, end: dt.date, freq: str, *, days: pl.DataFrame | None = None
-) -> list[dt.date]:
-    """Trading dates in the data between start and end: every one, or the last of each week
-    or month that the data has (`days`: the file's trading_days, when already read)."""
-    days = trading_days(path) if days is None else days
-    dates = days.filter(pl.col(DATE).is_between(start, end)).select(DATE)
-    if freq == "day":
-        picked = dates
-    else:
-        key = pl.col(DATE).dt.truncate("1w" if freq == "week" else "1mo").alias("period")
-        picked = dates.group_by(key).agg(pl.col(DATE).max()).sort(DATE)
-    return picked[DATE].to_list()

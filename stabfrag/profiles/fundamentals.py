@@ -15,9 +15,9 @@ from pathlib import Path
 
 import polars as pl
 
+from stabfrag.asof.join import as_of_join
 from stabfrag.config import FUNDAMENTALS_STALENESS_DAYS
 from stabfrag.errors import InputError
-from stabfrag.ingest.window import as_of_join
 from stabfrag.schema import DATE, ENTITY
 
 # field -> transform before robust scaling (as the core features' transforms)

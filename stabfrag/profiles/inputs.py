@@ -15,8 +15,8 @@ import datetime as dt
 
 import polars as pl
 
+from stabfrag.asof.join import as_of_join
 from stabfrag.ingest.reasons import entity_rule
-from stabfrag.ingest.window import as_of_join
 from stabfrag.profiles.behaviour import TRAIT_NAMES, TRAIT_ROWS, behaviour
 from stabfrag.profiles.fundamentals import FIELD_NAMES, MAX_STALENESS_DAYS, fundamentals_at
 from stabfrag.schema import DATE, ENTITY

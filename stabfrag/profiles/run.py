@@ -19,11 +19,12 @@ import numpy as np
 import polars as pl
 
 from stabfrag import __version__
+from stabfrag.asof.vectors import profiles_at
 from stabfrag.atomic import write_atomic
 from stabfrag.errors import InputError
 from stabfrag.ingest.files import file_hash
 from stabfrag.ingest.prices import read_prices, validate
-from stabfrag.ingest.profiles import PROFILES_MANIFEST, profiles_at, read_vectors
+from stabfrag.ingest.profiles import PROFILES_MANIFEST, read_vectors
 from stabfrag.ingest.reasons import counts_by_reason
 from stabfrag.model.bundle import load_models, shipped_models
 from stabfrag.model.joint import PROFILE_MODEL_ID

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 import numpy as np
 import polars as pl
 
+from stabfrag.asof.join import as_of_join
 from stabfrag.features.plan import compute_features
 from stabfrag.ingest.reasons import MIN_PRICES
-from stabfrag.ingest.window import as_of_join
 from stabfrag.scenarios.library import BASE_VOL, Scenario
 from stabfrag.schema import DATE, ENTITY, PRICE_SCHEMA
 

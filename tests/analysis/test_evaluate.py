@@ -114,8 +114,8 @@ def test_v2_re_encoded_equals_a_v2_build(built, market, market_dir: Path, tmp_pa
     from stabfrag.analysis.evaluate import read_built, state_vectors
     from stabfrag.analysis.labels import label_states, read_labels
     from stabfrag.analysis.spaces import model_space
-    from stabfrag.build import pipeline
     from stabfrag.config import BuildConfig
+    from stabfrag.engine import pipeline
     from stabfrag.model.bundle import load_models
     from stabfrag.model.joint import JOINT_V2
     from stabfrag.sinks.dataset import partitions
@@ -222,8 +222,8 @@ def test_evaluate_uses_the_library_the_build_used(tmp_path: Path, market_dir: Pa
     """A build with its own --scenarios folder is evaluated against that library."""
     import shutil
 
-    from stabfrag.build import pipeline
     from stabfrag.config import BuildConfig, packaged
+    from stabfrag.engine import pipeline
 
     library = tmp_path / "library"
     shutil.copytree(packaged("scenario_library"), library)
@@ -333,8 +333,8 @@ def test_evaluate_with_profiles_scores_the_branch_as_a_build_with_it(
     """--profiles re-scores the built model without and with the branch: without equals
     the build itself, with equals a build that read the same profiles."""
     from stabfrag.analysis.evaluate import evaluate
-    from stabfrag.build import pipeline
     from stabfrag.config import BuildConfig
+    from stabfrag.engine import pipeline
     from stabfrag.model.joint import JOINT_V1
     from stabfrag.profiles.run import ProfileConfig, build_profiles
     from stabfrag.sinks.dataset import partitions

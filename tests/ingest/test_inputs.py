@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from stabfrag.build.requests import state_requests
+from stabfrag.asof.requests import state_requests
 from stabfrag.cli import app
 from stabfrag.ingest import prices as inputs
 from stabfrag.ingest.entities import read_entities
@@ -257,9 +257,9 @@ def test_entities_defaults(tmp_path: Path) -> None:
 def test_a_partitioned_folder_reads_as_its_file(market, tmp_path: Path, suffix: str) -> None:
     """Duplicates keep the file's first, rejects name the file's rows, the output is the
     same bytes; an undated row lands in year=none and is still rejected."""
-    from stabfrag.build import pipeline
+    from stabfrag.asof.calendar import as_of_dates
     from stabfrag.config import BuildConfig
-    from stabfrag.ingest.window import as_of_dates
+    from stabfrag.engine import pipeline
     from stabfrag.synth import inject_defects
 
     frame = inject_defects(market.prices, seed=5)

@@ -11,9 +11,9 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from stabfrag.build import pipeline
 from stabfrag.cli import app
 from stabfrag.config import BuildConfig
+from stabfrag.engine import pipeline
 from stabfrag.ingest.prices import validate
 from stabfrag.ingest.ticks import MAX_CLOSE
 from stabfrag.schema import PRICE_SCHEMA
@@ -235,7 +235,7 @@ def test_cli_validate_counts_ticks_and_the_switch_turns_them_off(
 
 def test_a_reference_path_waits_for_the_verdict_on_its_last_day() -> None:
     """A scenario's real path is used only once every tick verdict inside it is known."""
-    from stabfrag.build.scenario_space import _path_known
+    from stabfrag.engine.scenario_space import _path_known
     from stabfrag.scenarios.library import load_library
 
     library = load_library()

@@ -10,9 +10,9 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from stabfrag.build import pipeline
 from stabfrag.cli import app
 from stabfrag.config import BuildConfig
+from stabfrag.engine import pipeline
 from stabfrag.errors import ModelError
 from stabfrag.features.registry import FEATURE_NAMES, FEATURE_SPECS, GROUP_VOTES, SPEC_OF
 from stabfrag.model.bundle import load_models, shipped_models
@@ -108,7 +108,7 @@ def test_calibrate_writes_artefacts_that_build_uses(market_dir: Path, tmp_path: 
 
 
 def test_calibration_ignores_data_outside_the_range(market_dir: Path, tmp_path: Path) -> None:
-    from stabfrag.model.calibrate import calibrate
+    from stabfrag.fitting.calibrate import calibrate
 
     path = market_dir / "prices.parquet"
     prices = pl.read_parquet(path)

@@ -7,8 +7,8 @@ import numpy as np
 import polars as pl
 import pytest
 
-from stabfrag.build import pipeline
 from stabfrag.config import BuildConfig, parse_weights
+from stabfrag.engine import pipeline
 from stabfrag.errors import ConfigError, InputError
 from stabfrag.ingest.profiles import read_profiles
 from stabfrag.model.joint import combine, joint_states, scenario_branch

@@ -7,9 +7,9 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from stabfrag.build import pipeline
 from stabfrag.cli import app
 from stabfrag.config import BuildConfig
+from stabfrag.engine import pipeline
 from stabfrag.errors import ScenarioError
 from stabfrag.scenarios.library import SEVERITIES, SHOCK_TYPES, load_library
 from stabfrag.scenarios.paths import Baseline, synthesise_path

@@ -11,12 +11,12 @@ import numpy as np
 import polars as pl
 import pytest
 
-from stabfrag.analysis.training import Universe, fit_v2
-from stabfrag.build import pipeline
-from stabfrag.build.encode import market_context
-from stabfrag.build.scenario_space import ScenarioLibrary
 from stabfrag.config import BuildConfig
+from stabfrag.engine import pipeline
+from stabfrag.engine.encode import market_context
+from stabfrag.engine.scenario_space import ScenarioLibrary
 from stabfrag.features.registry import FEATURE_NAMES, LOOKBACK_ROWS
+from stabfrag.fitting.v2 import Universe, fit_v2
 from stabfrag.model.bundle import DEFAULT_JOINT, load_models
 from stabfrag.model.joint import JOINT_V1, JOINT_V2
 from stabfrag.model.linalg import normalise

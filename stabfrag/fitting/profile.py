@@ -25,8 +25,8 @@ import numpy as np
 import polars as pl
 
 from stabfrag.analysis.labels import label_states
-from stabfrag.analysis.training import Universe, month_end_states
 from stabfrag.features.registry import FEATURE_NAMES
+from stabfrag.fitting.v2 import Universe, month_end_states
 from stabfrag.model.bundle import load_models
 from stabfrag.model.encoder import Encoder
 from stabfrag.model.linalg import matmul_rows

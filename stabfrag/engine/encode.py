@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from stabfrag.build.scenario_space import ScenarioLibrary, ScenarioSpace
+from stabfrag.engine.scenario_space import ScenarioLibrary, ScenarioSpace
 from stabfrag.features.registry import FEATURE_NAMES
 from stabfrag.model.bundle import Models
 from stabfrag.model.joint import JointResult, joint_states

@@ -4,7 +4,7 @@ Each task runs the one-process chunk builder on its entity block and stages its 
 the usual temporary-file, rename, manifest-last scheme (sinks.blocks); it returns only a
 few timings, never frames. The driver seals a date when every block of it is staged and
 counts the run from the block manifests, so the summary is the one a one-process run
-prints. Where the tasks run is a backend (build.ray_executor: Ray, on this machine or a
+prints. Where the tasks run is a backend (engine.ray_executor: Ray, on this machine or a
 cluster).
 """
 
@@ -17,11 +17,11 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from stabfrag.allocator import tune_allocator
-from stabfrag.build.builder import Builder, chunks
-from stabfrag.build.entity_blocks import EntityBlock
-from stabfrag.build.progress import ProgressFn
-from stabfrag.build.summary import RunSummary
 from stabfrag.config import BuildConfig
+from stabfrag.engine.builder import Builder, chunks
+from stabfrag.engine.entity_blocks import EntityBlock
+from stabfrag.engine.progress import ProgressFn
+from stabfrag.engine.summary import RunSummary
 from stabfrag.errors import RunError, StabfragError
 from stabfrag.sinks.blocks import clear_staging, seal, staged_block
 from stabfrag.sinks.parquet import ParquetSink

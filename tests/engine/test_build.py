@@ -10,9 +10,9 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from stabfrag.build import pipeline
 from stabfrag.cli import app
 from stabfrag.config import BuildConfig
+from stabfrag.engine import pipeline
 from stabfrag.features.registry import LOOKBACK_ROWS
 from stabfrag.ingest import window
 from stabfrag.schema import DIM, JOINT_SCHEMA
@@ -296,7 +296,7 @@ def test_a_non_finite_value_stops_the_build_before_any_write(
 ) -> None:  # type: ignore[no-untyped-def]
     """The chunk's tables are checked whole (not per date in the sink): still one line,
     naming the table, the date and the column, and nothing lands."""
-    from stabfrag.build import builder
+    from stabfrag.engine import builder
 
     real = builder.compute_features
 

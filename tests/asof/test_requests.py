@@ -9,8 +9,8 @@ import polars as pl
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stabfrag.build.requests import LOOKBACK_DAYS, last_rows
-from stabfrag.ingest.window import as_of_join
+from stabfrag.asof.join import as_of_join
+from stabfrag.asof.requests import LOOKBACK_DAYS, last_rows
 from tests.conftest import random_panel
 
 

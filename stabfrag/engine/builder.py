@@ -19,26 +19,23 @@ import numpy as np
 import polars as pl
 
 from stabfrag import __version__
-from stabfrag.build.encode import encode_states, join_scenarios
-from stabfrag.build.entity_blocks import EntityBlock
-from stabfrag.build.progress import ProgressFn
-from stabfrag.build.rejects import dated_row_rejects, own_rows
-from stabfrag.build.requests import (
-    empty_entities,
-    fingerprint,
-    state_requests,
-    tick_series,
-)
-from stabfrag.build.rows import entity_scope, joint_rows, scenario_scope
-from stabfrag.build.scenario_space import Key, ScenarioLibrary, ScenarioSpace
-from stabfrag.build.summary import RunSummary
+from stabfrag.asof.requests import empty_entities, state_requests, tick_series
+from stabfrag.asof.vectors import profiles_at
 from stabfrag.config import BAD_TICK_MULTIPLE, BuildConfig
+from stabfrag.engine.encode import encode_states, join_scenarios
+from stabfrag.engine.entity_blocks import EntityBlock
+from stabfrag.engine.manifest import fingerprint
+from stabfrag.engine.progress import ProgressFn
+from stabfrag.engine.rejects import dated_row_rejects, own_rows
+from stabfrag.engine.rows import entity_scope, joint_rows, scenario_scope
+from stabfrag.engine.scenario_space import Key, ScenarioLibrary, ScenarioSpace
+from stabfrag.engine.summary import RunSummary
 from stabfrag.errors import ConfigError
 from stabfrag.features.plan import compute_features, unique_rows
 from stabfrag.features.registry import FEATURE_NAMES, LOOKBACK_ROWS
 from stabfrag.ingest.entities import read_entities
 from stabfrag.ingest.prices import Validated, read_prices, validate
-from stabfrag.ingest.profiles import profiles_at, read_profiles
+from stabfrag.ingest.profiles import read_profiles
 from stabfrag.ingest.reasons import ROW_REASONS, STATE_REASONS
 from stabfrag.ingest.runs import entity_starts, kept_starts
 from stabfrag.ingest.ticks import SCALE_ROWS
@@ -123,7 +120,7 @@ class Builder:
 
     @property
     def fingerprint(self) -> str:
-        """What the run's partitions are made from (see build.requests.fingerprint)."""
+        """What the run's partitions are made from (see engine.manifest.fingerprint)."""
         return self._fingerprint.result()
 
     def manifest(self, as_of: dt.date, counts: dict[str, int]) -> dict[str, Any]:

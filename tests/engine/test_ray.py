@@ -17,11 +17,11 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from stabfrag.build import pipeline
-from stabfrag.build.builder import chunks
+from stabfrag.asof.calendar import as_of_dates
 from stabfrag.cli import app
 from stabfrag.config import BuildConfig
-from stabfrag.ingest.window import as_of_dates
+from stabfrag.engine import pipeline
+from stabfrag.engine.builder import chunks
 from stabfrag.sinks.dataset import MANIFEST, partitions, read_table
 from tests.conftest import kill_when
 
@@ -118,7 +118,7 @@ def test_three_blocks_hold_the_local_rows(
 def test_a_lost_worker_is_retried_and_changes_nothing(
     ray_local: None, prices: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from stabfrag.build.tasks import FAULT_ENV
+    from stabfrag.engine.tasks import FAULT_ENV
 
     dates = _dates(prices, "month")
     local = _run(prices, tmp_path / "local", dates, chunk_days=100)
@@ -137,7 +137,7 @@ def test_a_lost_worker_is_retried_and_changes_nothing(
 def test_a_task_that_always_fails_names_itself_and_seals_none_of_its_dates(
     ray_local: None, prices: Path, tmp_path: Path
 ) -> None:
-    from stabfrag.build.tasks import FAULT_ENV
+    from stabfrag.engine.tasks import FAULT_ENV
 
     dates = _dates(prices, "month")
     out = tmp_path / "ray"

@@ -1,7 +1,7 @@
 """build / backfill: run the chunk builder over the dates, into the sinks, then the views.
 
 The local executor builds chunk after chunk in this process and hands each chunk's
-partitions to every sink; the Ray executor (build.ray_executor) runs the same builder as
+partitions to every sink; the Ray executor (engine.ray_executor) runs the same builder as
 tasks. Either way the output is the same.
 """
 
@@ -9,10 +9,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-from stabfrag.build.builder import Builder
-from stabfrag.build.progress import ProgressFn
-from stabfrag.build.summary import RunSummary
 from stabfrag.config import BuildConfig
+from stabfrag.engine.builder import Builder
+from stabfrag.engine.progress import ProgressFn
+from stabfrag.engine.summary import RunSummary
 from stabfrag.errors import ConfigError
 from stabfrag.sinks.base import Sink
 from stabfrag.sinks.dataset import read_manifest
@@ -39,7 +39,7 @@ def run(
     if config.entity_blocks != 1 and config.executor != "ray":
         raise ConfigError("--entity-blocks needs --executor ray")
     if config.executor == "ray":
-        from stabfrag.build.ray_executor import run_ray  # Ray only when asked for
+        from stabfrag.engine.ray_executor import run_ray  # Ray only when asked for
 
         summary = run_ray(builder, dates, skip=skip, progress=progress)
     else:

@@ -1,4 +1,4 @@
-"""The Ray backend: the tasks of build.tasks as Ray core tasks, on this machine or a
+"""The Ray backend: the tasks of engine.tasks as Ray core tasks, on this machine or a
 cluster. Core tasks only, no Ray Data writer; tasks return a few numbers, never frames
 (Ray's object store is slow for those)."""
 
@@ -9,12 +9,12 @@ import os
 import socket
 from typing import Any
 
-from stabfrag.build.builder import Builder
-from stabfrag.build.entity_blocks import entity_blocks
-from stabfrag.build.progress import ProgressFn
-from stabfrag.build.summary import RunSummary
-from stabfrag.build.tasks import FAULT_ENV, Task, TaskRun, build_block
 from stabfrag.config import BuildConfig
+from stabfrag.engine.builder import Builder
+from stabfrag.engine.entity_blocks import entity_blocks
+from stabfrag.engine.progress import ProgressFn
+from stabfrag.engine.summary import RunSummary
+from stabfrag.engine.tasks import FAULT_ENV, Task, TaskRun, build_block
 from stabfrag.errors import ConfigError
 
 MAX_RETRIES = 2  # a task whose worker is lost runs again, at most twice

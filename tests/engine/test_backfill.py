@@ -12,9 +12,10 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from stabfrag.build import pipeline
+from stabfrag.asof import calendar
 from stabfrag.cli import app
 from stabfrag.config import BuildConfig
+from stabfrag.engine import pipeline
 from stabfrag.features.registry import LOOKBACK_ROWS
 from stabfrag.ingest import window
 from stabfrag.sinks.dataset import MANIFEST, PART, partition_dir, partitions, read_table
@@ -28,11 +29,11 @@ def test_month_and_week_are_last_trading_days(tmp_path: Path) -> None:
     days = [d for d in days if d.weekday() < 5 and d != dt.date(2024, 1, 31)]  # a holiday
     path = tmp_path / "p.parquet"
     pl.DataFrame({"entity_id": "A", "date": days, "close": 1.0}).write_parquet(path)
-    months = window.as_of_dates(path, dt.date(2024, 1, 1), dt.date(2024, 3, 31), "month")
+    months = calendar.as_of_dates(path, dt.date(2024, 1, 1), dt.date(2024, 3, 31), "month")
     assert months == [dt.date(2024, 1, 30), dt.date(2024, 2, 29), dt.date(2024, 3, 29)]
-    weeks = window.as_of_dates(path, dt.date(2024, 1, 1), dt.date(2024, 1, 21), "week")
+    weeks = calendar.as_of_dates(path, dt.date(2024, 1, 1), dt.date(2024, 1, 21), "week")
     assert weeks == [dt.date(2024, 1, 5), dt.date(2024, 1, 12), dt.date(2024, 1, 19)]
-    all_days = window.as_of_dates(path, dt.date(2024, 1, 1), dt.date(2024, 1, 7), "day")
+    all_days = calendar.as_of_dates(path, dt.date(2024, 1, 1), dt.date(2024, 1, 7), "day")
     assert all_days == [dt.date(2024, 1, d) for d in range(1, 6)]
 
 
@@ -158,7 +159,7 @@ def test_counts_do_not_depend_on_the_chunking(market, tmp_path: Path) -> None:
 
     path = tmp_path / "defects.parquet"
     inject_defects(market.prices, seed=5).write_parquet(path)
-    dates = window.as_of_dates(path, dt.date(2023, 1, 1), dt.date(2024, 12, 31), "month")
+    dates = calendar.as_of_dates(path, dt.date(2023, 1, 1), dt.date(2024, 12, 31), "month")
     runs = {
         days: pipeline.run(
             BuildConfig(prices=path, out=tmp_path / f"c{days}", chunk_days=days), dates
@@ -176,7 +177,7 @@ def test_counts_do_not_depend_on_the_chunking(market, tmp_path: Path) -> None:
 
 
 def test_chunk_days_follow_the_memory_budget(market_dir: Path, tmp_path: Path) -> None:
-    from stabfrag.build.budget import chunk_days_for, parse_size
+    from stabfrag.engine.budget import chunk_days_for, parse_size
     from stabfrag.errors import ConfigError
 
     assert parse_size("4GB") == 4 << 30 and parse_size("512 mb") == 512 << 20
@@ -185,21 +186,21 @@ def test_chunk_days_follow_the_memory_budget(market_dir: Path, tmp_path: Path) -
         with pytest.raises(ConfigError, match="--memory"):
             parse_size(bad)
     prices = market_dir / "prices.parquet"
-    daily = window.as_of_dates(prices, dt.date(2024, 1, 1), dt.date(2024, 12, 31), "day")
-    monthly = window.as_of_dates(prices, dt.date(2022, 1, 1), dt.date(2024, 12, 31), "month")
+    daily = calendar.as_of_dates(prices, dt.date(2024, 1, 1), dt.date(2024, 12, 31), "day")
+    monthly = calendar.as_of_dates(prices, dt.date(2022, 1, 1), dt.date(2024, 12, 31), "month")
     budgets = [parse_size(m) for m in ("400MB", "600MB", "1GB", "4GB")]
-    calendar = window.trading_days(prices)
-    days = [chunk_days_for(calendar, daily, m) for m in budgets]
+    traded = calendar.trading_days(prices)
+    days = [chunk_days_for(traded, daily, m) for m in budgets]
     assert days[0] == 1 and days == sorted(days) and days[-1] > days[1]  # more memory, more days
     # A month-end run holds few states per day: the same budget spans more days.
-    assert chunk_days_for(calendar, monthly, budgets[1]) > days[1]
+    assert chunk_days_for(traded, monthly, budgets[1]) > days[1]
 
     base = ["backfill", "--start", "2024-10-01", "--end", "2024-12-31", "--prices", str(prices)]
     res = runner.invoke(app, [*base, "--out", str(tmp_path / "a"), "--memory", "600MB", "--json"])
     assert res.exit_code == 0, res.stderr
     assert json.loads(res.stdout)["chunk_days"] == chunk_days_for(
-        calendar,
-        window.as_of_dates(prices, dt.date(2024, 10, 1), dt.date(2024, 12, 31), "month"),
+        traded,
+        calendar.as_of_dates(prices, dt.date(2024, 10, 1), dt.date(2024, 12, 31), "month"),
         budgets[1],
     )
     args = [*base, "--out", str(tmp_path / "b"), "--memory", "600MB", "--chunk-days", "9"]
@@ -217,7 +218,7 @@ def test_a_chunk_lets_go_of_its_vectors_before_the_next_one_starts(
     import gc
     import weakref
 
-    from stabfrag.build import builder
+    from stabfrag.engine import builder
 
     arrays: list[weakref.ref] = []
     alive_at_start: list[int] = []
@@ -236,7 +237,7 @@ def test_a_chunk_lets_go_of_its_vectors_before_the_next_one_starts(
     monkeypatch.setattr(builder, "encode_states", encode_and_watch)
     monkeypatch.setattr(builder.Builder, "build_chunk", count_then_build)
     config = BuildConfig(prices=market_dir / "prices.parquet", out=tmp_path / "o", chunk_days=40)
-    dates = window.as_of_dates(config.prices, dt.date(2024, 1, 1), dt.date(2024, 6, 30), "month")
+    dates = calendar.as_of_dates(config.prices, dt.date(2024, 1, 1), dt.date(2024, 6, 30), "month")
     pipeline.run(config, dates)
     assert len(alive_at_start) > 2 and len(arrays) == len(alive_at_start)
     assert alive_at_start == [0] * len(alive_at_start)

@@ -1,44 +1,18 @@
-"""Which rows make which states: (entity, as-of) requests, profiles taken point in time,
-and the fingerprint of what a partition was made from."""
+"""Which rows make which states: the (entity, as-of) requests of a chunk of dates."""
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
-import json
 
 import numpy as np
 import polars as pl
 
-from stabfrag import __version__
-from stabfrag.config import BAD_TICK_MULTIPLE, BuildConfig
+from stabfrag.asof.join import as_of_join
 from stabfrag.features.registry import LOOKBACK_ROWS
-from stabfrag.ingest.files import file_hash
 from stabfrag.ingest.reasons import entity_rule
 from stabfrag.ingest.runs import entity_starts, run_lengths
-from stabfrag.ingest.window import LOOKBACK_DAYS, as_of_join
-from stabfrag.scenarios.library import Scenario
+from stabfrag.ingest.window import LOOKBACK_DAYS
 from stabfrag.schema import DATE, ENTITY
-
-
-def fingerprint(
-    config: BuildConfig, library: tuple[Scenario, ...], weights: dict[str, float]
-) -> str:
-    """What a partition was made from: input bytes, scenario library and settings."""
-    payload = {
-        "prices": file_hash(config.prices),
-        "entities": file_hash(config.entities),
-        "profiles": file_hash(config.profiles),
-        "scenarios": [repr(s) for s in library],
-        "weights": weights,
-        "max_staleness_days": config.max_staleness_days,
-        "version": __version__,
-        # Only when not the default, so a default build keeps its fingerprint.
-        **({"bad_tick": config.bad_tick} if config.bad_tick != BAD_TICK_MULTIPLE else {}),
-        # Only when set, so a build without a market reference keeps its fingerprint.
-        **({"market": config.market} if config.market else {}),
-    }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
 
 def last_rows(

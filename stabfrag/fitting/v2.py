@@ -21,15 +21,12 @@ import polars as pl
 
 from stabfrag.analysis.labels import label_states
 from stabfrag.analysis.metrics import MAX_QUERIES, cross_section, figures_of
-from stabfrag.build.encode import market_context
-from stabfrag.build.requests import state_requests
+from stabfrag.asof.calendar import as_of_dates
+from stabfrag.asof.requests import state_requests
+from stabfrag.engine.encode import market_context
 from stabfrag.features.plan import compute_features
 from stabfrag.features.registry import FEATURE_NAMES
-from stabfrag.ingest.prices import read_prices, validate
-from stabfrag.ingest.window import as_of_dates
-from stabfrag.model.bundle import joint_models, load_models
-from stabfrag.model.encoder import Encoder, impute
-from stabfrag.model.fit import (
+from stabfrag.fitting.objective import (
     STAB_V2,
     constant_scale,
     fit_weights,
@@ -38,6 +35,9 @@ from stabfrag.model.fit import (
     rounded,
     write_v2,
 )
+from stabfrag.ingest.prices import read_prices, validate
+from stabfrag.model.bundle import joint_models, load_models
+from stabfrag.model.encoder import Encoder, impute
 from stabfrag.model.joint import DEFAULT_TAU, DEFAULT_WEIGHTS, JOINT_V1, joint_states
 from stabfrag.model.linalg import normalise
 from stabfrag.scenarios.library import SHOCK_TYPES, library_frame, load_library
