@@ -37,8 +37,8 @@ if cfg["executor"] == "ray":
     ray.init(num_cpus=cfg["workers"], include_dashboard=False, log_to_driver=False,
              logging_level="ERROR")
     start = time.perf_counter() - t0
-from stabfrag.engine import pipeline
-from stabfrag.engine.builder import chunks
+from stabfrag.engine import loop
+from stabfrag.engine.tasks import chunks
 from stabfrag.config import BuildConfig
 from stabfrag.asof.calendar import as_of_dates
 prices = Path(cfg["prices"])
@@ -47,7 +47,7 @@ dates = as_of_dates(prices, dt.date.fromisoformat(cfg["start"]),
 config = BuildConfig(prices=prices, out=Path(cfg["out"]), chunk_days=cfg["chunk_days"],
                      executor=cfg["executor"], entity_blocks=cfg["blocks"])
 t1 = time.perf_counter()
-s = pipeline.run(config, dates)
+s = loop.run(config, dates)
 wall = time.perf_counter() - t1
 tasks = len(list(chunks(dates, cfg["chunk_days"]))) * cfg["blocks"]
 print(json.dumps({"wall": wall, "ray_start": start, "dates": len(dates),
@@ -79,7 +79,7 @@ def job(script: Path, cfg: dict, repeat: int) -> tuple[dict, float]:
 
 
 def read_once(prices: Path, first: dt.date, last: dt.date, repeat: int) -> float:
-    from stabfrag.engine.builder import READ_ROWS
+    from stabfrag.engine.chunk import READ_ROWS
     from stabfrag.ingest.window import read_window
 
     times = []

@@ -45,3 +45,10 @@ class LabelError(StabfragError):
 
 class RunError(StabfragError):
     """A run that could not finish: a task failed for good, its dates left unsealed."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first non-empty line of an exception's message, or its type's name: a message
+    may be empty or start with a blank line."""
+    lines = (line.strip() for line in str(exc).splitlines())
+    return next((line for line in lines if line), type(exc).__name__)

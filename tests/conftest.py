@@ -78,7 +78,7 @@ def event_dates(market: Market, event_type: str) -> list[dt.date]:
 def built(tmp_path_factory: pytest.TempPathFactory, market: Market, market_dir: Path) -> Path:
     """A build of the crash end, every blow-up end and the last date of the market."""
     from stabfrag.config import BuildConfig
-    from stabfrag.engine import pipeline
+    from stabfrag.engine import loop
 
     dates = [
         *event_dates(market, "CRASH"),
@@ -89,7 +89,7 @@ def built(tmp_path_factory: pytest.TempPathFactory, market: Market, market_dir: 
     config = BuildConfig(
         prices=market_dir / "prices.parquet", entities=market_dir / "entities.parquet", out=out
     )
-    pipeline.run(config, sorted(set(dates)))
+    loop.run(config, sorted(set(dates)))
     return out
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import polars as pl
 
-from stabfrag.errors import LabelError
+from stabfrag.errors import LabelError, first_line
 from stabfrag.scenarios.library import SHOCK_TYPES
 from stabfrag.schema import ENTITY
 
@@ -19,7 +19,7 @@ def read_labels(path: Path) -> pl.DataFrame:
     try:
         frame = pl.read_csv(path, comment_prefix="#", infer_schema=False)
     except (pl.exceptions.PolarsError, OSError) as exc:
-        raise LabelError(f"{path}: cannot read labels ({str(exc).splitlines()[0]})") from None
+        raise LabelError(f"{path}: cannot read labels ({first_line(exc)})") from None
     missing = [c for c in ("start", "end", "label") if c not in frame.columns]
     if missing:
         raise LabelError(f"{path}: missing column(s) {', '.join(missing)}")

@@ -9,7 +9,7 @@ import duckdb
 import polars as pl
 
 from stabfrag.config import packaged
-from stabfrag.errors import QueryError
+from stabfrag.errors import QueryError, first_line
 from stabfrag.sinks.duckdb import DB_NAME, search_path
 
 
@@ -51,7 +51,7 @@ def run_text(out: Path, text: str, params: dict[str, Any]) -> pl.DataFrame:
         assert isinstance(result, pl.DataFrame)
         return result
     except duckdb.Error as exc:
-        raise QueryError(str(exc).strip().splitlines()[0]) from None
+        raise QueryError(first_line(exc)) from None
     finally:
         con.close()
 

@@ -15,13 +15,12 @@ import polars as pl
 from stabfrag.analysis.metrics import similarities
 from stabfrag.asof.join import as_of_join
 from stabfrag.asof.vectors import profiles_at
-from stabfrag.engine.builder import reference_prices
-from stabfrag.engine.encode import encode_states, join_scenarios
-from stabfrag.engine.scenario_space import ScenarioLibrary
 from stabfrag.errors import LabelError
 from stabfrag.ingest.prices import read_prices, validate
 from stabfrag.model.bundle import Models
+from stabfrag.model.encode import encode_states, join_scenarios
 from stabfrag.model.linalg import normalise
+from stabfrag.model.scenario_space import ScenarioLibrary, reference_prices
 from stabfrag.scenarios.library import Scenario
 from stabfrag.scenarios.paths import Baseline, synthesise_path, synthetic_features
 from stabfrag.schema import DATE, DIM, ENTITY, date_span

@@ -8,9 +8,10 @@ import numpy as np
 import polars as pl
 
 from stabfrag.asof.join import as_of_join
+from stabfrag.features.plan import unique_rows
 from stabfrag.features.registry import LOOKBACK_ROWS
 from stabfrag.ingest.reasons import entity_rule
-from stabfrag.ingest.runs import entity_starts, run_lengths
+from stabfrag.ingest.runs import entity_starts, kept_starts, run_lengths
 from stabfrag.ingest.window import LOOKBACK_DAYS
 from stabfrag.schema import DATE, ENTITY
 
@@ -194,3 +195,38 @@ def tick_series(
         .drop("_tick_pos")
     )
     return extended, pointed
+
+
+KEEP_ALL_SHARE = 0.8  # windows_only copies the series only when it drops a fifth or more
+
+
+def windows_only(
+    series: pl.DataFrame, requests: pl.DataFrame, starts: np.ndarray
+) -> tuple[pl.DataFrame, pl.DataFrame, np.ndarray]:
+    """The rows of `series` that some requested state's window reads, the requests pointed
+    at their new positions, and the entities' first rows among them (`starts`: in
+    `series`).
+
+    A state's features read its own row and the LOOKBACK_ROWS before it, nothing older
+    (kernels.py: a value depends only on its own window), so an entity's rows before its
+    first requested row's window are dropped: a `build --as-of` computes features on one
+    window per entity, not on the whole look-back read.
+    """
+    if series.height == 0:
+        return series, requests, starts
+    ends = np.r_[starts[1:], series.height]
+    wanted = unique_rows(requests["_pos"].drop_nulls().to_numpy())
+    # Per entity asked for (wanted is sorted): its rows from its first wanted row's window
+    # to its end. Counted before any row-long array is made: a month-end chunk keeps all.
+    ent = np.searchsorted(starts, wanted, side="right") - 1
+    first = np.flatnonzero(np.r_[True, ent[1:] != ent[:-1]]) if len(ent) else ent
+    asked = ent[first]
+    begin = np.maximum(starts[asked], wanted[first] - LOOKBACK_ROWS)
+    if (ends[asked] - begin).sum() > KEEP_ALL_SHARE * series.height:
+        return series, requests, starts  # a copy would cost more than it saves
+    edges = np.bincount(begin, minlength=series.height + 1) - np.bincount(
+        ends[asked], minlength=series.height + 1
+    )
+    keep = np.cumsum(edges[:-1]) > 0  # the kept spans are disjoint: one per entity
+    moved = pl.Series("_pos", np.cumsum(keep) - 1).gather(requests["_pos"])
+    return series.filter(pl.Series(keep)), requests.with_columns(moved), kept_starts(starts, keep)

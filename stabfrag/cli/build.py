@@ -38,13 +38,13 @@ from stabfrag.schema import date_span
 
 
 def _run(config: object, dates: list[dt.date], *, as_json: bool, max_reject_share: float) -> None:
-    from stabfrag.engine import pipeline
+    from stabfrag.engine import loop
     from stabfrag.engine.progress import reporter
     from stabfrag.engine.summary import emit
 
     try:
         with reporter(len(dates)) as progress:
-            summary = pipeline.run(config, dates, progress=progress)  # type: ignore[arg-type]
+            summary = loop.run(config, dates, progress=progress)  # type: ignore[arg-type]
     except StabfragError as exc:
         fail(str(exc))
         return
@@ -182,7 +182,7 @@ def demo(
     from stabfrag import synth
     from stabfrag.analysis.query import run_sql
     from stabfrag.config import BuildConfig
-    from stabfrag.engine import pipeline
+    from stabfrag.engine import loop
 
     market = synth.generate(entities=entities, days=days, seed=seed)
     paths = synth.write_market(market, out / "market")
@@ -192,7 +192,7 @@ def demo(
         f"into {paths['prices']}"
     )
     config = BuildConfig(prices=paths["prices"], entities=paths["entities"], out=out, model=model)
-    summary = pipeline.run(config, [as_of])
+    summary = loop.run(config, [as_of])
     typer.echo(
         f"built {summary.states_out} entity states and {summary.scenario_rows} scenarios "
         f"as of {as_of} into {out} in {sum(summary.timings.seconds.values()):.1f}s"

@@ -28,8 +28,10 @@ class EntityBlock:
         """The last block writes each date's scenario rows (they follow the entities)."""
         return self.index == self.count - 1
 
-    def expr(self) -> pl.Expr:
-        """The block's rows, as a filter pushed down to the prices scan."""
+    def expr(self) -> pl.Expr | None:
+        """The block's rows, as a filter pushed down to the prices scan (None: every row)."""
+        if self.count == 1:
+            return None
         eid = pl.col(ENTITY)
         cond = pl.lit(True)
         if self.lo is not None:
@@ -44,8 +46,13 @@ class EntityBlock:
         return f"entity block {self.index + 1} of {self.count}"
 
 
+ALL_ENTITIES = EntityBlock(0, 1, None, None)  # a run not split by entity
+
+
 def entity_blocks(prices: Path, count: int) -> list[EntityBlock]:
     """`count` blocks of about as many entity ids each (fewer when there are fewer ids)."""
+    if count == 1:
+        return [ALL_ENTITIES]
     ids = collect(scan_prices(prices).select(pl.col(ENTITY).drop_nulls().unique().sort()), prices)[
         ENTITY
     ]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+from concurrent.futures import Future
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,11 +46,17 @@ class RunIdentity:
     """What every partition of a run records: its inputs, models and settings."""
 
     config: BuildConfig
-    input_fingerprint: str
+    fingerprint: Future[str] | str  # hashed beside the first chunk; resolved before a task
     models: dict[str, str]  # model id -> hash
     model_id: str
     weights: dict[str, float]
     tau: float
+
+    @property
+    def input_fingerprint(self) -> str:
+        """What the run's partitions are made from (see `fingerprint`)."""
+        pending = self.fingerprint
+        return pending if isinstance(pending, str) else pending.result()
 
     def partition(self, as_of: dt.date, counts: dict[str, int], blocks: int) -> dict[str, Any]:
         """The date's manifest, written last when the date is sealed."""

@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+from stabfrag.engine.tally import Tally
 from stabfrag.ingest.prices import Validated
 
 
@@ -66,15 +67,7 @@ class RunSummary:
 
     as_of_dates: list[dt.date] = field(default_factory=list)
     skipped_dates: list[dt.date] = field(default_factory=list)
-    rows_read: int = 0
-    rows_rejected: dict[str, int] = field(default_factory=dict)
-    range_dropped: int = 0
-    spread_dropped: int = 0
-    entities_in: int = 0
-    states_out: int = 0
-    entities_rejected: dict[str, int] = field(default_factory=dict)
-    scenario_rows: int = 0
-    states_without_context: int = 0  # states whose date had no market reference (v2)
+    tally: Tally = field(default_factory=Tally)  # every sealed date's counts, added up
     warnings: list[str] = field(default_factory=list)
     database: dict[str, Any] | None = None  # what a PostgreSQL load did
     models: dict[str, str] = field(default_factory=dict)
@@ -83,35 +76,36 @@ class RunSummary:
     out: str = ""
     chunk_days: int | None = None  # calendar days per chunk (from --memory unless given)
 
-    def add(self, counts: dict[str, int], more: dict[str, int]) -> None:
-        for k, n in more.items():
-            counts[k] = counts.get(k, 0) + n
+    @property
+    def states_out(self) -> int:
+        return self.tally.states_out
 
-    def add_tally(self, tally: dict[str, Any]) -> None:
-        """Add one date's (or one entity block's) counts: numbers add, reasons add by key."""
-        for key, value in tally.items():
-            if isinstance(value, dict):
-                self.add(getattr(self, key), value)
-            else:
-                setattr(self, key, getattr(self, key) + value)
+    @property
+    def scenario_rows(self) -> int:
+        return self.tally.scenario_rows
+
+    @property
+    def rows_rejected(self) -> dict[str, int]:
+        return self.tally.rows_rejected
 
     def as_dict(self) -> dict[str, Any]:
+        t = self.tally
         return {
             "as_of_dates": [d.isoformat() for d in self.as_of_dates],
             "partitions_written": len(self.as_of_dates),
             "partitions_skipped": len(self.skipped_dates),
-            "rows_read": self.rows_read,
-            "rows_rejected": sum(self.rows_rejected.values()),
-            "row_rejects_by_reason": dict(sorted(self.rows_rejected.items())),
-            "range_dropped": self.range_dropped,
-            "spread_dropped": self.spread_dropped,
+            "rows_read": t.rows_read,
+            "rows_rejected": sum(t.rows_rejected.values()),
+            "row_rejects_by_reason": dict(sorted(t.rows_rejected.items())),
+            "range_dropped": t.range_dropped,
+            "spread_dropped": t.spread_dropped,
             # Sums over as-of dates: an entity counts once per date it is in.
-            "entity_states_in": self.entities_in,
-            "states_out": self.states_out,
-            "entity_states_rejected": sum(self.entities_rejected.values()),
-            "entity_rejects_by_reason": dict(sorted(self.entities_rejected.items())),
-            "scenario_rows": self.scenario_rows,
-            "states_without_context": self.states_without_context,
+            "entity_states_in": t.entities_in,
+            "states_out": t.states_out,
+            "entity_states_rejected": sum(t.entities_rejected.values()),
+            "entity_rejects_by_reason": dict(sorted(t.entities_rejected.items())),
+            "scenario_rows": t.scenario_rows,
+            "states_without_context": t.states_without_context,
             "warnings": self.warnings,
             **({"database": self.database} if self.database is not None else {}),
             "models": self.models,

@@ -23,7 +23,6 @@ from stabfrag.analysis.labels import label_states
 from stabfrag.analysis.metrics import MAX_QUERIES, cross_section, figures_of
 from stabfrag.asof.calendar import as_of_dates
 from stabfrag.asof.requests import state_requests
-from stabfrag.engine.encode import market_context
 from stabfrag.features.plan import compute_features
 from stabfrag.features.registry import FEATURE_NAMES
 from stabfrag.fitting.objective import (
@@ -37,6 +36,7 @@ from stabfrag.fitting.objective import (
 )
 from stabfrag.ingest.prices import read_prices, validate
 from stabfrag.model.bundle import joint_models, load_models
+from stabfrag.model.encode import market_context
 from stabfrag.model.encoder import Encoder, impute
 from stabfrag.model.joint import DEFAULT_TAU, DEFAULT_WEIGHTS, JOINT_V1, joint_states
 from stabfrag.model.linalg import normalise

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import polars as pl
 
-from stabfrag.errors import InputError
+from stabfrag.errors import InputError, first_line
 
 
 def folder_files(path: Path) -> list[Path]:
@@ -48,7 +48,7 @@ def read_frame(path: Path) -> pl.DataFrame:
     try:
         return pl.read_parquet(path) if fmt == "parquet" else pl.read_csv(path, infer_schema=False)
     except pl.exceptions.PolarsError as exc:
-        raise InputError(path, f"cannot read: {str(exc).splitlines()[0]}") from None
+        raise InputError(path, f"cannot read: {first_line(exc)}") from None
 
 
 def check_columns(path: Path, names: list[str], required: list[str]) -> None:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import polars as pl
 
-from stabfrag.errors import InputError
+from stabfrag.errors import InputError, first_line
 from stabfrag.ingest.files import check_columns, file_format
 from stabfrag.ingest.prices import SOURCE_ROW, collect, date_expr
 from stabfrag.schema import DATE, REQUIRED_PRICE_COLUMNS
@@ -31,7 +31,7 @@ def _raw(source: Path) -> pl.LazyFrame:
             lf = pl.scan_csv(source, infer_schema=False, row_index_name=SOURCE_ROW)
         schema = lf.collect_schema()
     except (pl.exceptions.PolarsError, pl.exceptions.PanicException, OSError) as exc:
-        raise InputError(source, f"cannot read: {str(exc).splitlines()[0]}") from None
+        raise InputError(source, f"cannot read: {first_line(exc)}") from None
     names = schema.names()[1:]  # the row index comes first
     check_columns(source, names, list(REQUIRED_PRICE_COLUMNS))
     if SOURCE_ROW in names:

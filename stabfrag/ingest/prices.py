@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from stabfrag.errors import InputError
+from stabfrag.errors import InputError, first_line
 from stabfrag.ingest.files import check_columns, file_format, folder_files
 from stabfrag.ingest.reasons import MIN_PRICES, counts_by_reason, entity_rule
 from stabfrag.ingest.runs import continues, entity_starts, kept_starts, run_lengths
@@ -157,7 +157,7 @@ def scan_prices(path: Path | str) -> pl.LazyFrame:
             lf = pl.scan_csv(path, infer_schema=False, row_index_name=ROW)
         schema = lf.collect_schema()
     except (pl.exceptions.PolarsError, pl.exceptions.PanicException, OSError) as exc:
-        raise InputError(path, f"cannot read: {str(exc).splitlines()[0]}") from None
+        raise InputError(path, f"cannot read: {first_line(exc)}") from None
     names = schema.names()
     check_columns(path, names, list(REQUIRED_PRICE_COLUMNS))
     if schema[ENTITY] not in (pl.String(), pl.Categorical(), pl.Null()):
@@ -191,7 +191,7 @@ def collect(lf: pl.LazyFrame, path: Path | str) -> pl.DataFrame:
     try:
         frame = lf.collect()
     except (pl.exceptions.PolarsError, pl.exceptions.PanicException, OSError) as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        first = first_line(exc)
         raise InputError(path, f"cannot read: {first}") from None
     return aligned(frame)
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from stabfrag.errors import InputError
+from stabfrag.errors import InputError, first_line
 from stabfrag.schema import DIM, ENTITY, VECTOR_TYPE
 
 PROFILES_MANIFEST = "_manifest.json"  # what `stabfrag profiles build` writes beside them
@@ -47,7 +47,7 @@ def read_vectors(path: Path, what: str) -> pl.DataFrame:
     try:
         frame = pl.read_parquet(path)
     except (pl.exceptions.PolarsError, OSError) as exc:
-        raise InputError(path, f"cannot read {what} vectors: {str(exc).splitlines()[0]}") from None
+        raise InputError(path, f"cannot read {what} vectors: {first_line(exc)}") from None
     key = ENTITY if ENTITY in frame.columns else "issuer_id"
     missing = [c for c in (key, "as_of_date", "vector") if c not in frame.columns]
     if missing:

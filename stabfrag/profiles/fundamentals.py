@@ -17,7 +17,7 @@ import polars as pl
 
 from stabfrag.asof.join import as_of_join
 from stabfrag.config import FUNDAMENTALS_STALENESS_DAYS
-from stabfrag.errors import InputError
+from stabfrag.errors import InputError, first_line
 from stabfrag.schema import DATE, ENTITY
 
 # field -> transform before robust scaling (as the core features' transforms)
@@ -85,7 +85,7 @@ def read_fundamentals(
         else:
             frame = pl.read_parquet(path)
     except (pl.exceptions.PolarsError, OSError) as exc:
-        message = str(exc).splitlines()[0]
+        message = first_line(exc)
         raise InputError(path, f"cannot read fundamentals: {message}") from None
     long = _long(frame, path)
     temporal = long.schema[DATE] in (pl.Date, pl.Datetime) or isinstance(

@@ -23,8 +23,6 @@ class Partition:
     as_of: dt.date
     tables: dict[str, pl.DataFrame]  # joint_embeddings, features, rejects, scenarios
     manifest: dict[str, Any] = field(default_factory=dict)
-    # What the run summary counts for this date (rows read, rejects by reason, states...).
-    tally: dict[str, Any] = field(default_factory=dict)
     # True when the tables this partition was cut from passed check_tables: a query per
     # table and date costs more than the writes of a small partition.
     finite_checked: bool = False

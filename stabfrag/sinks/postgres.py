@@ -23,7 +23,7 @@ import psycopg
 from psycopg import sql
 
 from stabfrag.config import packaged
-from stabfrag.errors import SinkError
+from stabfrag.errors import SinkError, first_line
 from stabfrag.schema import conform
 from stabfrag.sinks.base import Partition, Sink
 from stabfrag.sinks.dataset import TABLE_SCHEMAS, partitions, read_manifest, read_table
@@ -81,7 +81,7 @@ def redact(text: str, dsn: str | None) -> str:
 
 
 def one_line(exc: BaseException, dsn: str | None) -> str:
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    first = first_line(exc)
     return redact(first, dsn)
 
 

@@ -115,7 +115,7 @@ def test_v2_re_encoded_equals_a_v2_build(built, market, market_dir: Path, tmp_pa
     from stabfrag.analysis.labels import label_states, read_labels
     from stabfrag.analysis.spaces import model_space
     from stabfrag.config import BuildConfig
-    from stabfrag.engine import pipeline
+    from stabfrag.engine import loop
     from stabfrag.model.bundle import load_models
     from stabfrag.model.joint import JOINT_V2
     from stabfrag.sinks.dataset import partitions
@@ -127,7 +127,7 @@ def test_v2_re_encoded_equals_a_v2_build(built, market, market_dir: Path, tmp_pa
         out=v2_out,
         model=JOINT_V2,
     )
-    pipeline.run(config, partitions(built))
+    loop.run(config, partitions(built))
     labels = read_labels(market_dir / "labels.csv")
     mine = read_built(built)
     tagged = label_states(mine.states, labels)
@@ -223,7 +223,7 @@ def test_evaluate_uses_the_library_the_build_used(tmp_path: Path, market_dir: Pa
     import shutil
 
     from stabfrag.config import BuildConfig, packaged
-    from stabfrag.engine import pipeline
+    from stabfrag.engine import loop
 
     library = tmp_path / "library"
     shutil.copytree(packaged("scenario_library"), library)
@@ -236,7 +236,7 @@ def test_evaluate_uses_the_library_the_build_used(tmp_path: Path, market_dir: Pa
     out = tmp_path / "out"
     last = market.prices["date"].max()
     config = BuildConfig(prices=market_dir / "prices.parquet", out=out, scenarios=library)
-    pipeline.run(config, [last - dt.timedelta(days=28 * k) for k in range(6)][::-1] + [last])
+    loop.run(config, [last - dt.timedelta(days=28 * k) for k in range(6)][::-1] + [last])
     labels = tmp_path / "labels.csv"
     labels.write_text(f"start,end,label\n2000-01-01,{last},calm\n")
     res = runner.invoke(
@@ -334,7 +334,7 @@ def test_evaluate_with_profiles_scores_the_branch_as_a_build_with_it(
     the build itself, with equals a build that read the same profiles."""
     from stabfrag.analysis.evaluate import evaluate
     from stabfrag.config import BuildConfig
-    from stabfrag.engine import pipeline
+    from stabfrag.engine import loop
     from stabfrag.model.joint import JOINT_V1
     from stabfrag.profiles.run import ProfileConfig, build_profiles
     from stabfrag.sinks.dataset import partitions
@@ -344,7 +344,7 @@ def test_evaluate_with_profiles_scores_the_branch_as_a_build_with_it(
     build_profiles(ProfileConfig(prices=prices, out=tmp_path / "p", dates=dates))
     profiles = tmp_path / "p" / "profiles.parquet"
     with_out = tmp_path / "with"
-    pipeline.run(
+    loop.run(
         BuildConfig(
             prices=prices,
             entities=market_dir / "entities.parquet",

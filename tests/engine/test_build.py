@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from stabfrag.cli import app
 from stabfrag.config import BuildConfig
-from stabfrag.engine import pipeline
+from stabfrag.engine import loop
 from stabfrag.features.registry import LOOKBACK_ROWS
 from stabfrag.ingest import window
 from stabfrag.schema import DIM, JOINT_SCHEMA
@@ -45,8 +45,8 @@ def test_rerun_gives_identical_bytes(built: Path, market_dir: Path, tmp_path: Pa
     config = BuildConfig(
         prices=market_dir / "prices.parquet", entities=market_dir / "entities.parquet", out=tmp_path
     )
-    pipeline.run(config, [d])
-    pipeline.run(config, [d])
+    loop.run(config, [d])
+    loop.run(config, [d])
     # The fixture built several dates in one run, this run one date twice: same bytes.
     # (Rejects differ by design: a multi-date run reports each row reject once.)
     for table in ("joint_embeddings", "features"):
@@ -279,7 +279,7 @@ def test_empty_tables_give_partitions_with_zero_rows(tmp_path: Path) -> None:
     prices = tmp_path / "p.parquet"
     frame.write_parquet(prices)
     out = tmp_path / "out"
-    pipeline.run(BuildConfig(prices=prices, out=out), [days[30], days[199]])
+    loop.run(BuildConfig(prices=prices, out=out), [days[30], days[199]])
     from stabfrag.sinks.dataset import TABLE_SCHEMAS
 
     features = read_table(out, "features", days[30])
@@ -296,7 +296,7 @@ def test_a_non_finite_value_stops_the_build_before_any_write(
 ) -> None:  # type: ignore[no-untyped-def]
     """The chunk's tables are checked whole (not per date in the sink): still one line,
     naming the table, the date and the column, and nothing lands."""
-    from stabfrag.engine import builder
+    from stabfrag.engine import chunk as builder
 
     real = builder.compute_features
 

@@ -8,7 +8,7 @@ from types import SimpleNamespace
 import numpy as np
 import polars as pl
 
-from stabfrag.engine.encode import join_scenarios
+from stabfrag.model.encode import join_scenarios
 from stabfrag.schema import DIM
 
 

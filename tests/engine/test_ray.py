@@ -10,6 +10,7 @@ import os
 import subprocess
 import sys
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -20,8 +21,10 @@ from typer.testing import CliRunner
 from stabfrag.asof.calendar import as_of_dates
 from stabfrag.cli import app
 from stabfrag.config import BuildConfig
-from stabfrag.engine import pipeline
-from stabfrag.engine.builder import chunks
+from stabfrag.engine import loop
+from stabfrag.engine.chunk import Chunk
+from stabfrag.engine.tasks import chunks
+from stabfrag.errors import RunError
 from stabfrag.sinks.dataset import MANIFEST, partitions, read_table
 from tests.conftest import kill_when
 
@@ -35,6 +38,8 @@ def ray_local() -> Iterator[None]:
     """One local Ray of 2 CPUs for the module: the executor joins it rather than starting
     its own (Ray's start-up is most of a small run)."""
     ray = pytest.importorskip("ray", reason="the ray extra is not installed")
+    # The faults this module plugs in travel to the workers by value, not by import.
+    ray.cloudpickle.register_pickle_by_value(sys.modules[__name__])
     ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False, logging_level="ERROR")
     yield
     ray.shutdown()
@@ -56,8 +61,9 @@ def _dates(prices: Path, freq: str) -> list[dt.date]:
 
 
 def _run(prices: Path, out: Path, dates: list[dt.date], **kw: Any) -> dict[str, Any]:
+    before_task = kw.pop("before_task", None)
     config = BuildConfig(prices=prices, out=out, chunk_days=kw.pop("chunk_days", 45), **kw)
-    summary = pipeline.run(config, dates).as_dict()
+    summary = loop.run(config, dates, before_task=before_task).as_dict()
     return {k: v for k, v in summary.items() if k not in ("timings_s", "out")}
 
 
@@ -115,17 +121,44 @@ def test_three_blocks_hold_the_local_rows(
     assert _files(tmp_path / "again") == _files(tmp_path / "ray")
 
 
-def test_a_lost_worker_is_retried_and_changes_nothing(
-    ray_local: None, prices: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from stabfrag.engine.tasks import FAULT_ENV
+@dataclass(frozen=True)
+class LoseWorker:
+    """The fault the tests plug in: the worker of the task whose chunk starts on `day`, in
+    entity block `block`, dies mid-task on its first `times` attempts (counted by files in
+    `marks`), as a lost node would."""
 
+    day: dt.date
+    block: int
+    times: int
+    marks: Path
+
+    def __call__(self, task: Chunk) -> None:
+        if task.dates[0] != self.day or task.block.index != self.block:
+            return
+        self.marks.mkdir(parents=True, exist_ok=True)
+        done = len(list(self.marks.glob("attempt-*")))
+        if done < self.times:
+            (self.marks / f"attempt-{done}").touch()
+            os._exit(1)
+
+
+def test_a_lost_worker_is_retried_and_changes_nothing(
+    ray_local: None, prices: Path, tmp_path: Path
+) -> None:
     dates = _dates(prices, "month")
     local = _run(prices, tmp_path / "local", dates, chunk_days=100)
     marks = tmp_path / "marks"
     second = list(chunks(dates, 100))[1]
-    monkeypatch.setenv(FAULT_ENV, f"{second[0]}:1:1:{marks}")
-    remote = _run(prices, tmp_path / "ray", dates, executor="ray", entity_blocks=2, chunk_days=100)
+    lose = LoseWorker(second[0], 1, 1, marks)
+    remote = _run(
+        prices,
+        tmp_path / "ray",
+        dates,
+        executor="ray",
+        entity_blocks=2,
+        chunk_days=100,
+        before_task=lose,
+    )
     assert len(list(marks.iterdir())) == 1  # the worker died once, mid-task
     assert remote == local
     for day in dates:
@@ -137,26 +170,15 @@ def test_a_lost_worker_is_retried_and_changes_nothing(
 def test_a_task_that_always_fails_names_itself_and_seals_none_of_its_dates(
     ray_local: None, prices: Path, tmp_path: Path
 ) -> None:
-    from stabfrag.engine.tasks import FAULT_ENV
-
     dates = _dates(prices, "month")
     out = tmp_path / "ray"
     second = list(chunks(dates, 100))[1]
-    env = {**os.environ, FAULT_ENV: f"{second[0]}:0:99:{tmp_path / 'marks'}"}
-    cmd = [
-        *_cli(dates, out, chunk_days=100, freq="month"),
-        "--prices",
-        str(prices),
-        "--executor",
-        "ray",
-        "--entity-blocks",
-        "2",
-    ]
-    res = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
-    assert res.returncode == 2, res.stderr
-    last = res.stderr.strip().splitlines()[-1]
-    assert last.startswith(f"stabfrag: chunk {second[0]}..{second[-1]}, entity block 1 of 2")
-    assert "Traceback" not in res.stderr
+    lose = LoseWorker(second[0], 0, 99, tmp_path / "marks")
+    with pytest.raises(RunError) as failed:
+        _run(prices, out, dates, executor="ray", entity_blocks=2, chunk_days=100, before_task=lose)
+    message = str(failed.value)
+    assert message.startswith(f"chunk {second[0]}..{second[-1]}, entity block 1 of 2 failed")
+    assert "\n" not in message and "--resume" in message
     assert len(list((tmp_path / "marks").iterdir())) == 3  # tried 1 + 2 retries
     assert not set(second) & set(partitions(out))
 
@@ -243,7 +265,7 @@ def test_a_context_model_is_not_split_by_entity(
 
     config = BuildConfig(prices=prices, out=tmp_path, model=model, executor="ray", entity_blocks=2)
     with pytest.raises(ConfigError, match="--entity-blocks 1"):
-        pipeline.run(config, _dates(prices, "month")[-1:])
+        loop.run(config, _dates(prices, "month")[-1:])
 
 
 @pytest.mark.filterwarnings("ignore")

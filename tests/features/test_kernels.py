@@ -111,7 +111,7 @@ def test_features_from_the_windows_only_equal_the_whole_series() -> None:
     """engine.windows_only drops every row no requested state reads: same feature bytes."""
     import polars as pl
 
-    from stabfrag.engine.builder import windows_only
+    from stabfrag.asof.requests import windows_only
     from stabfrag.features.plan import compute_features
     from stabfrag.features.registry import LOOKBACK_ROWS
     from stabfrag.ingest.runs import entity_starts
@@ -133,7 +133,7 @@ def test_windows_only_keeps_each_asked_entity_from_its_first_window_and_no_other
     """Checked against a plain per-entity reading of the rule on random requests."""
     import polars as pl
 
-    from stabfrag.engine.builder import windows_only
+    from stabfrag.asof.requests import windows_only
     from stabfrag.features.registry import LOOKBACK_ROWS
     from stabfrag.ingest.runs import entity_starts
     from tests.conftest import random_panel

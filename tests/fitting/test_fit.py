@@ -12,14 +12,14 @@ import polars as pl
 import pytest
 
 from stabfrag.config import BuildConfig
-from stabfrag.engine import pipeline
-from stabfrag.engine.encode import market_context
-from stabfrag.engine.scenario_space import ScenarioLibrary
+from stabfrag.engine import loop
 from stabfrag.features.registry import FEATURE_NAMES, LOOKBACK_ROWS
 from stabfrag.fitting.v2 import Universe, fit_v2
 from stabfrag.model.bundle import DEFAULT_JOINT, load_models
+from stabfrag.model.encode import market_context
 from stabfrag.model.joint import JOINT_V1, JOINT_V2
 from stabfrag.model.linalg import normalise
+from stabfrag.model.scenario_space import ScenarioLibrary
 from stabfrag.scenarios.library import load_library
 from stabfrag.schema import PRICE_SCHEMA
 from stabfrag.sinks.dataset import read_table
@@ -176,7 +176,7 @@ def test_nothing_changes_for_a_fixed_market_reference(market: Market, tmp_path: 
 
     def vectors(prices: Path, market_id: str | None, out: str) -> pl.DataFrame:
         config = BuildConfig(prices=prices, out=tmp_path / out, market=market_id, model=JOINT_V2)
-        pipeline.run(config, [day])
+        loop.run(config, [day])
         rows = read_table(tmp_path / out, "joint_embeddings", day)
         return rows.filter(pl.col("kind") == "entity").select("entity_id", "vector", "fragility")
 

@@ -259,7 +259,7 @@ def test_a_partitioned_folder_reads_as_its_file(market, tmp_path: Path, suffix: 
     same bytes; an undated row lands in year=none and is still rejected."""
     from stabfrag.asof.calendar import as_of_dates
     from stabfrag.config import BuildConfig
-    from stabfrag.engine import pipeline
+    from stabfrag.engine import loop
     from stabfrag.synth import inject_defects
 
     frame = inject_defects(market.prices, seed=5)
@@ -286,7 +286,7 @@ def test_a_partitioned_folder_reads_as_its_file(market, tmp_path: Path, suffix: 
     assert a.prices.equals(b.prices) and a.reject_counts().get("duplicate", 0) > 0
     dates = as_of_dates(source, dt.date(2024, 9, 1), dt.date(2024, 12, 31), "month")
     for name, prices in (("file", source), ("folder", tmp_path / "f")):
-        pipeline.run(BuildConfig(prices=prices, out=tmp_path / name), dates)
+        loop.run(BuildConfig(prices=prices, out=tmp_path / name), dates)
     parquet = {p.relative_to(tmp_path / "file") for p in (tmp_path / "file").rglob("*.parquet")}
     assert parquet and all(
         (tmp_path / "file" / p).read_bytes() == (tmp_path / "folder" / p).read_bytes()

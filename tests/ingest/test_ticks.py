@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 
 from stabfrag.cli import app
 from stabfrag.config import BuildConfig
-from stabfrag.engine import pipeline
+from stabfrag.engine import loop
 from stabfrag.ingest.prices import validate
 from stabfrag.ingest.ticks import MAX_CLOSE
 from stabfrag.schema import PRICE_SCHEMA
@@ -155,7 +155,7 @@ def test_a_spike_six_months_back_no_longer_flips_the_state(market: Market, tmp_p
     for name, bad_tick in (("spiked", 10.0), ("clean", 10.0), ("spiked-off", 0.0)):
         src = tmp_path / f"{name.split('-')[0]}.parquet"
         out = tmp_path / name
-        pipeline.run(BuildConfig(prices=src, out=out, bad_tick=bad_tick), [as_of])
+        loop.run(BuildConfig(prices=src, out=out, bad_tick=bad_tick), [as_of])
         states[name] = _state(out, entity, as_of)
     assert states["spiked"].equals(states["clean"])
     assert not states["spiked-off"].equals(states["clean"])
@@ -178,17 +178,17 @@ def test_on_the_spike_day_the_state_still_sees_the_spike(market: Market, tmp_pat
         if day - dt.timedelta(5) <= d <= after
     ]
     back = tmp_path / "back"
-    summary = pipeline.run(BuildConfig(prices=path, out=back), span)
+    summary = loop.run(BuildConfig(prices=path, out=back), span)
     assert summary.rows_rejected == {"bad_tick": 1}
     for d in (day, after):
         one = tmp_path / f"one-{d}"
-        pipeline.run(BuildConfig(prices=path, out=one), [d])
+        loop.run(BuildConfig(prices=path, out=one), [d])
         assert _state(one, entity, d).equals(_state(back, entity, d)), d
     # As of the spike day the spike is in the state (fragility of a x50 close), not after.
     assert not _state(back, entity, day).equals(_state(back, entity, after))
     clean = tmp_path / "clean.parquet"
     market.prices.write_parquet(clean)
-    pipeline.run(BuildConfig(prices=clean, out=tmp_path / "c"), [day])
+    loop.run(BuildConfig(prices=clean, out=tmp_path / "c"), [day])
     assert not _state(back, entity, day).equals(_state(tmp_path / "c", entity, day))
     by_date = {
         d: pl.read_parquet(back / f"rejects/as_of_date={d}/part-0.parquet")
@@ -214,7 +214,7 @@ def test_counts_do_not_depend_on_a_chunk_ending_on_the_spike(
     runs = {}
     for chunk_days in (5000, (day - span[0]).days + 1):  # one chunk; one that ends on the spike
         cfg = BuildConfig(prices=path, out=tmp_path / f"c{chunk_days}", chunk_days=chunk_days)
-        summary = pipeline.run(cfg, span).as_dict()
+        summary = loop.run(cfg, span).as_dict()
         runs[chunk_days] = {k: summary[k] for k in keys}
     one, split = runs.values()
     assert one == split and one["row_rejects_by_reason"] == {"bad_tick": 1}
@@ -235,7 +235,7 @@ def test_cli_validate_counts_ticks_and_the_switch_turns_them_off(
 
 def test_a_reference_path_waits_for_the_verdict_on_its_last_day() -> None:
     """A scenario's real path is used only once every tick verdict inside it is known."""
-    from stabfrag.engine.scenario_space import _path_known
+    from stabfrag.model.scenario_space import _path_known
     from stabfrag.scenarios.library import load_library
 
     library = load_library()

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from stabfrag.cli import app
 from stabfrag.config import BuildConfig
-from stabfrag.engine import pipeline
+from stabfrag.engine import loop
 from stabfrag.errors import ModelError
 from stabfrag.features.registry import FEATURE_NAMES, FEATURE_SPECS, GROUP_VOTES, SPEC_OF
 from stabfrag.model.bundle import load_models, shipped_models
@@ -97,12 +97,12 @@ def test_calibrate_writes_artefacts_that_build_uses(market_dir: Path, tmp_path: 
     assert not np.allclose(mine.stab.center, shipped.stab.center)
     day = [dt.date(2024, 12, 31)]
     shipped_run = BuildConfig(prices=market_dir / "prices.parquet", out=tmp_path / "o")
-    pipeline.run(shipped_run, day)
+    loop.run(shipped_run, day)
     # A resume with the new calibration must rebuild, not keep the shipped model's vectors.
     config = BuildConfig(
         prices=market_dir / "prices.parquet", out=tmp_path / "o", model_dir=models, resume=True
     )
-    summary = pipeline.run(config, day)
+    summary = loop.run(config, day)
     assert summary.models["num-stab-core-v1"] == mine.stab.sha256 != shipped.stab.sha256
     assert summary.skipped_dates == [] and summary.states_out > 0
 

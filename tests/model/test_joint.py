@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from stabfrag.config import BuildConfig, parse_weights
-from stabfrag.engine import pipeline
+from stabfrag.engine import loop
 from stabfrag.errors import ConfigError, InputError
 from stabfrag.ingest.profiles import read_profiles
 from stabfrag.model.joint import combine, joint_states, scenario_branch
@@ -106,7 +106,7 @@ def test_profiles_pull_vectors_toward_them_point_in_time(
 ) -> None:
     as_of = dt.date(2024, 12, 31)
     base = tmp_path / "base"
-    pipeline.run(BuildConfig(prices=market_dir / "prices.parquet", out=base), [as_of])
+    loop.run(BuildConfig(prices=market_dir / "prices.parquet", out=base), [as_of])
     ents = read_table(base, "joint_embeddings", as_of).filter(pl.col("kind") == "entity")
     ids = ents["entity_id"].to_list()[:10]
     rng = np.random.default_rng(5)
@@ -117,7 +117,7 @@ def test_profiles_pull_vectors_toward_them_point_in_time(
     late = tmp_path / "late.parquet"
     _profiles(late, ids, as_of + dt.timedelta(days=1), prof, binary)
     for name, file in (("with", path), ("late", late)):
-        pipeline.run(
+        loop.run(
             BuildConfig(prices=market_dir / "prices.parquet", profiles=file, out=tmp_path / name),
             [as_of],
         )

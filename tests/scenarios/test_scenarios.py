@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from stabfrag.cli import app
 from stabfrag.config import BuildConfig
-from stabfrag.engine import pipeline
+from stabfrag.engine import loop
 from stabfrag.errors import ScenarioError
 from stabfrag.scenarios.library import SEVERITIES, SHOCK_TYPES, load_library
 from stabfrag.scenarios.paths import Baseline, synthesise_path
@@ -114,7 +114,7 @@ def test_historical_scenario_uses_reference_path_once_it_has_ended(tmp_path: Pat
     path = _with_spy(tmp_path)
     out = tmp_path / "o"
     before, after = dt.date(2009, 3, 2), dt.date(2010, 12, 31)
-    pipeline.run(BuildConfig(prices=path, out=out), [before, after])
+    loop.run(BuildConfig(prices=path, out=out), [before, after])
     src = {
         d: dict(read_table(out, "scenarios", d).select("scenario_id", "path_source").iter_rows())
         for d in (before, after)
@@ -146,7 +146,7 @@ def test_known_from_brings_a_scenario_in_before_its_end(tmp_path: Path) -> None:
     path = _with_spy(tmp_path)
     out = tmp_path / "o"
     before, after = dt.date(2009, 3, 2), dt.date(2010, 12, 31)
-    pipeline.run(BuildConfig(prices=path, out=out, scenarios=library), [before, after])
+    loop.run(BuildConfig(prices=path, out=out, scenarios=library), [before, after])
     src = {
         d: dict(read_table(out, "scenarios", d).select("scenario_id", "path_source").iter_rows())
         for d in (before, after)

@@ -4,14 +4,32 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import polars as pl
 
+from stabfrag.config import BAD_TICK_MULTIPLE
 from stabfrag.features.registry import FEATURE_NAMES
+from stabfrag.ingest.prices import read_prices, validate
 from stabfrag.model.bundle import Models
 from stabfrag.scenarios.library import Scenario, library_frame
 from stabfrag.scenarios.paths import reference_features, synthetic_features
+from stabfrag.schema import ENTITY, PRICE_SCHEMA
+
+
+def reference_prices(
+    prices: Path | None, library: tuple[Scenario, ...], *, bad_tick: float = BAD_TICK_MULTIPLE
+) -> tuple[pl.DataFrame, pl.DataFrame | None]:
+    """The valid prices of the library's reference entities (empty when there are none),
+    and their bad ticks known only on a later date."""
+    refs = sorted({s.reference_entity for s in library if s.reference_entity})
+    if not refs or prices is None:
+        return pl.DataFrame(schema=PRICE_SCHEMA), None
+    raw = read_prices(prices, where=pl.col(ENTITY).is_in(refs))
+    checked = validate(raw, min_prices=0, bad_tick=bad_tick)
+    return checked.prices, checked.ticks
+
 
 Key = tuple[tuple[str, ...], tuple[str, ...]]  # (scenarios that exist, those on a real path)
 

@@ -11,10 +11,10 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from stabfrag.engine.scenario_space import ScenarioLibrary, ScenarioSpace
 from stabfrag.features.registry import FEATURE_NAMES
 from stabfrag.model.bundle import Models
 from stabfrag.model.joint import JointResult, joint_states
+from stabfrag.model.scenario_space import ScenarioLibrary, ScenarioSpace
 from stabfrag.schema import ENTITY
 
 
