@@ -40,10 +40,11 @@ if cfg["executor"] == "ray":
 from stabfrag.engine import loop
 from stabfrag.engine.tasks import chunks
 from stabfrag.config import BuildConfig
-from stabfrag.asof.calendar import as_of_dates
+from stabfrag.engine.plan import backfill_plan
 prices = Path(cfg["prices"])
-dates = as_of_dates(prices, dt.date.fromisoformat(cfg["start"]),
-                    dt.date.fromisoformat(cfg["end"]), cfg["freq"])
+dates = backfill_plan(prices, dt.date.fromisoformat(cfg["start"]),
+                      dt.date.fromisoformat(cfg["end"]), freq=cfg["freq"],
+                      chunk_days=cfg["chunk_days"]).dates
 config = BuildConfig(prices=prices, out=Path(cfg["out"]), chunk_days=cfg["chunk_days"],
                      executor=cfg["executor"], entity_blocks=cfg["blocks"])
 t1 = time.perf_counter()

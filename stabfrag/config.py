@@ -15,6 +15,9 @@ BAD_TICK_MULTIPLE = 10.0
 # A reported fundamental older than this many days is not used (a quarterly figure, one
 # missed report and some lag).
 FUNDAMENTALS_STALENESS_DAYS = 400
+# An entity whose last price is older than this many calendar days has no state (a delisted
+# name must not look calm forever).
+MAX_STALENESS_DAYS = 7
 # A backfill chunk's memory budget (engine.budget turns it into calendar days per chunk).
 DEFAULT_MEMORY = "3GB"
 
@@ -64,7 +67,7 @@ class BuildConfig:
     model: str | None = None  # joint model id; None: the folder's default
     market: str | None = None  # context reference: a market entity; None: the build's universe
     weights: dict[str, float] | None = None
-    max_staleness_days: int = 7
+    max_staleness_days: int = MAX_STALENESS_DAYS
     bad_tick: float = BAD_TICK_MULTIPLE
     chunk_days: int = 366
     resume: bool = False

@@ -15,6 +15,7 @@ import polars as pl
 from stabfrag.analysis.metrics import similarities
 from stabfrag.asof.join import as_of_join
 from stabfrag.asof.vectors import profiles_at
+from stabfrag.config import MAX_STALENESS_DAYS
 from stabfrag.errors import LabelError
 from stabfrag.ingest.prices import read_prices, validate
 from stabfrag.model.bundle import Models
@@ -82,7 +83,7 @@ def model_space(
     prices: Path | None,
     market: str | None,
     newest: dt.date,
-    max_staleness_days: int = 7,
+    max_staleness_days: int = MAX_STALENESS_DAYS,
     profiles: pl.DataFrame | None = None,
     profile_weight: float | None = None,
     name: str | None = None,

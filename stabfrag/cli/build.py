@@ -33,18 +33,20 @@ from stabfrag.cli.common import (
     parse_date,
     print_frame,
 )
-from stabfrag.config import BAD_TICK_MULTIPLE, DEFAULT_MEMORY
+from stabfrag.config import BAD_TICK_MULTIPLE, DEFAULT_MEMORY, MAX_STALENESS_DAYS, BuildConfig
 from stabfrag.schema import date_span
 
 
-def _run(config: object, dates: list[dt.date], *, as_json: bool, max_reject_share: float) -> None:
+def _run(
+    config: BuildConfig, dates: list[dt.date], *, as_json: bool, max_reject_share: float
+) -> None:
     from stabfrag.engine import loop
     from stabfrag.engine.progress import reporter
     from stabfrag.engine.summary import emit
 
     try:
         with reporter(len(dates)) as progress:
-            summary = loop.run(config, dates, progress=progress)  # type: ignore[arg-type]
+            summary = loop.run(config, dates, progress=progress)
     except StabfragError as exc:
         fail(str(exc))
         return
@@ -66,7 +68,7 @@ def build(
     model: ModelOpt = None,
     market: MarketOpt = None,
     weights: WeightsOpt = None,
-    max_staleness_days: StaleOpt = 7,
+    max_staleness_days: StaleOpt = MAX_STALENESS_DAYS,
     bad_tick: BadTickOpt = BAD_TICK_MULTIPLE,
     pg_dsn: PgDsnOpt = None,
     pg_table: PgTableOpt = "joint_embeddings",
@@ -76,15 +78,15 @@ def build(
     max_reject_share: MaxRejectOpt = 0.05,
 ) -> None:
     """Build the joint space as of one date: Parquet partitions and stabfrag.duckdb."""
-    from stabfrag.asof.calendar import check_as_of
+    from stabfrag.engine.plan import build_plan
 
     day = parse_date(as_of, "--as-of")
     config = build_config(locals())
     try:
-        check_as_of(prices, day, max_staleness_days=max_staleness_days)
+        plan = build_plan(prices, day, max_staleness_days=max_staleness_days)
     except StabfragError as exc:
         fail(str(exc))
-    _run(config, [day], as_json=as_json, max_reject_share=max_reject_share)
+    _run(config, plan.dates, as_json=as_json, max_reject_share=max_reject_share)
 
 
 @app.command()
@@ -104,7 +106,7 @@ def backfill(
     model: ModelOpt = None,
     market: MarketOpt = None,
     weights: WeightsOpt = None,
-    max_staleness_days: StaleOpt = 7,
+    max_staleness_days: StaleOpt = MAX_STALENESS_DAYS,
     bad_tick: BadTickOpt = BAD_TICK_MULTIPLE,
     memory: Annotated[
         str,
@@ -146,28 +148,21 @@ def backfill(
     max_reject_share: MaxRejectOpt = 0.05,
 ) -> None:
     """Build every as-of date of a range in one pass per chunk, resumable."""
-    from stabfrag.asof.calendar import as_of_dates, trading_days
-    from stabfrag.engine.budget import chunk_days_for, parse_size
+    import dataclasses
+
+    from stabfrag.engine.plan import backfill_plan
 
     first, last = parse_date(start, "--start"), parse_date(end, "--end")
-    if last < first:
-        fail("--end is before --start")
-    if freq not in ("day", "week", "month"):
-        fail(f"--freq '{freq}' is not one of day, week, month")
     if executor not in ("local", "ray"):
         fail(f"--executor '{executor}' is not one of local, ray")
+    config = build_config(locals())
     try:
-        days = trading_days(prices)
-        dates = as_of_dates(prices, first, last, freq, days=days)
-        if dates and chunk_days is None:
-            chunk_days = chunk_days_for(days, dates, parse_size(memory))
+        plan = backfill_plan(prices, first, last, freq=freq, memory=memory, chunk_days=chunk_days)
     except StabfragError as exc:
         fail(str(exc))
         return
-    if not dates:
-        fail(f"{prices}: no trading dates between {first} and {last}")
-    config = build_config(locals())
-    _run(config, dates, as_json=as_json, max_reject_share=max_reject_share)
+    config = dataclasses.replace(config, chunk_days=plan.chunk_days or config.chunk_days)
+    _run(config, plan.dates, as_json=as_json, max_reject_share=max_reject_share)
 
 
 @app.command()

@@ -5,11 +5,12 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any, NoReturn
 
 import typer
 
 from stabfrag.allocator import tune_allocator
+from stabfrag.config import BuildConfig
 from stabfrag.errors import InputError, StabfragError
 
 app = typer.Typer(
@@ -60,7 +61,7 @@ MaxRejectOpt = Annotated[
 __all__ = ["InputError", "StabfragError"]
 
 
-def fail(message: str) -> None:
+def fail(message: str) -> NoReturn:
     """One line on stderr and exit code 2: the way every known error ends."""
     sys.stderr.write(f"stabfrag: {message}\n")
     raise typer.Exit(2)
@@ -134,20 +135,20 @@ PgStagingOpt = Annotated[
 ]
 
 
-def build_config(params: dict[str, object]) -> object:
+def build_config(params: dict[str, Any]) -> BuildConfig:
     """A BuildConfig from a command's parameters (those BuildConfig has), weights parsed."""
     import dataclasses
 
-    from stabfrag.config import BuildConfig, parse_weights
+    from stabfrag.config import parse_weights
     from stabfrag.errors import ConfigError
 
     names = {f.name for f in dataclasses.fields(BuildConfig)}
     kw = {k: v for k, v in params.items() if k in names}
     try:
-        kw["weights"] = parse_weights(params.get("weights"))  # type: ignore[arg-type]
+        kw["weights"] = parse_weights(params.get("weights"))
     except ConfigError as exc:
         fail(str(exc))
-    return BuildConfig(**kw)  # type: ignore[arg-type]
+    return BuildConfig(**kw)
 
 
 def print_frame(frame: object, *, fmt: str, title: str | None = None) -> None:

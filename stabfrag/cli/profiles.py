@@ -18,7 +18,7 @@ from stabfrag.cli.common import (
     fail,
     parse_date,
 )
-from stabfrag.config import FUNDAMENTALS_STALENESS_DAYS
+from stabfrag.config import FUNDAMENTALS_STALENESS_DAYS, MAX_STALENESS_DAYS
 
 profiles_app = typer.Typer(no_args_is_help=True, help="Profile vectors (joint-profile-core-v1).")
 
@@ -52,7 +52,7 @@ def profiles_build(
     market: MarketOpt = None,
     model_dir: ModelDirOpt = None,
     model: ModelOpt = None,
-    max_staleness_days: StaleOpt = 7,
+    max_staleness_days: StaleOpt = MAX_STALENESS_DAYS,
     as_json: JsonOpt = False,
 ) -> None:
     """Point-in-time profile vectors from behaviour, fundamentals and text, for --profiles."""

@@ -23,6 +23,7 @@ from stabfrag.analysis.labels import label_states
 from stabfrag.analysis.metrics import MAX_QUERIES, cross_section, figures_of
 from stabfrag.asof.calendar import as_of_dates
 from stabfrag.asof.requests import state_requests
+from stabfrag.config import MAX_STALENESS_DAYS
 from stabfrag.features.plan import compute_features
 from stabfrag.features.registry import FEATURE_NAMES
 from stabfrag.fitting.objective import (
@@ -77,7 +78,7 @@ def month_end_states(
     first, last = prices["date"].min(), prices["date"].max()
     assert isinstance(first, dt.date) and isinstance(last, dt.date)
     dates = as_of_dates(prices_path, first + dt.timedelta(days=WARM_UP_DAYS), last, "month")
-    requests, _ = state_requests(prices, dates, max_staleness_days=7)
+    requests, _ = state_requests(prices, dates, max_staleness_days=MAX_STALENESS_DAYS)
     feats = compute_features(prices, rows=requests["_pos"].unique().sort().to_numpy())
     states = (
         requests.join(feats.drop(ENTITY, "date"), on="_pos", how="left")

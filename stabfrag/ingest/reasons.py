@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import polars as pl
 
+from stabfrag.config import MAX_STALENESS_DAYS
+
 MIN_PRICES = 64  # one full 63-return window
 
 ROW_SCOPE = "row"
@@ -37,7 +39,7 @@ def entity_rule(
     *,
     as_of: pl.Expr | None = None,
     min_prices: int = MIN_PRICES,
-    max_staleness_days: int = 7,
+    max_staleness_days: int = MAX_STALENESS_DAYS,
 ) -> tuple[pl.Expr, pl.Expr]:
     """(reason, detail) of an entity that can make no state, null where it can.
 

@@ -28,7 +28,6 @@ FIELDS: dict[str, str] = {
     "size": "identity",  # ln(market capitalisation)
 }
 FIELD_NAMES = tuple(FIELDS)
-MAX_STALENESS_DAYS = FUNDAMENTALS_STALENESS_DAYS
 LONG_COLUMNS = (ENTITY, DATE, "field", "value")
 SOURCE_ROW = "source_row"
 
@@ -153,7 +152,10 @@ def read_fundamentals(
 
 
 def fundamentals_at(
-    states: pl.DataFrame, rows: pl.DataFrame, *, max_staleness_days: int = MAX_STALENESS_DAYS
+    states: pl.DataFrame,
+    rows: pl.DataFrame,
+    *,
+    max_staleness_days: int = FUNDAMENTALS_STALENESS_DAYS,
 ) -> pl.DataFrame:
     """Each field's newest value on or before each state's as_of_date (null when none, or
     older than the limit), one column per field in FIELD_NAMES order, in `states`' order."""

@@ -16,9 +16,10 @@ import datetime as dt
 import polars as pl
 
 from stabfrag.asof.join import as_of_join
+from stabfrag.config import FUNDAMENTALS_STALENESS_DAYS, MAX_STALENESS_DAYS
 from stabfrag.ingest.reasons import entity_rule
 from stabfrag.profiles.behaviour import TRAIT_NAMES, TRAIT_ROWS, behaviour
-from stabfrag.profiles.fundamentals import FIELD_NAMES, MAX_STALENESS_DAYS, fundamentals_at
+from stabfrag.profiles.fundamentals import FIELD_NAMES, fundamentals_at
 from stabfrag.schema import DATE, ENTITY
 
 MIN_PRICES = TRAIT_ROWS + 1  # the two-year return window of beta, vol and skew
@@ -31,8 +32,8 @@ def profile_inputs(
     market: str | None,
     fundamentals: pl.DataFrame | None = None,
     ticks: pl.DataFrame | None = None,
-    max_staleness_days: int = 7,
-    fundamentals_staleness_days: int = MAX_STALENESS_DAYS,
+    max_staleness_days: int = MAX_STALENESS_DAYS,
+    fundamentals_staleness_days: int = FUNDAMENTALS_STALENESS_DAYS,
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
     """(inputs, skipped) for every entity with a valid price on or before each date.
 

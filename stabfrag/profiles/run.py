@@ -21,6 +21,7 @@ import polars as pl
 from stabfrag import __version__
 from stabfrag.asof.vectors import profiles_at
 from stabfrag.atomic import write_atomic
+from stabfrag.config import FUNDAMENTALS_STALENESS_DAYS, MAX_STALENESS_DAYS
 from stabfrag.errors import InputError
 from stabfrag.ingest.files import file_hash
 from stabfrag.ingest.prices import read_prices, validate
@@ -29,7 +30,7 @@ from stabfrag.ingest.reasons import counts_by_reason
 from stabfrag.model.bundle import load_models, shipped_models
 from stabfrag.model.joint import PROFILE_MODEL_ID
 from stabfrag.profiles.encoder import load_profile_encoder
-from stabfrag.profiles.fundamentals import FIELD_NAMES, MAX_STALENESS_DAYS, read_fundamentals
+from stabfrag.profiles.fundamentals import FIELD_NAMES, read_fundamentals
 from stabfrag.profiles.inputs import profile_inputs
 from stabfrag.schema import DATE, ENTITY, VECTOR_TYPE
 
@@ -46,8 +47,8 @@ class ProfileConfig:
     market: str | None = None
     model_dir: Path | None = None
     model: str | None = None
-    max_staleness_days: int = 7
-    fundamentals_staleness_days: int = MAX_STALENESS_DAYS
+    max_staleness_days: int = MAX_STALENESS_DAYS
+    fundamentals_staleness_days: int = FUNDAMENTALS_STALENESS_DAYS
 
 
 def _sources(inputs: pl.DataFrame, has_text: np.ndarray) -> pl.Series:

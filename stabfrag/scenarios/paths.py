@@ -12,6 +12,7 @@ import numpy as np
 import polars as pl
 
 from stabfrag.asof.join import as_of_join
+from stabfrag.config import MAX_STALENESS_DAYS
 from stabfrag.features.plan import compute_features
 from stabfrag.ingest.reasons import MIN_PRICES
 from stabfrag.scenarios.library import BASE_VOL, Scenario
@@ -135,7 +136,10 @@ def synthetic_features(library: tuple[Scenario, ...], baseline: Baseline) -> pl.
 
 
 def reference_features(
-    library: tuple[Scenario, ...], prices: pl.DataFrame, *, max_staleness_days: int = 7
+    library: tuple[Scenario, ...],
+    prices: pl.DataFrame,
+    *,
+    max_staleness_days: int = MAX_STALENESS_DAYS,
 ) -> pl.DataFrame:
     """Features of each historical scenario's reference entity on every trading day of its
     episode (`_end` marks the last): a scenario is its episode's observed states, not one
