@@ -119,3 +119,62 @@ def test_every_error_is_a_stabfrag_error() -> None:
             if isinstance(node, ast.ClassDef):
                 bases = {getattr(b, "id", getattr(b, "attr", "")) for b in node.bases}
                 assert not bases & {"Exception", "ValueError", "RuntimeError"}, (path, node.name)
+
+
+# Folder names that pytest's default norecursedirs, the usual .gitignore templates and
+# formatters treat as generated output: a package named so is one tools miss.
+ARTEFACT_NAMES = {"build", "dist", "lib", "env"}
+MAX_FUNCTION_LINES = 60
+
+
+def test_no_folder_is_named_like_build_output() -> None:
+    repo = ROOT.parent
+    named = [
+        str(p.relative_to(repo))
+        for top in (ROOT, repo / "tests")
+        for p in top.rglob("*")
+        if p.is_dir() and p.name in ARTEFACT_NAMES
+    ]
+    assert named == []
+
+
+def _long_functions(path: Path) -> list[str]:
+    """Functions of `path` longer than MAX_FUNCTION_LINES; in cli/, a Typer command's
+    option list (its signature) does not count, its body does."""
+    command = path.relative_to(ROOT).parts[0] == "cli"
+    out = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        assert node.end_lineno is not None
+        length = node.end_lineno - node.lineno + 1
+        if command:
+            first_body = node.body[0].lineno
+            length -= first_body - node.lineno  # the signature
+        if length > MAX_FUNCTION_LINES:
+            out.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name} ({length} lines)")
+    return out
+
+
+# Still too long today, each to be split (the list may only shrink: a function split
+# must leave it, and no other may join it). The hand-drawn charts go with the report's
+# move to one chart stack.
+TOO_LONG_TODAY = {
+    "analysis/charts.py map_svg",
+    "analysis/charts.py history_svg",
+    "analysis/evaluate.py evaluate",
+    "fitting/v2.py fit_v2",
+    "ingest/prices.py _clean_rows",
+    "profiles/fundamentals.py read_fundamentals",
+    "profiles/run.py build_profiles",
+}
+
+
+def test_no_function_is_over_sixty_lines() -> None:
+    long = [f for p in sorted(ROOT.rglob("*.py")) for f in _long_functions(p)]
+    named = {
+        f"{where.split(':')[0]} {rest.split(' (')[0]}"
+        for where, rest in (f.split(" ", 1) for f in long)
+    }
+    assert named - TOO_LONG_TODAY == set(), long
+    assert TOO_LONG_TODAY - named == set(), "split: take it off TOO_LONG_TODAY"

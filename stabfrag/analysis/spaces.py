@@ -74,6 +74,48 @@ def built_space(
     )
 
 
+def _joined(
+    models: Models,
+    scenarios: ScenarioLibrary,
+    features: pl.DataFrame,
+    tagged: pl.DataFrame,
+    *,
+    market: str | None,
+    weights: dict[str, float],
+    profiles: pl.DataFrame | None,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each tagged state's joint vector, nearest scenario and fragility, a block of whole
+    dates at a time (a date's context is its own)."""
+    n = tagged.height
+    vectors = np.empty((n, DIM), dtype=np.float32)
+    nearest = np.empty(n, dtype=object)
+    fragility = np.full(n, np.nan)
+    keys = ["as_of_date", ENTITY, *(["issuer_id"] if "issuer_id" in tagged.columns else [])]
+    numbered = tagged.select(keys).with_row_index("_t")
+    dates = numbered["as_of_date"].unique().sort()
+    for lo in range(0, len(dates), DATE_BLOCK):
+        block = dates.slice(lo, DATE_BLOCK).implode()
+        part = numbered.filter(pl.col("as_of_date").is_in(block))
+        z_stab = _encoded_at(models, features, part, market)
+        rows = part["_t"].to_numpy()
+        z_prof, has_prof = profiles_at(part, profiles)
+        for joined in join_scenarios(
+            models,
+            scenarios,
+            part["as_of_date"],
+            z_stab,
+            weights=weights,
+            z_prof=z_prof,
+            has_prof=has_prof,
+        ):
+            ids = joined.space.table["scenario_id"].to_numpy()
+            at = rows[joined.rows]
+            vectors[at] = joined.result.vectors
+            nearest[at] = ids[joined.result.nearest]
+            fragility[at] = joined.result.fragility
+    return vectors, nearest, fragility
+
+
 def model_space(
     models: Models,
     library: tuple[Scenario, ...],
@@ -105,33 +147,9 @@ def model_space(
     weights = dict(models.joint.weights)
     if profile_weight is not None:
         weights["prof"] = profile_weight
-    n = tagged.height
-    vectors = np.empty((n, DIM), dtype=np.float32)
-    nearest = np.empty(n, dtype=object)
-    fragility = np.full(n, np.nan)
-    keys = ["as_of_date", ENTITY, *(["issuer_id"] if "issuer_id" in tagged.columns else [])]
-    numbered = tagged.select(keys).with_row_index("_t")
-    dates = numbered["as_of_date"].unique().sort()
-    for lo in range(0, len(dates), DATE_BLOCK):  # whole dates: a date's context is its own
-        block = dates.slice(lo, DATE_BLOCK).implode()
-        part = numbered.filter(pl.col("as_of_date").is_in(block))
-        z_stab = _encoded_at(models, features, part, market)
-        rows = part["_t"].to_numpy()
-        z_prof, has_prof = profiles_at(part, profiles)
-        for joined in join_scenarios(
-            models,
-            scenarios,
-            part["as_of_date"],
-            z_stab,
-            weights=weights,
-            z_prof=z_prof,
-            has_prof=has_prof,
-        ):
-            ids = joined.space.table["scenario_id"].to_numpy()
-            at = rows[joined.rows]
-            vectors[at] = joined.result.vectors
-            nearest[at] = ids[joined.result.nearest]
-            fragility[at] = joined.result.fragility
+    vectors, nearest, fragility = _joined(
+        models, scenarios, features, tagged, market=market, weights=weights, profiles=profiles
+    )
     library_then = scenarios.space(scenarios.key(newest))  # the build's newest library
     return Space(
         name or models.model_id,

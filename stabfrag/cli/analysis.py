@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -94,7 +94,6 @@ def evaluate(
     import json
 
     from stabfrag.analysis.evaluate import evaluate as run_evaluation
-    from stabfrag.analysis.metrics import GAP_DAYS
 
     models = None if compare is None else [m for m in compare.split(",") if m and m != "none"]
     weights = None
@@ -126,6 +125,13 @@ def evaluate(
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return
+    _print_evaluation(result)
+
+
+def _print_evaluation(result: dict[str, Any]) -> None:
+    """The evaluation's figures as plain lines: one column per model or baseline."""
+    from stabfrag.analysis.metrics import GAP_DAYS
+
     s, u = result["states"], result["universe"]
     if "exposed_to" in u:
         typer.echo(

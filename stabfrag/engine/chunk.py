@@ -135,33 +135,14 @@ class ChunkBuilder:
             encoded = encode_states(self.models, states, market=cfg.market)
         no_context = states.filter(pl.Series(encoded.no_context))["as_of_date"]
         ok = encoded.ok
-        degenerate = states.filter(~pl.Series(ok)).select(
-            "as_of_date",
-            ENTITY,
-            DATE,
-            pl.lit("degenerate_state").alias("reason"),
-            pl.lit("every feature sits at its calibration centre: no direction").alias("detail"),
-        )
+        degenerate = states.filter(~pl.Series(ok))
         if not ok.all():  # (most chunks have no degenerate state: no copy of the vectors)
             states, z_stab = states.filter(pl.Series(ok)), encoded.z_stab[ok]
         else:
             z_stab = encoded.z_stab
         with timings.stage("joint"):
             joint = self._joint(states, z_stab, chunk)
-        judged = pl.concat(
-            [requests.select(ENTITY, "as_of_date"), ent_rejects.select(ENTITY, "as_of_date")]
-        )
-        rejects = pl.concat(
-            [
-                dated_row_rejects(checked.rejects, checked.ticks, chunk.dates, chunk.after),
-                pl.concat([ent_rejects, degenerate]),
-                empty_entities(
-                    checked.rejects.filter(pl.col("reason").is_in(ROW_REASONS)),
-                    judged,
-                    chunk.dates,
-                ),
-            ]
-        )
+        rejects = _rejects(chunk, checked, requests, ent_rejects, degenerate)
         tally = chunk_tally(chunk.dates, checked, own_rows(chunk.after), rejects, no_context)
         tables = {
             "joint_embeddings": joint,
@@ -241,6 +222,44 @@ class ChunkBuilder:
         """The scenarios table of `as_of`'s library version, with its version key."""
         key = self.scenarios.key(as_of)
         return key, self.scenarios.space(key).table
+
+
+def _rejects(
+    chunk: Chunk,
+    checked: Validated,
+    requests: pl.DataFrame,
+    ent_rejects: pl.DataFrame,
+    degenerate: pl.DataFrame,
+) -> pl.DataFrame:
+    """The chunk's rejects: its own row rejects by the date they became known, entities
+    without a state, degenerate states, and entities whose every row was rejected."""
+    judged = pl.concat(
+        [requests.select(ENTITY, "as_of_date"), ent_rejects.select(ENTITY, "as_of_date")]
+    )
+    return pl.concat(
+        [
+            dated_row_rejects(checked.rejects, checked.ticks, chunk.dates, chunk.after),
+            pl.concat(
+                [
+                    ent_rejects,
+                    degenerate.select(
+                        "as_of_date",
+                        ENTITY,
+                        DATE,
+                        pl.lit("degenerate_state").alias("reason"),
+                        pl.lit("every feature sits at its calibration centre: no direction").alias(
+                            "detail"
+                        ),
+                    ),
+                ]
+            ),
+            empty_entities(
+                checked.rejects.filter(pl.col("reason").is_in(ROW_REASONS)),
+                judged,
+                chunk.dates,
+            ),
+        ]
+    )
 
 
 def _by_date(

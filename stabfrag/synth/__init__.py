@@ -305,6 +305,42 @@ def _events_frame(
     )
 
 
+def _prices_frame(
+    ids: np.ndarray,
+    dates: np.ndarray,
+    bars: dict[str, np.ndarray],
+    first: np.ndarray,
+    last: np.ndarray,
+) -> pl.DataFrame:
+    """The long prices table: each entity's bars from its listing to its last day."""
+    t = len(dates)
+    alive = (np.arange(t)[None, :] >= first[:, None]) & (np.arange(t)[None, :] <= last[:, None])
+    ent_idx, day_idx = np.nonzero(alive)
+    return pl.DataFrame(
+        {
+            ENTITY: ids[ent_idx],
+            DATE: dates[day_idx],
+            **{name: values[ent_idx, day_idx] for name, values in bars.items()},
+        }
+    ).with_columns(pl.col("spread_bps").fill_nan(None))
+
+
+def _entities_frame(u: Universe) -> pl.DataFrame:
+    """The entities table: type, region, sector and an issuer id for issuers."""
+    return pl.DataFrame(
+        {
+            ENTITY: u.ids,
+            "entity_type": u.kind,
+            "region": u.region,
+            "sector": u.sector.astype(np.int32),
+        }
+    ).with_columns(
+        pl.when(pl.col("entity_type") == "ISSUER")
+        .then(pl.format("ISS_{}", pl.col(ENTITY)))
+        .alias("issuer_id")
+    )
+
+
 def generate(
     entities: int = 500, days: int = 2520, seed: int = 7, *, structural: bool = False
 ) -> Market:
@@ -333,31 +369,9 @@ def generate(
     volume, dry_events = _volume(rng, u, ret, sigma, volume_mult)
     close, high, low, spread = _bars(rng, u, ret, sigma)
     first, last, listing_events = _listings(rng, u, t)
-    alive = (np.arange(t)[None, :] >= first[:, None]) & (np.arange(t)[None, :] <= last[:, None])
-    ent_idx, day_idx = np.nonzero(alive)
-    prices = pl.DataFrame(
-        {
-            ENTITY: u.ids[ent_idx],
-            DATE: dates[day_idx],
-            "close": close[ent_idx, day_idx],
-            "volume": volume[ent_idx, day_idx],
-            "high": high[ent_idx, day_idx],
-            "low": low[ent_idx, day_idx],
-            "spread_bps": spread[ent_idx, day_idx],
-        }
-    ).with_columns(pl.col("spread_bps").fill_nan(None))
-    entities_frame = pl.DataFrame(
-        {
-            ENTITY: u.ids,
-            "entity_type": u.kind,
-            "region": u.region,
-            "sector": u.sector.astype(np.int32),
-        }
-    ).with_columns(
-        pl.when(pl.col("entity_type") == "ISSUER")
-        .then(pl.format("ISS_{}", pl.col(ENTITY)))
-        .alias("issuer_id")
-    )
+    bars = {"close": close, "volume": volume, "high": high, "low": low, "spread_bps": spread}
+    prices = _prices_frame(u.ids, dates, bars, first, last)
+    entities_frame = _entities_frame(u)
     events_frame = _events_frame(events + dry_events + listing_events, dates, u, first, last)
     if structure is None:
         return Market(prices=prices, entities=entities_frame, events=events_frame)
