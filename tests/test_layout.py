@@ -165,8 +165,6 @@ TOO_LONG_TODAY = {
     "analysis/evaluate.py evaluate",
     "fitting/v2.py fit_v2",
     "ingest/prices.py _clean_rows",
-    "profiles/fundamentals.py read_fundamentals",
-    "profiles/run.py build_profiles",
 }
 
 

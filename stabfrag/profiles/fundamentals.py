@@ -67,37 +67,19 @@ def _long(frame: pl.DataFrame, path: Path) -> pl.DataFrame:
     ).unpivot(index=[SOURCE_ROW, ENTITY, DATE], variable_name="field", value_name="value")
 
 
-def read_fundamentals(
-    path: Path, *, known_until: dt.date, entities: pl.Series | None = None
-) -> Fundamentals:
-    """Read and check a fundamentals file (Parquet or CSV).
-
-    Rejected, with a reason: no entity_id, a date that is not a date, a date after
-    `known_until` (the newest price of the input: a figure cannot be published after the
-    market data it is used with), an entity not among `entities` (those with valid
-    prices, when given), an unknown field, a value that is not a number or not finite,
-    and a second row for the same entity, date and field.
-    """
+def _read(path: Path) -> pl.DataFrame:
+    """The file as it is (CSV read as text): a one-line error when it cannot be read."""
     try:
         if path.suffix == ".csv":
-            frame = pl.read_csv(path, infer_schema=False)
-        else:
-            frame = pl.read_parquet(path)
+            return pl.read_csv(path, infer_schema=False)
+        return pl.read_parquet(path)
     except (pl.exceptions.PolarsError, OSError) as exc:
-        message = first_line(exc)
-        raise InputError(path, f"cannot read fundamentals: {message}") from None
-    long = _long(frame, path)
-    temporal = long.schema[DATE] in (pl.Date, pl.Datetime) or isinstance(
-        long.schema[DATE], pl.Datetime
-    )
-    date = (
-        pl.col(DATE).cast(pl.Date)
-        if temporal
-        else pl.col(DATE).cast(pl.String).str.to_date("%Y-%m-%d", strict=False)
-    )
-    value = pl.col("value").str.strip_chars().cast(pl.Float64, strict=False)
-    checked = long.with_columns(date.alias("_date"), value.alias("_value"))
-    reason = (
+        raise InputError(path, f"cannot read fundamentals: {first_line(exc)}") from None
+
+
+def _reason(known_until: dt.date, entities: pl.Series | None) -> pl.Expr:
+    """The first rule a row breaks (null: none)."""
+    return (
         pl.when(pl.col(ENTITY).is_null() | (pl.col(ENTITY).str.strip_chars() == ""))
         .then(pl.lit("bad_entity_id"))
         .when(pl.lit(False) if entities is None else ~pl.col(ENTITY).is_in(entities.implode()))
@@ -115,7 +97,11 @@ def read_fundamentals(
         .when(~pl.col("_value").is_finite())
         .then(pl.lit("nonfinite_value"))
     )
-    detail = (
+
+
+def _detail(reason: pl.Expr, known_until: dt.date) -> pl.Expr:
+    """What a reject's detail says."""
+    return (
         pl.when(reason == "future_date")
         .then(pl.format("dated after the newest price ({})", pl.lit(known_until)))
         .when(reason == "unknown_entity")
@@ -126,6 +112,32 @@ def read_fundamentals(
         .then(pl.format("value '{}' is not a finite number", "value"))
         .otherwise(reason)
     )
+
+
+def read_fundamentals(
+    path: Path, *, known_until: dt.date, entities: pl.Series | None = None
+) -> Fundamentals:
+    """Read and check a fundamentals file (Parquet or CSV).
+
+    Rejected, with a reason: no entity_id, a date that is not a date, a date after
+    `known_until` (the newest price of the input: a figure cannot be published after the
+    market data it is used with), an entity not among `entities` (those with valid
+    prices, when given), an unknown field, a value that is not a number or not finite,
+    and a second row for the same entity, date and field.
+    """
+    long = _long(_read(path), path)
+    temporal = long.schema[DATE] in (pl.Date, pl.Datetime) or isinstance(
+        long.schema[DATE], pl.Datetime
+    )
+    date = (
+        pl.col(DATE).cast(pl.Date)
+        if temporal
+        else pl.col(DATE).cast(pl.String).str.to_date("%Y-%m-%d", strict=False)
+    )
+    value = pl.col("value").str.strip_chars().cast(pl.Float64, strict=False)
+    checked = long.with_columns(date.alias("_date"), value.alias("_value"))
+    reason = _reason(known_until, entities)
+    detail = _detail(reason, known_until)
     judged = checked.with_columns(reason.alias("reason"), detail.alias("detail"))
     good = judged.filter(pl.col("reason").is_null())
     # The first row of an (entity, date, field) in file order wins, as for prices.

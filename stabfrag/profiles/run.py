@@ -24,13 +24,13 @@ from stabfrag.atomic import write_atomic
 from stabfrag.config import FUNDAMENTALS_STALENESS_DAYS, MAX_STALENESS_DAYS
 from stabfrag.errors import InputError
 from stabfrag.ingest.files import file_hash
-from stabfrag.ingest.prices import read_prices, validate
+from stabfrag.ingest.prices import Validated, read_prices, validate
 from stabfrag.ingest.profiles import PROFILES_MANIFEST, read_vectors
 from stabfrag.ingest.reasons import counts_by_reason
 from stabfrag.model.bundle import load_models, shipped_models
 from stabfrag.model.joint import PROFILE_MODEL_ID
 from stabfrag.profiles.encoder import load_profile_encoder
-from stabfrag.profiles.fundamentals import FIELD_NAMES, read_fundamentals
+from stabfrag.profiles.fundamentals import FIELD_NAMES, Fundamentals, read_fundamentals
 from stabfrag.profiles.inputs import profile_inputs
 from stabfrag.schema import DATE, ENTITY, VECTOR_TYPE
 
@@ -99,6 +99,78 @@ def _rejects(
     return pl.concat([*parts, entity])
 
 
+def _text_at(config: ProfileConfig, inputs: pl.DataFrame) -> tuple[np.ndarray | None, np.ndarray]:
+    """The text vector of each profile input as of its date (float64), and which have one."""
+    if config.text_vectors is None:
+        return None, np.zeros(inputs.height, dtype=bool)
+    vectors = read_vectors(config.text_vectors, "text")
+    if vectors.height and vectors["key_column"][0] != ENTITY:
+        raise InputError(config.text_vectors, "text vectors need an entity_id column")
+    text32, has_text = profiles_at(inputs, vectors)
+    return (None if text32 is None else text32.astype(np.float64)), has_text
+
+
+def _summary(
+    config: ProfileConfig,
+    encoder: tuple[str, str],
+    checked: Validated,
+    fund: Fundamentals | None,
+    made: dict[str, int],
+    *,
+    without_profile: pl.DataFrame,
+    without_signal: int,
+) -> dict[str, Any]:
+    """What a profiles build reports: the encoder (sha256, stab basis), its inputs and the
+    profiles it made."""
+    sha256, stab_basis = encoder
+    summary: dict[str, Any] = {
+        "out": str(config.out),
+        "model": PROFILE_MODEL_ID,
+        "model_sha256": sha256,
+        "stab_basis": stab_basis,
+        "dates": len(config.dates),
+        "first_date": min(config.dates).isoformat(),
+        "last_date": max(config.dates).isoformat(),
+        "market": config.market or "cross-sectional median",
+        "prices": {
+            "rows_in": checked.rows_in,
+            "rows_kept": checked.prices.height,
+            "rows_rejected": checked.rows_rejected,
+            "rejects_by_reason": counts_by_reason(checked.rejects),
+        },
+        **made,
+        "without_profile": counts_by_reason(without_profile),
+        "without_signal": without_signal,
+    }
+    if fund is not None:
+        summary["fundamentals"] = {
+            "values_in": fund.rows_in,
+            "values_used": fund.rows.height,
+            "values_rejected": counts_by_reason(fund.rejects),
+        }
+    return summary
+
+
+def _write(config: ProfileConfig, tables: dict[str, pl.DataFrame], summary: dict[str, Any]) -> None:
+    """The tables, then the manifest last (with the inputs' hashes)."""
+    config.out.mkdir(parents=True, exist_ok=True)
+    write_atomic(config.out / "profiles.parquet", tables["profiles"].write_parquet)
+    inputs = tables["inputs"].sort("as_of_date", ENTITY)
+    write_atomic(config.out / "inputs.parquet", inputs.write_parquet)
+    write_atomic(config.out / "rejects.parquet", tables["rejects"].write_parquet)
+    manifest = {
+        **summary,
+        "stabfrag_version": __version__,
+        "inputs": {
+            "prices": file_hash(config.prices),
+            "fundamentals": file_hash(config.fundamentals),
+            "text_vectors": file_hash(config.text_vectors),
+        },
+    }
+    text_out = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
+    write_atomic(config.out / PROFILES_MANIFEST, lambda p: p.write_text(text_out))
+
+
 def build_profiles(config: ProfileConfig) -> dict[str, Any]:
     """Build, write and summarise the profiles of every entity on every date."""
     if not config.dates:
@@ -128,13 +200,7 @@ def build_profiles(config: ProfileConfig) -> dict[str, Any]:
         max_staleness_days=config.max_staleness_days,
         fundamentals_staleness_days=config.fundamentals_staleness_days,
     )
-    text, has_text = None, np.zeros(inputs.height, dtype=bool)
-    if config.text_vectors is not None:
-        vectors = read_vectors(config.text_vectors, "text")
-        if vectors.height and vectors["key_column"][0] != ENTITY:
-            raise InputError(config.text_vectors, "text vectors need an entity_id column")
-        text32, has_text = profiles_at(inputs, vectors)
-        text = None if text32 is None else text32.astype(np.float64)
+    text, has_text = _text_at(config, inputs)
     vectors32, ok = encoder.encode(inputs, models.stab, text=text, has_text=has_text)
     profiles = (
         inputs.select(ENTITY, "as_of_date")
@@ -143,46 +209,19 @@ def build_profiles(config: ProfileConfig) -> dict[str, Any]:
         .sort("as_of_date", ENTITY)
     )
     rejects = _rejects(checked.rejects, None if fund is None else fund.rejects, skipped)
-    config.out.mkdir(parents=True, exist_ok=True)
-    write_atomic(config.out / "profiles.parquet", profiles.write_parquet)
-    write_atomic(config.out / "inputs.parquet", inputs.sort("as_of_date", ENTITY).write_parquet)
-    write_atomic(config.out / "rejects.parquet", rejects.write_parquet)
-    summary: dict[str, Any] = {
-        "out": str(config.out),
-        "model": PROFILE_MODEL_ID,
-        "model_sha256": encoder.sha256,
-        "stab_basis": models.stab.model_id,
-        "dates": len(config.dates),
-        "first_date": min(config.dates).isoformat(),
-        "last_date": last.isoformat(),
-        "market": config.market or "cross-sectional median",
-        "prices": {
-            "rows_in": checked.rows_in,
-            "rows_kept": prices.height,
-            "rows_rejected": checked.rows_rejected,
-            "rejects_by_reason": counts_by_reason(checked.rejects),
-        },
+    made = {
         "profiles": profiles.height,
         "with_fundamentals": int(profiles["source"].str.contains("fundamentals").sum()),
         "with_text": int(has_text[ok].sum()),
-        "without_profile": counts_by_reason(skipped),
-        "without_signal": int((~ok).sum()),
     }
-    if fund is not None:
-        summary["fundamentals"] = {
-            "values_in": fund.rows_in,
-            "values_used": fund.rows.height,
-            "values_rejected": counts_by_reason(fund.rejects),
-        }
-    manifest = {
-        **summary,
-        "stabfrag_version": __version__,
-        "inputs": {
-            "prices": file_hash(config.prices),
-            "fundamentals": file_hash(config.fundamentals),
-            "text_vectors": file_hash(config.text_vectors),
-        },
-    }
-    text_out = json.dumps(manifest, indent=2, sort_keys=True) + "\n"
-    write_atomic(config.out / PROFILES_MANIFEST, lambda p: p.write_text(text_out))
+    summary = _summary(
+        config,
+        (encoder.sha256, models.stab.model_id),
+        checked,
+        fund,
+        made,
+        without_profile=skipped,
+        without_signal=int((~ok).sum()),
+    )
+    _write(config, {"profiles": profiles, "inputs": inputs, "rejects": rejects}, summary)
     return summary
