@@ -53,17 +53,17 @@ def run(
     if len(set(dates)) > 1:
         summary.chunk_days = config.chunk_days
     sinks = list(extra_sinks or [])
+    database = None
     if config.pg_dsn:
         from stabfrag.sinks.postgres import PostgresSink  # psycopg only when asked for
 
-        sinks.append(
-            PostgresSink(
-                config.pg_dsn,
-                config.pg_table,
-                staging=config.pg_staging,
-                replace_slice=config.pg_replace_slice,
-            )
+        database = PostgresSink(
+            config.pg_dsn,
+            config.pg_table,
+            staging=config.pg_staging,
+            replace_slice=config.pg_replace_slice,
         )
+        sinks.append(database)
     executor = _executor(config, builder, identity, sinks=bool(sinks), before_task=before_task)
     blocks = entity_blocks(config.prices, config.entity_blocks)
     loop = RunLoop(identity, blocks, summary, sinks)
@@ -73,10 +73,8 @@ def run(
         summary.warnings.append(
             f"{config.entities}: the entities file matches none of the priced entities"
         )
-    for sink in sinks:
-        database = getattr(sink, "summary", None)
-        if callable(database):
-            summary.database = database()
+    if database is not None:
+        summary.database = database.summary()
     with summary.timings.stage("views"):
         write_views(config.out)
     return summary
