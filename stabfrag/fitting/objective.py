@@ -21,7 +21,6 @@ from typing import Any
 
 import numpy as np
 
-from stabfrag.atomic import write_atomic
 from stabfrag.features.registry import (
     FEATURE_NAMES,
     FEATURE_SET,
@@ -31,7 +30,9 @@ from stabfrag.features.registry import (
 )
 from stabfrag.model.encoder import Encoder, feature_entries, projection_for
 from stabfrag.model.joint import DEFAULT_TAU, DEFAULT_WEIGHTS, JOINT_V2, write_joint
-from stabfrag.model.manifest import created_now, save_npy, sha256_file, write_manifest
+from stabfrag.model.manifest import (
+    write_artefact,
+)
 from stabfrag.schema import DIM
 
 STAB_V2 = "num-stab-core-v2"
@@ -165,11 +166,7 @@ def write_v2(
         "constant": round(float(multipliers[-1]), 6),
     }
     for model_id in (STAB_V2, SCEN_V2):
-        target = folder / model_id
-        target.mkdir(parents=True, exist_ok=True)
-        proj_path = write_atomic(target / "projection.npy", lambda p: save_npy(p, projection))
         manifest = {
-            "model_id": model_id,
             "kind": "context-encoder",
             "feature_set": FEATURE_SET,
             "feature_set_hash": feature_set_hash(),
@@ -183,11 +180,9 @@ def write_v2(
             "calibration": {**v1.manifest["calibration"], "from": v1.model_id},
             "projection": "QR of a Gaussian 384 x (2d+1) matrix seeded by sha256(num-stab-core-v2)",
             "projection_seed": STAB_V2,
-            "projection_sha256": sha256_file(proj_path),
             "dimension": DIM,
-            "created": created_now(),
         }
-        write_manifest(target, manifest)
+        write_artefact(folder, model_id, projection, manifest)
     write_joint(
         folder,
         weights=DEFAULT_WEIGHTS,

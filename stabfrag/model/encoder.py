@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from stabfrag.atomic import write_atomic
 from stabfrag.errors import ModelError
 from stabfrag.features.registry import (
     FEATURE_NAMES,
@@ -25,11 +24,8 @@ from stabfrag.features.registry import (
 from stabfrag.model.linalg import matmul_rows, project_unit
 from stabfrag.model.manifest import (
     content_hash,
-    created_now,
     read_verified,
-    save_npy,
-    sha256_file,
-    write_manifest,
+    write_artefact,
 )
 from stabfrag.scenarios.paths import Baseline
 from stabfrag.schema import DIM
@@ -254,13 +250,8 @@ def write_encoder(
     `projection_seed` names the model whose projection this one copies: states and
     scenarios are comparable only through one shared basis.
     """
-    target = folder / model_id
-    target.mkdir(parents=True, exist_ok=True)
     seed_id = projection_seed or model_id
-    projection = projection_for(seed_id, len(FEATURE_NAMES))
-    proj_path = write_atomic(target / "projection.npy", lambda p: save_npy(p, projection))
     manifest = {
-        "model_id": model_id,
         "kind": "numeric-encoder",
         "feature_set": FEATURE_SET,
         "feature_set_hash": feature_set_hash(),
@@ -275,12 +266,10 @@ def write_encoder(
         "projection": "QR of a Gaussian 384 x d matrix seeded by sha256(projection_seed); "
         "rows orthonormal",
         "projection_seed": seed_id,
-        "projection_sha256": sha256_file(proj_path),
         "dimension": DIM,
-        "created": created_now(),
     }
-    write_manifest(target, manifest)
-    return target
+    projection = projection_for(seed_id, len(FEATURE_NAMES))
+    return write_artefact(folder, model_id, projection, manifest)
 
 
 def load_encoder(folder: Path, model_id: str) -> Encoder:

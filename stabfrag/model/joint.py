@@ -9,17 +9,13 @@ from typing import Any
 
 import numpy as np
 
-from stabfrag.atomic import write_atomic
 from stabfrag.errors import ModelError
 from stabfrag.model.encoder import SCEN_MODEL_ID, STAB_MODEL_ID
 from stabfrag.model.linalg import by_row_spans, matmul_rows, normalise
 from stabfrag.model.manifest import (
     content_hash,
-    created_now,
     read_verified,
-    save_npy,
-    sha256_file,
-    write_manifest,
+    write_artefact,
 )
 from stabfrag.schema import DIM
 
@@ -179,13 +175,7 @@ def write_joint(
 
     `extra` adds what a fitted model records (objective, training data, figures).
     """
-    target = folder / model_id
-    target.mkdir(parents=True, exist_ok=True)
-    proj_path = write_atomic(
-        target / "projection.npy", lambda p: save_npy(p, np.eye(DIM, dtype=np.float64))
-    )
     manifest = {
-        "model_id": model_id,
         "kind": "joint",
         "branches": {"stab": stab_id, "scen": scen_id, "prof": PROFILE_MODEL_ID},
         "weights": weights,
@@ -194,9 +184,6 @@ def write_joint(
         "construction": "normalise(sum_b w_b z_b / sum of present w_b) @ projection "
         + ("(v1: identity)" if model_id == JOINT_V1 else "(identity)"),
         **(extra or {}),
-        "projection_sha256": sha256_file(proj_path),
         "dimension": DIM,
-        "created": created_now(),
     }
-    write_manifest(target, manifest)
-    return target
+    return write_artefact(folder, model_id, np.eye(DIM, dtype=np.float64), manifest)

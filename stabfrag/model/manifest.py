@@ -36,6 +36,27 @@ def write_manifest(target: Path, manifest: dict[str, Any]) -> None:
     write_atomic(target / "manifest.json", lambda p: p.write_text(text))
 
 
+def write_artefact(
+    folder: Path, model_id: str, projection: np.ndarray, manifest: dict[str, Any]
+) -> Path:
+    """The one write recipe of every artefact: `folder/model_id/projection.npy`, then its
+    manifest.json (with model_id, the projection's sha256 and the creation time), each
+    written to a temporary name and renamed, the manifest last."""
+    target = folder / model_id
+    target.mkdir(parents=True, exist_ok=True)
+    path = write_atomic(target / "projection.npy", lambda p: save_npy(p, projection))
+    write_manifest(
+        target,
+        {
+            "model_id": model_id,
+            **manifest,
+            "projection_sha256": sha256_file(path),
+            "created": created_now(),
+        },
+    )
+    return target
+
+
 def created_now() -> str:
     """The manifest's creation time (left out of the content hash)."""
     return dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat()

@@ -26,18 +26,14 @@ from typing import Any
 import numpy as np
 import polars as pl
 
-from stabfrag.atomic import write_atomic
 from stabfrag.errors import ModelError
 from stabfrag.model.encoder import CLIP, MAD_TO_SIGMA, Encoder, transform_expr
 from stabfrag.model.joint import PROFILE_MODEL_ID
 from stabfrag.model.linalg import matmul_rows, normalise
 from stabfrag.model.manifest import (
     content_hash,
-    created_now,
     read_verified,
-    save_npy,
-    sha256_file,
-    write_manifest,
+    write_artefact,
 )
 from stabfrag.profiles.behaviour import TRAITS
 from stabfrag.profiles.fundamentals import FIELDS
@@ -143,11 +139,7 @@ def write_profile_encoder(
     text_weight: float = DEFAULT_TEXT_WEIGHT,
 ) -> Path:
     """Write `folder/joint-profile-core-v1/`: manifest.json and the map as projection.npy."""
-    target = folder / PROFILE_MODEL_ID
-    target.mkdir(parents=True, exist_ok=True)
-    path = write_atomic(target / "projection.npy", lambda p: save_npy(p, mapping))
     manifest = {
-        "model_id": PROFILE_MODEL_ID,
         "kind": "profile-encoder",
         "inputs": [
             {"name": n, "transform": TRANSFORMS[n], "center": float(c), "scale": float(s)}
@@ -161,11 +153,8 @@ def write_profile_encoder(
         "vector orthogonal to it -> L2 normalise; mixed with text_weight * text vector "
         "(both unit) -> L2 normalise",
         **extra,
-        "projection_sha256": sha256_file(path),
-        "created": created_now(),
     }
-    write_manifest(target, manifest)
-    return target
+    return write_artefact(folder, PROFILE_MODEL_ID, mapping, manifest)
 
 
 def load_profile_encoder(folder: Path) -> ProfileEncoder:
