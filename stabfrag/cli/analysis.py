@@ -12,7 +12,6 @@ from stabfrag.cli.common import (
     EntityOpt,
     JsonOpt,
     QueryOut,
-    StabfragError,
     app,
     fail,
     latest_as_of,
@@ -34,11 +33,7 @@ def report(
     from stabfrag.analysis.report import build_report
 
     day = latest_as_of(data, as_of)
-    try:
-        path = build_report(data, day, target, entity)
-    except StabfragError as exc:
-        fail(str(exc))
-        return
+    path = build_report(data, day, target, entity)
     typer.echo(f"report: {path}\nmap: {path.with_suffix('.png')}")
 
 
@@ -107,21 +102,17 @@ def evaluate(
             return
         if not all(0 < w < float("inf") for w in weights):
             fail("--profile-weights must be finite numbers above 0")
-    try:
-        result = run_evaluation(
-            out,
-            labels,
-            prices=prices,
-            exposed_to=exposed_to,
-            min_corr=min_corr,
-            compare=models,
-            plot=plot,
-            profiles=profiles,
-            profile_weights=weights,
-        )
-    except StabfragError as exc:
-        fail(str(exc))
-        return
+    result = run_evaluation(
+        out,
+        labels,
+        prices=prices,
+        exposed_to=exposed_to,
+        min_corr=min_corr,
+        compare=models,
+        plot=plot,
+        profiles=profiles,
+        profile_weights=weights,
+    )
     if as_json:
         typer.echo(json.dumps(result, indent=2))
         return

@@ -24,7 +24,6 @@ from stabfrag.cli.common import (
     PricesOpt,
     ProfilesOpt,
     ScenariosOpt,
-    StabfragError,
     StaleOpt,
     WeightsOpt,
     app,
@@ -44,12 +43,8 @@ def _run(
     from stabfrag.engine.progress import reporter
     from stabfrag.engine.summary import emit
 
-    try:
-        with reporter(len(dates)) as progress:
-            summary = loop.run(config, dates, progress=progress)
-    except StabfragError as exc:
-        fail(str(exc))
-        return
+    with reporter(len(dates)) as progress:
+        summary = loop.run(config, dates, progress=progress)
     result = summary.as_dict()
     emit(result, as_json=as_json)
     if result["rows_rejected"] > max_reject_share * max(result["rows_read"], 1):
@@ -82,10 +77,7 @@ def build(
 
     day = parse_date(as_of, "--as-of")
     config = build_config(locals())
-    try:
-        plan = build_plan(prices, day, max_staleness_days=max_staleness_days)
-    except StabfragError as exc:
-        fail(str(exc))
+    plan = build_plan(prices, day, max_staleness_days=max_staleness_days)
     _run(config, plan.dates, as_json=as_json, max_reject_share=max_reject_share)
 
 
@@ -156,11 +148,7 @@ def backfill(
     if executor not in ("local", "ray"):
         fail(f"--executor '{executor}' is not one of local, ray")
     config = build_config(locals())
-    try:
-        plan = backfill_plan(prices, first, last, freq=freq, memory=memory, chunk_days=chunk_days)
-    except StabfragError as exc:
-        fail(str(exc))
-        return
+    plan = backfill_plan(prices, first, last, freq=freq, memory=memory, chunk_days=chunk_days)
     config = dataclasses.replace(config, chunk_days=plan.chunk_days or config.chunk_days)
     _run(config, plan.dates, as_json=as_json, max_reject_share=max_reject_share)
 

@@ -8,12 +8,39 @@ from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
 import typer
+from typer.core import TyperCommand
 
 from stabfrag.allocator import tune_allocator
 from stabfrag.config import BuildConfig
-from stabfrag.errors import InputError, StabfragError
+from stabfrag.errors import InputError, StabfragError, first_line
 
-app = typer.Typer(
+
+class OneLineErrors(TyperCommand):
+    """A command whose expected failures (any StabfragError) end as one line on stderr and
+    exit code 2: the one error wrapper of every command."""
+
+    def invoke(self, ctx: Any) -> Any:  # (typer's own click Context)
+        try:
+            return super().invoke(ctx)
+        except StabfragError as exc:
+            fail(first_line(exc))
+
+
+class App(typer.Typer):
+    """typer.Typer whose commands are OneLineErrors."""
+
+    def command(self, *args: Any, **kwargs: Any) -> Any:
+        kwargs.setdefault("cls", OneLineErrors)
+        return super().command(*args, **kwargs)
+
+
+def fail(message: str) -> NoReturn:
+    """One line on stderr and exit code 2: the way every known error ends."""
+    sys.stderr.write(f"stabfrag: {message}\n")
+    raise typer.Exit(2)
+
+
+app = App(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
@@ -59,12 +86,6 @@ MaxRejectOpt = Annotated[
 
 
 __all__ = ["InputError", "StabfragError"]
-
-
-def fail(message: str) -> NoReturn:
-    """One line on stderr and exit code 2: the way every known error ends."""
-    sys.stderr.write(f"stabfrag: {message}\n")
-    raise typer.Exit(2)
 
 
 def parse_date(text: str, option: str) -> dt.date:
@@ -140,14 +161,10 @@ def build_config(params: dict[str, Any]) -> BuildConfig:
     import dataclasses
 
     from stabfrag.config import parse_weights
-    from stabfrag.errors import ConfigError
 
     names = {f.name for f in dataclasses.fields(BuildConfig)}
     kw = {k: v for k, v in params.items() if k in names}
-    try:
-        kw["weights"] = parse_weights(params.get("weights"))
-    except ConfigError as exc:
-        fail(str(exc))
+    kw["weights"] = parse_weights(params.get("weights"))  # a ConfigError: one line, exit 2
     return BuildConfig(**kw)
 
 

@@ -8,12 +8,12 @@ from typing import Annotated
 import typer
 
 from stabfrag.cli.common import (
+    App,
     BadTickOpt,
     EntitiesOpt,
     JsonOpt,
     MaxRejectOpt,
     PricesOpt,
-    StabfragError,
     app,
     fail,
     parse_date,
@@ -22,7 +22,7 @@ from stabfrag.cli.common import (
 from stabfrag.config import BAD_TICK_MULTIPLE
 from stabfrag.errors import InputError
 
-prices_app = typer.Typer(no_args_is_help=True, help="Prices files.")
+prices_app = App(no_args_is_help=True, help="Prices files.")
 
 
 @prices_app.command("partition")
@@ -36,11 +36,7 @@ def prices_partition(
     from stabfrag.engine.summary import emit
     from stabfrag.ingest.partition import partition_prices
 
-    try:
-        written = partition_prices(prices, out)
-    except StabfragError as exc:
-        fail(str(exc))
-        return
+    written = partition_prices(prices, out)
     emit({"out": str(out), "rows": sum(written.values()), "files": written}, as_json=as_json)
 
 
@@ -156,17 +152,13 @@ def calibrate(
     first, last = parse_date(start, "--start"), parse_date(end, "--end")
     if last < first:
         fail("--end is before --start")
-    try:
-        info = fit(
-            prices,
-            start=first,
-            end=last,
-            model_dir=model_dir,
-            description=description or f"{prices.name}, {first} to {last}",
-        )
-    except StabfragError as exc:
-        fail(str(exc))
-        return
+    info = fit(
+        prices,
+        start=first,
+        end=last,
+        model_dir=model_dir,
+        description=description or f"{prices.name}, {first} to {last}",
+    )
     emit({**info, "model_dir": str(model_dir)}, as_json=as_json)
 
 
@@ -202,9 +194,5 @@ def fit(
         fail("--validation-seed must not be one of --seeds")
     train = tuple(Universe(s, n, days) for s, n in zip(seed_list, sizes, strict=True))
     validation = Universe(validation_seed, max(sizes), days)
-    try:
-        info = fit_v2(model_dir, train=train, validation=validation, iters=iters)
-    except StabfragError as exc:
-        fail(str(exc))
-        return
+    info = fit_v2(model_dir, train=train, validation=validation, iters=iters)
     emit(info, as_json=as_json)

@@ -8,19 +8,19 @@ from typing import Annotated
 import typer
 
 from stabfrag.cli.common import (
+    App,
     JsonOpt,
     OutOpt,
     PgDsnOpt,
     PgReplaceOpt,
     PgStagingOpt,
     PgTableOpt,
-    StabfragError,
     app,
     fail,
     parse_date,
 )
 
-db_app = typer.Typer(no_args_is_help=True, help="The PostgreSQL table.")
+db_app = App(no_args_is_help=True, help="The PostgreSQL table.")
 
 
 @db_app.command("init")
@@ -32,18 +32,15 @@ def db_init(
     """Create the joint_embeddings table and index (idempotent)."""
     from stabfrag.sinks import postgres
 
-    try:
-        if print_sql:
-            for stmt in postgres.ddl_statements(pg_table):
-                typer.echo(stmt.as_string(None) + ";")
-            return
-        if not pg_dsn:
-            fail("--pg-dsn (or STABFRAG_PG_DSN) is required")
-            return
-        for line in postgres.init_table(pg_dsn, pg_table):
-            typer.echo(f"{pg_table}: {line}")
-    except StabfragError as exc:
-        fail(str(exc))
+    if print_sql:
+        for stmt in postgres.ddl_statements(pg_table):
+            typer.echo(stmt.as_string(None) + ";")
+        return
+    if not pg_dsn:
+        fail("--pg-dsn (or STABFRAG_PG_DSN) is required")
+        return
+    for line in postgres.init_table(pg_dsn, pg_table):
+        typer.echo(f"{pg_table}: {line}")
 
 
 @app.command()
@@ -71,17 +68,13 @@ def load(
     first_text, last_text = as_of or start, as_of or end
     first = parse_date(first_text, "--start") if first_text else None
     last = parse_date(last_text, "--end") if last_text else None
-    try:
-        result = load_partitions(
-            out,
-            pg_dsn,
-            pg_table,
-            first=first,
-            last=last,
-            staging=pg_staging,
-            replace_slice=pg_replace_slice,
-        )
-    except StabfragError as exc:
-        fail(str(exc))
-        return
+    result = load_partitions(
+        out,
+        pg_dsn,
+        pg_table,
+        first=first,
+        last=last,
+        staging=pg_staging,
+        replace_slice=pg_replace_slice,
+    )
     emit(result, as_json=as_json)

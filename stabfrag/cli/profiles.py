@@ -8,19 +8,19 @@ from typing import Annotated
 import typer
 
 from stabfrag.cli.common import (
+    App,
     JsonOpt,
     MarketOpt,
     ModelDirOpt,
     ModelOpt,
     PricesOpt,
-    StabfragError,
     StaleOpt,
     fail,
     parse_date,
 )
 from stabfrag.config import FUNDAMENTALS_STALENESS_DAYS, MAX_STALENESS_DAYS
 
-profiles_app = typer.Typer(no_args_is_help=True, help="Profile vectors (joint-profile-core-v1).")
+profiles_app = App(no_args_is_help=True, help="Profile vectors (joint-profile-core-v1).")
 
 
 @profiles_app.command("build")
@@ -64,35 +64,31 @@ def profiles_build(
         fail("give --as-of, or --start and --end")
     if freq not in ("day", "week", "month"):
         fail(f"--freq '{freq}' is not one of day, week, month")
-    try:
-        if as_of is not None:
-            day = parse_date(as_of, "--as-of")
-            dates = as_of_dates(prices, day, day, "day")
-            if not dates:
-                fail(f"{prices}: no prices on {day}")
-        else:
-            if start is None or end is None:
-                fail("give both --start and --end")
-            first, last = parse_date(str(start), "--start"), parse_date(str(end), "--end")
-            if last < first:
-                fail("--end is before --start")
-            dates = as_of_dates(prices, first, last, freq)
-        config = ProfileConfig(
-            prices=prices,
-            out=out,
-            dates=tuple(dates),
-            fundamentals=fundamentals,
-            text_vectors=text_vectors,
-            market=market,
-            model_dir=model_dir,
-            model=model,
-            max_staleness_days=max_staleness_days,
-            fundamentals_staleness_days=fundamentals_staleness_days,
-        )
-        summary = build_profiles(config)
-    except StabfragError as exc:
-        fail(str(exc))
-        return
+    if as_of is not None:
+        day = parse_date(as_of, "--as-of")
+        dates = as_of_dates(prices, day, day, "day")
+        if not dates:
+            fail(f"{prices}: no prices on {day}")
+    else:
+        if start is None or end is None:
+            fail("give both --start and --end")
+        first, last = parse_date(str(start), "--start"), parse_date(str(end), "--end")
+        if last < first:
+            fail("--end is before --start")
+        dates = as_of_dates(prices, first, last, freq)
+    config = ProfileConfig(
+        prices=prices,
+        out=out,
+        dates=tuple(dates),
+        fundamentals=fundamentals,
+        text_vectors=text_vectors,
+        market=market,
+        model_dir=model_dir,
+        model=model,
+        max_staleness_days=max_staleness_days,
+        fundamentals_staleness_days=fundamentals_staleness_days,
+    )
+    summary = build_profiles(config)
     emit(summary, as_json=as_json)
 
 
@@ -107,9 +103,5 @@ def profiles_fit(
     from stabfrag.engine.summary import emit
     from stabfrag.fitting.profile import fit_profile
 
-    try:
-        info = fit_profile(model_dir)
-    except StabfragError as exc:
-        fail(str(exc))
-        return
+    info = fit_profile(model_dir)
     emit(info, as_json=as_json)

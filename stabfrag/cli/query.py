@@ -8,12 +8,12 @@ from typing import Annotated
 import typer
 
 from stabfrag.cli.common import (
+    App,
     AsOfOpt,
     EntityOpt,
     FormatOpt,
     QueryOut,
     ScenarioOpt,
-    StabfragError,
     TopOpt,
     app,
     fail,
@@ -21,7 +21,7 @@ from stabfrag.cli.common import (
     print_frame,
 )
 
-query_app = typer.Typer(no_args_is_help=True, help="Similarity queries (sql/duckdb/*.sql).")
+query_app = App(no_args_is_help=True, help="Similarity queries (sql/duckdb/*.sql).")
 
 
 def _query(
@@ -31,13 +31,9 @@ def _query(
 
     if fmt not in ("table", "csv", "json"):
         fail(f"--format '{fmt}' is not one of table, csv, json")
-    try:
-        for check in checks:
-            check()
-        frame = run_sql(out, name, params)
-    except StabfragError as exc:
-        fail(str(exc))
-        return
+    for check in checks:
+        check()
+    frame = run_sql(out, name, params)
     print_frame(frame, fmt=fmt, title=title)
 
 
@@ -166,10 +162,6 @@ def sql(
 
     if fmt not in ("table", "csv", "json"):
         fail(f"--format '{fmt}' is not one of table, csv, json")
-    try:
-        params = dict(parse_param(p) for p in param or [])
-        frame = run_text(out, sql_text(query), params)
-    except StabfragError as exc:
-        fail(str(exc))
-        return
+    params = dict(parse_param(p) for p in param or [])
+    frame = run_text(out, sql_text(query), params)
     print_frame(frame, fmt=fmt)

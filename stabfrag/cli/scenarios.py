@@ -8,13 +8,14 @@ from typing import Annotated
 import typer
 
 from stabfrag.cli.common import (
+    App,
     FormatOpt,
     ScenariosOpt,
     fail,
     print_frame,
 )
 
-scenarios_app = typer.Typer(no_args_is_help=True, help="Browse the scenario library.")
+scenarios_app = App(no_args_is_help=True, help="Browse the scenario library.")
 
 
 def _library(folder: Path | None) -> tuple:  # type: ignore[type-arg]

@@ -124,3 +124,14 @@ def test_the_run_summary_names_what_it_times(market_dir: Path, tmp_path: Path) -
     assert "load" not in summary["timings_s"]
     assert summary["entity_states_in"] == summary["states_out"] + summary["entity_states_rejected"]
     assert len(summary["as_of_dates"]) == 3
+
+
+def test_every_command_ends_an_expected_failure_in_one_line(tmp_path: Path) -> None:
+    """demo had no error guard of its own: its failures now end like every command's."""
+    args = ["demo", "--out", str(tmp_path), "--entities", "20", "--days", "400"]
+    res = runner.invoke(app, [*args, "--model", "joint-no-such-model"])
+    assert res.exit_code == 2, res.output
+    lines = res.stderr.strip().splitlines()
+    assert (
+        len(lines) == 1 and lines[0].startswith("stabfrag: ") and "joint-no-such-model" in lines[0]
+    )
