@@ -12,7 +12,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -246,6 +246,151 @@ def _finite(value: Any) -> Any:
     return value
 
 
+def _universe(
+    tagged: pl.DataFrame, prices: Path | None, exposed_to: str | None, min_corr: float
+) -> tuple[dict[str, Any], np.ndarray | None, np.ndarray]:
+    """Which labelled states are scored: all, or with `exposed_to` those whose return
+    correlation with it is at least `min_corr`. Returns the universe's description, the
+    correlations (None without `exposed_to`) and the kept mask."""
+    universe: dict[str, Any] = {"labelled_states": tagged.height}
+    keep = np.ones(tagged.height, dtype=bool)
+    if exposed_to is None or prices is None:
+        return universe, None, keep
+    corr = exposure(prices, tagged, exposed_to)
+    keep = np.nan_to_num(corr, nan=-1.0) >= min_corr
+    if not keep.any():
+        raise LabelError(f"no labelled state has a correlation of {min_corr} with {exposed_to}")
+    universe.update(
+        exposed_to=exposed_to,
+        min_corr=min_corr,
+        window_days=EXPOSURE_WINDOW,
+        kept=int(keep.sum()),
+        no_full_window=int(np.isnan(corr).sum()),
+    )
+    return universe, corr, keep
+
+
+def _analog_queries(stress: np.ndarray, seed: int) -> np.ndarray:
+    """The stress states analog precision asks about: all, or MAX_QUERIES of them drawn
+    by `seed`."""
+    queries = np.flatnonzero(stress)
+    if len(queries) > MAX_QUERIES:
+        rng = np.random.default_rng(seed)
+        queries = np.sort(rng.choice(queries, MAX_QUERIES, replace=False))
+    return queries
+
+
+@dataclass
+class Scores:
+    """Every space's figures, gathered one space at a time."""
+
+    tagged: pl.DataFrame  # every labelled state
+    keep: np.ndarray  # those scored (the exposed universe)
+    queries: np.ndarray  # the analog queries, among the kept states
+    cross_sets: tuple[np.ndarray, np.ndarray]  # (positive, eligible) of the cross-section
+    keep_fragility: bool  # the profile branch's moves read every state's fragility
+    figures: dict[str, Any] = field(default_factory=dict)
+    episodes: dict[str, Any] = field(default_factory=dict)
+    matches: dict[str, Any] = field(default_factory=dict)
+    sections: dict[str, Any] = field(default_factory=dict)
+    curves: dict[str, Any] = field(default_factory=dict)
+    calm_fragility: dict[str, np.ndarray] = field(default_factory=dict)
+    lonely: int = 0  # the built space's analog queries without a neighbour far enough away
+
+    def score(self, spaces: Iterator[Callable[[], Space]]) -> None:
+        """Score each space (the built one first), one space's states at a time."""
+        sub = self.tagged.filter(pl.Series(self.keep))
+        stress = (sub["label"] == "stress").to_numpy()
+        dates = self.tagged["as_of_date"].to_numpy()
+        for number, make in enumerate(spaces):
+            full = make()
+            self.sections[full.name] = cross_section(full.fragility, dates, *self.cross_sets)
+            if self.keep_fragility:
+                self.calm_fragility[full.name] = full.fragility
+            space = _take(full, self.keep)
+            del full
+            self.add(space, sub, stress, self.queries, built_space=number == 0)
+
+    def add(
+        self,
+        space: Space,
+        sub: pl.DataFrame,
+        stress: np.ndarray,
+        queries: np.ndarray,
+        *,
+        built_space: bool,
+    ) -> None:
+        """Score one space on the kept states `sub`."""
+        # Every query any figure asks about, counted once per space.
+        asked = np.concatenate([queries, *episode_queries(sub).values()])
+        found = analogs(
+            space.states, sub["as_of_date"].to_numpy(), stress, asked, distance=space.distance
+        )
+        if built_space:
+            self.lonely = found.precision(np.unique(queries))[1]
+        self.figures[space.name] = figures_of(
+            space.states,
+            space.nearest,
+            space.fragility,
+            sub,
+            space.table,
+            queries,
+            distance=space.distance,
+            found=found,
+        )
+        self.episodes[space.name] = per_episode(
+            space.states, space.fragility, sub, distance=space.distance, found=found
+        )
+        match = episode_match(
+            space.states, space.scenarios, space.table, sub, distance=space.distance
+        )
+        self.matches[space.name] = {"all": pooled(match), **match}
+        self.curves[space.name] = roc_curve(space.fragility, stress)
+
+
+def _others(built: Built, compare: list[str] | None) -> list[str]:
+    """The joint models compared with the built one: `compare`, or every other joint model
+    of the build's model folder."""
+    if compare is not None:
+        return compare
+    folder = built.built_with["model_dir"]
+    present = joint_models(shipped_models() if folder == "shipped" else Path(folder))
+    return [m for m in present if m != built.models.model_id]
+
+
+def _profile_run(
+    profiles: Path | None, weights: tuple[float, ...] | None, built: Built
+) -> ProfileRun | None:
+    """The profile branch to score at each weight (default: the model's), if asked."""
+    if profiles is None:
+        return None
+    return ProfileRun(
+        read_profiles(profiles), tuple(weights or (built.models.joint.weights["prof"],))
+    )
+
+
+def _state_counts(
+    sub: pl.DataFrame, stress: np.ndarray, queries: np.ndarray, lonely: int
+) -> dict[str, int]:
+    return {
+        "stress": int(stress.sum()),
+        "calm": int((~stress).sum()),
+        "with_shock_type": int(sub["shock_type"].is_not_null().sum()),
+        "analog_queries": int(len(queries)),
+        "analog_queries_without_neighbours": lonely,
+    }
+
+
+def _notes(prices: Path | None) -> dict[str, str]:
+    return {
+        "episode_match": "each labelled episode's states against the historical "
+        "scenarios of the build's newest date (retrospective)",
+        "reference_paths": "from --prices"
+        if prices
+        else "synthetic stand-ins for the models compared (no --prices)",
+    }
+
+
 def evaluate(
     out: Path,
     labels_path: Path,
@@ -272,109 +417,39 @@ def evaluate(
     """
     if exposed_to is not None and prices is None:
         raise LabelError("--exposed-to needs --prices to measure each entity's exposure")
-    labels = read_labels(labels_path)
     built = read_built(out)
-    tagged = label_states(built.states, labels)
+    tagged = label_states(built.states, read_labels(labels_path))
     if tagged.height == 0:
         raise LabelError(f"{labels_path}: no built state falls in a labelled period")
-    folder = built.built_with["model_dir"]
-    present = joint_models(shipped_models() if folder == "shipped" else Path(folder))
-    others = [m for m in present if m != built.models.model_id] if compare is None else compare
-    universe: dict[str, Any] = {"labelled_states": tagged.height}
-    corr = None
-    keep = np.ones(tagged.height, dtype=bool)
-    if exposed_to is not None and prices is not None:
-        corr = exposure(prices, tagged, exposed_to)
-        keep = np.nan_to_num(corr, nan=-1.0) >= min_corr
-        if not keep.any():
-            raise LabelError(f"no labelled state has a correlation of {min_corr} with {exposed_to}")
-        universe.update(
-            exposed_to=exposed_to,
-            min_corr=min_corr,
-            window_days=EXPOSURE_WINDOW,
-            kept=int(keep.sum()),
-            no_full_window=int(np.isnan(corr).sum()),
-        )
+    universe, corr, keep = _universe(tagged, prices, exposed_to, min_corr)
     positive, eligible, definition = _cross_section_sets(tagged, corr, min_corr)
     sub = tagged.filter(pl.Series(keep))
     stress = (sub["label"] == "stress").to_numpy()
-    queries = np.flatnonzero(stress)
-    if len(queries) > MAX_QUERIES:
-        rng = np.random.default_rng(seed)
-        queries = np.sort(rng.choice(queries, MAX_QUERIES, replace=False))
-    # Every query any figure asks about, counted once per space.
-    asked = np.concatenate([queries, *episode_queries(sub).values()])
-    dates = tagged["as_of_date"].to_numpy()
-    sub_dates = sub["as_of_date"].to_numpy()
-    profile_run = None
-    if profiles is not None:
-        weights = profile_weights or (built.models.joint.weights["prof"],)
-        profile_run = ProfileRun(read_profiles(profiles), tuple(weights))
-    calm_fragility: dict[str, np.ndarray] = {}
-    lonely = 0
-    figures, episodes, matches, sections, curves = {}, {}, {}, {}, {}
-    for number, make in enumerate(_spaces(out, built, tagged, prices, others, profile_run)):
-        full = make()
-        sections[full.name] = cross_section(full.fragility, dates, positive, eligible)
-        if profile_run is not None:
-            calm_fragility[full.name] = full.fragility
-        space = _take(full, keep)
-        del full  # one space's states at a time
-        found = analogs(space.states, sub_dates, stress, asked, distance=space.distance)
-        if number == 0:  # the built space
-            lonely = found.precision(np.unique(queries))[1]
-        figures[space.name] = figures_of(
-            space.states,
-            space.nearest,
-            space.fragility,
-            sub,
-            space.table,
-            queries,
-            distance=space.distance,
-            found=found,
-        )
-        episodes[space.name] = per_episode(
-            space.states, space.fragility, sub, distance=space.distance, found=found
-        )
-        match = episode_match(
-            space.states, space.scenarios, space.table, sub, distance=space.distance
-        )
-        matches[space.name] = {"all": pooled(match), **match}
-        curves[space.name] = roc_curve(space.fragility, stress)
+    queries = _analog_queries(stress, seed)
+    profile_run = _profile_run(profiles, profile_weights, built)
+    scores = Scores(tagged, keep, queries, (positive, eligible), profile_run is not None)
+    scores.score(_spaces(out, built, tagged, prices, _others(built, compare), profile_run))
     result = _finite(
         {
             "out": str(out),
             "labels": str(labels_path),
             "built_with": built.built_with,
             "universe": universe,
-            "states": {
-                "stress": int(stress.sum()),
-                "calm": int((~stress).sum()),
-                "with_shock_type": int(sub["shock_type"].is_not_null().sum()),
-                "analog_queries": int(len(queries)),
-                "analog_queries_without_neighbours": lonely,
-            },
-            "unavailable": why_unavailable(sub, len(queries), lonely),
+            "states": _state_counts(sub, stress, queries, scores.lonely),
+            "unavailable": why_unavailable(sub, len(queries), scores.lonely),
             "analog_base_rate": float(stress.mean()),
-            "figures": figures,
-            "per_episode": episodes,
-            "episode_match": matches,
-            "cross_section": {"definition": definition, **sections},
-            "notes": {
-                "episode_match": "each labelled episode's states against the historical "
-                "scenarios of the build's newest date (retrospective)",
-                "reference_paths": "from --prices"
-                if prices
-                else "synthetic stand-ins for the models compared (no --prices)",
-            },
+            "figures": scores.figures,
+            "per_episode": scores.episodes,
+            "episode_match": scores.matches,
+            "cross_section": {"definition": definition, **scores.sections},
+            "notes": _notes(prices),
         }
     )
     if profile_run is not None:
-        result["profile_branch"] = _finite(
-            profile_moves(tagged, built.models.model_id, profile_run, calm_fragility)
-        )
+        moves = profile_moves(tagged, built.models.model_id, profile_run, scores.calm_fragility)
+        result["profile_branch"] = _finite(moves)
     if plot is not None:
-        result["plots"] = write_plots(plot, result, curves)
+        result["plots"] = write_plots(plot, result, scores.curves)
     return result
 
 
