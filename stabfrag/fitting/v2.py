@@ -153,6 +153,59 @@ def validation_figures(
     return {**figures, "cross_section_auc": float(ranking["mean_auc"])}
 
 
+def _selection_score(figures: dict[str, float]) -> float:
+    """What picks the penalty: the mean of the validation figures, each higher-is-better."""
+    return statistics.fmean(
+        [
+            figures["state_auc"],
+            figures["analog_precision_at_10"],
+            figures["shock_type_accuracy"],
+            1 - figures["calm_to_high"],
+            figures["cross_section_auc"],
+        ]
+    )
+
+
+def _record(
+    train: tuple[Universe, ...],
+    validation: Universe,
+    counts: np.ndarray,
+    *,
+    hyper: dict[str, Any],
+    constant: float,
+    validation_figures: tuple[dict[str, float], dict[str, float], list[Any]],
+    final_loss: float,
+) -> dict[str, Any]:
+    """What v2's manifest records of its fit: data, hyperparameters and figures."""
+    figures, unfitted, trials = validation_figures
+    return {
+        "training_data": {
+            "source": "stabfrag.synth.generate events (stabfrag.synth.labels_from_events)",
+            "universes": [asdict(u) for u in train],
+            "states": {TYPES[i]: int(n) for i, n in enumerate(counts) if n},
+            "as_of": "month-ends from a year after each market's first day",
+            "validation_universe": asdict(validation),
+            "real_labels": "none",
+        },
+        "hyperparameters": {
+            "penalties_tried": list(hyper["penalties"]),
+            "penalty": hyper["penalty"],
+            "tau_fit": hyper["tau_fit"],
+            "constant_scale": round(constant, 6),
+            "iterations": hyper["iters"],
+            "solver": "Adam, learning rate 0.03, from the unfitted weights",
+            "selection": "mean of validation AUC, precision@10, shock-type accuracy, "
+            "1 - calm->HIGH and the within-date cross-section AUC",
+        },
+        "fitted_figures": {
+            "validation": rounded(figures),
+            "validation_unfitted_weights": rounded(unfitted),
+            "validation_score_by_penalty": {str(t[1]): round(t[0], 4) for t in trials},
+            "final_loss": round(final_loss, 6),
+        },
+    }
+
+
 def fit_v2(
     model_dir: Path,
     *,
@@ -185,45 +238,18 @@ def fit_v2(
         figures = validation_figures(
             x_val, truths[-1], x_scen, table, input_weights(v1, fitted.log_weights, constant)
         )
-        score = statistics.fmean(
-            [
-                figures["state_auc"],
-                figures["analog_precision_at_10"],
-                figures["shock_type_accuracy"],
-                1 - figures["calm_to_high"],
-                figures["cross_section_auc"],
-            ]
-        )
-        trials.append((score, lam, fitted, figures))
+        trials.append((_selection_score(figures), lam, fitted, figures))
     _, lam, fitted, figures = max(trials, key=lambda t: (t[0], -t[1]))
     unfitted = validation_figures(x_val, truths[-1], x_scen, table, base)
-    counts = np.bincount(y_train, minlength=len(TYPES))
-    record = {
-        "training_data": {
-            "source": "stabfrag.synth.generate events (stabfrag.synth.labels_from_events)",
-            "universes": [asdict(u) for u in train],
-            "states": {TYPES[i]: int(n) for i, n in enumerate(counts) if n},
-            "as_of": "month-ends from a year after each market's first day",
-            "validation_universe": asdict(validation),
-            "real_labels": "none",
-        },
-        "hyperparameters": {
-            "penalties_tried": list(penalties),
-            "penalty": lam,
-            "tau_fit": tau_fit,
-            "constant_scale": round(constant, 6),
-            "iterations": iters,
-            "solver": "Adam, learning rate 0.03, from the unfitted weights",
-            "selection": "mean of validation AUC, precision@10, shock-type accuracy, "
-            "1 - calm->HIGH and the within-date cross-section AUC",
-        },
-        "fitted_figures": {
-            "validation": rounded(figures),
-            "validation_unfitted_weights": rounded(unfitted),
-            "validation_score_by_penalty": {str(t[1]): round(t[0], 4) for t in trials},
-            "final_loss": round(fitted.loss[-1], 6),
-        },
-    }
+    record = _record(
+        train,
+        validation,
+        np.bincount(y_train, minlength=len(TYPES)),
+        hyper={"penalties": penalties, "penalty": lam, "tau_fit": tau_fit, "iters": iters},
+        constant=constant,
+        validation_figures=(figures, unfitted, trials),
+        final_loss=fitted.loss[-1],
+    )
     write_v2(
         model_dir,
         v1,
