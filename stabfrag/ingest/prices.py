@@ -377,26 +377,11 @@ class _Cleaned:
     starts: np.ndarray  # each entity's first row in `good`
 
 
-def _clean_rows(raw: pl.DataFrame, check_ids: bool, bad_tick: float) -> _Cleaned:
-    # The reasons are written for the rows that break a rule alone: a text column as long
-    # as the read cost more than every rule together.
-    rules = {"check_ids": check_ids, "volume_text": "_volume_raw" in raw.columns}
-    is_bad = raw.select(row_bad(**rules)).to_series()
-    bad = text_columns(raw.filter(is_bad)).with_columns(row_reason(**rules).alias("reason"))
-    # (A filter that drops nothing still cuts every column into pieces, which the next
-    # step then copies into one: most reads have no bad row and no duplicate.)
-    good = raw.filter(~is_bad) if bad.height else raw
-    # Duplicates are judged among rows that passed the row rules: the first in file order wins.
-    good = _sorted(good)
-    starts = entity_starts(good[ENTITY])  # the one comparison of the ids' text
-    days = good[DATE].cast(pl.Int32).to_numpy()
-    is_dup = continues(starts, good.height)
-    is_dup[1:] &= days[1:] == days[:-1]
-    dups = good.filter(is_dup).with_columns(pl.lit("duplicate").alias("reason"))
-    if dups.height:
-        good = good.filter(~is_dup)
-        starts = kept_starts(starts, ~is_dup)
-    good = good.select(ROW, ENTITY, DATE, "close", *OPTIONAL_PRICE_COLUMNS)
+def _take_ticks(
+    good: pl.DataFrame, starts: np.ndarray, bad_tick: float
+) -> tuple[pl.DataFrame, np.ndarray, pl.DataFrame, pl.DataFrame]:
+    """Take the bad ticks out of the kept rows: the rows and their starts without them,
+    the ticks' reject rows, and the ticks known only after their own date."""
     found = find_ticks(good, bad_tick, starts=starts)
     tick_rows = good[found["_i"]].with_columns(
         pl.lit("bad_tick").alias("reason"),
@@ -411,7 +396,13 @@ def _clean_rows(raw: pl.DataFrame, check_ids: bool, bad_tick: float) -> _Cleaned
         keep[found["_i"].to_numpy()] = False
         good = good.filter(pl.Series(keep))
         starts = kept_starts(starts, keep)
-    good = good.drop(ROW)
+    return good, starts, tick_rows, ticks
+
+
+def _unknowns(good: pl.DataFrame) -> tuple[pl.DataFrame, pl.Series, pl.Series]:
+    """The kept rows with their unusable parts made unknown: a range that breaks the rules,
+    a NaN volume, an infinite, NaN or negative spread. Returns the rows and the dates of
+    those whose range or negative spread was dropped (counted)."""
     has_range = pl.col("high").is_not_null() | pl.col("low").is_not_null()
     range_bad = has_range & ~_range_ok()
     range_dropped_dates = good.filter(range_bad)[DATE]
@@ -435,6 +426,32 @@ def _clean_rows(raw: pl.DataFrame, check_ids: bool, bad_tick: float) -> _Cleaned
         fixes.append(pl.when(spread_unknown).then(None).otherwise(spread).alias("spread_bps"))
     if fixes:
         good = good.with_columns(fixes)
+    return good, range_dropped_dates, spread_dropped_dates
+
+
+def _clean_rows(raw: pl.DataFrame, check_ids: bool, bad_tick: float) -> _Cleaned:
+    # The reasons are written for the rows that break a rule alone: a text column as long
+    # as the read cost more than every rule together.
+    rules = {"check_ids": check_ids, "volume_text": "_volume_raw" in raw.columns}
+    is_bad = raw.select(row_bad(**rules)).to_series()
+    bad = text_columns(raw.filter(is_bad)).with_columns(row_reason(**rules).alias("reason"))
+    # (A filter that drops nothing still cuts every column into pieces, which the next
+    # step then copies into one: most reads have no bad row and no duplicate.)
+    good = raw.filter(~is_bad) if bad.height else raw
+    # Duplicates are judged among rows that passed the row rules: the first in file order wins.
+    good = _sorted(good)
+    starts = entity_starts(good[ENTITY])  # the one comparison of the ids' text
+    days = good[DATE].cast(pl.Int32).to_numpy()
+    is_dup = continues(starts, good.height)
+    is_dup[1:] &= days[1:] == days[:-1]
+    dups = good.filter(is_dup).with_columns(pl.lit("duplicate").alias("reason"))
+    if dups.height:
+        good = good.filter(~is_dup)
+        starts = kept_starts(starts, ~is_dup)
+    good = good.select(ROW, ENTITY, DATE, "close", *OPTIONAL_PRICE_COLUMNS)
+    good, starts, tick_rows, ticks = _take_ticks(good, starts, bad_tick)
+    good = good.drop(ROW)
+    good, range_dropped_dates, spread_dropped_dates = _unknowns(good)
     row_rejects = (
         pl.concat(
             [
