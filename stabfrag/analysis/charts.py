@@ -137,12 +137,9 @@ def _bar_colours(rows: int) -> np.ndarray:
     return colour(np.linspace(1, 0, rows))  # top is fragile
 
 
-def map_svg(data: MapData) -> str:
-    """The map as inline SVG: frame, ticks, axis titles, points (hover for names), HIGH
-    scenarios named, colour bar and legend."""
-    pts, cols = data.points, data.colours
+def _map_frame(data: MapData) -> list[str]:
+    """The map's SVG opening, title, frame, ticks and axis titles."""
     (xt, yt), (tx, ty) = data.ticks(), data.axis_titles()
-    lo, hi = data.frag_range
     parts = [
         f'<svg xmlns="http://www.w3.org/2000/svg" width="{WIDTH}" height="{HEIGHT}" '
         f'viewBox="0 0 {WIDTH} {HEIGHT}" role="img" font-family="sans-serif" font-size="12">',
@@ -164,9 +161,14 @@ def map_svg(data: MapData) -> str:
         f'<text transform="translate(18 {(Y0 + Y1) / 2}) rotate(-90)" '
         f'text-anchor="middle">{ty}</text>'
     )
-    order = np.argsort(data.is_scenario, kind="stable")  # scenarios drawn last, on top
-    for i in order:  # markup for each point
-        (x, y), (r, g, b) = pts[i], cols[i]
+    return parts
+
+
+def _map_points(data: MapData) -> list[str]:
+    """Each point's markup (hover for its name), scenarios drawn last, on top."""
+    parts = []
+    for i in np.argsort(data.is_scenario, kind="stable"):
+        (x, y), (r, g, b) = data.points[i], data.colours[i]
         f = data.fragility[i]
         what = (
             "scenario"
@@ -184,6 +186,14 @@ def map_svg(data: MapData) -> str:
                 f'<circle cx="{x:.1f}" cy="{y:.1f}" r="3" fill="rgb({r},{g},{b})" '
                 f'fill-opacity="0.85">{title}</circle>'
             )
+    return parts
+
+
+def map_svg(data: MapData) -> str:
+    """The map as inline SVG: frame, ticks, axis titles, points (hover for names), HIGH
+    scenarios named, colour bar and legend."""
+    lo, hi = data.frag_range
+    parts = _map_frame(data) + _map_points(data)
     parts += [
         f'<text x="{x:.1f}" y="{y:.1f}" font-size="11" stroke="white" stroke-width="3" '
         f'paint-order="stroke">{html.escape(data.names[i])}</text>'
@@ -283,6 +293,21 @@ def _date_ticks(first: dt.date, last: dt.date) -> list[dt.date]:
     return months[::step] or [first]
 
 
+def _history_marks(xa: float, as_of: dt.date, top: int, bottom_y: int, lx: int) -> str:
+    """The history's as-of marker at `xa`, its legend at `lx`, and the SVG's end."""
+    return (
+        f'<line x1="{xa:.1f}" y1="{top}" x2="{xa:.1f}" y2="{bottom_y}" stroke="#225" '
+        f'stroke-dasharray="2 2"/><text x="{xa - 4:.1f}" y="{top + 12}" '
+        f'text-anchor="end">as of {as_of}</text>'
+        f'<line x1="{lx}" y1="{top + 20}" x2="{lx + 24}" y2="{top + 20}" stroke="#a50026" '
+        f'stroke-width="2"/><text x="{lx + 30}" y="{top + 24}">fragility (nearest</text>'
+        f'<text x="{lx + 30}" y="{top + 38}">HIGH scenario)</text>'
+        f'<line x1="{lx}" y1="{top + 60}" x2="{lx + 24}" y2="{top + 60}" stroke="#888" '
+        f'stroke-dasharray="4 3"/><text x="{lx + 30}" y="{top + 64}">nearest scenario</text>'
+        f'<text x="{lx + 30}" y="{top + 78}">(any severity)</text></svg>'
+    )
+
+
 def history_svg(
     dates: list[dt.date], fragility: list[float], similarity: list[float], as_of: dt.date
 ) -> str:
@@ -336,19 +361,5 @@ def history_svg(
         )
     parts.append(line(sim, 'stroke="#888" stroke-width="1.5" stroke-dasharray="4 3"'))
     parts.append(line(frag, 'stroke="#a50026" stroke-width="2"'))
-    xa = x_of(as_of)
-    parts.append(
-        f'<line x1="{xa:.1f}" y1="{top}" x2="{xa:.1f}" y2="{h - bottom}" stroke="#225" '
-        f'stroke-dasharray="2 2"/><text x="{xa - 4:.1f}" y="{top + 12}" '
-        f'text-anchor="end">as of {as_of}</text>'
-    )
-    lx = w - right + 15
-    parts.append(
-        f'<line x1="{lx}" y1="{top + 20}" x2="{lx + 24}" y2="{top + 20}" stroke="#a50026" '
-        f'stroke-width="2"/><text x="{lx + 30}" y="{top + 24}">fragility (nearest</text>'
-        f'<text x="{lx + 30}" y="{top + 38}">HIGH scenario)</text>'
-        f'<line x1="{lx}" y1="{top + 60}" x2="{lx + 24}" y2="{top + 60}" stroke="#888" '
-        f'stroke-dasharray="4 3"/><text x="{lx + 30}" y="{top + 64}">nearest scenario</text>'
-        f'<text x="{lx + 30}" y="{top + 78}">(any severity)</text></svg>'
-    )
+    parts.append(_history_marks(x_of(as_of), as_of, top, h - bottom, w - right + 15))
     return "".join(parts)
