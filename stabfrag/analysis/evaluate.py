@@ -69,7 +69,8 @@ class Built:
     scenario_vectors: np.ndarray  # the newest date's scenario rows (unit, float64)
     library: tuple[Scenario, ...]
     models: Models
-    built_with: dict[str, Any]
+    built_with: dict[str, Any]  # as the report says it ("shipped" for the packaged folder)
+    model_dir: Path  # the folder the build's models were loaded from
 
 
 def read_built(out: Path) -> Built:
@@ -110,6 +111,7 @@ def read_built(out: Path) -> Built:
         scenario_vectors=normalise(scen["vector"].to_numpy().astype(np.float64))[0],
         library=library,
         models=models,
+        model_dir=shipped_models() if model_dir is None else Path(model_dir),
         built_with={
             "scenario_library": library_dir or "shipped",
             "model_dir": model_dir or "shipped",
@@ -190,8 +192,7 @@ def _spaces(
         built.scenario_vectors,
         table,
     )
-    folder = built.built_with["model_dir"]
-    model_dir = shipped_models() if folder == "shipped" else Path(folder)
+    model_dir = built.model_dir
     newest = dt.date.fromisoformat(built.built_with["newest_date"])
     rescore = partial(
         model_space,
@@ -353,8 +354,7 @@ def _others(built: Built, compare: list[str] | None) -> list[str]:
     of the build's model folder."""
     if compare is not None:
         return compare
-    folder = built.built_with["model_dir"]
-    present = joint_models(shipped_models() if folder == "shipped" else Path(folder))
+    present = joint_models(built.model_dir)
     return [m for m in present if m != built.models.model_id]
 
 
