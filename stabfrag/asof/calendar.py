@@ -7,7 +7,7 @@ from pathlib import Path
 
 import polars as pl
 
-from stabfrag.errors import InputError
+from stabfrag.errors import ConfigError, InputError
 from stabfrag.ingest.prices import collect, scan_prices
 from stabfrag.schema import DATE
 
@@ -48,6 +48,25 @@ def trading_days(path: Path) -> pl.DataFrame:
         .agg(pl.len().alias("rows")),
         path,
     ).sort(DATE)
+
+
+FREQUENCIES = ("day", "week", "month")
+
+
+def range_dates(
+    path: Path, start: dt.date, end: dt.date, freq: str, *, days: pl.DataFrame | None = None
+) -> list[dt.date]:
+    """as_of_dates of [start, end], refusing a reversed range, an unknown frequency and a
+    range with no trading date (one line each); `days`: the file's trading_days, when
+    already read."""
+    if end < start:
+        raise ConfigError("--end is before --start")
+    if freq not in FREQUENCIES:
+        raise ConfigError(f"--freq '{freq}' is not one of {', '.join(FREQUENCIES)}")
+    dates = as_of_dates(path, start, end, freq, days=days)
+    if not dates:
+        raise InputError(path, f"no trading dates between {start} and {end}")
+    return dates
 
 
 def as_of_dates(

@@ -56,14 +56,12 @@ def profiles_build(
     as_json: JsonOpt = False,
 ) -> None:
     """Point-in-time profile vectors from behaviour, fundamentals and text, for --profiles."""
-    from stabfrag.asof.calendar import as_of_dates
+    from stabfrag.asof.calendar import as_of_dates, range_dates
     from stabfrag.engine.summary import emit
     from stabfrag.profiles.run import ProfileConfig, build_profiles
 
     if (as_of is None) == (start is None and end is None):
         fail("give --as-of, or --start and --end")
-    if freq not in ("day", "week", "month"):
-        fail(f"--freq '{freq}' is not one of day, week, month")
     if as_of is not None:
         day = parse_date(as_of, "--as-of")
         dates = as_of_dates(prices, day, day, "day")
@@ -73,9 +71,7 @@ def profiles_build(
         if start is None or end is None:
             fail("give both --start and --end")
         first, last = parse_date(str(start), "--start"), parse_date(str(end), "--end")
-        if last < first:
-            fail("--end is before --start")
-        dates = as_of_dates(prices, first, last, freq)
+        dates = range_dates(prices, first, last, freq)
     config = ProfileConfig(
         prices=prices,
         out=out,

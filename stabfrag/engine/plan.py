@@ -7,12 +7,9 @@ import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
-from stabfrag.asof.calendar import as_of_dates, check_as_of, trading_days
+from stabfrag.asof.calendar import check_as_of, range_dates, trading_days
 from stabfrag.config import DEFAULT_MEMORY, MAX_STALENESS_DAYS
 from stabfrag.engine.budget import chunk_days_for, parse_size
-from stabfrag.errors import ConfigError, InputError
-
-FREQUENCIES = ("day", "week", "month")
 
 
 @dataclass(frozen=True)
@@ -42,14 +39,8 @@ def backfill_plan(
 ) -> Plan:
     """Every trading date of [start, end] (or the last of each week or month the data has),
     and the chunk span that fits `memory` unless `chunk_days` is given."""
-    if end < start:
-        raise ConfigError("--end is before --start")
-    if freq not in FREQUENCIES:
-        raise ConfigError(f"--freq '{freq}' is not one of {', '.join(FREQUENCIES)}")
     days = trading_days(prices)  # one scan serves the calendar and the budget
-    dates = as_of_dates(prices, start, end, freq, days=days)
-    if not dates:
-        raise InputError(prices, f"no trading dates between {start} and {end}")
+    dates = range_dates(prices, start, end, freq, days=days)
     if chunk_days is None:
         chunk_days = chunk_days_for(days, dates, parse_size(memory))
     return Plan(dates, chunk_days)
