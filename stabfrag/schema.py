@@ -8,6 +8,9 @@ import polars as pl
 
 ENTITY = "entity_id"
 DATE = "date"
+# A state request's row in the chunk's sorted price series: the row its features are read
+# at. asof.requests sets it, the feature plan reads it, the chunk joins on it.
+POS = "_pos"
 DIM = 384
 JOINT_TYPE = "STAB_FRAGILITY_V0"
 

@@ -24,7 +24,7 @@ from stabfrag.model.linalg import normalise
 from stabfrag.model.scenario_space import ScenarioLibrary, reference_prices
 from stabfrag.scenarios.library import Scenario
 from stabfrag.scenarios.paths import Baseline, synthesise_path, synthetic_features
-from stabfrag.schema import DATE, DIM, ENTITY, date_span
+from stabfrag.schema import DATE, DIM, ENTITY, POS, date_span
 
 RAW_WINDOW = 63
 EXPOSURE_WINDOW = 252  # trading days of returns behind an exposure correlation
@@ -250,8 +250,8 @@ def _latest(states: pl.DataFrame, frame: pl.DataFrame, column: str) -> pl.Series
 
 def _raw_windows(prices: Path, states: pl.DataFrame) -> np.ndarray:
     """The original encoder: last 63 (close, volume, log return), flattened, zero-padded."""
-    clean = _valid_prices(prices, states, 200).with_row_index("_pos")
-    pos = _latest(states, clean, "_pos").fill_null(0).cast(pl.Int64).to_numpy()
+    clean = _valid_prices(prices, states, 200).with_row_index(POS)
+    pos = _latest(states, clean, POS).fill_null(0).cast(pl.Int64).to_numpy()
     idx = np.clip(pos[:, None] + np.arange(-RAW_WINDOW + 1, 1), 0, None)
     cols = [clean[c].fill_null(0.0).to_numpy() for c in ("close", "volume", "_r")]
     flat = np.concatenate([c[idx] for c in cols], axis=1)

@@ -13,7 +13,7 @@ from stabfrag.features.registry import LOOKBACK_ROWS
 from stabfrag.ingest.reasons import entity_rule
 from stabfrag.ingest.runs import entity_starts, kept_starts, run_lengths
 from stabfrag.ingest.window import LOOKBACK_DAYS
-from stabfrag.schema import DATE, ENTITY
+from stabfrag.schema import DATE, ENTITY, POS
 
 
 def last_rows(
@@ -54,7 +54,7 @@ def last_rows(
         {
             ENTITY: ids.gather(starts).gather(ent),
             "as_of_date": pl.Series(day, dtype=pl.Int32).cast(pl.Date),
-            "_pos": at.cast(pl.Int64),
+            POS: at.cast(pl.Int64),
             "last_date": prices[DATE].gather(at),
             "n_obs": (at - pl.Series(starts).gather(pl.Series(ent)).cast(pl.Int64) + 1),
         }
@@ -145,7 +145,7 @@ def _pending_ticks(matched: pl.DataFrame, ticks: pl.DataFrame | None) -> pl.Data
     # known_on is the next row's date, so a tick unknown on the as-of date is its newest row.
     open_tick = pl.col("_tick").is_not_null() & (pl.col("known_on") > pl.col("as_of_date"))
     return pending.with_columns(
-        pl.when(open_tick).then(None).otherwise(pl.col("_pos")).alias("_pos"),
+        pl.when(open_tick).then(None).otherwise(pl.col(POS)).alias(POS),
         pl.when(open_tick).then(pl.col("_tick")).otherwise(pl.col("last_date")).alias("last_date"),
         pl.when(open_tick)
         .then(pl.col("n_obs").fill_null(0) + 1)
@@ -191,7 +191,7 @@ def tick_series(
     extended = pl.concat([prices, appended])
     pointed = (
         requests.join(positions, on=[ENTITY, "_tick"], how="left", maintain_order="left")
-        .with_columns(pl.coalesce("_pos", "_tick_pos").alias("_pos"))
+        .with_columns(pl.coalesce(POS, "_tick_pos").alias(POS))
         .drop("_tick_pos")
     )
     return extended, pointed
@@ -215,7 +215,7 @@ def windows_only(
     if series.height == 0:
         return series, requests, starts
     ends = np.r_[starts[1:], series.height]
-    wanted = unique_rows(requests["_pos"].drop_nulls().to_numpy())
+    wanted = unique_rows(requests[POS].drop_nulls().to_numpy())
     # Per entity asked for (wanted is sorted): its rows from its first wanted row's window
     # to its end. Counted before any row-long array is made: a month-end chunk keeps all.
     ent = np.searchsorted(starts, wanted, side="right") - 1
@@ -228,5 +228,5 @@ def windows_only(
         ends[asked], minlength=series.height + 1
     )
     keep = np.cumsum(edges[:-1]) > 0  # the kept spans are disjoint: one per entity
-    moved = pl.Series("_pos", np.cumsum(keep) - 1).gather(requests["_pos"])
+    moved = pl.Series(POS, np.cumsum(keep) - 1).gather(requests[POS])
     return series.filter(pl.Series(keep)), requests.with_columns(moved), kept_starts(starts, keep)

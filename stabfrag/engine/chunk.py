@@ -41,7 +41,7 @@ from stabfrag.model.bundle import load_models
 from stabfrag.model.encode import encode_states, join_scenarios
 from stabfrag.model.scenario_space import Key, ScenarioLibrary, ScenarioSpace, reference_prices
 from stabfrag.scenarios.library import load_library
-from stabfrag.schema import DATE, ENTITY
+from stabfrag.schema import DATE, ENTITY, POS
 from stabfrag.sinks.dataset import TABLE_SCHEMAS
 
 # Valid rows an entity needs before an as-of date for its state to be read in full: the
@@ -158,10 +158,10 @@ class ChunkBuilder:
         # (An open tick's series is appended as an entity of its own: new runs.)
         starts = checked.starts if series is checked.prices else entity_starts(series[ENTITY])
         series, requests, starts = windows_only(series, requests, starts)
-        rows = requests["_pos"].unique().sort().to_numpy()
+        rows = requests[POS].unique().sort().to_numpy()
         feats = compute_features(series, rows=rows, starts=starts).drop(ENTITY, DATE)
         del series
-        states = requests.join(feats, on="_pos", how="left").sort("as_of_date", ENTITY)
+        states = requests.join(feats, on=POS, how="left").sort("as_of_date", ENTITY)
         meta = read_entities(self.config.entities, states[ENTITY])
         if states.height:
             self.entities_matched = self.entities_matched or bool(meta["matched"].any())

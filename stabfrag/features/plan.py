@@ -28,7 +28,7 @@ from stabfrag.features.exprs import (
 )
 from stabfrag.features.registry import FEATURE_NAMES, FEATURE_SPECS, LOOKBACK_ROWS, FeatureSpec
 from stabfrag.ingest.runs import entity_starts, observation_numbers
-from stabfrag.schema import DATE, ENTITY
+from stabfrag.schema import DATE, ENTITY, POS
 
 
 def with_base_columns(prices: pl.LazyFrame) -> pl.LazyFrame:
@@ -145,10 +145,10 @@ def _compute_block(prices: pl.DataFrame, rows: np.ndarray | None, *, offset: int
     picked = None if rows is None else unique_rows(rows)  # in frame order, each row once
     rolled = rolling_features(prices, picked)
     at = np.arange(prices.height) if picked is None else picked
-    frame = rolled.with_columns(pl.Series("_pos", at + offset, dtype=pl.Int64))
+    frame = rolled.with_columns(pl.Series(POS, at + offset, dtype=pl.Int64))
     names = list(FEATURE_NAMES)
     return frame.select(
-        "_pos",
+        POS,
         ENTITY,
         DATE,
         "window_start",

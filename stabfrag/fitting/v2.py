@@ -43,7 +43,7 @@ from stabfrag.model.joint import DEFAULT_TAU, DEFAULT_WEIGHTS, JOINT_V1, joint_s
 from stabfrag.model.linalg import normalise
 from stabfrag.scenarios.library import SHOCK_TYPES, library_frame, load_library
 from stabfrag.scenarios.paths import synthetic_features
-from stabfrag.schema import ENTITY
+from stabfrag.schema import ENTITY, POS
 from stabfrag.synth import generate, labels_from_events, write_market
 
 TYPES = ("BASELINE", *(t for t in SHOCK_TYPES if t != "BASELINE"))
@@ -79,9 +79,9 @@ def month_end_states(
     assert isinstance(first, dt.date) and isinstance(last, dt.date)
     dates = as_of_dates(prices_path, first + dt.timedelta(days=WARM_UP_DAYS), last, "month")
     requests, _ = state_requests(prices, dates, max_staleness_days=MAX_STALENESS_DAYS)
-    feats = compute_features(prices, rows=requests["_pos"].unique().sort().to_numpy())
+    feats = compute_features(prices, rows=requests[POS].unique().sort().to_numpy())
     states = (
-        requests.join(feats.drop(ENTITY, "date"), on="_pos", how="left")
+        requests.join(feats.drop(ENTITY, "date"), on=POS, how="left")
         .sort("as_of_date", ENTITY)
         .filter(pl.col("n_obs") >= 64)
     )

@@ -16,7 +16,7 @@ from stabfrag.config import MAX_STALENESS_DAYS
 from stabfrag.features.plan import compute_features
 from stabfrag.ingest.reasons import MIN_PRICES
 from stabfrag.scenarios.library import BASE_VOL, Scenario
-from stabfrag.schema import DATE, ENTITY, PRICE_SCHEMA
+from stabfrag.schema import DATE, ENTITY, POS, PRICE_SCHEMA
 
 BASELINE_DAYS = 400  # calm history before the shock: fills every window (294 rows + 63)
 BASE_SPREAD = 150.0
@@ -161,8 +161,8 @@ def reference_features(
             "episode_end": [s.episode_end for s in hist],
         }
     ).sort("episode_end")
-    indexed = prices.with_row_index("_pos").select(
-        "_pos",
+    indexed = prices.with_row_index(POS).select(
+        POS,
         ENTITY,
         DATE,
         pl.col(DATE).min().over(ENTITY).alias("_first"),
@@ -171,24 +171,24 @@ def reference_features(
     matched = as_of_join(
         episodes, indexed, left_on="episode_end", max_days=max_staleness_days
     ).filter(
-        pl.col("_pos").is_not_null()
+        pl.col(POS).is_not_null()
         & (pl.col("_first") <= pl.col("episode_start"))
         & (pl.col("_obs") >= MIN_PRICES)
     )
     if matched.height == 0:
         return pl.DataFrame()
     days = (
-        matched.select("scenario_id", ENTITY, "episode_start", pl.col("_pos").alias("_last"))
-        .join(indexed.select("_pos", ENTITY, DATE, "_obs"), on=ENTITY)
+        matched.select("scenario_id", ENTITY, "episode_start", pl.col(POS).alias("_last"))
+        .join(indexed.select(POS, ENTITY, DATE, "_obs"), on=ENTITY)
         .filter(
             (pl.col(DATE) >= pl.col("episode_start"))
-            & (pl.col("_pos") <= pl.col("_last"))
+            & (pl.col(POS) <= pl.col("_last"))
             & (pl.col("_obs") >= MIN_PRICES)
         )
-        .select("scenario_id", "_pos", (pl.col("_pos") == pl.col("_last")).alias("_end"))
-        .sort("scenario_id", "_pos")
+        .select("scenario_id", POS, (pl.col(POS) == pl.col("_last")).alias("_end"))
+        .sort("scenario_id", POS)
     )
-    feats = compute_features(prices, rows=days["_pos"].unique().sort().to_numpy())
-    return days.join(feats, on="_pos", how="left").with_columns(
+    feats = compute_features(prices, rows=days[POS].unique().sort().to_numpy())
+    return days.join(feats, on=POS, how="left").with_columns(
         pl.format("reference:{}", pl.col(ENTITY)).alias("path_source")
     )
