@@ -18,6 +18,7 @@ STAGES = (
     "config",
     "atomic",
     "allocator",  # the process heap's thresholds
+    "threads",  # the process's one pool of worker threads
     "synth",  # the synthetic market: an input source like a prices file
     "ingest",
     "features",

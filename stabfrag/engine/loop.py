@@ -9,7 +9,7 @@ whichever executor ran the tasks.
 from __future__ import annotations
 
 import datetime as dt
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from typing import Any
 
 from stabfrag.config import BuildConfig
@@ -26,6 +26,7 @@ from stabfrag.sinks.base import Partition, Sink
 from stabfrag.sinks.blocks import clear_staging, seal, staged_block
 from stabfrag.sinks.dataset import read_manifest
 from stabfrag.sinks.duckdb import write_views
+from stabfrag.threads import pool
 
 
 def run(
@@ -83,9 +84,7 @@ def run(
 def _identity(config: BuildConfig, builder: ChunkBuilder) -> RunIdentity:
     """The run's identity; hashing the input's bytes (0.6 s for a 300 MB file) runs beside
     the first chunk: only the manifests, written after it, need it."""
-    pool = ThreadPoolExecutor(max_workers=1)
-    pending: Future[str] = pool.submit(fingerprint, config, builder.library, builder.weights)
-    pool.shutdown(wait=False)
+    pending: Future[str] = pool().submit(fingerprint, config, builder.library, builder.weights)
     return RunIdentity(
         config=config,
         fingerprint=pending,

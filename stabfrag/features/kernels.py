@@ -24,12 +24,12 @@ asked for are then NaN.
 from __future__ import annotations
 
 import functools
-import os
 from collections.abc import Callable
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
+
+from stabfrag.threads import pool
 
 Summary = tuple[np.ndarray, ...]
 # combine(earlier, later, n_earlier, n_later): the summary of two adjacent windows' union.
@@ -37,7 +37,6 @@ Combine = Callable[[Summary, Summary, int, int], Summary]
 
 
 BLOCK_ROWS = 1 << 17  # rows per block: the temporaries of a block stay in cache
-_POOL = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1))
 
 
 # Wanted rows per sparse block: a block's gathered windows stay a few MB whatever n is.
@@ -88,7 +87,7 @@ def blocked(stat: Callable[..., np.ndarray]) -> Callable[..., np.ndarray]:
             start = max(0, lo - (n - 1))
             out[lo:hi] = stat(values[start:hi], n, *args)[lo - start :]
 
-        list(_POOL.map(one, range(0, total, BLOCK_ROWS)))  # blocks of rows, not row loops
+        list(pool().map(one, range(0, total, BLOCK_ROWS)))  # blocks of rows, not row loops
         return out
 
     return run
@@ -113,7 +112,7 @@ def _at_rows(
             rows = full[lo : lo + step]
             out[rows] = stat(values, n, *args, at=rows)
 
-        list(_POOL.map(wanted, range(0, len(full), step)))
+        list(pool().map(wanted, range(0, len(full), step)))
         return out
     bounds = np.searchsorted(full, np.arange(0, len(values) + BLOCK_ROWS, BLOCK_ROWS))
 
@@ -123,7 +122,7 @@ def _at_rows(
             start = max(0, i * BLOCK_ROWS - (n - 1))
             out[rows] = stat(values[start : rows[-1] + 1], n, *args, at=rows - start)
 
-    list(_POOL.map(block, range(len(bounds) - 1)))
+    list(pool().map(block, range(len(bounds) - 1)))
     return out
 
 

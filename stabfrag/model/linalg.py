@@ -12,11 +12,11 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import functools
-import os
 from collections.abc import Callable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+
+from stabfrag.threads import WORKERS, pool
 
 BLOCK = 1024
 
@@ -84,8 +84,6 @@ def project_unit(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
 # Rows each thread of `by_row_spans` takes at a time: a few blocks, so both threads stay busy
 # to the end without a task per block.
 SPAN_ROWS = 8 * BLOCK
-_THREADS = max(1, min(4, os.cpu_count() or 1))
-_POOL = ThreadPoolExecutor(max_workers=_THREADS)
 
 
 def by_row_spans(n: int, work: Callable[[int, int], None]) -> None:
@@ -98,15 +96,15 @@ def by_row_spans(n: int, work: Callable[[int, int], None]) -> None:
     """
     # Fewer rows than a span per core (a build's few thousand states) are shared out all
     # the same, in whole blocks, so every product keeps its block shape.
-    per_core = -(-n // (BLOCK * _THREADS)) * BLOCK
+    per_core = -(-n // (BLOCK * WORKERS)) * BLOCK
     step = max(BLOCK, min(SPAN_ROWS, per_core))
     spans = [(lo, min(lo + step, n)) for lo in range(0, n, step)]
     # A single span too: a product BLAS splits over its threads leaves them spinning for
     # a while after, on cores the rest of the run needs (1.8 % of a backfill's CPU time,
     # from the scenario library's few rows).
     with _single_threaded_blas() as alone:
-        if alone and len(spans) > 1 and _THREADS > 1:
-            list(_POOL.map(lambda span: work(*span), spans))
+        if alone and len(spans) > 1 and WORKERS > 1:
+            list(pool().map(lambda span: work(*span), spans))
             return
         for lo, hi in spans:
             work(lo, hi)

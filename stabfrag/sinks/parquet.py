@@ -6,7 +6,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from pathlib import Path
 
 import polars as pl
@@ -25,8 +25,8 @@ from stabfrag.sinks.dataset import (
     part_name,
     partition_dir,
 )
+from stabfrag.threads import pool
 
-_WRITERS = ThreadPoolExecutor(max_workers=min(4, os.cpu_count() or 1))
 MAX_PENDING = 8  # files staged but not yet written, at most
 
 
@@ -68,7 +68,7 @@ class ParquetSink(Sink):
             # in any order; commit waits for them all and renames in staging order.
             if len(self.pending) >= MAX_PENDING:  # bounded: frames queued cost memory
                 self.pending[-MAX_PENDING].result()
-            self.pending.append(_WRITERS.submit(_write, conform(frame, TABLE_SCHEMAS[table]), tmp))
+            self.pending.append(pool().submit(_write, conform(frame, TABLE_SCHEMAS[table]), tmp))
             self.staged.append((tmp, final))
         if self.block is None:
             content, final = partition.manifest, manifest_path(self.out, partition.as_of)
@@ -93,7 +93,7 @@ class ParquetSink(Sink):
         self._wait()
         # Flushed to disk in parallel before any rename: a rename must not land before
         # its bytes do.
-        list(_WRITERS.map(fsync_file, [tmp for tmp, _ in self.staged]))
+        list(pool().map(fsync_file, [tmp for tmp, _ in self.staged]))
         # The old manifests go first: a crash between two renames must not leave an old
         # manifest vouching for a mix of old and new files. Before commit, nothing changes.
         for _, final in self.staged:
