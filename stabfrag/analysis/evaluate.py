@@ -28,6 +28,7 @@ from stabfrag.analysis.metrics import (
     episode_match,
     episode_queries,
     figures_of,
+    macro,
     per_episode,
     pooled,
     why_unavailable,
@@ -42,12 +43,13 @@ from stabfrag.analysis.spaces import (
     original_space,
     vol21_space,
 )
+from stabfrag.analysis.who import DEFINITION, forward_drawdown, rank_ic, who_figures
 from stabfrag.errors import InputError, LabelError
 from stabfrag.ingest.profiles import read_profiles
 from stabfrag.model.bundle import JOINT_PREFIX, Models, joint_models, load_models, shipped_models
 from stabfrag.model.linalg import normalise
 from stabfrag.scenarios.library import Scenario, load_library
-from stabfrag.schema import DIM, ENTITY
+from stabfrag.schema import DATE, DIM, ENTITY
 from stabfrag.sinks.dataset import (
     TABLE_SCHEMAS,
     part_files,
@@ -345,7 +347,7 @@ class Scores:
         match = episode_match(
             space.states, space.scenarios, space.table, sub, distance=space.distance
         )
-        self.matches[space.name] = {"all": pooled(match), **match}
+        self.matches[space.name] = {"all": pooled(match), "macro": macro(match), **match}
         self.curves[space.name] = roc_curve(space.fragility, stress)
 
 
@@ -389,6 +391,51 @@ def _notes(prices: Path | None) -> dict[str, str]:
         if prices
         else "synthetic stand-ins for the models compared (no --prices)",
     }
+
+
+def who_gets_hurt(
+    built: Built, prices: Path, others: list[str]
+) -> tuple[dict[str, Any], dict[str, pl.DataFrame]]:
+    """Who gets hurt, on every built state (labelled or not): the within-date rank IC of
+    the built model's fragility, each compared model's and the vol_21 and vol_63 baselines
+    with the forward drawdown. Returns the figures and each score's IC by date."""
+    everyone = built.features.select("as_of_date", ENTITY, DATE, "vol_21", "vol_63")
+    fragility = everyone.join(
+        built.states.select("as_of_date", ENTITY, "fragility"),
+        on=["as_of_date", ENTITY],
+        how="left",
+        maintain_order="left",
+    )["fragility"]
+    scores = {f"{built.models.model_id} (built)": fragility.fill_null(np.nan).to_numpy()}
+    newest = dt.date.fromisoformat(built.built_with["newest_date"])
+    for model in others:  # one model's states at a time
+        scores[model] = model_space(
+            load_models(built.model_dir, model),
+            built.library,
+            built.features,
+            everyone,
+            prices=prices,
+            market=built.built_with["market"],
+            newest=newest,
+        ).fragility
+    for column in ("vol_21", "vol_63"):
+        scores[f"{column} alone"] = everyone[column].fill_null(np.nan).to_numpy()
+    fwd = forward_drawdown(prices, everyone)
+    dates = everyone["as_of_date"].to_numpy()
+    by_date = {name: rank_ic(score, fwd, dates) for name, score in scores.items()}
+    vol21 = by_date["vol_21 alone"].select("as_of_date", pl.col("ic").alias("_vol21"))
+    figures: dict[str, Any] = {"definition": DEFINITION}
+    for name, ic in by_date.items():
+        above = ic.join(vol21, on="as_of_date").filter(pl.col("ic").is_not_nan())
+        figures[name] = {
+            **who_figures(ic),
+            "share_of_dates_above_vol_21": float(
+                np.mean(above["ic"].to_numpy() > above["_vol21"].to_numpy())
+            )
+            if above.height
+            else float("nan"),
+        }
+    return figures, by_date
 
 
 def evaluate(
@@ -445,11 +492,17 @@ def evaluate(
             "notes": _notes(prices),
         }
     )
+    ic_by_date: dict[str, pl.DataFrame] = {}
+    if prices is not None:
+        result["who"], ic_by_date = who_gets_hurt(built, prices, _others(built, compare))
+        result["who"] = _finite(result["who"])
+    else:
+        result["unavailable"]["who"] = "needs --prices: the forward drawdowns are its outcome"
     if profile_run is not None:
         moves = profile_moves(tagged, built.models.model_id, profile_run, scores.calm_fragility)
         result["profile_branch"] = _finite(moves)
     if plot is not None:
-        result["plots"] = write_plots(plot, result, scores.curves)
+        result["plots"] = write_plots(plot, result, scores.curves, ic_by_date)
     return result
 
 

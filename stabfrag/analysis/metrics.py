@@ -225,6 +225,18 @@ def pooled(matches: dict[str, dict[str, float | int]]) -> dict[str, float | int]
     }
 
 
+def macro(matches: dict[str, dict[str, float | int]]) -> dict[str, float | int]:
+    """Episode match averaged over episodes (each episode counts once, however many states
+    it has: a long crisis does not hide the short ones)."""
+    if not matches:
+        return {"episodes": 0, "top1": float("nan"), "top3": float("nan")}
+    return {
+        "episodes": len(matches),
+        "top1": float(np.mean([float(m["top1"]) for m in matches.values()])),
+        "top3": float(np.mean([float(m["top3"]) for m in matches.values()])),
+    }
+
+
 def cross_section(
     fragility: np.ndarray, dates: np.ndarray, positive: np.ndarray, eligible: np.ndarray
 ) -> dict[str, float | int]:

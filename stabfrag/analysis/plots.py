@@ -10,7 +10,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import polars as pl
 
+from stabfrag.analysis.who import FALL
 from stabfrag.atomic import write_atomic
 from stabfrag.errors import ConfigError
 
@@ -43,8 +45,10 @@ def write_plots(
     folder: Path,
     result: dict[str, Any],
     curves: dict[str, tuple[np.ndarray, np.ndarray]],
+    ic_by_date: dict[str, pl.DataFrame] | None = None,
 ) -> dict[str, str]:
-    """Write roc.png, episodes.png and evaluate.html into `folder`; return their paths."""
+    """Write roc.png, episodes.png, ic.png (with the forward-drawdown IC by date) and
+    evaluate.html into `folder`; return their paths."""
     plt = _pyplot()
     folder.mkdir(parents=True, exist_ok=True)
     title = f"{Path(result['out']).name}: {Path(result['labels']).name}"
@@ -85,8 +89,35 @@ def write_plots(
     bars = write_atomic(folder / "episodes.png", lambda p: fig.savefig(p, format="png"))
     plt.close(fig)
 
+    paths = {"roc": str(roc), "episodes": str(bars)}
+    if ic_by_date:
+        paths["ic"] = str(_ic_plot(plt, folder, ic_by_date, title))
     page = write_atomic(folder / "evaluate.html", lambda p: p.write_text(_page(result, title)))
-    return {"roc": str(roc), "episodes": str(bars), "html": str(page)}
+    return {**paths, "html": str(page)}
+
+
+def _ic_plot(plt: Any, folder: Path, ic_by_date: dict[str, pl.DataFrame], title: str) -> Path:
+    """Each score's within-date rank IC with the forward drawdown, date by date (a
+    12-date rolling mean), with the dates before market-wide falls marked."""
+    fig, ax = plt.subplots(figsize=(10, 4.5), dpi=120)
+    for name, ic in ic_by_date.items():
+        smooth = ic.select(
+            "as_of_date", pl.col("ic").fill_nan(None).rolling_mean(12, min_samples=3)
+        )
+        ax.plot(smooth["as_of_date"].to_list(), smooth["ic"].to_list(), label=name, linewidth=1.2)
+    falls = next(iter(ic_by_date.values())).filter(pl.col("median_fwd_dd") > FALL)
+    for day in falls["as_of_date"].to_list():
+        ax.axvline(day, color="#f4cccc", linewidth=2, zorder=0)
+    ax.axhline(0, color="grey", linewidth=0.8)
+    ax.set(
+        ylabel="rank IC with the forward drawdown",
+        title=f"Who gets hurt: within-date rank IC, 12-date mean (red: before falls)\n{title}",
+    )
+    ax.legend(loc="lower left", fontsize=7)
+    fig.tight_layout()
+    path = write_atomic(folder / "ic.png", lambda p: fig.savefig(p, format="png"))
+    plt.close(fig)
+    return path
 
 
 def _cell(value: Any) -> str:
@@ -99,7 +130,14 @@ def _page(result: dict[str, Any], title: str) -> str:
     rows = [(f, [result["figures"][n][f] for n in names]) for f in figures] + [
         ("episode match top 1", [result["episode_match"][n]["all"]["top1"] for n in names]),
         ("episode match top 3", [result["episode_match"][n]["all"]["top3"] for n in names]),
+        ("episode match macro top 1", [result["episode_match"][n]["macro"]["top1"] for n in names]),
+        ("episode match macro top 3", [result["episode_match"][n]["macro"]["top3"] for n in names]),
         ("cross-section AUC", [result["cross_section"][n]["mean_auc"] for n in names]),
+    ]
+    who = result.get("who", {})
+    rows += [
+        (label, [who.get(n, {}).get(key) for n in names])
+        for label, key in (("who: rank IC", "ic"), ("who: rank IC before falls", "ic_before_falls"))
     ]
     head = "".join(f"<th>{html.escape(n)}</th>" for n in names)
     body = "".join(
@@ -121,6 +159,7 @@ def _page(result: dict[str, Any], title: str) -> str:
 <table><tr><th>figure</th>{head}</tr>{body}</table>
 <h2>State ROC</h2><img src="roc.png" alt="ROC curves" width="700">
 <h2>Per episode</h2><img src="episodes.png" alt="per-episode AUC" width="900">
+{'<h2>Who gets hurt</h2><img src="ic.png" alt="rank IC by date" width="1000">' if who else ""}
 {_moves(result.get("profile_branch"))}
 </body></html>
 """

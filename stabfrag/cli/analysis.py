@@ -140,6 +140,9 @@ def _print_evaluation(result: dict[str, Any]) -> None:
     ]
     rows.append(("episode match top 1", [result["episode_match"][n]["all"]["top1"] for n in names]))
     rows.append(("episode match top 3", [result["episode_match"][n]["all"]["top3"] for n in names]))
+    macro = [result["episode_match"][n]["macro"] for n in names]
+    rows.append(("episode macro top 1", [m["top1"] for m in macro]))
+    rows.append(("episode macro top 3", [m["top3"] for m in macro]))
     rows.append(("cross-section AUC", [result["cross_section"][n]["mean_auc"] for n in names]))
     width = max(len(n) for n in names) + 2
     typer.echo(f"{'figure':24}" + "".join(f"{n:>{width}}" for n in names))
@@ -153,10 +156,31 @@ def _print_evaluation(result: dict[str, Any]) -> None:
     lonely = s["analog_queries_without_neighbours"]
     if lonely:
         typer.echo(f"{lonely:,} analog queries had no neighbour {GAP_DAYS} days away: left out")
+    if "who" in result:
+        _print_who(result["who"])
     if "profile_branch" in result:
         _print_moves(result["profile_branch"])
     if "plots" in result:
         typer.echo(f"plots: {result['plots']['html']}")
+
+
+def _print_who(who: dict[str, Any]) -> None:
+    """Who gets hurt: each score's rank IC with the forward drawdown."""
+    typer.echo(f"who gets hurt: {who['definition']}")
+    typer.echo(f"{'score':34}{'IC':>8}{'before falls':>14}{'dates':>7}{'falls':>7}{'> vol_21':>10}")
+    for name, f in who.items():
+        if name == "definition":
+            continue
+        cells = [f.get(k) for k in ("ic", "ic_before_falls")]
+        text = "".join(
+            f"{'n/a' if v is None else f'{v:.3f}':>{w}}"
+            for v, w in zip(cells, (8, 14), strict=True)
+        )
+        share = f.get("share_of_dates_above_vol_21")
+        typer.echo(
+            f"{name:34}{text}{f['dates']:>7}{f['fall_dates']:>7}"
+            f"{'n/a' if share is None else f'{share:.2f}':>10}"
+        )
 
 
 def _print_moves(branch: dict[str, object]) -> None:

@@ -106,6 +106,15 @@ def test_evaluate_on_generated_events(built, market, market_dir: Path) -> None:
     episodes = {e for e in result["per_episode"][built_name]}
     assert episodes and all(set(v) == episodes for v in result["per_episode"].values())
     assert result["cross_section"][built_name]["dates"] > 0
+    # Episode match averaged over episodes, in every space.
+    for match in result["episode_match"].values():
+        assert match["macro"]["episodes"] == len(match) - 2  # beside "all" and "macro"
+    # Who gets hurt: every joint model and the two volatility baselines, on every state.
+    who = result["who"]
+    assert set(who) == {"definition", built_name, JOINT_V2, "vol_21 alone", "vol_63 alone"}
+    for name in (built_name, JOINT_V2, "vol_21 alone", "vol_63 alone"):
+        assert who[name]["dates"] > 0 and -1.0 <= who[name]["ic"] <= 1.0, who[name]
+    assert who["vol_21 alone"]["share_of_dates_above_vol_21"] == 0.0
 
 
 def test_v2_re_encoded_equals_a_v2_build(built, market, market_dir: Path, tmp_path: Path) -> None:
@@ -278,8 +287,23 @@ def test_plot_writes_roc_episodes_and_a_page(built, market_dir: Path, tmp_path: 
     assert res.exit_code == 0, res.stderr
     for name in ("roc.png", "episodes.png"):
         assert (plots / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not (plots / "ic.png").exists()  # who gets hurt needs --prices
     page = (plots / "evaluate.html").read_text()
     assert 'src="roc.png"' in page and "joint-stab-fragility-v1 (built)" in page
+
+
+def test_plot_with_prices_draws_the_ic_over_time(built, market_dir: Path, tmp_path: Path) -> None:
+    pytest.importorskip("matplotlib", reason="--plot needs the [plot] extra")
+    plots = tmp_path / "plots"
+    args = ["evaluate", "--out", str(built), "--labels", str(market_dir / "labels.csv")]
+    res = runner.invoke(
+        app, [*args, "--prices", str(market_dir / "prices.parquet"), "--plot", str(plots)]
+    )
+    assert res.exit_code == 0, res.stderr
+    assert (plots / "ic.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    page = (plots / "evaluate.html").read_text()
+    assert 'src="ic.png"' in page and "who: rank IC before falls" in page
+    assert "who gets hurt:" in res.stdout and "vol_63 alone" in res.stdout
 
 
 def test_plot_without_matplotlib_is_one_line(
