@@ -1,15 +1,25 @@
 """Every error stabfrag expects: one base class, one child per stage, one line each.
 
-The command line turns any StabfragError into one line on stderr and exit code 2.
+The command line turns any StabfragError into one line on stderr and its `exit_code`, which
+a scheduler acts on: 2, the command was given something it cannot use (a flag, a value,
+a file named on the command line: retrying will not help); 1, the run failed (a service
+did not answer, a task failed: a retry may pass). Exit code 3 is not an error: the run
+finished with rejects above --max-reject-share.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
+EXIT_FAILED = 1  # the run failed: a retry may pass
+EXIT_USAGE = 2  # bad usage or an unusable input named on the command line
+EXIT_REJECTS = 3  # done, with rejects above --max-reject-share
+
 
 class StabfragError(Exception):
     """An expected failure whose message is one line fit for a user."""
+
+    exit_code = EXIT_USAGE
 
 
 class InputError(StabfragError):
@@ -35,6 +45,13 @@ class SinkError(StabfragError):
     """A destination problem (database, output folder), with no secret in it."""
 
 
+class ServiceError(SinkError):
+    """A service the run needs (PostgreSQL, a Ray cluster) did not answer or refused the
+    work: the run failed, and the same command may pass later."""
+
+    exit_code = EXIT_FAILED
+
+
 class QueryError(StabfragError):
     """A query that cannot be answered from the built output."""
 
@@ -45,6 +62,8 @@ class LabelError(StabfragError):
 
 class RunError(StabfragError):
     """A run that could not finish: a task failed for good, its dates left unsealed."""
+
+    exit_code = EXIT_FAILED
 
 
 def first_line(exc: BaseException) -> str:

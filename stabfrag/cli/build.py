@@ -33,6 +33,7 @@ from stabfrag.cli.common import (
     print_frame,
 )
 from stabfrag.config import BAD_TICK_MULTIPLE, DEFAULT_MEMORY, MAX_STALENESS_DAYS, BuildConfig
+from stabfrag.errors import EXIT_REJECTS
 from stabfrag.schema import date_span
 
 
@@ -48,7 +49,7 @@ def _run(
     result = summary.as_dict()
     emit(result, as_json=as_json)
     if result["rows_rejected"] > max_reject_share * max(result["rows_read"], 1):
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_REJECTS)
 
 
 @app.command()

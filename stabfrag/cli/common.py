@@ -12,18 +12,18 @@ from typer.core import TyperCommand
 
 from stabfrag.allocator import tune_allocator
 from stabfrag.config import BuildConfig
-from stabfrag.errors import InputError, StabfragError, first_line
+from stabfrag.errors import EXIT_USAGE, InputError, StabfragError, first_line
 
 
 class OneLineErrors(TyperCommand):
     """A command whose expected failures (any StabfragError) end as one line on stderr and
-    exit code 2: the one error wrapper of every command."""
+    the error's exit code (errors.py): the one error wrapper of every command."""
 
     def invoke(self, ctx: Any) -> Any:  # (typer's own click Context)
         try:
             return super().invoke(ctx)
         except StabfragError as exc:
-            fail(first_line(exc))
+            fail(first_line(exc), code=exc.exit_code)
 
 
 class App(typer.Typer):
@@ -34,10 +34,10 @@ class App(typer.Typer):
         return super().command(*args, **kwargs)
 
 
-def fail(message: str) -> NoReturn:
-    """One line on stderr and exit code 2: the way every known error ends."""
+def fail(message: str, *, code: int = EXIT_USAGE) -> NoReturn:
+    """One line on stderr and an exit code (2: bad usage): the way every known error ends."""
     sys.stderr.write(f"stabfrag: {message}\n")
-    raise typer.Exit(2)
+    raise typer.Exit(code)
 
 
 app = App(
@@ -48,6 +48,9 @@ app = App(
     # a value (and `--json true` is then refused).
     rich_markup_mode=None,
     help="Build the stability/fragility joint space.",
+    epilog="Exit codes: 0 done; 1 the run failed (a database or cluster did not answer, a "
+    "task failed: a retry may pass); 2 bad usage (a flag, a value, a file named on the "
+    "command line); 3 done, with rejects above --max-reject-share.",
 )
 
 
@@ -81,7 +84,7 @@ EntitiesOpt = Annotated[
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable summary.")]
 MaxRejectOpt = Annotated[
-    float, typer.Option("--max-reject-share", help="Exit 1 when rejected rows exceed this share.")
+    float, typer.Option("--max-reject-share", help="Exit 3 when rejected rows exceed this share.")
 ]
 
 

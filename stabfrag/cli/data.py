@@ -20,7 +20,7 @@ from stabfrag.cli.common import (
     print_frame,
 )
 from stabfrag.config import BAD_TICK_MULTIPLE
-from stabfrag.errors import InputError
+from stabfrag.errors import EXIT_REJECTS, InputError
 
 prices_app = App(no_args_is_help=True, help="Prices files.")
 
@@ -80,7 +80,7 @@ def validate(
             title=f"first {shown.height} of {checked.rejects.height} rejects{more}",
         )
     if checked.rows_rejected > max_reject_share * max(checked.rows_in, 1):
-        raise typer.Exit(1)
+        raise typer.Exit(EXIT_REJECTS)
 
 
 FIRST_REJECTS = 10

@@ -23,7 +23,7 @@ import psycopg
 from psycopg import sql
 
 from stabfrag.config import packaged
-from stabfrag.errors import SinkError, first_line
+from stabfrag.errors import ServiceError, SinkError, first_line
 from stabfrag.schema import conform
 from stabfrag.sinks.base import Partition, Sink
 from stabfrag.sinks.dataset import TABLE_SCHEMAS, partitions, read_manifest, read_table
@@ -90,7 +90,7 @@ def connect(dsn: str, *, connect_timeout: int = 10) -> psycopg.Connection:
     try:
         return psycopg.connect(dsn, connect_timeout=connect_timeout, autocommit=False)
     except (psycopg.Error, OSError) as exc:
-        raise SinkError(f"cannot connect to PostgreSQL: {one_line(exc, dsn)}") from None
+        raise ServiceError(f"cannot connect to PostgreSQL: {one_line(exc, dsn)}") from None
 
 
 IDENT_PART = re.compile(r'[A-Za-z_][A-Za-z0-9_$]*|"(?:[^"]|"")+"')
@@ -200,7 +200,7 @@ def init_table(dsn: str, table: str) -> list[str]:
             cols: dict[str, str] = dict(cur.fetchall())
             wrong = [c for c, t in _EXPECTED_COLUMNS.items() if cols.get(c) != t]
             if wrong:
-                raise SinkError(
+                raise ServiceError(
                     f"table {table} exists but column(s) {', '.join(wrong)} are missing or "
                     "of another type"
                 )
@@ -224,7 +224,7 @@ def init_table(dsn: str, table: str) -> list[str]:
         return done
     except psycopg.Error as exc:
         _quiet_rollback(conn)
-        raise SinkError(f"{table}: {one_line(exc, dsn)}") from None
+        raise ServiceError(f"{table}: {one_line(exc, dsn)}") from None
     finally:
         conn.close()
 
@@ -344,7 +344,7 @@ class Loader:
             if isinstance(exc, psycopg.errors.UndefinedTable)
             else ""
         )
-        raise SinkError(
+        raise ServiceError(
             f"PostgreSQL load into {self.table} failed: {one_line(exc, self.dsn)}{hint}"
         )
 

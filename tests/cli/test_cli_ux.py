@@ -135,3 +135,33 @@ def test_every_command_ends_an_expected_failure_in_one_line(tmp_path: Path) -> N
     assert (
         len(lines) == 1 and lines[0].startswith("stabfrag: ") and "joint-no-such-model" in lines[0]
     )
+
+
+def test_exit_codes_tell_a_scheduler_what_to_do(
+    market_dir: Path, tmp_path: Path, monkeypatch
+) -> None:  # type: ignore[no-untyped-def]
+    """0 done; 1 the run failed (a retry may pass); 2 bad usage; 3 done, rejects above
+    the share."""
+    from stabfrag.engine import loop
+    from stabfrag.errors import RunError
+
+    prices = str(market_dir / "prices.parquet")
+    build = ["build", "--as-of", "2024-12-31", "--prices", prices, "--out", str(tmp_path / "o")]
+    assert runner.invoke(app, build).exit_code == 0
+    # 2: a flag's value the command cannot use, a file named that is not there.
+    assert runner.invoke(app, [*build, "--weights", "stab=x"]).exit_code == 2
+    missing = ["build", "--as-of", "2024-12-31", "--prices", str(tmp_path / "absent.parquet")]
+    assert runner.invoke(app, missing).exit_code == 2
+    assert runner.invoke(app, ["build", "--no-such-flag"]).exit_code == 2
+    # 3: done, with more rejects than the share allows (the panel has none: share -1).
+    res = runner.invoke(app, [*build, "--max-reject-share", "-1"])
+    assert res.exit_code == 3 and (tmp_path / "o" / "stabfrag.duckdb").exists()
+
+    # 1: the run failed (a task failed for good; a database that does not answer is
+    # tested with PostgreSQL, a cluster that does not answer with Ray).
+    def failed(*args: object, **kwargs: object) -> None:
+        raise RunError("chunk 2024-12-31..2024-12-31, entity block 1 of 1 failed (lost)")
+
+    monkeypatch.setattr(loop, "run", failed)
+    res = runner.invoke(app, build)
+    assert res.exit_code == 1 and res.stderr.startswith("stabfrag: chunk 2024-12-31")

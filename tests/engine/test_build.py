@@ -173,7 +173,7 @@ def test_build_with_defects_reports_rejects(market, tmp_path: Path) -> None:
             "0",
         ],
     )
-    assert res.exit_code == 1  # rejects above a zero share
+    assert res.exit_code == 3  # done, with rejects above a zero share
     s = json.loads(res.stdout)
     rej = read_table(tmp_path / "o", "rejects", last)
     assert (

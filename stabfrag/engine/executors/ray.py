@@ -16,7 +16,7 @@ from stabfrag.engine.chunk import Chunk, ChunkBuilder
 from stabfrag.engine.manifest import RunIdentity
 from stabfrag.engine.summary import RunSummary
 from stabfrag.engine.tasks import BeforeTask, TaskResult, run_task
-from stabfrag.errors import ConfigError, RunError, StabfragError, first_line
+from stabfrag.errors import ConfigError, RunError, ServiceError, StabfragError, first_line
 
 MAX_RETRIES = 2  # a task whose worker is lost runs again, at most twice
 CONNECT_TIMEOUT_S = 5
@@ -138,7 +138,7 @@ def _check_reachable(address: str | None) -> None:
     try:
         socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT_S).close()
     except OSError as exc:
-        raise ConfigError(
+        raise ServiceError(
             f"--ray-address {address}: nothing answers there ({exc.strerror or exc})"
         ) from None
 
@@ -158,5 +158,5 @@ def _connect(ray: Any, address: str | None, summary: RunSummary) -> bool:
                 logging_level="ERROR",
             )
         except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ValueError...
-            raise ConfigError(f"--ray-address {address or '(local)'}: {first_line(exc)}") from None
+            raise ServiceError(f"--ray-address {address or '(local)'}: {first_line(exc)}") from None
     return True
