@@ -11,6 +11,8 @@ import typer
 from stabfrag.cli.common import (
     BadTickOpt,
     EntitiesOpt,
+    Executor,
+    Freq,
     JsonOpt,
     MarketOpt,
     MaxRejectOpt,
@@ -28,7 +30,6 @@ from stabfrag.cli.common import (
     WeightsOpt,
     app,
     build_config,
-    fail,
     parse_date,
     print_frame,
 )
@@ -88,9 +89,9 @@ def backfill(
     end: Annotated[str, typer.Option("--end", help="Last as-of date, YYYY-MM-DD.")],
     prices: PricesOpt,
     freq: Annotated[
-        str,
-        typer.Option("--freq", help="day, week (last trading day) or month (last trading day)."),
-    ] = "month",
+        Freq,
+        typer.Option("--freq", help="Every trading day, or the last of each week or month."),
+    ] = Freq.month,
     entities: EntitiesOpt = None,
     profiles: ProfilesOpt = None,
     scenarios: ScenariosOpt = None,
@@ -105,7 +106,8 @@ def backfill(
         str,
         typer.Option(
             "--memory",
-            help="Memory budget of a chunk (e.g. 4GB): sets --chunk-days when it is not given.",
+            help="Memory budget of a chunk (e.g. 4GB or 4GiB, binary units): sets "
+            "--chunk-days when it is not given.",
         ),
     ] = DEFAULT_MEMORY,
     chunk_days: Annotated[
@@ -114,12 +116,12 @@ def backfill(
     ] = None,
     resume: Annotated[bool, typer.Option("--resume", help="Skip complete partitions.")] = False,
     executor: Annotated[
-        str,
+        Executor,
         typer.Option(
             "--executor",
             help="local (this process) or ray (chunk x entity-block tasks; needs stabfrag[ray]).",
         ),
-    ] = "local",
+    ] = Executor.local,
     ray_address: Annotated[
         str | None,
         typer.Option(
@@ -146,10 +148,8 @@ def backfill(
     from stabfrag.engine.plan import backfill_plan
 
     first, last = parse_date(start, "--start"), parse_date(end, "--end")
-    if executor not in ("local", "ray"):
-        fail(f"--executor '{executor}' is not one of local, ray")
-    config = build_config(locals())
-    plan = backfill_plan(prices, first, last, freq=freq, memory=memory, chunk_days=chunk_days)
+    config = build_config({**locals(), "executor": executor.value})
+    plan = backfill_plan(prices, first, last, freq=freq.value, memory=memory, chunk_days=chunk_days)
     config = dataclasses.replace(config, chunk_days=plan.chunk_days or config.chunk_days)
     _run(config, plan.dates, as_json=as_json, max_reject_share=max_reject_share)
 

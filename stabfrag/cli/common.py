@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import sys
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -171,16 +172,50 @@ def build_config(params: dict[str, Any]) -> BuildConfig:
     return BuildConfig(**kw)
 
 
+class Freq(StrEnum):
+    """Which as-of dates a range takes: every trading day, or the last of each week or
+    month that the data has."""
+
+    day = "day"
+    week = "week"
+    month = "month"
+
+
+class Executor(StrEnum):
+    """Where a backfill's tasks run."""
+
+    local = "local"
+    ray = "ray"
+
+
+class Format(StrEnum):
+    """How a command prints rows."""
+
+    table = "table"
+    csv = "csv"
+    json = "json"
+    ndjson = "ndjson"
+    parquet = "parquet"
+
+
 def print_frame(frame: object, *, fmt: str, title: str | None = None) -> None:
-    """Print a Polars frame as a rich table, CSV or JSON."""
+    """Print a Polars frame as a rich table, CSV (array and struct columns as JSON text),
+    JSON, newline-delimited JSON or Parquet (bytes on stdout: redirect it to a file)."""
     import polars as pl
 
     assert isinstance(frame, pl.DataFrame)
+    fmt = Format(fmt).value
     if fmt == "csv":
-        sys.stdout.write(frame.write_csv())
+        sys.stdout.write(_flat(frame).write_csv())
         return
-    if fmt == "json":
-        sys.stdout.write(frame.write_json() + "\n")
+    if fmt in ("json", "ndjson"):
+        sys.stdout.write(frame.write_json() + "\n" if fmt == "json" else frame.write_ndjson())
+        return
+    if fmt == "parquet":
+        if sys.stdout.isatty():
+            fail("--format parquet writes bytes: redirect stdout to a file")
+        frame.write_parquet(sys.stdout.buffer)
+        sys.stdout.flush()
         return
     from rich.console import Console
     from rich.table import Table
@@ -199,7 +234,7 @@ def print_frame(frame: object, *, fmt: str, title: str | None = None) -> None:
             table.add_column(name, justify="right" if numeric else "left", overflow="fold")
     for row in frame.iter_rows():
         # Text, not markup: an id like "[/red]" is shown as it is.
-        table.add_row(*[Text(f"{v:.4f}" if isinstance(v, float) else str(v)) for v in row])
+        table.add_row(*[Text(_cell(v)) for v in row])
     # Wide enough for the ids and a little of every other column: rich crops a line wider
     # than its console (80 columns off a terminal), and an id must never be cut.
     minimum = Console(width=10_000).measure(table).minimum
@@ -207,6 +242,30 @@ def print_frame(frame: object, *, fmt: str, title: str | None = None) -> None:
 
 
 MAX_ID_WIDTH = 32
+
+
+def _cell(value: object) -> str:
+    """A table cell: floats to 4 places, a vector or list by its length (CSV and JSON print
+    it whole)."""
+    if isinstance(value, float):
+        return f"{value:.4f}"
+    if isinstance(value, list | tuple):
+        return f"[{len(value)} values]"
+    return str(value)
+
+
+def _flat(frame: Any) -> Any:
+    """The frame with every nested column (a vector, a list, a struct) as JSON text, which
+    CSV has no type for."""
+    import polars as pl
+
+    nested = [n for n, t in frame.schema.items() if t.is_nested()]
+    if not nested:
+        return frame
+    return frame.with_columns(
+        pl.struct(pl.col(n).alias("v")).struct.json_encode().str.slice(5).str.head(-1).alias(n)
+        for n in nested
+    )
 
 
 def _is_id(name: str) -> bool:
@@ -219,7 +278,10 @@ AsOfOpt = Annotated[str | None, typer.Option("--as-of", help="As-of date, YYYY-M
 EntityOpt = Annotated[str | None, typer.Option("--entity", help="Entity id.")]
 ScenarioOpt = Annotated[str | None, typer.Option("--scenario", help="Scenario id.")]
 TopOpt = Annotated[int, typer.Option("--top", min=1, help="How many rows.")]
-FormatOpt = Annotated[str, typer.Option("--format", help="table, csv or json.")]
+FormatOpt = Annotated[
+    Format,
+    typer.Option("--format", help="How rows are printed (parquet: bytes on stdout)."),
+]
 
 
 def latest_as_of(out: Path, as_of: str | None) -> dt.date:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated
 
@@ -11,6 +12,7 @@ from stabfrag.cli.common import (
     App,
     BadTickOpt,
     EntitiesOpt,
+    Format,
     JsonOpt,
     MaxRejectOpt,
     PricesOpt,
@@ -51,6 +53,14 @@ def validate(
     ] = None,
     as_json: JsonOpt = False,
     max_reject_share: MaxRejectOpt = 0.05,
+    fmt: Annotated[
+        Format,
+        typer.Option(
+            "--format",
+            help="table: the counts and the first rejects; csv, json, ndjson or parquet: "
+            "every reject on stdout, the counts on stderr.",
+        ),
+    ] = Format.table,
 ) -> None:
     """Check a prices file against the input contract and report the rejects."""
     from stabfrag.engine.summary import emit, validation_summary
@@ -70,8 +80,17 @@ def validate(
     if rejects_out is not None:
         _write_rejects(checked.rejects, rejects_out)
         summary["rejects_out"] = str(rejects_out)
-    emit(summary, as_json=as_json)
-    if not as_json and checked.rejects.height:
+    if fmt != Format.table:  # the rows are the output; the counts go beside them
+        if as_json:
+            fail(
+                "--json prints the counts; with --format csv|json|ndjson|parquet the "
+                "rejects are printed: give one of them"
+            )
+        print_frame(checked.rejects, fmt=fmt)
+        emit(summary, as_json=False, stream=sys.stderr)
+    else:
+        emit(summary, as_json=as_json)
+    if fmt == Format.table and not as_json and checked.rejects.height:
         shown = checked.rejects.head(FIRST_REJECTS)
         more = "" if rejects_out else "; --rejects-out FILE writes them all"
         print_frame(

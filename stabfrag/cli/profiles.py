@@ -9,6 +9,7 @@ import typer
 
 from stabfrag.cli.common import (
     App,
+    Freq,
     JsonOpt,
     MarketOpt,
     ModelDirOpt,
@@ -32,7 +33,9 @@ def profiles_build(
     ] = None,
     start: Annotated[str | None, typer.Option("--start", help="First as-of date.")] = None,
     end: Annotated[str | None, typer.Option("--end", help="Last as-of date.")] = None,
-    freq: Annotated[str, typer.Option("--freq", help="day, week or month.")] = "month",
+    freq: Annotated[
+        Freq, typer.Option("--freq", help="Every trading day, or the last of each week or month.")
+    ] = Freq.month,
     fundamentals: Annotated[
         Path | None,
         typer.Option("--fundamentals", help="entity_id, date, field, value (or wide)."),
@@ -71,7 +74,7 @@ def profiles_build(
         if start is None or end is None:
             fail("give both --start and --end")
         first, last = parse_date(str(start), "--start"), parse_date(str(end), "--end")
-        dates = range_dates(prices, first, last, freq)
+        dates = range_dates(prices, first, last, freq.value)
     config = ProfileConfig(
         prices=prices,
         out=out,

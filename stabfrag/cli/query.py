@@ -11,6 +11,7 @@ from stabfrag.cli.common import (
     App,
     AsOfOpt,
     EntityOpt,
+    Format,
     FormatOpt,
     QueryOut,
     ScenarioOpt,
@@ -25,12 +26,10 @@ query_app = App(no_args_is_help=True, help="Similarity queries (sql/duckdb/*.sql
 
 
 def _query(
-    out: Path, name: str, params: dict[str, object], fmt: str, title: str, checks: list
+    out: Path, name: str, params: dict[str, object], fmt: Format, title: str, checks: list
 ) -> None:  # type: ignore[type-arg]
     from stabfrag.analysis.query import run_sql
 
-    if fmt not in ("table", "csv", "json"):
-        fail(f"--format '{fmt}' is not one of table, csv, json")
     for check in checks:
         check()
     frame = run_sql(out, name, params)
@@ -44,7 +43,7 @@ def query_nearest(
     entity: EntityOpt = None,
     scenario: ScenarioOpt = None,
     top: TopOpt = 10,
-    fmt: FormatOpt = "table",
+    fmt: FormatOpt = Format.table,
 ) -> None:
     """Nearest scenarios to an entity state (--entity), or nearest states to a scenario."""
     from stabfrag.analysis import query as q
@@ -77,7 +76,7 @@ def query_fragile(
     out: QueryOut = Path("stabfrag-out"),
     as_of: AsOfOpt = None,
     top: TopOpt = 20,
-    fmt: FormatOpt = "table",
+    fmt: FormatOpt = Format.table,
 ) -> None:
     """Fragility ranking for a date: states by similarity to HIGH-severity scenarios."""
     from stabfrag.analysis import query as q
@@ -100,7 +99,7 @@ def query_analogs(
     as_of: AsOfOpt = None,
     top: TopOpt = 10,
     min_gap_days: Annotated[int, typer.Option("--min-gap-days", min=0)] = 180,
-    fmt: FormatOpt = "table",
+    fmt: FormatOpt = Format.table,
 ) -> None:
     """Past dates whose state of the entity is closest to its state on --as-of."""
     from stabfrag.analysis import query as q
@@ -122,7 +121,7 @@ def query_trajectory(
     entity: Annotated[str, typer.Option("--entity", help="Entity id.")],
     scenario: Annotated[str, typer.Option("--scenario", help="Scenario id.")],
     out: QueryOut = Path("stabfrag-out"),
-    fmt: FormatOpt = "table",
+    fmt: FormatOpt = Format.table,
 ) -> None:
     """An entity's similarity to one scenario, and its fragility, over time."""
     from stabfrag.analysis import query as q
@@ -154,14 +153,12 @@ def sql(
             help="NAME=VALUE, read in the SQL as getvariable('NAME'); repeat for more.",
         ),
     ] = None,
-    fmt: FormatOpt = "table",
+    fmt: FormatOpt = Format.table,
 ) -> None:
     """Run SQL over a build's views (joint_embeddings, features, rejects, scenarios), read
     only; no DuckDB shell needed."""
     from stabfrag.analysis.query import parse_param, run_text, sql_text
 
-    if fmt not in ("table", "csv", "json"):
-        fail(f"--format '{fmt}' is not one of table, csv, json")
     params = dict(parse_param(p) for p in param or [])
     frame = run_text(out, sql_text(query), params)
     print_frame(frame, fmt=fmt)

@@ -9,6 +9,7 @@ import typer
 
 from stabfrag.cli.common import (
     App,
+    Format,
     FormatOpt,
     ScenariosOpt,
     fail,
@@ -30,7 +31,7 @@ def _library(folder: Path | None) -> tuple:  # type: ignore[type-arg]
 
 
 @scenarios_app.command("list")
-def scenarios_list(scenarios: ScenariosOpt = None, fmt: FormatOpt = "table") -> None:
+def scenarios_list(scenarios: ScenariosOpt = None, fmt: FormatOpt = Format.table) -> None:
     """List every scenario: id, kind, shock type, severity, description."""
     from stabfrag.scenarios.library import library_frame
 

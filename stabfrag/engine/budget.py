@@ -21,12 +21,17 @@ BASE_BYTES = 400 << 20  # the interpreter, libraries, models and scenario librar
 BYTES_PER_ROW = 200  # a price row of the window, from the read to the features
 BYTES_PER_STATE = 4_000  # a state: its features, z-scores, joint vector and output rows
 
-_UNITS = {"": 1, "B": 1, "KB": 1 << 10, "MB": 1 << 20, "GB": 1 << 30, "TB": 1 << 40}
+# Binary units, as a memory budget is: 4GB and 4GiB are both 4 * 2**30 bytes.
+_UNITS = {
+    "": 1,
+    "B": 1,
+    **{f"{p}{i}B": 1 << (10 * (n + 1)) for n, p in enumerate("KMGT") for i in ("", "I")},
+}
 
 
 def parse_size(text: str) -> int:
-    """'4GB', '512 MB', '1.5gb' -> bytes (binary units)."""
-    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?B?)\s*", text.upper())
+    """'4GB', '4GiB', '512 MB', '1.5gb' -> bytes (binary units)."""
+    match = re.fullmatch(r"\s*(\d+(?:\.\d+)?)\s*([KMGT]?I?B?)\s*", text.upper())
     if not match or match.group(2) not in _UNITS:
         raise ConfigError(f"--memory '{text}' is not a size such as 4GB or 512MB")
     size = int(float(match.group(1)) * _UNITS[match.group(2)])

@@ -9,7 +9,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TextIO
 
 from stabfrag.engine.tally import Tally
 from stabfrag.ingest.prices import Validated
@@ -37,15 +37,16 @@ def validation_summary(v: Validated) -> dict[str, Any]:
     }
 
 
-def emit(summary: dict[str, Any], *, as_json: bool) -> None:
-    """Print the summary as JSON or as `key: value` lines."""
+def emit(summary: dict[str, Any], *, as_json: bool, stream: TextIO | None = None) -> None:
+    """Print the summary as JSON or as `key: value` lines (on stdout unless `stream`)."""
+    out = stream or sys.stdout
     if as_json:
-        sys.stdout.write(json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
+        out.write(json.dumps(summary, indent=2, sort_keys=True, default=str) + "\n")
         return
     for key, value in summary.items():
         if isinstance(value, dict):
             value = ", ".join(f"{k}={n}" for k, n in value.items()) or "none"
-        sys.stdout.write(f"{key}: {value}\n")
+        out.write(f"{key}: {value}\n")
 
 
 @dataclass

@@ -65,11 +65,14 @@ def test_sql_errors_are_one_line_and_the_output_is_read_only(built: Path) -> Non
         ["DELETE FROM joint_embeddings"],
         ["missing.sql"],
         ["SELECT 1", "--param", "oops"],
-        ["SELECT 1", "--format", "xml"],
     ):
         res = runner.invoke(app, ["sql", *args, "--out", str(built)])
         assert res.exit_code == 2, (args, res.stdout)
         assert "Traceback" not in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    # A choice no format has is refused where the options are parsed, with the choices.
+    res = runner.invoke(app, ["sql", "SELECT 1", "--format", "xml", "--out", str(built)])
+    assert res.exit_code == 2 and "'xml' is not one of 'table', 'csv'" in res.stderr
+    assert "Traceback" not in res.stderr
     still = runner.invoke(
         app, ["sql", "SELECT count(*) FROM joint_embeddings", "--out", str(built)]
     )
@@ -165,3 +168,36 @@ def test_exit_codes_tell_a_scheduler_what_to_do(
     monkeypatch.setattr(loop, "run", failed)
     res = runner.invoke(app, build)
     assert res.exit_code == 1 and res.stderr.startswith("stabfrag: chunk 2024-12-31")
+
+
+def test_formats_print_rows_and_vectors(built: Path, tmp_path: Path) -> None:
+    """Every --format prints the rows; CSV writes a vector as a JSON array; --help lists
+    the choices."""
+    sql = ["sql", "SELECT entity_id, vector FROM joint_embeddings WHERE kind = 'entity' LIMIT 2"]
+    res = runner.invoke(app, [*sql, "--out", str(built), "--format", "csv"])
+    assert res.exit_code == 0, res.stderr
+    rows = pl.read_csv(res.stdout.encode())
+    vector = json.loads(rows["vector"][0])
+    assert rows.height == 2 and len(vector) == 384
+    assert abs(sum(v * v for v in vector) - 1) < 1e-5
+    res = runner.invoke(app, [*sql, "--out", str(built), "--format", "ndjson"])
+    assert [len(json.loads(line)["vector"]) for line in res.stdout.splitlines()] == [384, 384]
+    table = runner.invoke(app, [*sql, "--out", str(built)])
+    assert table.exit_code == 0 and "[384 values]" in table.stdout
+    for command in (["sql"], ["query", "fragile"], ["scenarios", "list"], ["backfill"]):
+        shown = runner.invoke(app, [*command, "--help"]).stdout
+        assert "<table|csv|json|ndjson|parquet>" in shown or "<day|week|month>" in shown
+
+
+def test_validate_prints_every_reject_in_a_format(market_dir: Path, tmp_path: Path) -> None:
+    from stabfrag.synth import inject_defects
+
+    path = tmp_path / "bad.parquet"
+    inject_defects(pl.read_parquet(market_dir / "prices.parquet"), seed=3).write_parquet(path)
+    args = ["validate", "--prices", str(path), "--max-reject-share", "1"]
+    res = runner.invoke(app, [*args, "--format", "parquet"])
+    assert res.exit_code == 0, res.stderr
+    rejects = pl.read_parquet(res.stdout_bytes)
+    assert rejects.height > 10 and {"entity_id", "reason"} <= set(rejects.columns)
+    assert "rows_rejected:" in res.stderr  # the counts beside the rows
+    assert runner.invoke(app, [*args, "--format", "csv", "--json"]).exit_code == 2

@@ -185,6 +185,7 @@ def test_chunk_days_follow_the_memory_budget(market_dir: Path, tmp_path: Path) -
 
     assert parse_size("4GB") == 4 << 30 and parse_size("512 mb") == 512 << 20
     assert parse_size("1.5GB") == 3 << 29
+    assert parse_size("4GiB") == 4 << 30 and parse_size("512 MiB") == 512 << 20
     for bad in ("lots", "-1GB", "0MB", "4PB"):
         with pytest.raises(ConfigError, match="--memory"):
             parse_size(bad)

@@ -253,7 +253,7 @@ def test_block_layout_refusals(prices: Path, tmp_path: Path) -> None:
     res = runner.invoke(app, [*base, "--out", str(tmp_path / "a"), "--entity-blocks", "2"])
     assert res.exit_code == 2 and res.stderr == "stabfrag: --entity-blocks needs --executor ray\n"
     res = runner.invoke(app, [*base, "--out", str(tmp_path / "b"), "--executor", "spark"])
-    assert res.exit_code == 2 and "not one of local, ray" in res.stderr
+    assert res.exit_code == 2 and "'spark' is not one of 'local', 'ray'" in res.stderr
 
 
 @pytest.mark.parametrize("model", ["joint-stab-fragility-v2"])
