@@ -438,6 +438,28 @@ def who_gets_hurt(
     return figures, by_date
 
 
+def _labelled(out: Path, labels_path: Path) -> tuple[Built, pl.DataFrame]:
+    """The build, and its states that fall in a labelled period, with their labels."""
+    built = read_built(out)
+    tagged = label_states(built.states, read_labels(labels_path))
+    if tagged.height == 0:
+        raise LabelError(f"{labels_path}: no built state falls in a labelled period")
+    return built, tagged
+
+
+def _who(
+    result: dict[str, Any], built: Built, prices: Path | None, others: list[str]
+) -> dict[str, pl.DataFrame]:
+    """Add who gets hurt to `result` (or why it is unavailable); return each score's IC by
+    date, for the plot."""
+    if prices is None:
+        result["unavailable"]["who"] = "needs --prices: the forward drawdowns are its outcome"
+        return {}
+    figures, ic_by_date = who_gets_hurt(built, prices, others)
+    result["who"] = _finite(figures)
+    return ic_by_date
+
+
 def evaluate(
     out: Path,
     labels_path: Path,
@@ -457,17 +479,15 @@ def evaluate(
     correlation at least `min_corr`): a label for a market's stress describes the
     instruments exposed to it, not the havens that rally in its crashes. `compare` names
     other joint models of the build's model folder (default: all of them). `plot` writes
-    ROC curves, per-episode bars and an HTML page into that folder. `profiles` scores the
+    ROC curves, per-episode bars and an HTML page into that folder. `prices` also gives who
+    gets hurt (analysis.who), on every built state. `profiles` scores the
     built model again without the profile branch and with it at each of `profile_weights`
     (default: the model's weight), and reports which entities the profiles move nearest
     the HIGH scenarios on calm dates.
     """
     if exposed_to is not None and prices is None:
         raise LabelError("--exposed-to needs --prices to measure each entity's exposure")
-    built = read_built(out)
-    tagged = label_states(built.states, read_labels(labels_path))
-    if tagged.height == 0:
-        raise LabelError(f"{labels_path}: no built state falls in a labelled period")
+    built, tagged = _labelled(out, labels_path)
     universe, corr, keep = _universe(tagged, prices, exposed_to, min_corr)
     positive, eligible, definition = _cross_section_sets(tagged, corr, min_corr)
     sub = tagged.filter(pl.Series(keep))
@@ -492,12 +512,7 @@ def evaluate(
             "notes": _notes(prices),
         }
     )
-    ic_by_date: dict[str, pl.DataFrame] = {}
-    if prices is not None:
-        result["who"], ic_by_date = who_gets_hurt(built, prices, _others(built, compare))
-        result["who"] = _finite(result["who"])
-    else:
-        result["unavailable"]["who"] = "needs --prices: the forward drawdowns are its outcome"
+    ic_by_date = _who(result, built, prices, _others(built, compare))
     if profile_run is not None:
         moves = profile_moves(tagged, built.models.model_id, profile_run, scores.calm_fragility)
         result["profile_branch"] = _finite(moves)
