@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -29,24 +29,26 @@ from stabfrag.cli.common import (
     StaleOpt,
     WeightsOpt,
     app,
-    build_config,
     parse_date,
     print_frame,
+    run_options,
 )
-from stabfrag.config import BAD_TICK_MULTIPLE, DEFAULT_MEMORY, MAX_STALENESS_DAYS, BuildConfig
+from stabfrag.config import BAD_TICK_MULTIPLE, DEFAULT_MEMORY, MAX_STALENESS_DAYS
+from stabfrag.engine.progress import ProgressFn
+from stabfrag.engine.summary import RunSummary
 from stabfrag.errors import EXIT_REJECTS
 from stabfrag.schema import date_span
 
 
 def _run(
-    config: BuildConfig, dates: list[dt.date], *, as_json: bool, max_reject_share: float
+    start: Callable[[ProgressFn], RunSummary], *, as_json: bool, max_reject_share: float
 ) -> None:
-    from stabfrag.engine import loop
+    """Run with a progress display, print the summary, exit 3 above the reject share."""
     from stabfrag.engine.progress import reporter
     from stabfrag.engine.summary import emit
 
-    with reporter(len(dates)) as progress:
-        summary = loop.run(config, dates, progress=progress)
+    with reporter() as progress:
+        summary = start(progress)
     result = summary.as_dict()
     emit(result, as_json=as_json)
     if result["rows_rejected"] > max_reject_share * max(result["rows_read"], 1):
@@ -75,12 +77,15 @@ def build(
     max_reject_share: MaxRejectOpt = 0.05,
 ) -> None:
     """Build the joint space as of one date: Parquet partitions and stabfrag.duckdb."""
-    from stabfrag.engine.plan import build_plan
+    from stabfrag import api
 
     day = parse_date(as_of, "--as-of")
-    config = build_config(locals())
-    plan = build_plan(prices, day, max_staleness_days=max_staleness_days)
-    _run(config, plan.dates, as_json=as_json, max_reject_share=max_reject_share)
+    options = run_options(locals())
+    _run(
+        lambda progress: api.build(prices, as_of=day, out=out, progress=progress, **options),
+        as_json=as_json,
+        max_reject_share=max_reject_share,
+    )
 
 
 @app.command()
@@ -143,15 +148,25 @@ def backfill(
     max_reject_share: MaxRejectOpt = 0.05,
 ) -> None:
     """Build every as-of date of a range in one pass per chunk, resumable."""
-    import dataclasses
-
-    from stabfrag.engine.plan import backfill_plan
+    from stabfrag import api
 
     first, last = parse_date(start, "--start"), parse_date(end, "--end")
-    config = build_config({**locals(), "executor": executor.value})
-    plan = backfill_plan(prices, first, last, freq=freq.value, memory=memory, chunk_days=chunk_days)
-    config = dataclasses.replace(config, chunk_days=plan.chunk_days or config.chunk_days)
-    _run(config, plan.dates, as_json=as_json, max_reject_share=max_reject_share)
+    options = run_options({**locals(), "executor": executor.value})
+    _run(
+        lambda progress: api.backfill(
+            prices,
+            start=first,
+            end=last,
+            freq=freq.value,
+            out=out,
+            memory=memory,
+            chunk_days=chunk_days,
+            progress=progress,
+            **options,
+        ),
+        as_json=as_json,
+        max_reject_share=max_reject_share,
+    )
 
 
 @app.command()
@@ -163,10 +178,7 @@ def demo(
     model: ModelOpt = None,
 ) -> None:
     """Generate a synthetic market, build its latest date, show the 10 most fragile entities."""
-    from stabfrag import synth
-    from stabfrag.analysis.query import run_sql
-    from stabfrag.config import BuildConfig
-    from stabfrag.engine import loop
+    from stabfrag import api, synth
 
     market = synth.generate(entities=entities, days=days, seed=seed)
     paths = synth.write_market(market, out / "market")
@@ -175,14 +187,17 @@ def demo(
         f"generated {market.prices.height:,} price rows for {entities} entities "
         f"into {paths['prices']}"
     )
-    config = BuildConfig(prices=paths["prices"], entities=paths["entities"], out=out, model=model)
-    summary = loop.run(config, [as_of])
+    summary = api.build(
+        paths["prices"], as_of=as_of, out=out, entities=paths["entities"], model=model
+    )
     typer.echo(
         f"built {summary.states_out} entity states and {summary.scenario_rows} scenarios "
         f"as of {as_of} into {out} in {sum(summary.timings.seconds.values()):.1f}s"
     )
-    top = run_sql(out, "fragile", {"as_of": as_of, "top_n": 10}).select(
-        "entity_id", "fragility", "nearest_scenario", "nearest_similarity"
+    top = (
+        api.open(out)
+        .fragile(as_of, top_n=10)
+        .select("entity_id", "fragility", "nearest_scenario", "nearest_similarity")
     )
     print_frame(top, fmt="table", title=f"10 most fragile entities, {as_of}")
     typer.echo(

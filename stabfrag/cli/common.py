@@ -160,16 +160,14 @@ PgStagingOpt = Annotated[
 ]
 
 
-def build_config(params: dict[str, Any]) -> BuildConfig:
-    """A BuildConfig from a command's parameters (those BuildConfig has), weights parsed."""
+def run_options(params: dict[str, Any]) -> dict[str, Any]:
+    """The run options (BuildConfig's settings but prices, out and chunk_days) among a
+    command's parameters, for stabfrag.build and stabfrag.backfill."""
     import dataclasses
 
-    from stabfrag.config import parse_weights
-
-    names = {f.name for f in dataclasses.fields(BuildConfig)}
-    kw = {k: v for k, v in params.items() if k in names}
-    kw["weights"] = parse_weights(params.get("weights"))  # a ConfigError: one line, exit 2
-    return BuildConfig(**kw)
+    skip = {"prices", "out", "chunk_days"}
+    names = {f.name for f in dataclasses.fields(BuildConfig)} - skip
+    return {k: v for k, v in params.items() if k in names}
 
 
 class Freq(StrEnum):

@@ -5,49 +5,55 @@ from __future__ import annotations
 import sys
 import time
 from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from contextlib import ExitStack, contextmanager
+from typing import Any
 
 ProgressFn = Callable[[int, int, int], None]  # (dates done, dates total, states so far)
 
 
 @contextmanager
-def reporter(total: int) -> Iterator[ProgressFn]:
-    """Yield a callback(done, total, states) that shows as-of dates done, states/s and ETA."""
+def reporter() -> Iterator[ProgressFn]:
+    """Yield a callback(done, total, states) that shows as-of dates done, states/s and ETA:
+    a bar on a terminal (drawn from the first call, which knows the total), a log line
+    per call elsewhere; nothing for a run of one date."""
     t0 = time.perf_counter()
-    if sys.stderr.isatty() and total > 1:
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeRemainingColumn,
-        )
+    with ExitStack() as stack:
+        bar: dict[str, Any] = {}
 
-        with Progress(
-            TextColumn("as-of dates"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TextColumn("{task.fields[rate]}"),
-            TimeRemainingColumn(),
-            transient=True,
-        ) as bar:
-            task = bar.add_task("dates", total=total, rate="")
+        def update(done: int, total: int, states: int) -> None:
+            if total <= 1:  # a single date needs no progress
+                return
+            elapsed = max(time.perf_counter() - t0, 1e-9)
+            if not sys.stderr.isatty():
+                eta = elapsed / done * (total - done) if done else 0.0
+                sys.stderr.write(
+                    f"stabfrag: {done:,}/{total:,} as-of dates, {states:,} states, "
+                    f"{states / elapsed:,.0f} states/s, eta {eta:.0f}s\n"
+                )
+                return
+            if not bar:
+                bar["progress"] = stack.enter_context(_bar())
+                bar["task"] = bar["progress"].add_task("dates", total=total, rate="")
+            rate = f"{states / elapsed:,.0f} states/s"
+            bar["progress"].update(bar["task"], completed=done, rate=rate)
 
-            def update(done: int, _total: int, states: int) -> None:
-                rate = states / max(time.perf_counter() - t0, 1e-9)
-                bar.update(task, completed=done, rate=f"{rate:,.0f} states/s")
+        yield update
 
-            yield update
-        return
 
-    def log(done: int, total_: int, states: int) -> None:
-        if total_ <= 1:  # a single date needs no progress line
-            return
-        elapsed = time.perf_counter() - t0
-        eta = elapsed / done * (total_ - done) if done else 0.0
-        sys.stderr.write(
-            f"stabfrag: {done:,}/{total_:,} as-of dates, {states:,} states, "
-            f"{states / max(elapsed, 1e-9):,.0f} states/s, eta {eta:.0f}s\n"
-        )
+def _bar() -> Any:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
 
-    yield log
+    return Progress(
+        TextColumn("as-of dates"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[rate]}"),
+        TimeRemainingColumn(),
+        transient=True,
+    )
