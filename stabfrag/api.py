@@ -188,7 +188,7 @@ class Dataset:
         q.check_date(self.out, day)
         return read_table(self.out, "joint_embeddings", day).filter(pl.col("kind") == kind)
 
-    def sql(self, text: str, **params: Any) -> pl.DataFrame:
+    def sql(self, text: str, /, **params: Any) -> pl.DataFrame:
         """Run SQL over the views (joint_embeddings, features, rejects, scenarios), read
         only; each parameter is read in the SQL as getvariable('name').
 

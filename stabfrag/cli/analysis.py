@@ -21,19 +21,19 @@ from stabfrag.cli.common import (
 @app.command()
 def report(
     as_of: AsOfOpt = None,
-    target: Annotated[Path, typer.Option("--out", help="The HTML file to write.")] = Path(
+    out: QueryOut = Path("stabfrag-out"),
+    html: Annotated[Path, typer.Option("--html", help="The HTML file to write.")] = Path(
         "report.html"
-    ),
-    data: Annotated[Path, typer.Option("--data", help="Output folder of a build.")] = Path(
-        "stabfrag-out"
     ),
     entity: EntityOpt = None,
 ) -> None:
-    """Write a self-contained HTML report (and a PNG of its map) for one as-of date."""
-    from stabfrag.analysis.report import build_report
+    """Write a self-contained HTML report (and a PNG of its map) of a build for one date."""
+    from stabfrag import api
 
-    day = latest_as_of(data, as_of)
-    path = build_report(data, day, target, entity)
+    if out.suffix == ".html":
+        fail(f"--out names the build folder; write the page with --html {out}")
+    day = latest_as_of(out, as_of)
+    path = api.open(out).report(html, as_of=day, entity=entity)
     typer.echo(f"report: {path}\nmap: {path.with_suffix('.png')}")
 
 

@@ -25,17 +25,6 @@ from stabfrag.cli.common import (
 query_app = App(no_args_is_help=True, help="Similarity queries (sql/duckdb/*.sql).")
 
 
-def _query(
-    out: Path, name: str, params: dict[str, object], fmt: Format, title: str, checks: list
-) -> None:  # type: ignore[type-arg]
-    from stabfrag.analysis.query import run_sql
-
-    for check in checks:
-        check()
-    frame = run_sql(out, name, params)
-    print_frame(frame, fmt=fmt, title=title)
-
-
 @query_app.command("nearest")
 def query_nearest(
     out: QueryOut = Path("stabfrag-out"),
@@ -46,29 +35,14 @@ def query_nearest(
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Nearest scenarios to an entity state (--entity), or nearest states to a scenario."""
-    from stabfrag.analysis import query as q
+    from stabfrag import api
 
     day = latest_as_of(out, as_of)
     if bool(entity) == bool(scenario):
         fail("give exactly one of --entity or --scenario")
-    if entity:
-        _query(
-            out,
-            "nearest_scenarios",
-            {"entity_id": entity, "as_of": day, "top_n": top},
-            fmt,
-            f"scenarios nearest {entity}, {day}",
-            [lambda: q.check_date(out, day), lambda: q.check_entity(out, entity, day)],
-        )
-    else:
-        _query(
-            out,
-            "nearest_entities",
-            {"scenario_id": scenario, "as_of": day, "top_n": top},
-            fmt,
-            f"states nearest {scenario}, {day}",
-            [lambda: q.check_date(out, day), lambda: q.check_scenario(out, str(scenario))],
-        )
+    frame = api.open(out).nearest(entity=entity, scenario=scenario, as_of=day, top_n=top)
+    title = f"scenarios nearest {entity}" if entity else f"states nearest {scenario}"
+    print_frame(frame, fmt=fmt, title=f"{title}, {day}")
 
 
 @query_app.command("fragile")
@@ -79,17 +53,10 @@ def query_fragile(
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Fragility ranking for a date: states by similarity to HIGH-severity scenarios."""
-    from stabfrag.analysis import query as q
+    from stabfrag import api
 
     day = latest_as_of(out, as_of)
-    _query(
-        out,
-        "fragile",
-        {"as_of": day, "top_n": top},
-        fmt,
-        f"most fragile, {day}",
-        [lambda: q.check_date(out, day)],
-    )
+    print_frame(api.open(out).fragile(day, top_n=top), fmt=fmt, title=f"most fragile, {day}")
 
 
 @query_app.command("analogs")
@@ -102,18 +69,11 @@ def query_analogs(
     fmt: FormatOpt = Format.table,
 ) -> None:
     """Past dates whose state of the entity is closest to its state on --as-of."""
-    from stabfrag.analysis import query as q
+    from stabfrag import api
 
     day = latest_as_of(out, as_of)
-    params = {"entity_id": entity, "as_of": day, "top_n": top, "min_gap_days": min_gap_days}
-    _query(
-        out,
-        "analogs",
-        params,
-        fmt,
-        f"analogs of {entity} on {day}",
-        [lambda: q.check_date(out, day), lambda: q.check_entity(out, entity, day)],
-    )
+    frame = api.open(out).analogs(entity, as_of=day, top_n=top, min_gap_days=min_gap_days)
+    print_frame(frame, fmt=fmt, title=f"analogs of {entity} on {day}")
 
 
 @query_app.command("trajectory")
@@ -124,16 +84,10 @@ def query_trajectory(
     fmt: FormatOpt = Format.table,
 ) -> None:
     """An entity's similarity to one scenario, and its fragility, over time."""
-    from stabfrag.analysis import query as q
+    from stabfrag import api
 
-    _query(
-        out,
-        "trajectory",
-        {"entity_id": entity, "scenario_id": scenario},
-        fmt,
-        f"{entity} against {scenario}",
-        [lambda: q.check_entity(out, entity), lambda: q.check_scenario(out, scenario)],
-    )
+    frame = api.open(out).trajectory(entity, scenario)
+    print_frame(frame, fmt=fmt, title=f"{entity} against {scenario}")
 
 
 @app.command("sql")
@@ -157,8 +111,8 @@ def sql(
 ) -> None:
     """Run SQL over a build's views (joint_embeddings, features, rejects, scenarios), read
     only; no DuckDB shell needed."""
-    from stabfrag.analysis.query import parse_param, run_text, sql_text
+    from stabfrag import api
+    from stabfrag.analysis.query import parse_param
 
     params = dict(parse_param(p) for p in param or [])
-    frame = run_text(out, sql_text(query), params)
-    print_frame(frame, fmt=fmt)
+    print_frame(api.open(out).sql(query, **params), fmt=fmt)

@@ -38,7 +38,7 @@ def test_the_font_draws_known_glyphs_and_marks_unknown_ones() -> None:
 def test_the_report_explains_itself(built: Path, tmp_path: Path) -> None:
     day = partitions(built)[-1]
     target = tmp_path / "r.html"
-    res = runner.invoke(app, ["report", "--data", str(built), "--out", str(target)])
+    res = runner.invoke(app, ["report", "--out", str(built), "--html", str(target)])
     assert res.exit_code == 0, res.stderr
     page = target.read_text()
     assert re.search(r"PC1 \(\d+% of variance\)", page) and "PC2 (" in page
@@ -65,10 +65,16 @@ def test_an_entity_history_marks_the_as_of_date(built: Path, tmp_path: Path) -> 
     target = tmp_path / "e.html"
     res = runner.invoke(
         app,
-        ["report", "--data", str(built), "--as-of", str(day), "--entity", entity]
-        + ["--out", str(target)],
+        ["report", "--out", str(built), "--as-of", str(day), "--entity", entity]
+        + ["--html", str(target)],
     )
     assert res.exit_code == 0, res.stderr
     page = target.read_text()
     assert f"{entity} over time" in page and "asked for with --entity" in page
     assert f"as of {day}" in page and "nearest scenario" in page
+
+
+def test_report_out_names_the_build_folder(built: Path, tmp_path: Path) -> None:
+    """--out is the build folder, as in every command; the page has its own flag."""
+    res = runner.invoke(app, ["report", "--out", str(tmp_path / "r.html")])
+    assert res.exit_code == 2 and "--html" in res.stderr

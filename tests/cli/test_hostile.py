@@ -160,7 +160,7 @@ volume_multiplier = 1.5
         warnings.simplefilter("error", RuntimeWarning)
         res = runner.invoke(
             app,
-            ["report", "--data", str(out), "--out", str(tmp_path / "r.html"), "--entity", entity],
+            ["report", "--out", str(out), "--html", str(tmp_path / "r.html"), "--entity", entity],
         )
     assert res.exit_code == 0, (res.stderr, res.exception)
     assert f"{entity}: fragility n/a" in (tmp_path / "r.html").read_text()
@@ -457,7 +457,7 @@ def test_cli_never_ends_in_a_traceback(built: Path, market_dir: Path, tmp_path: 
         ["sql", "SELECT 1", "--out", str(tmp_path / "nothing-built")],
         ["sql", "fragile", "--out", str(built), "--param", "as_of=not-a-date"],
         ["validate", "--prices", prices, "--rejects-out", str(tmp_path / "no" / "dir.csv")],
-        ["report", "--data", str(tmp_path / "nothing-built"), "--out", str(tmp_path / "r.html")],
+        ["report", "--out", str(tmp_path / "nothing-built"), "--html", str(tmp_path / "r.html")],
     ]
     for args in cases:
         res = runner.invoke(app, args)
