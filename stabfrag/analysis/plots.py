@@ -20,25 +20,31 @@ POINTS = 200  # points per ROC curve
 
 
 def roc_curve(scores: np.ndarray, positive: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(false positive rate, true positive rate) at up to POINTS thresholds."""
+    """(false positive rate, true positive rate) at up to POINTS thresholds. States with
+    equal scores are passed together (one threshold cannot split them): all-equal scores
+    draw the diagonal, an area of 0.5, as their AUC says."""
     ok = ~np.isnan(scores)
     s, y = scores[ok], positive[ok]
     order = np.argsort(-s, kind="stable")
     tp = np.concatenate([[0], np.cumsum(y[order])])
     fp = np.concatenate([[0], np.cumsum(~y[order])])
-    pick = np.unique(np.linspace(0, len(tp) - 1, POINTS).astype(int))
+    ranked = s[order]
+    # Thresholds between distinct scores only: after each run of equal scores.
+    cuts = np.r_[0, np.flatnonzero(ranked[1:] != ranked[:-1]) + 1, len(ranked)]
+    pick = cuts[np.unique(np.linspace(0, len(cuts) - 1, POINTS).astype(int))]
     return fp[pick] / max(fp[-1], 1), tp[pick] / max(tp[-1], 1)
 
 
-def _pyplot() -> Any:
+def _figure(size: tuple[float, float]) -> tuple[Any, Any]:
+    """A matplotlib figure and its axes, drawn off screen without pyplot: a notebook's
+    plotting backend is left as it is."""
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")  # files only, no screen
-        import matplotlib.pyplot as plt
+        import matplotlib  # noqa: F401 (the extra itself: its absence is the one-line error)
+        from matplotlib.figure import Figure
     except ImportError:
         raise ConfigError("--plot needs matplotlib: pip install 'stabfrag[plot]'") from None
-    return plt
+    fig = Figure(figsize=size, dpi=120)
+    return fig, fig.subplots()
 
 
 def write_plots(
@@ -49,13 +55,13 @@ def write_plots(
 ) -> dict[str, str]:
     """Write roc.png, episodes.png, ic.png (with the forward-drawdown IC by date) and
     evaluate.html into `folder`; return their paths."""
-    plt = _pyplot()
+    _figure((1, 1))  # the extra, or one line before any work
     folder.mkdir(parents=True, exist_ok=True)
     title = f"{Path(result['out']).name}: {Path(result['labels']).name}"
     if "exposed_to" in result["universe"]:
         title += f", exposed to {result['universe']['exposed_to']}"
 
-    fig, ax = plt.subplots(figsize=(7, 6), dpi=120)
+    fig, ax = _figure((7, 6))
     for name, (fpr, tpr) in curves.items():
         auc = result["figures"][name]["state_auc"]
         ax.plot(fpr, tpr, label=f"{name} (AUC {auc:.3f})" if auc is not None else name)
@@ -67,11 +73,10 @@ def write_plots(
     )
     ax.legend(loc="lower right", fontsize=8)
     roc = write_atomic(folder / "roc.png", lambda p: fig.savefig(p, format="png"))
-    plt.close(fig)
 
     episodes = sorted({e for table in result["per_episode"].values() for e in table})
     names = list(result["per_episode"])
-    fig, ax = plt.subplots(figsize=(9, 2.2 + 0.55 * max(len(episodes), 1)), dpi=120)
+    fig, ax = _figure((9, 2.2 + 0.55 * max(len(episodes), 1)))
     height = 0.8 / max(len(names), 1)
     y = np.arange(len(episodes))
     for i, name in enumerate(names):
@@ -87,19 +92,18 @@ def write_plots(
     ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.12), ncol=2, fontsize=7)
     fig.tight_layout()
     bars = write_atomic(folder / "episodes.png", lambda p: fig.savefig(p, format="png"))
-    plt.close(fig)
 
     paths = {"roc": str(roc), "episodes": str(bars)}
     if ic_by_date:
-        paths["ic"] = str(_ic_plot(plt, folder, ic_by_date, title))
+        paths["ic"] = str(_ic_plot(folder, ic_by_date, title))
     page = write_atomic(folder / "evaluate.html", lambda p: p.write_text(_page(result, title)))
     return {**paths, "html": str(page)}
 
 
-def _ic_plot(plt: Any, folder: Path, ic_by_date: dict[str, pl.DataFrame], title: str) -> Path:
+def _ic_plot(folder: Path, ic_by_date: dict[str, pl.DataFrame], title: str) -> Path:
     """Each score's within-date rank IC with the forward drawdown, date by date (a
     12-date rolling mean), with the dates before market-wide falls marked."""
-    fig, ax = plt.subplots(figsize=(10, 4.5), dpi=120)
+    fig, ax = _figure((10, 4.5))
     for name, ic in ic_by_date.items():
         smooth = ic.select(
             "as_of_date", pl.col("ic").fill_nan(None).rolling_mean(12, min_samples=3)
@@ -116,7 +120,6 @@ def _ic_plot(plt: Any, folder: Path, ic_by_date: dict[str, pl.DataFrame], title:
     ax.legend(loc="lower left", fontsize=7)
     fig.tight_layout()
     path = write_atomic(folder / "ic.png", lambda p: fig.savefig(p, format="png"))
-    plt.close(fig)
     return path
 
 

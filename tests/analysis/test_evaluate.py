@@ -402,3 +402,25 @@ def test_evaluate_with_profiles_scores_the_branch_as_a_build_with_it(
     assert (
         len(moves["nearest"]) == 10 and moves["nearest"][0]["move"] >= moves["furthest"][0]["move"]
     )
+
+
+def test_roc_passes_tied_scores_together() -> None:
+    """All-equal scores draw the diagonal (area 0.5, as their AUC); ties split no curve."""
+    from stabfrag.analysis.metrics import auc
+    from stabfrag.analysis.plots import roc_curve
+
+    rng = np.random.default_rng(0)
+    positive = rng.random(500) < 0.3
+    for scores in (np.ones(500), np.round(rng.random(500), 1) + positive * 0.2):
+        fpr, tpr = roc_curve(scores, positive)
+        area = float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
+        assert area == pytest.approx(auc(scores, positive), abs=1e-9)
+        assert fpr[0] == tpr[0] == 0 and fpr[-1] == tpr[-1] == 1
+
+
+def test_plot_leaves_the_plotting_backend_alone(built, market_dir: Path, tmp_path: Path) -> None:
+    matplotlib = pytest.importorskip("matplotlib", reason="--plot needs the [plot] extra")
+    before = matplotlib.get_backend()
+    args = ["evaluate", "--out", str(built), "--labels", str(market_dir / "labels.csv")]
+    assert runner.invoke(app, [*args, "--plot", str(tmp_path / "p")]).exit_code == 0
+    assert matplotlib.get_backend() == before
