@@ -10,9 +10,9 @@ with it (build for one date == backfill over many).
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import functools
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import numpy as np
 
@@ -112,33 +112,21 @@ def by_row_spans(n: int, work: Callable[[int, int], None]) -> None:
 
 @contextlib.contextmanager
 def _single_threaded_blas() -> Iterator[bool]:
-    """BLAS on one thread for the block (process-wide), restored after; False where the
-    count cannot be set."""
-    setter = _blas_thread_setter()
-    if setter is None:
+    """BLAS on one thread for the block (process-wide), restored after; False where no
+    BLAS with a settable thread count is loaded."""
+    controller = _blas_controller()
+    if controller is None:
         yield False
         return
-    before = setter(1)
-    try:
+    with controller.limit(limits=1, user_api="blas"):
         yield True
-    finally:
-        setter(before)
 
 
 @functools.cache
-def _blas_thread_setter() -> Callable[[int], int] | None:
-    """OpenBLAS's `openblas_set_num_threads_local` (sets the count, returns the last) from
-    the library numpy loaded, or None (another BLAS, or an OpenBLAS without it)."""
-    try:
-        with open("/proc/self/maps") as maps:
-            paths = {line.split()[-1] for line in maps if "openblas" in line.lower()}
-    except OSError:  # not Linux
-        return None
-    for path in sorted(paths):
-        try:
-            setter = ctypes.CDLL(path).openblas_set_num_threads_local
-        except (OSError, AttributeError):
-            continue
-        setter.argtypes, setter.restype = [ctypes.c_int], ctypes.c_int
-        return lambda threads: int(setter(threads))
-    return None
+def _blas_controller() -> Any:
+    """threadpoolctl's controller of the BLAS numpy loaded (OpenBLAS, MKL or BLIS alike),
+    or None when it finds none."""
+    from threadpoolctl import ThreadpoolController
+
+    controller = ThreadpoolController()
+    return controller if controller.select(user_api="blas").lib_controllers else None
