@@ -19,6 +19,7 @@ STAGES = (
     "atomic",
     "allocator",  # the process heap's thresholds
     "threads",  # the process's one pool of worker threads
+    "logs",  # the log lines' one logger tree
     "synth",  # the synthetic market: an input source like a prices file
     "ingest",
     "features",

@@ -11,6 +11,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from typer.core import TyperCommand
 
+from stabfrag import logs
 from stabfrag.allocator import tune_allocator
 from stabfrag.config import BuildConfig
 from stabfrag.errors import EXIT_USAGE, InputError, StabfragError, first_line
@@ -71,9 +72,22 @@ def _main(
             "--version", callback=_version, is_eager=True, help="Print the version and exit."
         ),
     ] = False,
+    verbose: Annotated[
+        int,
+        typer.Option(
+            "--verbose",
+            "-v",
+            count=True,
+            help="More on stderr: -v each stage's step (and Ray workers' messages).",
+        ),
+    ] = 0,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Only warnings and errors on stderr.")
+    ] = False,
 ) -> None:
     """Build the stability/fragility joint space."""
     tune_allocator()
+    logs.configure(verbose=verbose, quiet=quiet)
 
 
 PricesOpt = Annotated[

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import logging
 import sys
 import time
 from collections.abc import Callable, Iterator
 from contextlib import ExitStack, contextmanager
 from typing import Any
 
+LOG = logging.getLogger("stabfrag.progress")  # (stabfrag.logs)
 ProgressFn = Callable[[int, int, int], None]  # (dates done, dates total, states so far)
 
 
@@ -24,11 +26,15 @@ def reporter() -> Iterator[ProgressFn]:
             if total <= 1:  # a single date needs no progress
                 return
             elapsed = max(time.perf_counter() - t0, 1e-9)
-            if not sys.stderr.isatty():
+            if not sys.stderr.isatty() or not LOG.isEnabledFor(logging.INFO):
                 eta = elapsed / done * (total - done) if done else 0.0
-                sys.stderr.write(
-                    f"stabfrag: {done:,}/{total:,} as-of dates, {states:,} states, "
-                    f"{states / elapsed:,.0f} states/s, eta {eta:.0f}s\n"
+                LOG.info(
+                    "%s/%s as-of dates, %s states, %s states/s, eta %.0fs",
+                    f"{done:,}",
+                    f"{total:,}",
+                    f"{states:,}",
+                    f"{states / elapsed:,.0f}",
+                    eta,
                 )
                 return
             if not bar:

@@ -9,6 +9,7 @@ date when every block of it is staged.
 from __future__ import annotations
 
 import datetime as dt
+import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
@@ -18,6 +19,8 @@ from stabfrag.engine.manifest import RunIdentity
 from stabfrag.engine.summary import Timings
 from stabfrag.sinks.base import Partition
 from stabfrag.sinks.parquet import ParquetSink
+
+LOG = logging.getLogger("stabfrag.tasks")
 
 # A plug-in point run in the worker before each task (tests inject faults with it).
 BeforeTask = Callable[[Chunk], None]
@@ -57,6 +60,8 @@ def run_task(
         for part in parts:
             sink.write(part)
         sink.commit()
+    steps = ", ".join(f"{k} {v:.2f}s" for k, v in timings.seconds.items())
+    LOG.debug("%s: %d dates built and staged (%s)", task.describe(), len(parts), steps)
     return TaskResult(timings.seconds, builder.entities_matched, parts if keep else [])
 
 

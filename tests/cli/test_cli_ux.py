@@ -201,3 +201,23 @@ def test_validate_prints_every_reject_in_a_format(market_dir: Path, tmp_path: Pa
     assert rejects.height > 10 and {"entity_id", "reason"} <= set(rejects.columns)
     assert "rows_rejected:" in res.stderr  # the counts beside the rows
     assert runner.invoke(app, [*args, "--format", "csv", "--json"]).exit_code == 2
+
+
+def test_verbose_and_quiet_set_what_stderr_says(market_dir: Path, tmp_path: Path) -> None:
+    """Progress lines by default, each task's steps with -v, nothing but warnings with -q."""
+    import logging
+
+    from stabfrag import logs
+
+    args = ["backfill", "--start", "2024-10-01", "--end", "2024-12-31"]
+    args += ["--prices", str(market_dir / "prices.parquet"), "--chunk-days", "40"]
+    try:
+        default = runner.invoke(app, [*args, "--out", str(tmp_path / "a")])
+        verbose = runner.invoke(app, ["-v", *args, "--out", str(tmp_path / "b")])
+        quiet = runner.invoke(app, ["-q", *args, "--out", str(tmp_path / "c")])
+    finally:
+        logs.LOGGER.setLevel(logging.INFO)
+    assert default.exit_code == verbose.exit_code == quiet.exit_code == 0
+    assert "as-of dates" in default.stderr and "built and staged" not in default.stderr
+    assert "built and staged" in verbose.stderr and "read " in verbose.stderr
+    assert quiet.stderr == ""

@@ -10,6 +10,7 @@ import socket
 from collections.abc import Iterator
 from typing import Any
 
+from stabfrag import logs
 from stabfrag.allocator import tune_allocator
 from stabfrag.config import BuildConfig
 from stabfrag.engine.chunk import Chunk, ChunkBuilder
@@ -38,9 +39,12 @@ def import_ray() -> Any:
 _WORKER: dict[str, ChunkBuilder] = {}
 
 
-def _task(identity: RunIdentity, task: Chunk, before_task: BeforeTask | None) -> TaskResult:
+def _task(
+    identity: RunIdentity, task: Chunk, before_task: BeforeTask | None, verbose: bool
+) -> TaskResult:
     """One task in a worker: build the block's partitions of the chunk and stage them."""
-    tune_allocator()  # a Ray worker is its own process: the driver's setting is not here
+    tune_allocator()  # a Ray worker is its own process: the driver's settings are not here
+    logs.configure(verbose=int(verbose))
     if before_task is not None:
         before_task(task)
     key = repr(identity.config)
@@ -95,7 +99,7 @@ class RayExecutor:
                 self.ray.shutdown()
 
     def submit(self, task: Chunk) -> Any:
-        handle = self.remote.remote(self.identity, task, self.before_task)
+        handle = self.remote.remote(self.identity, task, self.before_task, logs.verbose())
         self.tasks[handle] = task
         return handle
 
@@ -154,7 +158,7 @@ def _connect(ray: Any, address: str | None, summary: RunSummary) -> bool:
             ray.init(
                 address=address,
                 include_dashboard=False,
-                log_to_driver=False,
+                log_to_driver=logs.verbose(),  # -v: the workers' lines reach this terminal
                 logging_level="ERROR",
             )
         except Exception as exc:  # Ray raises ConnectionError, RuntimeError, ValueError...
