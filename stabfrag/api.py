@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeAlias
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import polars as pl
 import pyarrow as pa
@@ -21,6 +21,9 @@ from stabfrag.config import DEFAULT_MEMORY, BuildConfig, parse_weights
 from stabfrag.engine.progress import ProgressFn
 from stabfrag.engine.summary import RunSummary
 from stabfrag.errors import ConfigError, QueryError
+
+if TYPE_CHECKING:
+    from stabfrag.analysis.report import Report
 
 # A prices file or folder, or the rows themselves.
 PricesLike: TypeAlias = "Path | str | pl.DataFrame | pa.Table"
@@ -207,9 +210,14 @@ class Dataset:
         return evaluate(self.out, Path(labels), **options)
 
     def report(
-        self, path: Path | str, *, as_of: dt.date | str | None = None, entity: str | None = None
-    ) -> Path:
-        """Write the HTML report of `as_of` (default: the newest date) to `path`."""
+        self,
+        path: Path | str = "report.html",
+        *,
+        as_of: dt.date | str | None = None,
+        entity: str | None = None,
+    ) -> Report:
+        """Write the HTML report of `as_of` (default: the newest date) to `path`; in a
+        notebook the returned Report shows its charts inline."""
         from stabfrag.analysis.report import build_report
 
         return build_report(self.out, self._date(as_of), Path(path), entity)

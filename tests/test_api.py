@@ -93,3 +93,11 @@ def test_a_build_opens_from_any_working_directory(
         ds.nearest()
     with pytest.raises(stabfrag.StabfragError, match="nothing built"):
         stabfrag.open(tmp_path / "empty")
+
+
+def test_a_report_shows_its_charts_in_a_notebook(built: Path, tmp_path: Path) -> None:
+    vl_convert = pytest.importorskip("vl_convert", reason="the charts need the [plot] extra")
+    report = stabfrag.open(built).report(tmp_path / "r.html")
+    spec = report._repr_mimebundle_()["application/vnd.vegalite.v5+json"]
+    assert len(spec["vconcat"]) == 3 and report.path.read_text().startswith("<!doctype html>")
+    assert "<svg" in vl_convert.vegalite_to_svg(spec)  # what a notebook draws is valid

@@ -1,44 +1,62 @@
-"""A self-contained HTML report of one as-of date, and a PNG of its map.
+"""The report of one as-of date: an HTML page that works offline, and a PNG of its map.
 
-The page explains itself: the map with axes, colour bar, legend and the HIGH scenarios
-named (stabfrag.analysis.charts), the 20 most fragile entities, and one entity's history
-(the most fragile one when none is asked for). Everything is drawn here: inline SVG in the
-page, a numpy raster for the PNG; no plotting library, no network.
+The page: the joint space's map (zoom, pan, hover, and a search box that highlights an
+id), the most fragile entities in a sortable table, one entity's history with the
+historical episodes shaded, and the scenario library by shock type. Each chart is a
+Vega-Lite spec (analysis.charts) rendered by analysis.render.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import html
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
 
-from stabfrag.analysis.canvas import png_bytes
-from stabfrag.analysis.charts import MapData, history_svg, map_png, map_svg, pca_2d
+from stabfrag.analysis import render
+from stabfrag.analysis.charts import SCHEMA, Spec, history_spec, library_spec, map_spec, pca_2d
 from stabfrag.analysis.query import check_date, check_entity, run_sql
 from stabfrag.atomic import write_atomic
-from stabfrag.sinks.dataset import read_table
+from stabfrag.scenarios.library import load_library
+from stabfrag.sinks.dataset import read_manifest, read_table
+
+TOP_N = 20
+INTRO = (
+    "Each entity state and each scenario is a 384-dimensional unit vector; the map shows "
+    "the first two principal components of all of them (their share of the variance on "
+    "the axes), so nearby points are similar states. Circles are entity states, coloured "
+    "by fragility (their cosine similarity to the nearest HIGH-severity scenario); black "
+    "squares are scenarios, the HIGH ones named. Drag to pan, scroll to zoom, hover a "
+    "point for its details, and type an id in the box to find it."
+)
 
 
-def map_data(out: Path, as_of: dt.date) -> MapData:
+def map_points(out: Path, as_of: dt.date) -> tuple[pl.DataFrame, np.ndarray]:
     """The joint rows of `as_of` projected to two dimensions, with what the map shows."""
     joint = read_table(out, "joint_embeddings", as_of)
-    scenarios = read_table(out, "scenarios", as_of)
-    high = set(scenarios.filter(pl.col("severity") == "HIGH")["scenario_id"].to_list())
-    is_scen = (joint["kind"] == "scenario").to_numpy()
-    raw, share = pca_2d(joint["vector"].to_numpy())
-    names = pl.coalesce("entity_id", "scenario_id")
-    return MapData(
-        as_of=as_of,
-        raw=raw,
-        share=share,
-        fragility=joint["fragility"].cast(pl.Float64).fill_null(np.nan).to_numpy(),
-        is_scenario=is_scen,
-        is_high=is_scen & joint["scenario_id"].is_in(list(high)).fill_null(False).to_numpy(),
-        names=joint.select(names.fill_null(""))[:, 0].to_list(),
+    scenarios = read_table(out, "scenarios", as_of).select("scenario_id", "shock_type", "severity")
+    xy, share = pca_2d(joint["vector"].to_numpy())
+    points = (
+        joint.select(
+            pl.coalesce("entity_id", "scenario_id").alias("name"),
+            pl.when(pl.col("kind") == "entity")
+            .then(pl.lit("entity state"))
+            .otherwise(pl.lit("scenario"))
+            .alias("kind"),
+            "scenario_id",
+            pl.col("fragility").cast(pl.Float64),
+            pl.col("nearest_scenario_id").alias("nearest_scenario"),
+            pl.col("nearest_scenario_similarity").cast(pl.Float64).alias("nearest_similarity"),
+        )
+        .with_columns(pl.Series("x", xy[:, 0]), pl.Series("y", xy[:, 1]))
+        .join(scenarios, on="scenario_id", how="left", maintain_order="left")
+        .drop("scenario_id")
     )
+    return points, share
 
 
 def _table(frame: pl.DataFrame) -> str:
@@ -52,69 +70,79 @@ def _table(frame: pl.DataFrame) -> str:
         + "</tr>"
         for row in frame.iter_rows()
     )
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>"
+    return (
+        f'<table class="sortable"><thead><tr>{head}</tr></thead><tbody>{rows}</tbody></table>'
+        '<p class="note">Click a column to sort by it.</p>'
+    )
 
 
-def _history(out: Path, as_of: dt.date, entity: str | None, top: pl.DataFrame) -> str:
+def _episodes(out: Path, as_of: dt.date) -> pl.DataFrame:
+    """The historical episodes of the build's scenario library: episode, start, end."""
+    folder = (read_manifest(out, as_of) or {}).get("scenario_library")
+    library = load_library(None if folder is None else Path(folder))
+    rows = [
+        (s.id, s.episode_start, s.episode_end)
+        for s in library
+        if s.episode_start is not None and s.episode_end is not None
+    ]
+    schema = {"episode": pl.String, "start": pl.Date, "end": pl.Date}
+    return pl.DataFrame(rows, schema=schema, orient="row")
+
+
+def _history(
+    out: Path, as_of: dt.date, entity: str | None, top: pl.DataFrame
+) -> list[tuple[str, str | dict]]:  # type: ignore[type-arg]
     """The history section: `entity`, or the most fragile entity of the date (said so)."""
     if entity is None:
         if top.height == 0:
-            return ""
+            return []
         entity = str(top["entity_id"][0])
         why = f"the most fragile entity on {as_of}; choose another with --entity"
     else:
         why = "asked for with --entity"
     hist = run_sql(out, "entity_history", {"entity_id": entity})
-    frag, sim = (
-        hist[c].cast(pl.Float64).fill_null(np.nan).to_list()
-        for c in ("fragility", "nearest_scenario_similarity")
-    )
-    return (
-        f'<h2>{html.escape(entity)} over time</h2><p class="note">{html.escape(why)}; '
-        f"{hist.height} built dates.</p>"
-        + history_svg(hist["as_of_date"].to_list(), frag, sim, as_of)
-    )
+    note = f'<p class="note">{html.escape(why)}; {hist.height} built dates.</p>'
+    spec = history_spec(entity, hist, _episodes(out, as_of), as_of)
+    return [(f"{entity} over time", note), ("", spec)]
 
 
-def build_report(out: Path, as_of: dt.date, target: Path, entity: str | None = None) -> Path:
-    """Write the HTML page to `target` and its map to target with suffix .png."""
+@dataclass(frozen=True)
+class Report:
+    """A written report: its page, and its charts, which a notebook shows inline."""
+
+    path: Path
+    charts: list[Spec]
+
+    def _repr_mimebundle_(self, include: Any = None, exclude: Any = None) -> dict[str, Any]:
+        # A composed chart takes its variables (the search box) at its top level.
+        params = [p for c in self.charts for p in c.get("params", [])]
+        parts = [
+            {k: v for k, v in c.items() if k not in ("$schema", "params")} for c in self.charts
+        ]
+        one = {"$schema": SCHEMA, "params": params, "vconcat": parts}
+        return {"application/vnd.vegalite.v5+json": one, "text/plain": f"report: {self.path}"}
+
+
+def build_report(out: Path, as_of: dt.date, target: Path, entity: str | None = None) -> Report:
+    """Write the HTML page to `target` and the map to target with suffix .png (with the
+    plot extra; without it the page says where its charts would be)."""
     check_date(out, as_of)
     if entity:
         check_entity(out, entity)
-    data = map_data(out, as_of)
-    png_path = target.with_suffix(".png")
-    write_atomic(png_path, lambda p: p.write_bytes(png_bytes(map_png(data))))
-    top = run_sql(out, "fragile", {"as_of": as_of, "top_n": 20})
-    page = f"""<!doctype html>
-<html lang="en"><head><meta charset="utf-8">
-<title>stabfrag report {as_of}</title>
-<style>
-body {{ font-family: sans-serif; margin: 24px; color: #222; }}
-table {{ border-collapse: collapse; font-size: 13px; }}
-td, th {{ border-bottom: 1px solid #ddd; padding: 3px 10px; text-align: left; }}
-.note {{ color: #666; font-size: 13px; max-width: 1000px; }}
-</style></head><body>
-<h1>Stability/fragility joint space, {as_of}</h1>
-<p class="note">Each entity state and each scenario is a 384-dimensional unit vector; the map
-shows the first two principal components of all of them (their share of the variance on the
-axes), so nearby points are similar states. Circles are entity states, coloured by
-fragility (their cosine similarity to the nearest HIGH-severity scenario; see the colour
-bar); black squares are scenarios, the HIGH ones named. Hover a point for its name.</p>
-{map_svg(data)}
-<h2>The 20 most fragile entities</h2>
-{
-        _table(
-            top.select(
-                "entity_id",
-                "fragility",
-                "nearest_high_scenario",
-                "nearest_scenario",
-                "nearest_similarity",
-            )
-        )
-    }
-{_history(out, as_of, entity, top)}
-</body></html>
-"""
-    write_atomic(target, lambda p: p.write_text(page))
-    return target
+    points, share = map_points(out, as_of)
+    chart = map_spec(points, share, as_of)
+    if render.available():
+        png = render.png(chart)
+        write_atomic(target.with_suffix(".png"), lambda p: p.write_bytes(png))
+    top = run_sql(out, "fragile", {"as_of": as_of, "top_n": TOP_N})
+    columns = ["entity_id", "fragility", "nearest_high_scenario", "nearest_scenario"]
+    sections: list[tuple[str, str | dict]] = [  # type: ignore[type-arg]
+        ("", f'<p class="note">{html.escape(INTRO)}</p>'),
+        ("", chart),
+        (f"The {TOP_N} most fragile entities", _table(top.select(*columns, "nearest_similarity"))),
+        *_history(out, as_of, entity, top),
+        ("The scenario library", library_spec(points)),
+    ]
+    text = render.page(f"Stability/fragility joint space, {as_of}", sections)
+    write_atomic(target, lambda p: p.write_text(text))
+    return Report(target, [c for _, c in sections if isinstance(c, dict)])

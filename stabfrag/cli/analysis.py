@@ -33,8 +33,9 @@ def report(
     if out.suffix == ".html":
         fail(f"--out names the build folder; write the page with --html {out}")
     day = latest_as_of(out, as_of)
-    path = api.open(out).report(html, as_of=day, entity=entity)
-    typer.echo(f"report: {path}\nmap: {path.with_suffix('.png')}")
+    path = api.open(out).report(html, as_of=day, entity=entity).path
+    png = path.with_suffix(".png")
+    typer.echo(f"report: {path}" + (f"\nmap: {png}" if png.exists() else ""))
 
 
 @app.command()

@@ -163,7 +163,9 @@ volume_multiplier = 1.5
             ["report", "--out", str(out), "--html", str(tmp_path / "r.html"), "--entity", entity],
         )
     assert res.exit_code == 0, (res.stderr, res.exception)
-    assert f"{entity}: fragility n/a" in (tmp_path / "r.html").read_text()
+    page = (tmp_path / "r.html").read_text()
+    assert f'"name": "{entity}", "kind": "entity state", "fragility": null' in page
+    assert "isValid(datum.fragility) ? format(datum.fragility, '.3f') : 'n/a'" in page
     assert not states["fragility"].is_nan().any()
 
 
