@@ -40,7 +40,7 @@ def test_the_report_works_offline_and_explains_itself(built: Path, tmp_path: Pat
     layers = joint["layer"]
     assert re.match(r"PC1 \(\d+% of variance\)", layers[0]["encoding"]["x"]["title"])
     assert layers[0]["params"][0]["bind"] == "scales"  # zoom and pan
-    assert {t["field"] for t in layers[0]["encoding"]["tooltip"]} >= {"name", "fragility"}
+    assert {t["field"] for t in layers[0]["encoding"]["tooltip"]} >= {"name", "fragility_text"}
     assert joint["params"][0]["bind"]["input"] == "search"  # the search box
     named = {r["name"] for r in joint["data"]["values"] if r.get("severity") == "HIGH"}
     high = read_table(built, "scenarios", day).filter(pl.col("severity") == "HIGH")
