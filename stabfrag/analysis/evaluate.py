@@ -28,6 +28,7 @@ from stabfrag.analysis.metrics import (
     episode_match,
     episode_queries,
     figures_of,
+    library_separation,
     macro,
     per_episode,
     pooled,
@@ -297,6 +298,7 @@ class Scores:
     matches: dict[str, Any] = field(default_factory=dict)
     sections: dict[str, Any] = field(default_factory=dict)
     curves: dict[str, Any] = field(default_factory=dict)
+    library: dict[str, Any] = field(default_factory=dict)  # shock types told apart
     calm_fragility: dict[str, np.ndarray] = field(default_factory=dict)
     lonely: int = 0  # the built space's analog queries without a neighbour far enough away
 
@@ -348,6 +350,9 @@ class Scores:
             space.states, space.scenarios, space.table, sub, distance=space.distance
         )
         self.matches[space.name] = {"all": pooled(match), "macro": macro(match), **match}
+        self.library[space.name] = library_separation(
+            space.scenarios, space.table["shock_type"].to_numpy(), distance=space.distance
+        )
         self.curves[space.name] = roc_curve(space.fragility, stress)
 
 
@@ -509,6 +514,7 @@ def evaluate(
             "per_episode": scores.episodes,
             "episode_match": scores.matches,
             "cross_section": {"definition": definition, **scores.sections},
+            "library": scores.library,
             "notes": _notes(prices),
         }
     )

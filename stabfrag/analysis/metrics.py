@@ -138,6 +138,23 @@ def similarities(states: np.ndarray, scenarios: np.ndarray, *, distance: bool) -
     return matmul_rows(states, scenarios.T)
 
 
+def library_separation(
+    scenarios: np.ndarray, shock_types: np.ndarray, *, distance: bool
+) -> dict[str, float | int]:
+    """The share of the library's scenarios whose nearest other scenario has the same shock
+    type: does the space tell shock types apart, before any state is asked?"""
+    n = len(shock_types)
+    if n < 2:
+        return {"scenarios": n, "same_type_nearest": float("nan")}
+    sims = similarities(scenarios, scenarios, distance=distance)
+    np.fill_diagonal(sims, -np.inf)
+    nearest = np.argmax(sims, axis=1)
+    return {
+        "scenarios": n,
+        "same_type_nearest": float(np.mean(shock_types[nearest] == shock_types)),
+    }
+
+
 EPISODE_QUERIES = 500  # at most this many queries per episode (every n-th of its states)
 
 

@@ -91,6 +91,7 @@ def _page(result: dict[str, Any], charts: dict[str, Any]) -> str:
         ("episode match macro top 1", [match[n]["macro"]["top1"] for n in names]),
         ("episode match macro top 3", [match[n]["macro"]["top3"] for n in names]),
         ("cross-section AUC", [result["cross_section"][n]["mean_auc"] for n in names]),
+        ("library: same-type nearest", [result["library"][n]["same_type_nearest"] for n in names]),
     ]
     who = result.get("who", {})
     rows += [

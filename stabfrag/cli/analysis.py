@@ -145,6 +145,9 @@ def _print_evaluation(result: dict[str, Any]) -> None:
     rows.append(("episode macro top 1", [m["top1"] for m in macro]))
     rows.append(("episode macro top 3", [m["top3"] for m in macro]))
     rows.append(("cross-section AUC", [result["cross_section"][n]["mean_auc"] for n in names]))
+    rows.append(
+        ("library: same-type nearest", [result["library"][n]["same_type_nearest"] for n in names])
+    )
     width = max(len(n) for n in names) + 2
     typer.echo(f"{'figure':24}" + "".join(f"{n:>{width}}" for n in names))
     for fig, values in rows:

@@ -109,6 +109,9 @@ def test_evaluate_on_generated_events(built, market, market_dir: Path) -> None:
     # Episode match averaged over episodes, in every space.
     for match in result["episode_match"].values():
         assert match["macro"]["episodes"] == len(match) - 2  # beside "all" and "macro"
+    # Shock types told apart in the scenario library, in every space.
+    assert set(result["library"]) == set(result["figures"])
+    assert all(0 <= v["same_type_nearest"] <= 1 for v in result["library"].values())
     # Who gets hurt: every joint model and the two volatility baselines, on every state.
     who = result["who"]
     assert set(who) == {"definition", built_name, JOINT_V2, "vol_21 alone", "vol_63 alone"}

@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stabfrag.analysis.metrics import macro
+from stabfrag.analysis.metrics import library_separation, macro
 from stabfrag.analysis.who import (
     FALL,
     FORWARD_ROWS,
@@ -105,3 +105,14 @@ def test_macro_episode_match_weighs_episodes_not_states() -> None:
     }
     assert macro(matches) == {"episodes": 2, "top1": pytest.approx(0.5), "top3": 0.75}
     assert np.isnan(macro({})["top1"])
+
+
+def test_library_separation_counts_same_type_nearest_neighbours() -> None:
+    # Two tight pairs of one type each, and a fifth scenario nearest the first pair.
+    unit = np.array([[1, 0], [0.99, 0.14], [0, 1], [0.14, 0.99], [0.95, 0.31]], dtype=float)
+    unit /= np.linalg.norm(unit, axis=1, keepdims=True)
+    types = np.array(["CRASH", "CRASH", "RATES", "RATES", "FX"])
+    got = library_separation(unit, types, distance=False)
+    assert got == {"scenarios": 5, "same_type_nearest": pytest.approx(4 / 5)}
+    one_score = library_separation(np.array([0.1, 0.2, 0.9]), types[:3], distance=True)
+    assert one_score["same_type_nearest"] == pytest.approx(2 / 3)
