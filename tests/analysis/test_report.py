@@ -69,6 +69,7 @@ def test_without_the_extra_the_page_is_still_readable(
 
 
 def test_an_entity_history_marks_the_as_of_date(built: Path, tmp_path: Path) -> None:
+    pytest.importorskip("vl_convert", reason="the charts need the [plot] extra")
     day = partitions(built)[0]
     rows = read_table(built, "joint_embeddings", day).filter(pl.col("kind") == "entity")
     entity = str(rows["entity_id"][0])
