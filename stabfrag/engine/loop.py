@@ -102,6 +102,14 @@ def _note_models(summary: RunSummary, builder: ChunkBuilder) -> None:
         )
     summary.models = builder.models.hashes()
     summary.weights = builder.weights
+    if builder.models.stab.context:
+        market = builder.config.market
+        summary.context = (
+            f"the market entity {market}"
+            if market
+            else "the input's universe, no reference declared: each date's median state "
+            "(another book gives other vectors; name one with --market)"
+        )
 
 
 def _executor(

@@ -76,6 +76,7 @@ class RunSummary:
     timings: Timings = field(default_factory=Timings)
     out: str = ""
     chunk_days: int | None = None  # calendar days per chunk (from --memory unless given)
+    context: str | None = None  # what a context model's market reference was (None: no context)
 
     @property
     def states_out(self) -> int:
@@ -112,6 +113,7 @@ class RunSummary:
             "models": self.models,
             "weights": self.weights,
             **({"chunk_days": self.chunk_days} if self.chunk_days is not None else {}),
+            **({"context_reference": self.context} if self.context is not None else {}),
             "timings_s": {k: round(v, 3) for k, v in self.timings.seconds.items()},
             "out": self.out,
         }

@@ -174,9 +174,11 @@ def test_nothing_changes_for_a_fixed_market_reference(market: Market, tmp_path: 
     fewer = tmp_path / "fewer.parquet"
     market.prices.filter(pl.col("entity_id").is_in(kept)).write_parquet(fewer)
 
+    said: dict[str, str | None] = {}
+
     def vectors(prices: Path, market_id: str | None, out: str) -> pl.DataFrame:
         config = BuildConfig(prices=prices, out=tmp_path / out, market=market_id, model=JOINT_V2)
-        loop.run(config, [day])
+        said[out] = loop.run(config, [day]).as_dict().get("context_reference")
         rows = read_table(tmp_path / out, "joint_embeddings", day)
         return rows.filter(pl.col("kind") == "entity").select("entity_id", "vector", "fragility")
 
@@ -188,3 +190,10 @@ def test_nothing_changes_for_a_fixed_market_reference(market: Market, tmp_path: 
     assert common.select((pl.col("fragility") == pl.col("fragility_b")).all()).item()
     u = vectors(everyone, None, "u").join(vectors(fewer, None, "v"), on="entity_id", suffix="_b")
     assert not u.select((pl.col("vector") == pl.col("vector_b")).all()).item()
+    # The run summary says what the context was: the named market, or the input's universe.
+    assert said["a"] == f"the market entity {reference}"
+    assert said["u"] is not None and said["u"].startswith("the input's universe")
+    assert (
+        "context_reference"
+        not in loop.run(BuildConfig(prices=fewer, out=tmp_path / "v1"), [day]).as_dict()
+    )
