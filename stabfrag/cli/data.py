@@ -183,7 +183,15 @@ def calibrate(
 
 @app.command()
 def fit(
-    model_dir: Annotated[Path, typer.Option("--model-dir", help="Folder for the v2 artefacts.")],
+    model_dir: Annotated[Path, typer.Option("--model-dir", help="Folder for the artefacts.")],
+    model: Annotated[
+        str,
+        typer.Option(
+            "--model",
+            help="joint-stab-fragility-v3 (the default model: v2 plus the risk angle, from "
+            "the folder's v2 or the shipped one) or joint-stab-fragility-v2.",
+        ),
+    ] = "joint-stab-fragility-v3",
     seeds: Annotated[
         str, typer.Option("--seeds", help="Generator seeds to fit on, comma-separated.")
     ] = "101,102",
@@ -194,12 +202,17 @@ def fit(
         str, typer.Option("--entities", help="Entities per fitting seed, comma-separated.")
     ] = "400,250",
     days: Annotated[int, typer.Option("--days", min=600, help="Trading days per market.")] = 2520,
-    iters: Annotated[int, typer.Option("--iters", min=1, help="Solver iterations.")] = 300,
+    iters: Annotated[int, typer.Option("--iters", min=1, help="Solver iterations (v2).")] = 300,
     as_json: JsonOpt = False,
 ) -> None:
-    """Fit joint-stab-fragility-v2 on synthetic ground truth and write its artefacts."""
+    """Fit a joint model (v3 or v2) on synthetic ground truth and write its artefacts."""
     from stabfrag.engine.summary import emit
     from stabfrag.fitting.v2 import Universe, fit_v2
+    from stabfrag.fitting.v3 import fit_v3
+    from stabfrag.model.joint import JOINT_V2, JOINT_V3
+
+    if model not in (JOINT_V2, JOINT_V3):
+        fail(f"--model must be {JOINT_V3} or {JOINT_V2}")
 
     try:
         seed_list = [int(s) for s in seeds.split(",")]
@@ -213,5 +226,8 @@ def fit(
         fail("--validation-seed must not be one of --seeds")
     train = tuple(Universe(s, n, days) for s, n in zip(seed_list, sizes, strict=True))
     validation = Universe(validation_seed, max(sizes), days)
-    info = fit_v2(model_dir, train=train, validation=validation, iters=iters)
+    if model == JOINT_V3:
+        info = fit_v3(model_dir, train=train, validation=validation)
+    else:
+        info = fit_v2(model_dir, train=train, validation=validation, iters=iters)
     emit(info, as_json=as_json)

@@ -131,8 +131,9 @@ class ChunkBuilder:
             # Past here a price row is only a date to count: let the rest go before the
             # vectors are made.
             checked = dataclasses.replace(checked, prices=checked.prices.select(DATE))
+            reference = self._reference(chunk)
         with timings.stage("encode"):
-            encoded = encode_states(self.models, states, market=cfg.market)
+            encoded = encode_states(self.models, states, market=cfg.market, reference=reference)
         no_context = states.filter(pl.Series(encoded.no_context))["as_of_date"]
         ok = encoded.ok
         degenerate = states.filter(~pl.Series(ok))
@@ -151,6 +152,32 @@ class ChunkBuilder:
         }
         scenarios = self._scenario_table if chunk.with_scenarios else None
         return date_parts(chunk.dates, tables, tally, scenarios)
+
+    def _reference(self, chunk: Chunk) -> pl.DataFrame | None:
+        """The market entity's states on the chunk's dates, read apart from the block, for
+        a context model split by entity: every block places its states beside the same
+        market state (a state depends on its own window only: the same bytes as a one-block
+        build's)."""
+        market = self.config.market
+        if chunk.block.count == 1 or market is None or not self.models.stab.context:
+            return None
+        raw = read_window(
+            self.config.prices,
+            first=chunk.dates[0],
+            last=chunk.dates[-1],
+            include_undated=False,
+            min_rows=READ_ROWS,
+            where=pl.col(ENTITY) == market,
+        )
+        checked = validate(raw, min_prices=0, bad_tick=self.config.bad_tick)
+        requests, _ = state_requests(
+            checked.prices,
+            chunk.dates,
+            max_staleness_days=self.config.max_staleness_days,
+            ticks=checked.ticks,
+            starts=checked.starts,
+        )
+        return self._states(checked, requests)
 
     def _states(self, checked: Validated, requests: pl.DataFrame) -> pl.DataFrame:
         """Every requested state with its features and the entities file's columns."""

@@ -155,8 +155,6 @@ def write_v2(
     record: dict[str, Any],
 ) -> Path:
     """Write num-stab-core-v2, its scenario copy and joint-stab-fragility-v2 into `folder`."""
-    weights = input_weights(v1, log_weights, constant)
-    projection = projection_for(STAB_V2, len(weights))
     multipliers = np.exp(log_weights)
     fitted = {
         "own": dict(zip(GROUPS, multipliers[: len(GROUPS)].round(6).tolist(), strict=True)),
@@ -165,21 +163,75 @@ def write_v2(
         ),
         "constant": round(float(multipliers[-1]), 6),
     }
-    for model_id in (STAB_V2, SCEN_V2):
+    return write_context_models(
+        folder,
+        v1,
+        ids=(STAB_V2, SCEN_V2, JOINT_V2),
+        weights=input_weights(v1, log_weights, constant),
+        covariance=covariance,
+        description=fitted,
+        record={"objective": OBJECTIVE, **record},
+    )
+
+
+@dataclass(frozen=True)
+class RiskAngle:
+    """v3's risk angle: r's coefficients, its scale in the angle, the own block's length."""
+
+    coefficients: np.ndarray
+    scale: float
+    own_length: float
+
+    def entries(self, *, scenario: bool) -> dict[str, Any]:
+        """The encoder manifest's fields: a scenario sits at the exposed end, no own block."""
+        return {
+            "risk_coefficients": [float(c) for c in self.coefficients],
+            "risk_scale": self.scale,
+            "exposed_end": scenario,
+            "own_length": 0.0 if scenario else self.own_length,
+        }
+
+
+INPUT_V2 = "[z (clipped robust z-scores, nulls imputed), market context z, 1]"
+INPUT_V3 = (
+    "[own = z * own_length / |weighted z| (z: clipped robust z-scores, nulls imputed), "
+    "market context z, cos a, sin a, 1]; a = (pi/2) sigmoid(r / risk_scale), "
+    "r = risk_coefficients . (z - market context z); a = pi/2 with exposed_end"
+)
+
+
+def write_context_models(
+    folder: Path,
+    v1: Encoder,
+    *,
+    ids: tuple[str, str, str],
+    weights: np.ndarray,
+    covariance: np.ndarray,
+    description: dict[str, Any],
+    record: dict[str, Any],
+    risk: RiskAngle | None = None,
+) -> Path:
+    """Write a context encoder, its scenario copy (one projection: one basis) and the joint
+    model naming them. `description` is what the fit chose; `risk` v3's risk angle."""
+    stab_id, scen_id, joint_id = ids
+    projection = projection_for(stab_id, len(weights))
+    for model_id in (stab_id, scen_id):
         manifest = {
             "kind": "context-encoder",
             "feature_set": FEATURE_SET,
             "feature_set_hash": feature_set_hash(),
             "features": feature_entries(v1.features, v1.center, v1.scale),
-            "input": "[z (clipped robust z-scores, nulls imputed), market context z, 1]",
+            "input": INPUT_V2 if risk is None else INPUT_V3,
             "input_weights": [float(w) for w in weights],
-            "fitted_multipliers": fitted,
+            **({} if risk is None else risk.entries(scenario=model_id == scen_id)),
+            "fitted_multipliers": description,
             "covariance": [[float(v) for v in row] for row in covariance],
             "imputation": "conditional mean given the row's observed z (Gaussian, the "
             "spread group cut off from the others)",
             "calibration": {**v1.manifest["calibration"], "from": v1.model_id},
-            "projection": "QR of a Gaussian 384 x (2d+1) matrix seeded by sha256(num-stab-core-v2)",
-            "projection_seed": STAB_V2,
+            "projection": f"QR of a Gaussian 384 x {'(2d+1)' if risk is None else '(2d+3)'} "
+            f"matrix seeded by sha256({stab_id})",
+            "projection_seed": stab_id,
             "dimension": DIM,
         }
         write_artefact(folder, model_id, projection, manifest)
@@ -187,14 +239,14 @@ def write_v2(
         folder,
         weights=DEFAULT_WEIGHTS,
         tau=DEFAULT_TAU,
-        model_id=JOINT_V2,
-        stab_id=STAB_V2,
-        scen_id=SCEN_V2,
+        model_id=joint_id,
+        stab_id=stab_id,
+        scen_id=scen_id,
         extra={
-            "objective": OBJECTIVE,
+            **{k: v for k, v in record.items() if k == "objective"},
             "context": "market z-scores of the state's as-of date: the median over the build's "
             "states, or the --market entity's state; a scenario's context is its own state",
-            **record,
+            **{k: v for k, v in record.items() if k != "objective"},
         },
     )
     return folder

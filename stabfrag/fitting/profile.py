@@ -144,7 +144,7 @@ def fit_profile(model_dir: Path) -> dict[str, Any]:
     mapping = ridge(x, y, best)
     # One typical deviation (the RMS length of the fitted profiles, projected) leans a
     # profile 45 degrees from the anchor.
-    fitted = stab.project(matmul_rows(x, mapping))
+    fitted = stab.project_deviation(matmul_rows(x, mapping))
     anchor = float(np.sqrt((fitted**2).sum(axis=1).mean()))
     no_fund = xv.copy()
     no_fund[:, [INPUT_NAMES.index(f) for f in FIELD_NAMES]] = 0.0

@@ -21,6 +21,7 @@ import polars as pl
 
 from stabfrag.analysis.labels import label_states
 from stabfrag.analysis.metrics import MAX_QUERIES, cross_section, figures_of
+from stabfrag.analysis.who import forward_drawdown
 from stabfrag.asof.calendar import as_of_dates
 from stabfrag.asof.requests import state_requests
 from stabfrag.config import MAX_STALENESS_DAYS
@@ -43,7 +44,7 @@ from stabfrag.model.joint import DEFAULT_TAU, DEFAULT_WEIGHTS, JOINT_V1, joint_s
 from stabfrag.model.linalg import normalise
 from stabfrag.scenarios.library import SHOCK_TYPES, library_frame, load_library
 from stabfrag.scenarios.paths import synthetic_features
-from stabfrag.schema import ENTITY, POS
+from stabfrag.schema import DATE, ENTITY, POS
 from stabfrag.synth import generate, labels_from_events, write_market
 
 TYPES = ("BASELINE", *(t for t in SHOCK_TYPES if t != "BASELINE"))
@@ -88,13 +89,21 @@ def month_end_states(
     return prices, states, dates
 
 
-def ground_truth(universe: Universe, encoder: Encoder) -> tuple[np.ndarray, pl.DataFrame, Truth]:
+def ground_truth(
+    universe: Universe, encoder: Encoder, *, forward: bool = False
+) -> tuple[np.ndarray, pl.DataFrame, Truth]:
     """Every month-end state of a generated market (z-scores with nulls, the states frame)
-    and its labelled subset."""
+    and its labelled subset. `forward` adds each state's forward maximum drawdown (`fwd_dd`,
+    NaN near the end): the loss the generator dealt it."""
     market = generate(universe.entities, universe.days, universe.seed)
     with tempfile.TemporaryDirectory() as tmp:
         paths = write_market(market, Path(tmp))
         prices, states, _ = month_end_states(paths["prices"])
+        if forward:
+            own = states.with_columns(pl.col("last_date").alias(DATE))
+            states = states.with_columns(
+                pl.Series("fwd_dd", forward_drawdown(paths["prices"], own))
+            )
     first, last = prices["date"].min(), prices["date"].max()
     assert isinstance(first, dt.date) and isinstance(last, dt.date)
     z = encoder.zscores(states.select(FEATURE_NAMES))

@@ -11,12 +11,11 @@ import numpy as np
 from stabfrag.config import packaged
 from stabfrag.errors import ModelError
 from stabfrag.model.encoder import Encoder, load_encoder
-from stabfrag.model.joint import JOINT_V1, JointModel, load_joint
+from stabfrag.model.joint import JOINT_V3, JointModel, load_joint
 
-# The joint model a build uses when none is named and the folder holds several. v2 wins
-# every real-data figure but loses synthetic shock-type accuracy to v1 (bench/README.md),
-# and it becomes the default only once it beats v1 on every figure.
-DEFAULT_JOINT = JOINT_V1
+# The joint model a build uses when none is named and the folder holds several: v3 keeps
+# v2's market weather and ranks a date's entities by their fitted risk (bench/README.md).
+DEFAULT_JOINT = JOINT_V3
 JOINT_PREFIX = "joint-stab-fragility-"
 
 

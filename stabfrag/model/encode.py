@@ -18,28 +18,39 @@ from stabfrag.model.scenario_space import ScenarioLibrary, ScenarioSpace
 from stabfrag.schema import ENTITY
 
 
+def _z_frame(states: pl.DataFrame, z: np.ndarray, cols: list[str]) -> pl.DataFrame:
+    return pl.DataFrame({"as_of_date": states["as_of_date"], ENTITY: states[ENTITY]}).with_columns(
+        pl.Series(c, z[:, i]) for i, c in enumerate(cols)
+    )
+
+
 def market_context(
-    states: pl.DataFrame, z: np.ndarray, *, market: str | None
+    states: pl.DataFrame,
+    z: np.ndarray,
+    *,
+    market: str | None,
+    reference: tuple[pl.DataFrame, np.ndarray] | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each state's market: the z-scores of its as-of date's reference, and which states
     had none.
 
     The reference is the median over the date's states (the build's universe), or the
-    named market entity's own state that date. Point in time: the same date's states only.
-    A date without the market entity's state gets the calibration centre (zeros).
+    named market entity's own state that date: among `states`, or in `reference` (its
+    states and z, read apart: an entity block that does not hold the market). Point in
+    time: the same date's states only. A date without the market entity's state gets the
+    calibration centre (zeros).
     """
     cols = [f"_z{i}" for i in range(z.shape[1])]
-    frame = pl.DataFrame({"as_of_date": states["as_of_date"], ENTITY: states[ENTITY]}).with_columns(
-        pl.Series(c, z[:, i]) for i, c in enumerate(cols)
-    )
+    frame = _z_frame(states, z, cols)
     if market is None:
-        reference = frame.group_by("as_of_date").agg(pl.col(cols).median())
+        reference_z = frame.group_by("as_of_date").agg(pl.col(cols).median())
     else:
-        reference = (
-            frame.filter(pl.col(ENTITY) == market).unique("as_of_date").select("as_of_date", *cols)
+        own = frame if reference is None else _z_frame(*reference, cols)
+        reference_z = (
+            own.filter(pl.col(ENTITY) == market).unique("as_of_date").select("as_of_date", *cols)
         )
     joined = frame.select("as_of_date").join(
-        reference, on="as_of_date", how="left", maintain_order="left"
+        reference_z, on="as_of_date", how="left", maintain_order="left"
     )
     missing = joined[cols[0]].is_null().to_numpy() if cols else np.zeros(states.height, dtype=bool)
     return joined.select(cols).fill_null(0.0).to_numpy().astype(np.float64), missing
@@ -54,11 +65,23 @@ class Encoded:
     no_context: np.ndarray  # states whose date had no market reference
 
 
-def encode_states(models: Models, states: pl.DataFrame, *, market: str | None) -> Encoded:
-    """z_stab for every state (as_of_date, entity_id and the feature columns)."""
+def encode_states(
+    models: Models,
+    states: pl.DataFrame,
+    *,
+    market: str | None,
+    reference: pl.DataFrame | None = None,
+) -> Encoded:
+    """z_stab for every state (as_of_date, entity_id and the feature columns); `reference`:
+    the market entity's states when `states` may not hold them."""
     z = models.stab.standardised(states.select(FEATURE_NAMES))
+    ref = (
+        None
+        if reference is None
+        else (reference, models.stab.standardised(reference.select(FEATURE_NAMES)))
+    )
     context, missing = (
-        market_context(states, z, market=market)
+        market_context(states, z, market=market, reference=ref)
         if models.stab.context
         else (None, np.zeros(states.height, dtype=bool))
     )

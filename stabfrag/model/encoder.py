@@ -126,6 +126,14 @@ class Encoder:
     v1 projects the weighted z-scores. A context encoder (v2) projects [z, z of the state's
     market, 1] times its fitted weights: the market block places a state in its market's
     weather, the constant keeps a mild move near calm (cosine alone ignores intensity).
+    v3's input is [own, market z, cos a, sin a, 1]. r = risk . (z - market z) is how much
+    further than its market the state stands to fall (fitted on the generator's forward
+    losses), turned into an angle a = (pi/2) sigmoid(r / risk_scale); own is z scaled to a
+    fixed weighted length, own_length: its direction tells states apart, and its size no
+    longer drowns r within a date. Every block but the angle's is then the same length for
+    every state of a date, so the cosine to a scenario grows with r. A scenario is its own
+    market with no entity of its own (own_length 0) and sits at the exposed end (a = pi/2):
+    where the entities that fall most go.
     """
 
     model_id: str
@@ -137,6 +145,10 @@ class Encoder:
     manifest: dict[str, Any]
     covariance: np.ndarray | None = None  # of the z-scores: nulls get their conditional mean
     context: bool = False  # the input is [z, context z, 1]
+    risk: np.ndarray | None = None  # coefficients of the risk coordinate (context encoders)
+    risk_scale: float = 1.0
+    exposed_end: bool = False  # scenarios: every row at the exposed end of the risk angle
+    own_length: float = 0.0
 
     @property
     def sha256(self) -> str:
@@ -188,12 +200,55 @@ class Encoder:
         says how far from the calibration centre a row is."""
         return matmul_rows(self._inputs(z, context) * self.weight, self.projection)
 
+    def encode_scenarios(self, frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
+        """Encode scenario states (their feature frame)."""
+        return self.encode_scenario_z(self.standardised(frame))
+
+    def encode_scenario_z(self, z: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """A scenario is a market-wide move: its own state is its market's context."""
+        return self.encode_z(z, z if self.context else None)
+
+    def project_deviation(self, zeta: np.ndarray) -> np.ndarray:
+        """A predicted deviation from the date's states through the projection (a profile):
+        linear in zeta. v1 projects it; v2 takes it as its own market too; v3 keeps what
+        the deviation moves, its weighted z and the risk angle's turn from r = 0, and
+        drops what every state has (the fixed-length own block, the constant)."""
+        if self.risk is None:
+            return self.project(zeta, zeta if self.context else None)
+        d = zeta.shape[1]
+        start = self._angle(np.zeros(len(zeta)))
+        turn = self._angle(risk_score(zeta, self.risk)) - start
+        x = np.hstack([zeta, np.zeros_like(zeta), turn, np.zeros((len(zeta), 1))])
+        weights = np.concatenate([self.weight[:d], np.zeros(d), self.weight[2 * d :]])
+        return matmul_rows(x * weights, self.projection)
+
+    def _angle(self, r: np.ndarray) -> np.ndarray:
+        """(cos a, sin a) of the risk angle a = (pi/2) sigmoid(r / risk_scale), per row."""
+        a = (np.pi / 2) / (1.0 + np.exp(-r / self.risk_scale))
+        return np.column_stack([np.cos(a), np.sin(a)])
+
     def _inputs(self, z: np.ndarray, context: np.ndarray | None) -> np.ndarray:
         if not self.context:
             return z
         if context is None or context.shape != z.shape:
             raise ModelError(f"{self.model_id}: needs the market context of every row")
-        return np.hstack([z, context, np.ones((len(z), 1))])
+        ones = np.ones((len(z), 1))
+        if self.risk is None:
+            return np.hstack([z, context, ones])
+        if self.exposed_end:
+            angle = np.column_stack([np.zeros(len(z)), np.ones(len(z))])  # a = pi/2
+        else:
+            angle = self._angle(risk_score(z - context, self.risk))
+        # Each row's own weighted length (a reduction along the row alone).
+        length = np.sqrt(((z * self.weight[: z.shape[1]]) ** 2).sum(axis=1, keepdims=True))
+        own = np.divide(z * self.own_length, length, out=np.zeros_like(z), where=length > 0)
+        return np.hstack([own, context, angle, ones])
+
+
+def risk_score(z: np.ndarray, coefficients: np.ndarray) -> np.ndarray:
+    """r = coefficients . z per row: a reduction along each row alone (not a matrix
+    product, whose blocking could depend on the rows encoded with it)."""
+    return (z * coefficients).sum(axis=1)
 
 
 def fit_calibration(frame: pl.DataFrame) -> tuple[np.ndarray, np.ndarray]:
@@ -287,9 +342,9 @@ def load_encoder(folder: Path, model_id: str) -> Encoder:
         manifest["input_weights"] if context else [f.get("weight", 1.0) for f in feats],
         dtype=np.float64,
     )
-    if projection.shape != (len(weight), DIM) or len(weight) != (
-        2 * len(names) + 1 if context else len(names)
-    ):
+    risk = manifest.get("risk_coefficients") if context else None
+    width = 2 * len(names) + 1 + 2 * (risk is not None) if context else len(names)
+    if projection.shape != (len(weight), DIM) or len(weight) != width:
         raise ModelError(f"{folder / model_id}: projection shape {projection.shape} is wrong")
     covariance = np.array(manifest["covariance"], dtype=np.float64) if context else None
     return Encoder(
@@ -302,4 +357,8 @@ def load_encoder(folder: Path, model_id: str) -> Encoder:
         manifest=manifest,
         covariance=covariance,
         context=context,
+        risk=None if risk is None else np.array(risk, dtype=np.float64),
+        risk_scale=float(manifest.get("risk_scale", 1.0)),
+        exposed_end=bool(manifest.get("exposed_end", False)),
+        own_length=float(manifest.get("own_length", 0.0)),
     )

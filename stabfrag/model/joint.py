@@ -21,6 +21,7 @@ from stabfrag.schema import DIM
 
 JOINT_V1 = "joint-stab-fragility-v1"
 JOINT_V2 = "joint-stab-fragility-v2"
+JOINT_V3 = "joint-stab-fragility-v3"
 PROFILE_MODEL_ID = "joint-profile-core-v1"
 # The profile weight is chosen from bench/profile_eval.py's figures (bench/README.md): the
 # largest at which no real 2005-2011 figure among state AUC, calm->HIGH and the

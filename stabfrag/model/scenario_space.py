@@ -133,8 +133,7 @@ class ScenarioLibrary:
         rank = feats["scenario_id"].replace_strict(order, return_dtype=pl.Int64).to_numpy()
         by_library = np.argsort(rank, kind="stable")
         feats, z = feats[by_library], z[by_library]
-        # A scenario is a market-wide move: its own state is its market's context.
-        vectors, _ = scen.encode_z(z, z if scen.context else None)
+        vectors, _ = scen.encode_scenario_z(z)
         table = library_frame(self.library).join(
             feats.select("scenario_id", "path_source"),
             on="scenario_id",

@@ -112,8 +112,7 @@ class ProfileEncoder:
 
     def projected(self, frame: pl.DataFrame, stab: Encoder) -> np.ndarray:
         """The predicted state through the stab encoder's projection, before normalising."""
-        zeta = self.predicted(frame)
-        return stab.project(zeta, zeta if stab.context else None)
+        return stab.project_deviation(self.predicted(frame))
 
 
 def orthogonal_anchor(projection: np.ndarray) -> np.ndarray:

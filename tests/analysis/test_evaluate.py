@@ -91,14 +91,14 @@ def test_evaluate_on_generated_events(built, market, market_dir: Path) -> None:
     )
     assert res.exit_code == 0, res.stderr
     result = json.loads(res.stdout)
-    from stabfrag.model.joint import JOINT_V1, JOINT_V2
+    from stabfrag.model.joint import JOINT_V1, JOINT_V2, JOINT_V3
 
-    built_name = f"{JOINT_V1} (built)"  # the default model
-    assert set(result["figures"]) == {built_name, JOINT_V2, "vol_21 alone", "original encoder"}
+    built_name = f"{JOINT_V3} (built)"  # the default model
+    others = {JOINT_V1, JOINT_V2}
+    assert set(result["figures"]) == {built_name, *others, "vol_21 alone", "original encoder"}
     joint = result["figures"][built_name]
     assert result["states"]["stress"] > 0 and result["states"]["calm"] > 0
     assert joint["state_auc"] > 0.8, result
-    assert result["figures"][JOINT_V2]["state_auc"] > joint["state_auc"]
     for figures in result["figures"].values():
         for value in figures.values():
             assert value is None or 0.0 <= value <= 1.0
@@ -114,10 +114,12 @@ def test_evaluate_on_generated_events(built, market, market_dir: Path) -> None:
     assert all(0 <= v["same_type_nearest"] <= 1 for v in result["library"].values())
     # Who gets hurt: every joint model and the two volatility baselines, on every state.
     who = result["who"]
-    assert set(who) == {"definition", built_name, JOINT_V2, "vol_21 alone", "vol_63 alone"}
-    for name in (built_name, JOINT_V2, "vol_21 alone", "vol_63 alone"):
+    assert set(who) == {"definition", built_name, *others, "vol_21 alone", "vol_63 alone"}
+    for name in (built_name, *others, "vol_21 alone", "vol_63 alone"):
         assert who[name]["dates"] > 0 and -1.0 <= who[name]["ic"] <= 1.0, who[name]
     assert who["vol_21 alone"]["share_of_dates_above_vol_21"] == 0.0
+    # v3 ranks who falls by its fitted risk: better than v2, whose market block is shared.
+    assert who[built_name]["ic"] > who[JOINT_V2]["ic"] + 0.05, who
 
 
 def test_v2_re_encoded_equals_a_v2_build(built, market, market_dir: Path, tmp_path: Path) -> None:
@@ -292,7 +294,7 @@ def test_plot_writes_roc_episodes_and_a_page(built, market_dir: Path, tmp_path: 
         assert (plots / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not (plots / "ic.png").exists()  # who gets hurt needs --prices
     page = (plots / "evaluate.html").read_text()
-    assert '"title": "State ROC"' in page and "joint-stab-fragility-v1 (built)" in page
+    assert '"title": "State ROC"' in page and "joint-stab-fragility-v3 (built)" in page
     assert "<script src" not in page  # the charts' JavaScript inlined: works offline
 
 
@@ -363,7 +365,7 @@ def test_evaluate_with_profiles_scores_the_branch_as_a_build_with_it(
     from stabfrag.analysis.evaluate import evaluate
     from stabfrag.config import BuildConfig
     from stabfrag.engine import loop
-    from stabfrag.model.joint import JOINT_V1
+    from stabfrag.model.bundle import DEFAULT_JOINT
     from stabfrag.profiles.run import ProfileConfig, build_profiles
     from stabfrag.sinks.dataset import partitions
 
@@ -395,11 +397,11 @@ def test_evaluate_with_profiles_scores_the_branch_as_a_build_with_it(
         **common,  # type: ignore[arg-type]
     )
     reference = evaluate(with_out, labels, **common)  # type: ignore[arg-type]
-    built_name = f"{JOINT_V1} (built)"
+    built_name = f"{DEFAULT_JOINT} (built)"
     figures = scored["figures"]
-    assert figures[f"{JOINT_V1} without profiles"] == figures[built_name]
-    assert figures[f"{JOINT_V1} + profiles (prof=0.25)"] == reference["figures"][built_name]
-    assert figures[f"{JOINT_V1} + profiles (prof=1)"] != figures[built_name]
+    assert figures[f"{DEFAULT_JOINT} without profiles"] == figures[built_name]
+    assert figures[f"{DEFAULT_JOINT} + profiles (prof=0.25)"] == reference["figures"][built_name]
+    assert figures[f"{DEFAULT_JOINT} + profiles (prof=1)"] != figures[built_name]
     branch = scored["profile_branch"]
     assert branch["weights"] == [0.25, 1.0] and branch["calm_states"] > 0
     moves = branch["prof=0.25"]

@@ -52,7 +52,13 @@ def prices(tmp_path_factory: pytest.TempPathFactory, market: Any) -> Path:
 
     path = tmp_path_factory.mktemp("ray") / "prices.parquet"
     inject_defects(market.prices, seed=5).write_parquet(path)
+    REFERENCE[path] = market.entities.filter(pl.col("entity_type") == "MARKET")["entity_id"][0]
     return path
+
+
+# Each test prices file's market entity: every run names it as the context reference, so
+# the default (context) model can be split by entity.
+REFERENCE: dict[Path, str] = {}
 
 
 def _dates(prices: Path, freq: str) -> list[dt.date]:
@@ -62,6 +68,7 @@ def _dates(prices: Path, freq: str) -> list[dt.date]:
 
 def _run(prices: Path, out: Path, dates: list[dt.date], **kw: Any) -> dict[str, Any]:
     before_task = kw.pop("before_task", None)
+    kw.setdefault("market", REFERENCE[prices])
     config = BuildConfig(prices=prices, out=out, chunk_days=kw.pop("chunk_days", 45), **kw)
     summary = loop.run(config, dates, before_task=before_task).as_dict()
     return {k: v for k, v in summary.items() if k not in ("timings_s", "out")}
@@ -207,6 +214,7 @@ def test_resume_after_killing_the_driver_does_nothing_twice(
 ) -> None:
     dates = as_of_dates(prices, dt.date(2024, 1, 1), dt.date(2024, 12, 31), "week")
     args = ["--prices", str(prices), "--executor", "ray", "--entity-blocks", "2"]
+    args += ["--market", REFERENCE[prices]]
     killed = tmp_path / "killed"
     proc = subprocess.Popen(
         [*_cli(dates, killed, chunk_days=21), *args],
@@ -256,16 +264,27 @@ def test_block_layout_refusals(prices: Path, tmp_path: Path) -> None:
     assert res.exit_code == 2 and "'spark' is not one of 'local', 'ray'" in res.stderr
 
 
-@pytest.mark.parametrize("model", ["joint-stab-fragility-v2"])
-def test_a_context_model_is_not_split_by_entity(
+@pytest.mark.parametrize("model", ["joint-stab-fragility-v2", "joint-stab-fragility-v3"])
+def test_a_context_model_is_split_by_entity_only_with_a_named_market(
     ray_local: None, prices: Path, tmp_path: Path, model: str
 ) -> None:
-    """v2 reads each state's market from every entity of the date: a block cannot see it."""
+    """Without --market the context is the median of every entity of the date, which a
+    block cannot see: refused in one line. With it, three blocks write the local rows."""
     from stabfrag.errors import ConfigError
 
     config = BuildConfig(prices=prices, out=tmp_path, model=model, executor="ray", entity_blocks=2)
-    with pytest.raises(ConfigError, match="--entity-blocks 1"):
+    with pytest.raises(ConfigError, match="--market ENTITY, or use --entity-blocks 1"):
         loop.run(config, _dates(prices, "month")[-1:])
+    dates = _dates(prices, "month")[-2:]
+    local = _run(prices, tmp_path / "local", dates, model=model)
+    remote = _run(prices, tmp_path / "ray", dates, model=model, executor="ray", entity_blocks=3)
+    assert remote == local
+    for day in dates:
+        got, want = (
+            _rows(tmp_path / "ray", "joint_embeddings", day),
+            _rows(tmp_path / "local", "joint_embeddings", day),
+        )
+        assert got.equals(want)  # vectors and fragility, byte for byte
 
 
 @pytest.mark.filterwarnings("ignore")

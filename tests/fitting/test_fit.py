@@ -17,12 +17,12 @@ from stabfrag.features.registry import FEATURE_NAMES, LOOKBACK_ROWS
 from stabfrag.fitting.v2 import Universe, fit_v2
 from stabfrag.model.bundle import DEFAULT_JOINT, load_models
 from stabfrag.model.encode import market_context
-from stabfrag.model.joint import JOINT_V1, JOINT_V2
+from stabfrag.model.joint import JOINT_V1, JOINT_V2, JOINT_V3
 from stabfrag.model.linalg import normalise
 from stabfrag.model.scenario_space import ScenarioLibrary
 from stabfrag.scenarios.library import load_library
 from stabfrag.schema import PRICE_SCHEMA
-from stabfrag.sinks.dataset import read_table
+from stabfrag.sinks.dataset import partitions, read_table
 from stabfrag.synth import Market
 from tests.conftest import event_dates
 
@@ -50,17 +50,22 @@ def _tiny_fit(folder: Path) -> dict:
     )
 
 
-def test_fit_is_deterministic_and_its_artefacts_verify(tmp_path: Path) -> None:
-    a, b = tmp_path / "a", tmp_path / "b"
-    record = _tiny_fit(a)
-    _tiny_fit(b)
-    for model in ("num-stab-core-v2", "num-scenario-core-v2", JOINT_V2):
+def _same_artefacts(a: Path, b: Path, models: tuple[str, ...]) -> None:
+    """The artefacts of two fits are the same bytes (the manifest's creation time aside)."""
+    for model in models:
         assert (a / model / "projection.npy").read_bytes() == (
             b / model / "projection.npy"
         ).read_bytes()
         ma, mb = (json.loads((f / model / "manifest.json").read_text()) for f in (a, b))
         ma.pop("created"), mb.pop("created")
         assert ma == mb, model
+
+
+def test_fit_is_deterministic_and_its_artefacts_verify(tmp_path: Path) -> None:
+    a, b = tmp_path / "a", tmp_path / "b"
+    record = _tiny_fit(a)
+    _tiny_fit(b)
+    _same_artefacts(a, b, ("num-stab-core-v2", "num-scenario-core-v2", JOINT_V2))
     models = load_models(a)
     assert models.model_id == JOINT_V2 and models.stab.context
     joint = models.joint.manifest
@@ -75,6 +80,56 @@ def test_fit_is_deterministic_and_its_artefacts_verify(tmp_path: Path) -> None:
         "cross_section_auc",
     }
     assert record["hyperparameters"]["penalty"] == 0.1
+
+
+def test_the_v3_fit_is_deterministic_and_keeps_v2s_figures(tmp_path: Path) -> None:
+    """v3 extends the folder's v2 (here a tiny fitted one): the same seeds give the same
+    artefacts, the choice keeps v2's validation figures and fragility follows r."""
+    from stabfrag.fitting.v3 import FOLLOWS_R, fit_v3
+
+    tiny = {
+        "train": (Universe(5, 60, 800), Universe(6, 40, 800)),
+        "validation": Universe(7, 60, 800),
+    }
+    records = []
+    for name in ("a", "b"):
+        _tiny_fit(tmp_path / name)
+        records.append(fit_v3(tmp_path / name, **tiny))  # type: ignore[arg-type]
+    a, b = tmp_path / "a", tmp_path / "b"
+    _same_artefacts(a, b, ("num-stab-core-v3", "num-scenario-core-v3", JOINT_V3))
+    models = load_models(a, JOINT_V3)
+    assert models.stab.risk is not None and not models.stab.exposed_end
+    assert models.scen.exposed_end and models.scen.own_length == 0.0
+    figures = records[0]["fitted_figures"]
+    assert figures["validation"]["follows_r"] >= FOLLOWS_R
+    assert figures["validation"]["state_auc"] >= figures["validation_v2"]["state_auc"] - 0.005
+    assert records[0]["training_data"]["real_labels"] == "none"
+
+
+def test_v3_fragility_ranks_a_date_by_its_risk(built: Path) -> None:
+    """Within a date every block of a v3 state but the risk angle has one length, and every
+    scenario sits at the angle's exposed end: fragility orders the date's states as r."""
+    from stabfrag.model.encode import encode_states, join_scenarios
+    from stabfrag.model.encoder import risk_score
+
+    v3 = load_models(None, JOINT_V3)
+    day = partitions(built)[-1]
+    states = read_table(built, "features", day)
+    encoded = encode_states(v3, states, market=None)
+    lib = ScenarioLibrary(
+        v3, load_library(), pl.DataFrame(schema=PRICE_SCHEMA), max_staleness_days=7
+    )
+    (part,) = join_scenarios(
+        v3, lib, states["as_of_date"], encoded.z_stab, weights=v3.joint.weights
+    )
+    z = v3.stab.standardised(states.select(FEATURE_NAMES))
+    context, _ = market_context(states, z, market=None)
+    assert v3.stab.risk is not None
+    r = risk_score(z - context, v3.stab.risk)
+    fragility = part.result.fragility
+    order = np.argsort(r, kind="stable")
+    assert (np.diff(fragility[order]) >= -1e-9).all()
+    assert fragility[order[-1]] > fragility[order[0]] + 0.05
 
 
 def test_v1_and_v2_load_side_by_side() -> None:
@@ -113,17 +168,20 @@ def _crash_z(models) -> np.ndarray:
     return z[ids.index("SCN_EQ_CRASH_HIGH")][None, :]
 
 
-def test_a_mild_move_toward_a_crash_is_not_the_crash() -> None:
-    """Cosine alone ignores intensity: v2's constant and market block keep a wobble in a
-    crash's direction away from the crash; v1 gives it the crash's fragility."""
-    v2 = load_models(None, JOINT_V2)
+@pytest.mark.parametrize("model", [JOINT_V2, JOINT_V3])
+def test_a_mild_move_toward_a_crash_is_not_the_crash(model: str) -> None:
+    """Cosine alone ignores intensity: v2's (and v3's) constant and market block keep a
+    wobble in a crash's direction away from the crash; v1 gives it the crash's fragility."""
+    v2 = load_models(None, model)
     crash = _crash_z(v2)
     wobble = 0.15 * crash
     calm_market = np.zeros_like(crash)
     f_crash, type_crash, sev_crash = _fragility_and_nearest(v2, crash, crash)
     f_own, _, sev_own = _fragility_and_nearest(v2, wobble, calm_market)
     f_market, _, sev_market = _fragility_and_nearest(v2, wobble, wobble)
-    assert (type_crash, sev_crash) == ("EQUITY_CRASH", "HIGH") and f_crash > 0.99
+    # (A v3 state keeps an own block a scenario does not have: the crash itself is at 0.9.)
+    assert (type_crash, sev_crash) == ("EQUITY_CRASH", "HIGH")
+    assert f_crash > (0.99 if model == JOINT_V2 else 0.9)
     # One name wobbles in a calm market: far from the crash, nearest calm or a LOW shock.
     assert sev_own in ("NONE", "LOW") and f_own < f_crash - 0.3
     assert sev_market == "LOW" and f_market < f_crash - 0.1  # the market wobbles: a LOW shock
@@ -150,21 +208,28 @@ def _null_pull(models, full: pl.DataFrame) -> tuple[float, float]:
     return float(pull.max()), float((sims[1].argmax(axis=1) == sims[0].argmax(axis=1)).mean())
 
 
-def test_missing_history_does_not_pull_toward_a_scenario(built: Path, market: Market) -> None:
-    """States with ten null features stay near their full-history twins: v2 fills a null
-    with its conditional mean; v1's zeros send them toward other scenarios."""
+@pytest.mark.parametrize("model", [JOINT_V2, JOINT_V3])
+def test_missing_history_does_not_pull_toward_a_scenario(
+    built: Path, market: Market, model: str
+) -> None:
+    """States with ten null features stay near their full-history twins: v2 (and v3) fill a
+    null with its conditional mean; v1's zeros send them toward other scenarios."""
     full = read_table(built, "features", event_dates(market, "CRASH")[0]).filter(
         pl.col("n_obs") > LOOKBACK_ROWS  # a whole look-back window
     )
-    pull2, same2 = _null_pull(load_models(None, JOINT_V2), full)
+    pull2, same2 = _null_pull(load_models(None, model), full)
     pull1, same1 = _null_pull(load_models(None, JOINT_V1), full)
     assert pull2 <= 0.15 and pull2 < 0.6 * pull1, (pull2, pull1)
     assert same2 >= 0.4 and same2 > 3 * same1, (same2, same1)
 
 
-def test_nothing_changes_for_a_fixed_market_reference(market: Market, tmp_path: Path) -> None:
-    """With --market, adding other entities changes no state's vector; with the universe
-    as the reference, the context (and so the vectors) follows the universe."""
+@pytest.mark.parametrize("model", [JOINT_V2, JOINT_V3])
+def test_nothing_changes_for_a_fixed_market_reference(
+    market: Market, tmp_path: Path, model: str
+) -> None:
+    """With --market, adding other entities changes no state's vector (a subset book holding
+    the reference gives the same bytes); with the universe as the reference, the context
+    (and so the vectors) follows the universe."""
     reference = market.entities.filter(pl.col("entity_type") == "MARKET")["entity_id"][0]
     day = event_dates(market, "CRASH")[0]
     everyone = tmp_path / "all.parquet"
@@ -177,7 +242,7 @@ def test_nothing_changes_for_a_fixed_market_reference(market: Market, tmp_path: 
     said: dict[str, str | None] = {}
 
     def vectors(prices: Path, market_id: str | None, out: str) -> pl.DataFrame:
-        config = BuildConfig(prices=prices, out=tmp_path / out, market=market_id, model=JOINT_V2)
+        config = BuildConfig(prices=prices, out=tmp_path / out, market=market_id, model=model)
         said[out] = loop.run(config, [day]).as_dict().get("context_reference")
         rows = read_table(tmp_path / out, "joint_embeddings", day)
         return rows.filter(pl.col("kind") == "entity").select("entity_id", "vector", "fragility")
@@ -195,5 +260,7 @@ def test_nothing_changes_for_a_fixed_market_reference(market: Market, tmp_path: 
     assert said["u"] is not None and said["u"].startswith("the input's universe")
     assert (
         "context_reference"
-        not in loop.run(BuildConfig(prices=fewer, out=tmp_path / "v1"), [day]).as_dict()
+        not in loop.run(
+            BuildConfig(prices=fewer, out=tmp_path / "v1", model=JOINT_V1), [day]
+        ).as_dict()
     )

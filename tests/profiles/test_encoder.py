@@ -45,7 +45,7 @@ def test_the_anchor_is_orthogonal_to_every_state_and_scenario() -> None:
     assert np.abs(models.stab.projection @ anchor).max() < 1e-12
     library = load_library()
     feats = synthetic_features(library, models.scen.baseline())
-    scen, _ = models.scen.encode(feats)
+    scen, _ = models.scen.encode_scenarios(feats)
     assert np.abs(scen.astype(np.float64) @ anchor).max() < 1e-6
 
 
@@ -55,7 +55,7 @@ def test_a_typical_entity_sits_at_the_anchor_and_a_fragile_one_leans_to_high() -
     anchor = orthogonal_anchor(models.stab.projection)
     library = load_library()
     feats = synthetic_features(library, models.scen.baseline())
-    scen, _ = models.scen.encode(feats)
+    scen, _ = models.scen.encode_scenarios(feats)
     high = scen[[s.severity == "HIGH" for s in library]].astype(np.float64)
     typical, _ = encoder.encode(_rows(encoder), models.stab)
     fragile, _ = encoder.encode(
@@ -63,7 +63,10 @@ def test_a_typical_entity_sits_at_the_anchor_and_a_fragile_one_leans_to_high() -
     )
     quiet, _ = encoder.encode(_rows(encoder, vol_504=-2.0, worst_drawdown_504=2.0), models.stab)
     assert float(typical[0] @ anchor) > 0.9
-    assert (high @ fragile[0]).max() > 0.3 > (high @ typical[0]).max()
+    # (In v3 a scenario has no own block: a profile meets HIGH scenarios through the risk
+    # angle it turns, so the lean is smaller than v1's and only its direction is tested.)
+    assert (high @ fragile[0]).max() > (high @ typical[0]).max() + 0.1
+    assert (high @ typical[0]).max() < 0.1
     assert (high @ quiet[0]).max() < (high @ typical[0]).max()
 
 

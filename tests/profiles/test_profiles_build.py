@@ -179,7 +179,8 @@ def test_options_that_cannot_work_are_one_line(structural_dir: Path, tmp_path: P
 def test_profiles_of_another_basis_are_refused_by_a_build(
     structural_dir: Path, tmp_path: Path
 ) -> None:
-    """Profiles made for v1's stab encoder are meaningless beside v2's states: one line."""
+    """Profiles made for the default model's stab encoder (v3's) are meaningless beside v2's
+    states: one line."""
     _build(structural_dir, tmp_path / "p")
     res = runner.invoke(
         app,
@@ -190,7 +191,7 @@ def test_profiles_of_another_basis_are_refused_by_a_build(
         ],
     )  # fmt: skip
     assert res.exit_code == 2
-    assert "basis of num-stab-core-v1" in res.stderr and len(res.stderr.strip().splitlines()) == 1
+    assert "basis of num-stab-core-v3" in res.stderr and len(res.stderr.strip().splitlines()) == 1
 
 
 def test_the_fundamentals_staleness_limit_is_the_users(

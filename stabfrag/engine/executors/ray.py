@@ -65,11 +65,11 @@ class RayExecutor:
         *,
         before_task: BeforeTask | None = None,
     ) -> None:
-        if config.entity_blocks > 1 and builder.models.stab.context:
+        if config.entity_blocks > 1 and builder.models.stab.context and config.market is None:
             raise ConfigError(
                 f"--entity-blocks {config.entity_blocks}: model {builder.models.model_id} "
-                "places each state beside its market, read from every entity of the date; use "
-                "--entity-blocks 1"
+                "places each state beside its market, here the median of every entity of the "
+                "date; name the reference with --market ENTITY, or use --entity-blocks 1"
             )
         if config.pg_dsn:
             raise ConfigError(
