@@ -8,6 +8,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from stabfrag.errors import ConfigError
+
 
 def temp_name(path: Path) -> Path:
     """A hidden, unique sibling of `path` to write before the rename."""
@@ -35,4 +37,16 @@ def write_atomic(path: Path, write: Callable[[Path], Any]) -> Path:
         fsync_replace(tmp, path)
     finally:
         tmp.unlink(missing_ok=True)
+    return path
+
+
+def make_folder(path: Path, option: str = "--out") -> Path:
+    """Create the output folder `path` (and its parents), or refuse in one line: a file of
+    that name, a parent that is a file, a read-only or full file system."""
+    if path.exists() and not path.is_dir():
+        raise ConfigError(f"{option} {path} is a file; the output is a folder")
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"{option} {path}: cannot create the folder ({exc.strerror})") from None
     return path

@@ -31,12 +31,12 @@ from stabfrag.cli.common import (
     app,
     parse_date,
     print_frame,
+    reject_gate,
     run_options,
 )
 from stabfrag.config import BAD_TICK_MULTIPLE, DEFAULT_MEMORY, MAX_STALENESS_DAYS
 from stabfrag.engine.progress import ProgressFn
 from stabfrag.engine.summary import RunSummary
-from stabfrag.errors import EXIT_REJECTS
 from stabfrag.schema import date_span
 
 
@@ -51,8 +51,7 @@ def _run(
         summary = start(progress)
     result = summary.as_dict()
     emit(result, as_json=as_json)
-    if result["rows_rejected"] > max_reject_share * max(result["rows_read"], 1):
-        raise typer.Exit(EXIT_REJECTS)
+    reject_gate(result["rows_rejected"], result["rows_read"], max_reject_share)
 
 
 @app.command()
@@ -174,12 +173,14 @@ def demo(
     out: OutOpt = Path("stabfrag-out"),
     entities: Annotated[int, typer.Option("--entities", min=10)] = 500,
     days: Annotated[int, typer.Option("--days", min=400)] = 2520,
-    seed: Annotated[int, typer.Option("--seed")] = 7,
+    seed: Annotated[int, typer.Option("--seed", min=0)] = 7,
     model: ModelOpt = None,
 ) -> None:
     """Generate a synthetic market, build its latest date, show the 10 most fragile entities."""
     from stabfrag import api, synth
+    from stabfrag.atomic import make_folder
 
+    make_folder(out)
     market = synth.generate(entities=entities, days=days, seed=seed)
     paths = synth.write_market(market, out / "market")
     as_of = date_span(market.prices["date"])[1]

@@ -14,7 +14,7 @@ from typer.core import TyperCommand
 from stabfrag import logs
 from stabfrag.allocator import tune_allocator
 from stabfrag.config import BuildConfig
-from stabfrag.errors import EXIT_USAGE, InputError, StabfragError, first_line
+from stabfrag.errors import EXIT_REJECTS, EXIT_USAGE, InputError, StabfragError, first_line
 
 
 class OneLineErrors(TyperCommand):
@@ -98,9 +98,33 @@ EntitiesOpt = Annotated[
     Path | None, typer.Option("--entities", help="Entity metadata file (optional).")
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable summary.")]
+
+
+def _share(value: float) -> float:
+    if not 0.0 <= value <= 1.0:  # (NaN fails both comparisons)
+        raise typer.BadParameter(f"{value} is not a share between 0 and 1")
+    return value
+
+
 MaxRejectOpt = Annotated[
-    float, typer.Option("--max-reject-share", help="Exit 3 when rejected rows exceed this share.")
+    float,
+    typer.Option(
+        "--max-reject-share",
+        callback=_share,
+        help="Exit 3 when rejected rows exceed this share (between 0 and 1).",
+    ),
 ]
+
+
+def reject_gate(rejected: int, rows: int, limit: float) -> None:
+    """Exit 3, saying the share and the limit, when rejected rows exceed `limit` of `rows`."""
+    if rejected > limit * max(rows, 1):
+        share = rejected / max(rows, 1)
+        sys.stderr.write(
+            f"stabfrag: {rejected:,} of {rows:,} rows rejected ({share:.1%}), above "
+            f"--max-reject-share {limit:g} ({limit:.1%}); exit {EXIT_REJECTS}\n"
+        )
+        raise typer.Exit(EXIT_REJECTS)
 
 
 __all__ = ["InputError", "StabfragError"]

@@ -20,9 +20,10 @@ from stabfrag.cli.common import (
     fail,
     parse_date,
     print_frame,
+    reject_gate,
 )
 from stabfrag.config import BAD_TICK_MULTIPLE
-from stabfrag.errors import EXIT_REJECTS, InputError
+from stabfrag.errors import InputError
 
 prices_app = App(no_args_is_help=True, help="Prices files.")
 
@@ -98,8 +99,7 @@ def validate(
             fmt="table",
             title=f"first {shown.height} of {checked.rejects.height} rejects{more}",
         )
-    if checked.rows_rejected > max_reject_share * max(checked.rows_in, 1):
-        raise typer.Exit(EXIT_REJECTS)
+    reject_gate(checked.rows_rejected, checked.rows_in, max_reject_share)
 
 
 FIRST_REJECTS = 10
@@ -126,7 +126,7 @@ def generate(
     out: Annotated[Path, typer.Option("--out", help="Folder for prices/entities/events.parquet.")],
     entities: Annotated[int, typer.Option("--entities", min=1)] = 500,
     days: Annotated[int, typer.Option("--days", min=2)] = 2520,
-    seed: Annotated[int, typer.Option("--seed")] = 7,
+    seed: Annotated[int, typer.Option("--seed", min=0)] = 7,
     defects: Annotated[
         bool, typer.Option("--defects", help="Inject bad rows of every kind.")
     ] = False,
@@ -143,7 +143,9 @@ def generate(
     import dataclasses
 
     from stabfrag import synth
+    from stabfrag.atomic import make_folder
 
+    make_folder(out)
     market = synth.generate(entities=entities, days=days, seed=seed, structural=structural)
     if defects:
         market = dataclasses.replace(market, prices=synth.inject_defects(market.prices, seed=seed))

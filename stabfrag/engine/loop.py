@@ -12,6 +12,9 @@ import datetime as dt
 from concurrent.futures import Future
 from typing import Any
 
+import polars as pl
+
+from stabfrag.atomic import make_folder
 from stabfrag.config import BuildConfig
 from stabfrag.engine.chunk import Chunk, ChunkBuilder
 from stabfrag.engine.entity_blocks import EntityBlock, entity_blocks
@@ -22,6 +25,8 @@ from stabfrag.engine.summary import RunSummary
 from stabfrag.engine.tally import Tally
 from stabfrag.engine.tasks import BeforeTask, TaskResult, plan_tasks
 from stabfrag.errors import ConfigError, RunError
+from stabfrag.ingest.prices import collect, scan_prices
+from stabfrag.schema import ENTITY
 from stabfrag.sinks.base import Partition, Sink
 from stabfrag.sinks.blocks import clear_staging, seal, staged_block
 from stabfrag.sinks.dataset import read_manifest
@@ -42,8 +47,8 @@ def run(
     The tasks run where config.executor says (this process, or Ray). `before_task` runs in
     the worker before each task: the plug-in point where tests inject faults.
     """
-    if config.out.exists() and not config.out.is_dir():
-        raise ConfigError(f"--out {config.out} is a file; the output is a folder")
+    make_folder(config.out)
+    check_market(config)
     if config.entity_blocks != 1 and config.executor != "ray":
         raise ConfigError("--entity-blocks needs --executor ray")
     summary = RunSummary(out=str(config.out))
@@ -74,11 +79,28 @@ def run(
         summary.warnings.append(
             f"{config.entities}: the entities file matches none of the priced entities"
         )
+    if config.market is not None and summary.tally.states_without_context:
+        summary.warnings.append(
+            f"--market {config.market}: {summary.tally.states_without_context:,} states had "
+            "no state of the market on their date; their context is the calibration centre"
+        )
     if database is not None:
         summary.database = database.summary()
     with summary.timings.stage("views"):
         write_views(config.out)
     return summary
+
+
+def check_market(config: BuildConfig) -> None:
+    """A --market that the prices do not hold is a mistake, not a run without context."""
+    if config.market is None:
+        return
+    rows = collect(
+        scan_prices(config.prices).filter(pl.col(ENTITY) == config.market).select(pl.len()),
+        config.prices,
+    ).item()
+    if not rows:
+        raise ConfigError(f"--market {config.market}: no prices for this entity in {config.prices}")
 
 
 def _identity(config: BuildConfig, builder: ChunkBuilder) -> RunIdentity:

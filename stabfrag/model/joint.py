@@ -61,8 +61,13 @@ def combine(
 ) -> np.ndarray:
     """normalise((w_stab z_stab + w_scen z_scen + w_prof z_prof) / sum of present weights).
 
-    A state without a profile drops that branch and its weight.
+    A state without a profile drops that branch and its weight. Only the weights' ratio
+    matters: weights above 1 are scaled so the largest is 1, so no product can overflow
+    (stab=1e308,scen=1e308 is stab=1,scen=1).
     """
+    top = max(weights.values())
+    if top > 1:
+        weights = {k: v / top for k, v in weights.items()}
     # A new float64 array (cast, then scaled, in one pass): added to in place below.
     total = np.multiply(z_stab, weights["stab"], dtype=np.float64)
     total += weights["scen"] * z_scen

@@ -47,6 +47,10 @@ def _long(frame: pl.DataFrame, path: Path) -> pl.DataFrame:
     missing = [c for c in (ENTITY, DATE) if c not in frame.columns]
     if missing:
         raise InputError(path, f"missing fundamentals column(s): {', '.join(missing)}")
+    if ("field" in frame.columns) != ("value" in frame.columns):
+        raise InputError(
+            path, "a long fundamentals file has both a field and a value column (one is missing)"
+        )
     numbered = frame.with_row_index(SOURCE_ROW)
     if {"field", "value"} <= set(frame.columns):
         return numbered.select(

@@ -173,7 +173,11 @@ def load_library(folder: Path | None = None) -> tuple[Scenario, ...]:
     seen: dict[str, Path] = {}
     for path in sorted(folder.glob("*.toml")):
         try:
-            doc = tomllib.loads(path.read_text())
+            doc = tomllib.loads(path.read_text(encoding="utf-8"))
+        except UnicodeDecodeError as exc:
+            raise ScenarioError(
+                f"{path}: not UTF-8 text (byte {exc.start}); TOML files are UTF-8"
+            ) from None
         except tomllib.TOMLDecodeError as exc:
             raise ScenarioError(f"{path}: not valid TOML ({exc})") from None
         tables = doc.get("scenario")

@@ -81,6 +81,8 @@ def check_tables(tables: dict[str, pl.DataFrame]) -> None:
 
 
 VECTOR_ROWS = 16_384  # vectors checked per block (25 MB of float32)
+UNIT = 1e-3  # |squared norm - 1| a float32 unit vector stays within
+UNIT_LENGTH = "vector length"
 
 
 def first_nonfinite(frame: pl.DataFrame) -> tuple[str, int] | None:
@@ -91,9 +93,14 @@ def first_nonfinite(frame: pl.DataFrame) -> tuple[str, int] | None:
     if "vector" in frame.columns:
         vectors = frame["vector"]
         for lo in range(0, frame.height, VECTOR_ROWS):  # blocks: no copy of a whole chunk
-            finite = np.isfinite(vectors.slice(lo, VECTOR_ROWS).to_numpy()).all(axis=1)
+            block = vectors.slice(lo, VECTOR_ROWS).to_numpy()
+            finite = np.isfinite(block).all(axis=1)
             if not finite.all():
                 return "vector", lo + int(np.argmin(finite))
+            # A zero (or overflowed) vector is finite but means nothing: unit length only.
+            unit = np.abs(np.einsum("ij,ij->i", block, block, dtype=np.float64) - 1.0) <= UNIT
+            if not unit.all():
+                return UNIT_LENGTH, lo + int(np.argmin(unit))
     floats = [col for col, dtype in frame.schema.items() if dtype.is_float()]
     if not floats:
         return None
@@ -106,6 +113,8 @@ def first_nonfinite(frame: pl.DataFrame) -> tuple[str, int] | None:
 
 
 def _nonfinite_message(table: str, as_of: object, column: str) -> str:
+    if column == UNIT_LENGTH:
+        return f"{table} {as_of}: a vector is not of unit length (a zero or overflowed vector)"
     if column == "vector":
         return f"{table} {as_of}: a vector holds non-finite values"
     return f"{table} {as_of}: column {column} holds non-finite values"

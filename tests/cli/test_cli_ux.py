@@ -156,9 +156,16 @@ def test_exit_codes_tell_a_scheduler_what_to_do(
     missing = ["build", "--as-of", "2024-12-31", "--prices", str(tmp_path / "absent.parquet")]
     assert runner.invoke(app, missing).exit_code == 2
     assert runner.invoke(app, ["build", "--no-such-flag"]).exit_code == 2
-    # 3: done, with more rejects than the share allows (the panel has none: share -1).
-    res = runner.invoke(app, [*build, "--max-reject-share", "-1"])
-    assert res.exit_code == 3 and (tmp_path / "o" / "stabfrag.duckdb").exists()
+    # 3: done, with more rejects than the share allows (one bad row, share 0).
+    import polars as pl
+
+    frame = pl.read_parquet(prices)
+    last = frame.filter(pl.col("date") == pl.col("date").max()).head(1)
+    bad = tmp_path / "bad.parquet"
+    pl.concat([frame, last.with_columns(pl.lit(-1.0).alias("close"))]).write_parquet(bad)
+    out3 = ["--prices", str(bad), "--out", str(tmp_path / "o3"), "--max-reject-share", "0"]
+    res = runner.invoke(app, [*build[:3], *out3])
+    assert res.exit_code == 3 and (tmp_path / "o3" / "stabfrag.duckdb").exists()
 
     # 1: the run failed (a task failed for good; a database that does not answer is
     # tested with PostgreSQL, a cluster that does not answer with Ray).

@@ -16,7 +16,7 @@ DAYS = [dt.date(2024, 1, 2), dt.date(2024, 1, 3)]
 
 
 def _table(bad_row: int | None = None, *, vector: bool = False) -> pl.DataFrame:
-    vectors = np.ones((4, 384), dtype=np.float32)
+    vectors = np.full((4, 384), 1 / np.sqrt(384), dtype=np.float32)  # unit vectors
     vol = np.array([0.1, None, 0.3, 0.4], dtype=object)
     if bad_row is not None and vector:
         vectors[bad_row, 7] = np.inf
