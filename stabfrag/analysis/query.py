@@ -35,9 +35,35 @@ def run_sql(out: Path, name: str, params: dict[str, Any]) -> pl.DataFrame:
     return run_text(out, (sql_dir() / f"{name}.sql").read_text(), params)
 
 
+# What SQL over a build may be: queries. A read-only connection already refuses writes to
+# the database, but COPY ... TO and EXPORT write files, INSTALL reaches the network and
+# LOAD and ATTACH bring in code or other databases.
+QUERIES = {duckdb.StatementType.SELECT, duckdb.StatementType.EXPLAIN}
+
+
+def check_queries(text: str) -> None:
+    """Refuse any statement that is not a query; SQL that does not parse is left to the
+    run, whose error names the problem."""
+    kinds: list[duckdb.StatementType | None]
+    try:
+        kinds = [s.type for s in duckdb.extract_statements(text)]
+    except duckdb.Error:
+        return
+    except ValueError:  # a statement type this DuckDB's Python API cannot even name
+        kinds = [None]
+    for kind in kinds:
+        if kind not in QUERIES:
+            name = "this" if kind is None else kind.name
+            raise QueryError(
+                f"SQL over a build is read-only and offline: {name} statements are refused "
+                "(SELECT, WITH, DESCRIBE, SHOW and EXPLAIN run)"
+            )
+
+
 def run_text(out: Path, text: str, params: dict[str, Any]) -> pl.DataFrame:
     """Run SQL over the output's views (read only), each parameter a DuckDB variable that
     the SQL reads with getvariable('name'). A DuckDB error is one QueryError line."""
+    check_queries(text)
     con = connect(out)
     try:
         for key, value in params.items():

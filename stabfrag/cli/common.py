@@ -234,6 +234,9 @@ class Format(StrEnum):
     parquet = "parquet"
 
 
+MAX_TABLE_ROWS = 100  # a table on a terminal; the other formats write every row
+
+
 def print_frame(frame: object, *, fmt: str, title: str | None = None) -> None:
     """Print a Polars frame as a rich table, CSV (array and struct columns as JSON text),
     JSON, newline-delimited JSON or Parquet (bytes on stdout: redirect it to a file)."""
@@ -257,7 +260,9 @@ def print_frame(frame: object, *, fmt: str, title: str | None = None) -> None:
     from rich.table import Table
     from rich.text import Text
 
+    more = frame.height - MAX_TABLE_ROWS
     table = Table(title=title)
+    frame = frame.head(MAX_TABLE_ROWS)
     for name in frame.columns:
         numeric = frame.schema[name].is_numeric()
         if _is_id(name) and frame.schema[name] == pl.String:
@@ -275,6 +280,8 @@ def print_frame(frame: object, *, fmt: str, title: str | None = None) -> None:
     # than its console (80 columns off a terminal), and an id must never be cut.
     minimum = Console(width=10_000).measure(table).minimum
     Console(width=max(Console().width, minimum)).print(table)
+    if more > 0:
+        sys.stdout.write(f"{more:,} more rows; use --format csv or LIMIT\n")
 
 
 MAX_ID_WIDTH = 32

@@ -20,6 +20,7 @@ from stabfrag.ingest.window import LOOKBACK_DAYS
 BASE_BYTES = 400 << 20  # the interpreter, libraries, models and scenario library
 BYTES_PER_ROW = 200  # a price row of the window, from the read to the features
 BYTES_PER_STATE = 4_000  # a state: its features, z-scores, joint vector and output rows
+MAX_MEMORY = 1 << 50  # 1PB: a budget above it is a typo
 
 # Binary units, as a memory budget is: 4GB and 4GiB are both 4 * 2**30 bytes.
 _UNITS = {
@@ -37,7 +38,15 @@ def parse_size(text: str) -> int:
     size = int(float(match.group(1)) * _UNITS[match.group(2)])
     if size <= 0:
         raise ConfigError(f"--memory '{text}' must be above 0")
+    if size > MAX_MEMORY:
+        raise ConfigError(f"--memory '{text}' is more than any machine holds (at most 1PB)")
     return size
+
+
+def format_size(size: float) -> str:
+    """Bytes as the largest binary unit that keeps a number of at least 1: '1.3GB'."""
+    unit = max(u for u in ("B", "KB", "MB", "GB", "TB") if _UNITS[u] <= max(size, 1))
+    return f"{size / _UNITS[unit]:.1f}{unit}"
 
 
 def chunk_days_for(days: pl.DataFrame, dates: list[dt.date], memory: int) -> int:
@@ -54,4 +63,10 @@ def chunk_days_for(days: pl.DataFrame, dates: list[dt.date], memory: int) -> int
     states_per_day = len(dates) / date_span * entities
     free = memory - BASE_BYTES - LOOKBACK_DAYS * rows_per_day * BYTES_PER_ROW
     per_day = rows_per_day * BYTES_PER_ROW + states_per_day * BYTES_PER_STATE
-    return max(1, int(free // per_day))
+    if free < per_day:
+        need = memory - free + per_day
+        raise ConfigError(
+            f"--memory {format_size(memory)} is less than one date of this input needs "
+            f"(about {format_size(need)}); give at least that"
+        )
+    return int(free // per_day)

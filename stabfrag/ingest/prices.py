@@ -76,6 +76,9 @@ def _numeric(name: str, dtype: pl.DataType, path: Path, fmt: str) -> pl.Expr:
     raise InputError(path, f"column {name} has type {dtype}, expected a number")
 
 
+MIDNIGHT_TEXT = r"^(?:[T ]00:00(?::00(?:\.0+)?)?)?(?:Z|[+-]\d\d(?::?\d\d)?)?$"
+
+
 def date_expr(dtype: pl.DataType, path: Path) -> pl.Expr:
     """The date column as dates. A timestamp is a date when it is midnight in UTC or in its
     own time zone (so UTC-midnight instants stored in New York time keep their day); any
@@ -95,7 +98,11 @@ def date_expr(dtype: pl.DataType, path: Path) -> pl.Expr:
             .then(ts.dt.date())
         )
     if dtype == pl.String():
-        return pl.col(DATE).str.strip_chars().str.to_date("%Y-%m-%d", strict=False)
+        # A date, or a date at midnight as text writes it (2023-06-21T00:00:00, with a space,
+        # fractions of a second or a zone): the same rule as a Parquet timestamp's.
+        text = pl.col(DATE).str.strip_chars()
+        day = text.str.slice(0, 10).str.to_date("%Y-%m-%d", strict=False)
+        return pl.when(text.str.slice(10).str.contains(MIDNIGHT_TEXT)).then(day)
     raise InputError(path, f"column {DATE} has type {dtype}, expected a date")
 
 

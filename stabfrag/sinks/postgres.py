@@ -122,10 +122,12 @@ def table_parts(name: str) -> list[str]:
     return unquoted
 
 
-def index_ident(name: str) -> sql.Identifier:
-    base = name.split(".")[-1]
+def index_ident(name: str, kind: str = "slice") -> sql.Identifier:
+    """The table's index of `kind` (slice, entity): its unquoted name, cut to leave room,
+    and a digest of the whole name so that two long names cannot collide."""
+    base = table_parts(name)[-1]
     digest = hashlib.sha1(name.encode()).hexdigest()[:8]  # noqa: S324 - a name, not security
-    return sql.Identifier(f"{base[:40]}_slice_idx_{digest}")
+    return sql.Identifier(f"{base[:40]}_{kind}_idx_{digest}")
 
 
 DDL_FILES = ("001_joint_embeddings.sql", "002_joint_embeddings_flat.sql")
@@ -147,9 +149,7 @@ def view_ident(name: str) -> sql.Identifier:
 
 
 def entity_index_ident(name: str) -> sql.Identifier:
-    base = name.split(".")[-1]
-    digest = hashlib.sha1(name.encode()).hexdigest()[:8]  # noqa: S324 - a name, not security
-    return sql.Identifier(f"{base[:40]}_entity_idx_{digest}")
+    return index_ident(name, "entity")
 
 
 def ddl_statements(table: str) -> list[sql.Composed]:

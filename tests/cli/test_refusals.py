@@ -189,3 +189,65 @@ def test_sql_csv_writes_the_vector_column(built: Path) -> None:
     assert res.exit_code == 0, res.output
     rows = res.stdout.strip().splitlines()
     assert rows[0] == "vector" and rows[1].startswith('"[') and len(rows) == 3
+
+
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "COPY (SELECT 1) TO '{dir}/copied.csv'",
+        "EXPORT DATABASE '{dir}/exported'",
+        "INSTALL json",
+        "LOAD json",
+        "ATTACH '{dir}/other.duckdb' AS other",
+    ],
+)
+def test_sql_is_read_only_and_offline(built: Path, tmp_path: Path, statement: str) -> None:
+    """COPY ... TO once wrote a file; INSTALL tried the network."""
+    text = statement.format(dir=tmp_path)
+    line = _one_line(runner.invoke(app, ["sql", "--out", str(built), text]))
+    assert "read-only" in line
+    assert not any(tmp_path.iterdir())
+
+
+def test_sql_tables_stop_at_a_hundred_rows(built: Path) -> None:
+    res = runner.invoke(app, ["sql", "--out", str(built), "SELECT * FROM range(250)"])
+    assert res.exit_code == 0, res.output
+    assert "150 more rows; use --format csv or LIMIT" in res.stdout
+    assert " 99 " in res.stdout and " 100 " not in res.stdout
+    csv = runner.invoke(
+        app, ["sql", "--out", str(built), "SELECT * FROM range(250)", "--format", "csv"]
+    )
+    assert len(csv.stdout.strip().splitlines()) == 251  # the header and every row
+
+
+def test_a_quoted_table_name_makes_index_names_without_quotes() -> None:
+    from stabfrag.sinks.postgres import entity_index_ident, index_ident
+
+    for make in (index_ident, entity_index_ident):
+        quoted = make('app."Risk.Vectors"').as_string(None)  # one identifier, quoted once
+        assert quoted.startswith('"Risk.Vectors_') and quoted.count('"') == 2, quoted
+        plain = make("app.joint_embeddings").as_string(None)
+        assert plain.startswith('"joint_embeddings_') and plain.count('"') == 2, plain
+
+
+def test_a_csv_midnight_timestamp_is_a_date_as_in_parquet(tmp_path: Path) -> None:
+    """2023-06-21T00:00:00 in a CSV was bad_date, though Parquet midnights are dates."""
+    from stabfrag.ingest.prices import read_prices, validate
+
+    path = tmp_path / "prices.csv"
+    path.write_text(
+        "entity_id,date,close,volume\n"
+        "A,2023-06-21T00:00:00,10,100\n"
+        "A,2023-06-22 00:00:00,11,100\n"
+        "A,2023-06-23T00:00:00Z,12,100\n"
+        "A,2023-06-26,13,100\n"
+        "A,2023-06-27T13:30:00,14,100\n"
+    )
+    checked = validate(read_prices(path), min_prices=0)
+    assert checked.prices["date"].cast(pl.String).to_list() == [
+        "2023-06-21",
+        "2023-06-22",
+        "2023-06-23",
+        "2023-06-26",
+    ]
+    assert checked.rejects["reason"].to_list() == ["bad_date"]  # a time of day is not a date
