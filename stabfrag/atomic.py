@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from stabfrag.errors import ConfigError
+from stabfrag.errors import ConfigError, RunError
 
 
 def temp_name(path: Path) -> Path:
@@ -50,3 +52,30 @@ def make_folder(path: Path, option: str = "--out") -> Path:
     except OSError as exc:
         raise ConfigError(f"{option} {path}: cannot create the folder ({exc.strerror})") from None
     return path
+
+
+LOCK_NAME = ".stabfrag.lock"
+
+
+@contextlib.contextmanager
+def folder_lock(folder: Path, *, wait: bool = False) -> Iterator[None]:
+    """Hold `folder`'s writer lock while the block runs: one writer at a time (two once
+    deleted each other's temporary files). An advisory lock on a file in the folder: the
+    system drops it when the process ends, however it ends. A second writer is refused,
+    naming the holder, or with `wait` waits its turn. Readers take no lock."""
+    path = folder / LOCK_NAME
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            holder = path.read_text().strip() or "unknown"
+            raise RunError(
+                f"--out {folder} is being written by another run (process {holder}); run "
+                "again when it ends, or pass --wait"
+            ) from None
+        os.ftruncate(fd, 0)
+        os.write(fd, f"{os.getpid()}\n".encode())
+        yield
+    finally:
+        os.close(fd)  # (closing the file releases the lock)

@@ -78,3 +78,4 @@ class BuildConfig:
     pg_table: str = "joint_embeddings"
     pg_staging: bool = False
     pg_replace_slice: bool = False  # a load replaces the whole slice, not only what it brings
+    wait: bool = False  # wait for another run writing into `out`, rather than stop

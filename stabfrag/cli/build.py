@@ -27,6 +27,7 @@ from stabfrag.cli.common import (
     ProfilesOpt,
     ScenariosOpt,
     StaleOpt,
+    WaitOpt,
     WeightsOpt,
     app,
     parse_date,
@@ -72,6 +73,7 @@ def build(
     pg_table: PgTableOpt = "joint_embeddings",
     pg_staging: PgStagingOpt = False,
     pg_replace_slice: PgReplaceOpt = False,
+    wait: WaitOpt = False,
     as_json: JsonOpt = False,
     max_reject_share: MaxRejectOpt = 0.05,
 ) -> None:
@@ -143,6 +145,7 @@ def backfill(
     pg_table: PgTableOpt = "joint_embeddings",
     pg_staging: PgStagingOpt = False,
     pg_replace_slice: PgReplaceOpt = False,
+    wait: WaitOpt = False,
     as_json: JsonOpt = False,
     max_reject_share: MaxRejectOpt = 0.05,
 ) -> None:

@@ -192,6 +192,13 @@ PgReplaceOpt = Annotated[
         "scenarios this load brings.",
     ),
 ]
+WaitOpt = Annotated[
+    bool,
+    typer.Option(
+        "--wait",
+        help="If another run is writing into --out, wait for it to end (default: stop, naming it).",
+    ),
+]
 PgStagingOpt = Annotated[
     bool,
     typer.Option("--pg-staging", help="Copy into a temporary table first, insert from it."),

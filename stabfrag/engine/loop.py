@@ -14,7 +14,7 @@ from typing import Any
 
 import polars as pl
 
-from stabfrag.atomic import make_folder
+from stabfrag.atomic import folder_lock, make_folder
 from stabfrag.config import BuildConfig
 from stabfrag.engine.chunk import Chunk, ChunkBuilder
 from stabfrag.engine.entity_blocks import EntityBlock, entity_blocks
@@ -49,6 +49,18 @@ def run(
     """
     make_folder(config.out)
     check_market(config)
+    with folder_lock(config.out, wait=config.wait):
+        return _run_locked(config, dates, progress, extra_sinks, before_task)
+
+
+def _run_locked(
+    config: BuildConfig,
+    dates: list[dt.date],
+    progress: ProgressFn | None,
+    extra_sinks: list[Sink] | None,
+    before_task: BeforeTask | None,
+) -> RunSummary:
+    """run() once it holds the output folder's writer lock."""
     if config.entity_blocks != 1 and config.executor != "ray":
         raise ConfigError("--entity-blocks needs --executor ray")
     summary = RunSummary(out=str(config.out))

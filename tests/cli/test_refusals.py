@@ -251,3 +251,47 @@ def test_a_csv_midnight_timestamp_is_a_date_as_in_parquet(tmp_path: Path) -> Non
         "2023-06-26",
     ]
     assert checked.rejects["reason"].to_list() == ["bad_date"]  # a time of day is not a date
+
+
+def _hold_lock(out: Path, seconds: float) -> object:
+    """Another process that holds the output folder's writer lock for `seconds`."""
+    import subprocess
+    import sys
+    import time
+
+    code = (
+        "import sys, time; from pathlib import Path; from stabfrag.atomic import folder_lock\n"
+        "with folder_lock(Path(sys.argv[1])):\n"
+        "    print('held', flush=True); time.sleep(float(sys.argv[2]))\n"
+    )
+    out.mkdir(parents=True, exist_ok=True)
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(out), str(seconds)], stdout=subprocess.PIPE, text=True
+    )
+    assert proc.stdout is not None and proc.stdout.readline().strip() == "held"
+    time.sleep(0.05)
+    return proc
+
+
+def test_a_second_writer_is_refused_naming_the_first(market_dir: Path, tmp_path: Path) -> None:
+    """Two runs into one folder once deleted each other's temporary files."""
+    out = tmp_path / "o"
+    holder = _hold_lock(out, 30)
+    try:
+        line = _one_line(_build(market_dir, out), code=1)
+        assert f"process {holder.pid}" in line and "--wait" in line  # type: ignore[attr-defined]
+        assert not (out / "joint_embeddings").exists()
+    finally:
+        holder.kill()  # type: ignore[attr-defined]
+        holder.communicate()  # type: ignore[attr-defined]
+    # The lock died with its process: the next run goes ahead.
+    assert _build(market_dir, out).exit_code == 0  # type: ignore[attr-defined]
+
+
+def test_wait_takes_its_turn(market_dir: Path, tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    holder = _hold_lock(out, 1.5)
+    res = _build(market_dir, out, "--wait")
+    assert res.exit_code == 0, res.output  # type: ignore[attr-defined]
+    holder.communicate()  # type: ignore[attr-defined]
+    assert holder.returncode == 0  # type: ignore[attr-defined]  # it ended: the run waited
