@@ -10,6 +10,7 @@ import polars as pl
 
 from stabfrag.config import packaged
 from stabfrag.errors import QueryError, first_line
+from stabfrag.sinks.dataset import partitions
 from stabfrag.sinks.duckdb import DB_NAME, search_path
 
 
@@ -77,7 +78,10 @@ def run_text(out: Path, text: str, params: dict[str, Any]) -> pl.DataFrame:
         assert isinstance(result, pl.DataFrame)
         return result
     except duckdb.Error as exc:
-        raise QueryError(first_line(exc)) from None
+        message = first_line(exc)
+        if ".parquet" in message:  # a file of the build is damaged or gone
+            message += f"; stabfrag verify --out {out} lists such files, backfill --resume rebuilds"
+        raise QueryError(message) from None
     finally:
         con.close()
 
@@ -117,11 +121,8 @@ def _one(con: duckdb.DuckDBPyConnection, text: str, params: list[Any]) -> list[t
 
 def check_date(out: Path, as_of: Any) -> None:
     """Refuse a date without a partition, naming the nearest dates that have one."""
-    con = connect(out)
-    try:
-        dates = [r[0] for r in _one(con, "SELECT DISTINCT as_of_date FROM joint_embeddings", [])]
-    finally:
-        con.close()
+    connect(out).close()  # (the same one line as a query when there is no build)
+    dates = partitions(out)  # the folders, not the files: a damaged file stops nothing here
     if as_of in dates:
         return
     near = sorted(dates, key=lambda d: (abs((d - as_of).days), d))[:3]

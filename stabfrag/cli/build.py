@@ -120,7 +120,18 @@ def backfill(
         int | None,
         typer.Option("--chunk-days", min=1, help="Calendar days of as-of dates per chunk."),
     ] = None,
-    resume: Annotated[bool, typer.Option("--resume", help="Skip complete partitions.")] = False,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Skip complete partitions (whose files have the sizes their manifest "
+            "records; a damaged one is built again).",
+        ),
+    ] = False,
+    verify: Annotated[
+        bool,
+        typer.Option("--verify", help="With --resume: check every sealed file's checksum too."),
+    ] = False,
     executor: Annotated[
         Executor,
         typer.Option(

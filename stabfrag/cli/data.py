@@ -15,6 +15,7 @@ from stabfrag.cli.common import (
     Format,
     JsonOpt,
     MaxRejectOpt,
+    OutOpt,
     PricesOpt,
     app,
     fail,
@@ -153,6 +154,27 @@ def generate(
     for name, path in paths.items():
         typer.echo(f"{name}: {path}")
     typer.echo(f"rows: {market.prices.height}, entities: {entities}, days: {days}, seed: {seed}")
+
+
+@app.command()
+def verify(
+    out: OutOpt = Path("stabfrag-out"),
+    quick: Annotated[
+        bool, typer.Option("--quick", help="Check file sizes only, not checksums.")
+    ] = False,
+) -> None:
+    """Check every partition against its manifest: exit 1 naming each damaged or unvouched
+    file (then `backfill --resume` builds those dates again)."""
+    from stabfrag.sinks.dataset import problems
+
+    if not out.is_dir():
+        fail(f"--out {out}: no such folder")
+    intact, found = problems(out, checksums=not quick)
+    for day, name, what in found:
+        typer.echo(f"{day}  {name or '(the date)'}: {what}")
+    typer.echo(f"{intact} partitions intact" + (f", {len(found)} problem(s)" if found else ""))
+    if found:
+        raise typer.Exit(1)
 
 
 @app.command()

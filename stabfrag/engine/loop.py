@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 from concurrent.futures import Future
+from pathlib import Path
 from typing import Any
 
 import polars as pl
@@ -29,7 +30,7 @@ from stabfrag.ingest.prices import collect, scan_prices
 from stabfrag.schema import ENTITY
 from stabfrag.sinks.base import Partition, Sink
 from stabfrag.sinks.blocks import clear_staging, seal, staged_block
-from stabfrag.sinks.dataset import read_manifest
+from stabfrag.sinks.dataset import damage, partitions, read_manifest, read_table
 from stabfrag.sinks.duckdb import write_views
 from stabfrag.threads import pool
 
@@ -85,8 +86,15 @@ def _run_locked(
     executor = _executor(config, builder, identity, sinks=bool(sinks), before_task=before_task)
     blocks = entity_blocks(config.prices, config.entity_blocks)
     loop = RunLoop(identity, blocks, summary, sinks)
-    with executor.session(summary):
-        loop.run(executor, sorted(set(dates)), progress)
+    try:
+        with executor.session(summary):
+            loop.run(executor, sorted(set(dates)), progress)
+    except BaseException:
+        if partitions(config.out):  # views over what is committed, for the --resume
+            write_views(config.out)
+        raise
+    if database is not None and config.resume:
+        catch_up(database, config.out, summary.skipped_dates, identity)
     if config.entities is not None and summary.states_out and not loop.entities_matched:
         summary.warnings.append(
             f"{config.entities}: the entities file matches none of the priced entities"
@@ -101,6 +109,25 @@ def _run_locked(
     with summary.timings.stage("views"):
         write_views(config.out)
     return summary
+
+
+CATCH_UP_DATES = 64  # sealed dates loaded per database commit by catch_up
+
+
+def catch_up(database: Any, out: Path, dates: list[dt.date], identity: RunIdentity) -> None:
+    """Load the sealed dates the database does not hold for this model and input: Parquet
+    is committed first, so a load that failed, or a run killed between the two, leaves
+    the table short, and a --resume must fill it (from the files, nothing rebuilt)."""
+    held = database.held(dates, identity.model_id, identity.input_fingerprint)
+    todo = [d for d in dates if d not in held]
+    for first in range(0, len(todo), CATCH_UP_DATES):
+        with database:
+            for day in todo[first : first + CATCH_UP_DATES]:
+                rows = read_table(out, "joint_embeddings", day)
+                manifest = read_manifest(out, day) or {}
+                database.write(Partition(day, {"joint_embeddings": rows}, manifest, True))
+            database.commit()
+    database.reloaded = len(todo)
 
 
 def check_market(config: BuildConfig) -> None:
@@ -218,6 +245,7 @@ class RunLoop:
         skip = set()
         if cfg.resume:
             skip = {d for d in dates if self.identity.is_complete(read_manifest(cfg.out, d))}
+            self._damaged(sorted(skip), skip)
         todo = [d for d in dates if d not in skip]
         self.summary.skipped_dates = [d for d in dates if d in skip]
         for d in self.summary.skipped_dates:
@@ -231,6 +259,22 @@ class RunLoop:
                         self.staged.setdefault(d, {})[block.index] = staged
                         self.missing[d].discard(block.index)
         return todo
+
+    def _damaged(self, sealed: list[dt.date], skip: set[dt.date]) -> None:
+        """Sealed dates whose files are not as their manifest says are built again."""
+        cfg = self.identity.config
+        for day in sealed:
+            manifest = read_manifest(cfg.out, day)
+            found = [] if manifest is None else damage(cfg.out, manifest, checksums=cfg.verify)
+            if found and found[0][0]:  # (an older manifest vouches for no size: kept)
+                skip.discard(day)
+                self.summary.damaged_dates.append(day)
+        if self.summary.damaged_dates:
+            dates = ", ".join(d.isoformat() for d in self.summary.damaged_dates)
+            self.summary.warnings.append(
+                f"{len(self.summary.damaged_dates)} sealed date(s) had damaged or missing files "
+                f"and were built again: {dates}"
+            )
 
     def _finish(self, task: Chunk, result: TaskResult) -> None:
         """Count a finished task, seal the dates it completed, hand its parts on."""

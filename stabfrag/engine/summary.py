@@ -68,6 +68,7 @@ class RunSummary:
 
     as_of_dates: list[dt.date] = field(default_factory=list)
     skipped_dates: list[dt.date] = field(default_factory=list)
+    damaged_dates: list[dt.date] = field(default_factory=list)  # sealed, then found damaged
     tally: Tally = field(default_factory=Tally)  # every sealed date's counts, added up
     warnings: list[str] = field(default_factory=list)
     database: dict[str, Any] | None = None  # what a PostgreSQL load did
@@ -96,6 +97,11 @@ class RunSummary:
             "as_of_dates": [d.isoformat() for d in self.as_of_dates],
             "partitions_written": len(self.as_of_dates),
             "partitions_skipped": len(self.skipped_dates),
+            **(
+                {"partitions_damaged": [d.isoformat() for d in self.damaged_dates]}
+                if self.damaged_dates
+                else {}
+            ),
             "rows_read": t.rows_read,
             "rows_rejected": sum(t.rows_rejected.values()),
             "row_rejects_by_reason": dict(sorted(t.rows_rejected.items())),

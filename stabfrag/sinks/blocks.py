@@ -51,12 +51,15 @@ def seal(out: Path, as_of: dt.date, blocks: list[dict[str, Any]], manifest: dict
     """
     manifest_path(out, as_of).unlink(missing_ok=True)
     moved: dict[Path, set[str]] = {}
+    checks: dict[str, Any] = {}
     for block in blocks:
         for rel in block["files"]:
             src = out / rel
             folder = src.parent.parent
             os.replace(src, folder / src.name)  # same file system: an atomic rename
             moved.setdefault(folder, set()).add(src.name)
+            checks[str((folder / src.name).relative_to(out))] = block["file_checks"][rel]
+    manifest = {**manifest, "file_checks": dict(sorted(checks.items()))}
     for table in TABLE_SCHEMAS:
         folder = partition_dir(out, table, as_of)
         for old in part_files(folder):

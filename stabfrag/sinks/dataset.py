@@ -4,12 +4,14 @@ partition manifest that says a date is complete."""
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
+from stabfrag.errors import InputError
 from stabfrag.features.registry import FEATURES_TABLE_SCHEMA
 from stabfrag.schema import JOINT_SCHEMA, REJECTS_TABLE_SCHEMA, SCENARIOS_TABLE_SCHEMA
 
@@ -92,6 +94,93 @@ def read_tables(
     files (only `columns` read when given), not one read per date."""
     if not dates:
         return pl.DataFrame(schema=TABLE_SCHEMAS[table]).select(columns or pl.all())
+    check_sizes(out, table, dates)
     paths = [p for d in dates for p in part_files(partition_dir(out, table, d))]
     scan = pl.scan_parquet(paths)
     return (scan if columns is None else scan.select(columns)).collect()
+
+
+def file_check(path: Path) -> dict[str, Any]:
+    """What a manifest records of a file: its size and its sha256."""
+    digest = hashlib.sha256()
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+    return {"bytes": path.stat().st_size, "sha256": digest.hexdigest()}
+
+
+def damage(
+    out: Path, manifest: dict[str, Any], *, checksums: bool = False
+) -> list[tuple[str, str]]:
+    """The files a date's manifest vouches for that are not as it says: (file, what is
+    wrong). Sizes always; the bytes too with `checksums`. A manifest written before files
+    were checked vouches for none: it says so once."""
+    checks = manifest.get("file_checks")
+    if not isinstance(checks, dict):
+        return [("", "the manifest records no file sizes (built by an older stabfrag)")]
+    found = []
+    for name, check in sorted(checks.items()):
+        path = out / name
+        if not path.is_file():
+            found.append((name, "missing"))
+        elif path.stat().st_size != check.get("bytes"):
+            found.append(
+                (
+                    name,
+                    f"size {path.stat().st_size:,} bytes, the manifest says {check.get('bytes'):,}",
+                )
+            )
+        elif checksums and file_check(path)["sha256"] != check.get("sha256"):
+            found.append((name, "checksum differs from the manifest's"))
+    return found
+
+
+def problems(out: Path, *, checksums: bool = True) -> tuple[int, list[tuple[str, str, str]]]:
+    """(intact dates, every problem as (date, file, what)) of an output folder: files not
+    as their date's manifest says (size, checksum), files no manifest names, partition
+    folders of a date without a manifest."""
+    days: set[str] = set()
+    for table in TABLE_SCHEMAS:
+        root = out / table
+        if root.is_dir():
+            days |= {f.name.removeprefix("as_of_date=") for f in root.glob("as_of_date=*")}
+    intact, found = 0, []
+    for text in sorted(days):
+        try:
+            day = dt.date.fromisoformat(text)
+        except ValueError:
+            continue  # a folder copied aside (as_of_date=....bak) is no partition
+        manifest = read_manifest(out, day)
+        if manifest is None:
+            found += [
+                (text, str(partition_dir(out, table, day).relative_to(out)), "no manifest")
+                for table in TABLE_SCHEMAS
+                if part_files(partition_dir(out, table, day))
+            ]
+            continue
+        named = set(manifest.get("file_checks") or {})
+        wrong = [(text, f, what) for f, what in damage(out, manifest, checksums=checksums)]
+        stray = [
+            (text, str(p.relative_to(out)), "not in the manifest")
+            for table in TABLE_SCHEMAS
+            for p in part_files(partition_dir(out, table, day))
+            if named and str(p.relative_to(out)) not in named
+        ]
+        found += wrong + stray
+        intact += not (wrong or stray)
+    return intact, found
+
+
+def check_sizes(out: Path, table: str, dates: list[dt.date]) -> None:
+    """Refuse, naming it, a file of `table` on `dates` whose size is not its manifest's."""
+    for day in dates:
+        manifest = read_manifest(out, day)
+        if manifest is None or "file_checks" not in manifest:
+            continue
+        for name, what in damage(out, manifest):
+            if name.startswith(f"{table}/"):
+                raise InputError(
+                    out / name,
+                    f"damaged ({what}); stabfrag verify --out {out} lists such files, "
+                    "backfill --resume rebuilds",
+                )

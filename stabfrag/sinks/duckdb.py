@@ -31,8 +31,10 @@ def view_sql() -> list[str]:
     for table in TABLES:
         # Date-named folders only: a folder copied aside (as_of_date=....bak) is no partition.
         glob = _quote(f"{table}/as_of_date=????-??-??/{PART_GLOB}")
-        # as_of_date is a column of every file, so the Hive key is not added again.
-        source = f"read_parquet({glob}, hive_partitioning = false, union_by_name = false)"
+        # as_of_date is a column of every file and the key of its folder: read as the Hive
+        # key, a query on some dates opens only their files (a damaged file of another
+        # date does not stop it).
+        source = f"read_parquet({glob}, hive_partitioning = true, union_by_name = false)"
         if table == "joint_embeddings":
             select = f"SELECT * REPLACE (vector::FLOAT[{DIM}] AS vector) FROM {source}"
         else:

@@ -8,6 +8,7 @@ import json
 import os
 from concurrent.futures import Future
 from pathlib import Path
+from typing import Any
 
 import polars as pl
 
@@ -20,6 +21,7 @@ from stabfrag.sinks.dataset import (
     PART,
     TABLE_SCHEMAS,
     WRITE_OPTIONS,
+    file_check,
     manifest_path,
     part_files,
     part_name,
@@ -30,8 +32,11 @@ from stabfrag.threads import pool
 MAX_PENDING = 8  # files staged but not yet written, at most
 
 
-def _write(frame: pl.DataFrame, path: Path) -> None:
+def _write(frame: pl.DataFrame, path: Path) -> dict[str, Any]:
+    """Write the file; return what the manifest records of it (read back while the bytes
+    are in the page cache)."""
     frame.write_parquet(path, **WRITE_OPTIONS)
+    return file_check(path)
 
 
 class ParquetSink(Sink):
@@ -48,7 +53,9 @@ class ParquetSink(Sink):
         self.out = out
         self.block = block
         self.staged: list[tuple[Path, Path]] = []
-        self.pending: list[Future[None]] = []
+        self.pending: list[Future[dict[str, Any]]] = []
+        # Per staged partition: its manifest's content, path, and its files' checks.
+        self.manifests: list[tuple[dict[str, Any], Path, dict[str, Future[dict[str, Any]]]]] = []
 
     def _final(self, table: str, partition: Partition) -> Path:
         folder = partition_dir(self.out, table, partition.as_of)
@@ -59,7 +66,7 @@ class ParquetSink(Sink):
         return folder / BLOCKS / name
 
     def stage(self, partition: Partition) -> None:
-        first = len(self.staged)
+        checks: dict[str, Future[dict[str, Any]]] = {}
         for table, frame in partition.tables.items():
             final = self._final(table, partition)
             final.parent.mkdir(parents=True, exist_ok=True)
@@ -68,18 +75,17 @@ class ParquetSink(Sink):
             # in any order; commit waits for them all and renames in staging order.
             if len(self.pending) >= MAX_PENDING:  # bounded: frames queued cost memory
                 self.pending[-MAX_PENDING].result()
-            self.pending.append(pool().submit(_write, conform(frame, TABLE_SCHEMAS[table]), tmp))
+            written = pool().submit(_write, conform(frame, TABLE_SCHEMAS[table]), tmp)
+            self.pending.append(written)
             self.staged.append((tmp, final))
+            checks[str(final.relative_to(self.out))] = written
         if self.block is None:
             content, final = partition.manifest, manifest_path(self.out, partition.as_of)
         else:  # a block manifest names its files, so a resume can check they are all there
-            files = [str(f.relative_to(self.out)) for _, f in self.staged[first:]]
-            content = {**partition.manifest, "files": files}
+            content = {**partition.manifest, "files": list(checks)}
             final = block_manifest_path(self.out, partition.as_of, self.block)
-        manifest = json.dumps(content, indent=2, sort_keys=True, default=str)
-        tmp = _fresh_temp(final)
-        tmp.write_text(manifest + "\n")
-        self.staged.append((tmp, final))
+        # Written at commit, once its files' sizes and checksums are known: it lands last.
+        self.manifests.append((content, final, checks))
 
     def _wait(self) -> None:
         """Every staged file written (the first error raised once all have stopped)."""
@@ -89,8 +95,21 @@ class ParquetSink(Sink):
             if error is not None:
                 raise error
 
+    def _stage_manifests(self) -> None:
+        """Each partition's manifest, with its files' checks, staged after its files."""
+        ordered: list[tuple[Path, Path]] = []
+        files = iter(self.staged)
+        for content, final, checks in self.manifests:
+            ordered.extend(next(files) for _ in checks)
+            body = {**content, "file_checks": {k: f.result() for k, f in checks.items()}}
+            tmp = _fresh_temp(final)
+            tmp.write_text(json.dumps(body, indent=2, sort_keys=True, default=str) + "\n")
+            ordered.append((tmp, final))
+        self.staged, self.manifests = ordered, []
+
     def commit(self) -> None:
         self._wait()
+        self._stage_manifests()
         # Flushed to disk in parallel before any rename: a rename must not land before
         # its bytes do.
         list(pool().map(fsync_file, [tmp for tmp, _ in self.staged]))
@@ -117,6 +136,7 @@ class ParquetSink(Sink):
         for tmp, _ in self.staged:
             tmp.unlink(missing_ok=True)
         self.staged.clear()
+        self.manifests.clear()
 
 
 def _fresh_temp(final: Path) -> Path:

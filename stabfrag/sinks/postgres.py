@@ -458,6 +458,7 @@ class PostgresSink(Sink):
         self.staged: list[pl.DataFrame] = []
         self.counts = LoadCounts()
         self.seconds = 0.0
+        self.reloaded: int | None = None  # sealed dates a resume loaded from the Parquet
 
     def stage(self, partition: Partition) -> None:
         rows = partition.tables["joint_embeddings"]
@@ -478,6 +479,22 @@ class PostgresSink(Sink):
         self.staged = []
         self.committed = True
 
+    def held(self, dates: list[dt.date], model_id: str, fingerprint: str) -> set[dt.date]:
+        """Which of `dates` the table holds rows of this model and input for (none when
+        the table is not there yet)."""
+        if not dates:
+            return set()
+        query = sql.SQL(
+            "SELECT DISTINCT as_of_date FROM {} WHERE as_of_date = ANY(%s) AND model_id = %s "
+            "AND entity_scope->'build'->>'input_fingerprint' = %s"
+        ).format(table_ident(self.table))
+        with connect(self.dsn) as conn:
+            name = table_ident(self.table).as_string(conn)
+            exists = conn.execute("SELECT to_regclass(%s)", [name]).fetchone()
+            if exists is None or exists[0] is None:
+                return set()
+            return {r[0] for r in conn.execute(query, [dates, model_id, fingerprint])}
+
     def summary(self) -> dict[str, object]:
         """What the database load did, for the run summary."""
         return {
@@ -486,6 +503,7 @@ class PostgresSink(Sink):
             "rows_deleted": self.counts.deleted,
             "replace_slice": self.replace_slice,
             "load_seconds": round(self.seconds, 3),
+            **({} if self.reloaded is None else {"dates_loaded_from_parquet": self.reloaded}),
         }
 
     def rollback(self) -> None:

@@ -116,9 +116,14 @@ def test_three_blocks_hold_the_local_rows(
             (tmp_path / "ray" / "joint_embeddings" / f"as_of_date={day}" / MANIFEST).read_text()
         )
         assert made.pop("entity_blocks") == 3
-        assert made == json.loads(
+        local_manifest = json.loads(
             (tmp_path / "local" / "joint_embeddings" / f"as_of_date={day}" / MANIFEST).read_text()
         )
+        # Each vouches for its own files: three parts of a table against one.
+        checks, local_checks = made.pop("file_checks"), local_manifest.pop("file_checks")
+        assert made == local_manifest
+        assert all((tmp_path / "ray" / f).stat().st_size == c["bytes"] for f, c in checks.items())
+        assert len(checks) == 3 * 3 + 1 and len(local_checks) == 4  # (one scenarios file)
     folder = tmp_path / "ray" / "joint_embeddings" / f"as_of_date={dates[-1]}"
     assert sorted(p.name for p in folder.glob("part-*")) == [f"part-{b}.parquet" for b in range(3)]
     # The scenario table is written once per date, not once per block.
