@@ -164,14 +164,14 @@ class Dataset:
         q.check_date(self.out, day)
         q.check_entity(self.out, entity, day)
         params = {"entity_id": entity, "as_of": day, "top_n": top_n, "min_gap_days": min_gap_days}
-        return q.run_sql(self.out, "analogs", params)
+        return _models_shown(q.run_sql(self.out, "analogs", params))
 
     def history(self, entity: str) -> pl.DataFrame:
         """An entity's fragility and nearest scenario on every built date."""
         from stabfrag.analysis import query as q
 
         q.check_entity(self.out, entity)
-        return q.run_sql(self.out, "entity_history", {"entity_id": entity})
+        return _models_shown(q.run_sql(self.out, "entity_history", {"entity_id": entity}))
 
     def trajectory(self, entity: str, scenario: str) -> pl.DataFrame:
         """An entity's similarity to one scenario, and its fragility, over time."""
@@ -179,7 +179,8 @@ class Dataset:
 
         q.check_entity(self.out, entity)
         q.check_scenario(self.out, scenario)
-        return q.run_sql(self.out, "trajectory", {"entity_id": entity, "scenario_id": scenario})
+        params = {"entity_id": entity, "scenario_id": scenario}
+        return _models_shown(q.run_sql(self.out, "trajectory", params))
 
     def vectors(self, as_of: dt.date | str | None = None, kind: str = "entity") -> pl.DataFrame:
         """The joint vectors of one date (`kind` "entity" or "scenario"): ids, fragility
@@ -226,6 +227,15 @@ class Dataset:
         if as_of is None:
             return self.dates()[-1]
         return _date(as_of, "as_of")
+
+
+def _models_shown(frame: pl.DataFrame) -> pl.DataFrame:
+    """A result over several dates keeps its model_id column only when it spans more than
+    one model (a folder built with --allow-mixed-models): then fragility of one model is
+    never read beside another's unawares."""
+    if "model_id" in frame.columns and frame["model_id"].n_unique() <= 1:
+        return frame.drop("model_id")
+    return frame
 
 
 def _date(value: dt.date | str, name: str) -> dt.date:

@@ -80,3 +80,4 @@ class BuildConfig:
     pg_replace_slice: bool = False  # a load replaces the whole slice, not only what it brings
     wait: bool = False  # wait for another run writing into `out`, rather than stop
     verify: bool = False  # with resume: check the bytes of every sealed file, not only sizes
+    allow_mixed_models: bool = False  # build into a folder holding another model's dates

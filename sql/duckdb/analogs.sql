@@ -1,6 +1,7 @@
 -- Historical analogs: the past as-of dates whose state of the same entity (or market) is
 -- closest to its state on a given date. The date itself and every date within
 -- min_gap_days of it are left out, so an analog is a different episode, not yesterday.
+-- model_id says which model made each past state (a mixed folder may hold several).
 -- Run against stabfrag.duckdb (its views), after setting the parameters:
 --   SET VARIABLE entity_id = 'E00000.US';    -- the entity or market
 --   SET VARIABLE as_of = DATE '2024-12-31';  -- the date to find analogs of
@@ -14,7 +15,8 @@ WITH target AS (
 SELECT past.as_of_date,
        array_cosine_similarity(target.vector, past.vector) AS similarity,
        past.fragility,
-       past.nearest_scenario_id
+       past.nearest_scenario_id,
+       past.model_id
 FROM joint_embeddings past, target
 WHERE past.kind = 'entity' AND past.entity_id = getvariable('entity_id')
   AND past.as_of_date < getvariable('as_of')

@@ -15,6 +15,7 @@ import polars as pl
 SCHEMA = "https://vega.github.io/schema/vega-lite/v5.json"  # a name, never fetched
 Spec = dict[str, Any]
 FRAGILITY_SCALE = {"scheme": "redyellowblue", "reverse": True}
+NO_FRAGILITY = "#9a9a9a"  # a state without fragility (no HIGH scenario): grey, not 0
 FRAGILITY_TEXT = "isValid(datum.fragility) ? format(datum.fragility, '.3f') : 'n/a'"
 
 
@@ -93,10 +94,13 @@ def _map_layers(position: Spec, tooltip: list[Spec], found: str) -> list[Spec]:
         {
             "params": [{"name": "zoom", "select": "interval", "bind": "scales"}],
             "transform": [{"filter": "datum.kind == 'entity state'"}],
-            "mark": {"type": "circle", "size": 22, "opacity": 0.8},
+            # invalid: None keeps the states without fragility (drawn grey, below).
+            "mark": {"type": "circle", "size": 22, "opacity": 0.8, "invalid": None},
             "encoding": {
                 **position,
                 "color": {
+                    # A null would take the scale's colour of its lowest value.
+                    "condition": {"test": "!isValid(datum.fragility)", "value": NO_FRAGILITY},
                     "field": "fragility",
                     "type": "quantitative",
                     "scale": FRAGILITY_SCALE,

@@ -46,6 +46,7 @@ from stabfrag.analysis.spaces import (
 )
 from stabfrag.analysis.who import DEFINITION, forward_drawdown, rank_ic, who_figures
 from stabfrag.errors import InputError, LabelError
+from stabfrag.ingest.files import file_hash
 from stabfrag.ingest.profiles import read_profiles
 from stabfrag.model.bundle import JOINT_PREFIX, Models, joint_models, load_models, shipped_models
 from stabfrag.model.linalg import normalise
@@ -443,8 +444,13 @@ def who_gets_hurt(
     return figures, by_date
 
 
-def _labelled(out: Path, labels_path: Path) -> tuple[Built, pl.DataFrame]:
-    """The build, and its states that fall in a labelled period, with their labels."""
+def _labelled(
+    out: Path, labels_path: Path, prices: Path | None = None
+) -> tuple[Built, pl.DataFrame]:
+    """The build, and its states that fall in a labelled period, with their labels (and
+    `prices` checked to be the ones it read)."""
+    if prices is not None:
+        check_prices(out, prices)
     built = read_built(out)
     tagged = label_states(built.states, read_labels(labels_path))
     if tagged.height == 0:
@@ -463,6 +469,18 @@ def _who(
     figures, ic_by_date = who_gets_hurt(built, prices, others)
     result["who"] = _finite(figures)
     return ic_by_date
+
+
+def check_prices(out: Path, prices: Path) -> None:
+    """Refuse prices other than those the build read: exposures, reference paths and
+    forward drawdowns from another market would be judged against this one's states."""
+    dates = partitions(out)
+    made = (read_manifest(out, dates[-1]) or {}).get("prices_hash") if dates else None
+    if made is not None and file_hash(prices) != made:
+        raise LabelError(
+            f"--prices {prices} is not the prices file this build read (its bytes differ); "
+            "pass the build's --prices"
+        )
 
 
 def evaluate(
@@ -492,7 +510,7 @@ def evaluate(
     """
     if exposed_to is not None and prices is None:
         raise LabelError("--exposed-to needs --prices to measure each entity's exposure")
-    built, tagged = _labelled(out, labels_path)
+    built, tagged = _labelled(out, labels_path, prices)
     universe, corr, keep = _universe(tagged, prices, exposed_to, min_corr)
     positive, eligible, definition = _cross_section_sets(tagged, corr, min_corr)
     sub = tagged.filter(pl.Series(keep))

@@ -16,6 +16,7 @@ from stabfrag.cli.common import (
     JsonOpt,
     MarketOpt,
     MaxRejectOpt,
+    MixedOpt,
     ModelDirOpt,
     ModelOpt,
     OutOpt,
@@ -74,6 +75,7 @@ def build(
     pg_staging: PgStagingOpt = False,
     pg_replace_slice: PgReplaceOpt = False,
     wait: WaitOpt = False,
+    allow_mixed_models: MixedOpt = False,
     as_json: JsonOpt = False,
     max_reject_share: MaxRejectOpt = 0.05,
 ) -> None:
@@ -157,6 +159,7 @@ def backfill(
     pg_staging: PgStagingOpt = False,
     pg_replace_slice: PgReplaceOpt = False,
     wait: WaitOpt = False,
+    allow_mixed_models: MixedOpt = False,
     as_json: JsonOpt = False,
     max_reject_share: MaxRejectOpt = 0.05,
 ) -> None:

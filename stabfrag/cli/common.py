@@ -192,6 +192,13 @@ PgReplaceOpt = Annotated[
         "scenarios this load brings.",
     ),
 ]
+MixedOpt = Annotated[
+    bool,
+    typer.Option(
+        "--allow-mixed-models",
+        help="Build into a folder whose dates another model built (queries then show model_id).",
+    ),
+]
 WaitOpt = Annotated[
     bool,
     typer.Option(

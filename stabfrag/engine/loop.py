@@ -69,6 +69,8 @@ def _run_locked(
         builder = ChunkBuilder(config)
         identity = _identity(config, builder)
     _note_models(summary, builder)
+    if not config.allow_mixed_models:
+        check_one_model(config.out, builder.models.model_id)
     if len(set(dates)) > 1:
         summary.chunk_days = config.chunk_days
     sinks = list(extra_sinks or [])
@@ -128,6 +130,22 @@ def catch_up(database: Any, out: Path, dates: list[dt.date], identity: RunIdenti
                 database.write(Partition(day, {"joint_embeddings": rows}, manifest, True))
             database.commit()
     database.reloaded = len(todo)
+
+
+def check_one_model(out: Path, model_id: str) -> None:
+    """Refuse to add dates of one model to a folder whose dates another model built: its
+    fragility would jump between dates with nothing to say why."""
+    others: dict[str, int] = {}
+    for day in partitions(out):
+        made = (read_manifest(out, day) or {}).get("model")
+        if made and made != model_id:
+            others[made] = others.get(made, 0) + 1
+    if others:
+        held = ", ".join(f"{m} ({n} dates)" for m, n in sorted(others.items()))
+        raise ConfigError(
+            f"--out {out} holds dates built with {held}; this run builds {model_id}: use "
+            "another --out, or pass --allow-mixed-models"
+        )
 
 
 def check_market(config: BuildConfig) -> None:

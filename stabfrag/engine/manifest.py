@@ -64,6 +64,8 @@ class RunIdentity:
         return {
             "as_of_date": as_of.isoformat(),
             "input_fingerprint": self.input_fingerprint,
+            # The prices' own hash: evaluate --prices checks it is given the same prices.
+            "prices_hash": file_hash(cfg.prices),
             "models": self.models,
             # What evaluate reloads: the library and models this partition was built with.
             "model_dir": None if cfg.model_dir is None else str(cfg.model_dir),

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from pathlib import Path
 
@@ -63,6 +64,15 @@ def file_hash(path: Path | None) -> str | None:
         return None
     # A missing file is one line, not an OSError; a folder of Parquet files hashes its files.
     files = folder_files(path) if file_format(path, folder=True) == "folder" else [path]
+    stamp = tuple((str(f), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+    return _hash_files(path, stamp)
+
+
+@functools.lru_cache(maxsize=16)
+def _hash_files(path: Path, stamp: tuple[tuple[str, int, int], ...]) -> str:
+    """The hash of files whose names, sizes and times are `stamp`: a run hashes its input
+    once however many places record it (a changed file has another stamp)."""
+    files = [Path(name) for name, _, _ in stamp]
     h = hashlib.blake2b(digest_size=16)
     for name in files:
         if name != path:

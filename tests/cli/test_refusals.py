@@ -295,3 +295,68 @@ def test_wait_takes_its_turn(market_dir: Path, tmp_path: Path) -> None:
     assert res.exit_code == 0, res.output  # type: ignore[attr-defined]
     holder.communicate()  # type: ignore[attr-defined]
     assert holder.returncode == 0  # type: ignore[attr-defined]  # it ended: the run waited
+
+
+def test_a_folder_holds_one_model_unless_asked(market_dir: Path, tmp_path: Path) -> None:
+    """v1 on one date and v3 the next once made fragility jump with no model shown."""
+    from stabfrag import api
+
+    out = tmp_path / "o"
+    prices = str(market_dir / "prices.parquet")
+    first = ["build", "--as-of", "2024-11-29", "--prices", prices, "--out", str(out)]
+    assert runner.invoke(app, [*first, "--model", "joint-stab-fragility-v1"]).exit_code == 0
+    line = _one_line(_build(market_dir, out))  # the default model, into v1's folder
+    assert "joint-stab-fragility-v1" in line and "--allow-mixed-models" in line
+    assert _build(market_dir, out, "--allow-mixed-models").exit_code == 0  # type: ignore[attr-defined]
+    data = api.open(out)
+    entity = data.fragile(AS_OF, top_n=1)["entity_id"][0]
+    history = data.history(entity)
+    assert history["model_id"].to_list() == ["joint-stab-fragility-v1", "joint-stab-fragility-v3"]
+    args = ["query", "trajectory", "--out", str(out), "--entity", entity]
+    res = runner.invoke(app, [*args, "--scenario", "SCN_EQ_CRASH_HIGH"])
+    assert res.exit_code == 0 and "joint-stab-fragility-v1" in res.stdout, res.output
+    # One model: no model column to read past.
+    single = tmp_path / "single"
+    assert _build(market_dir, single).exit_code == 0  # type: ignore[attr-defined]
+    assert "model_id" not in api.open(single).history(entity).columns
+
+
+def test_evaluate_refuses_prices_the_build_did_not_read(market_dir: Path, tmp_path: Path) -> None:
+    """Prices of another market once moved the baseline AUC from 0.353 to 0.493, exit 0."""
+    from stabfrag.synth import generate, write_market
+
+    out = tmp_path / "o"
+    assert _build(market_dir, out).exit_code == 0  # type: ignore[attr-defined]
+    other = write_market(generate(40, 600, 99), tmp_path / "other")["prices"]
+    args = ["evaluate", "--out", str(out), "--labels", str(market_dir / "labels.csv")]
+    line = _one_line(runner.invoke(app, [*args, "--prices", str(other)]))
+    assert "--prices" in line and "not the prices file this build read" in line
+    from stabfrag.analysis.evaluate import check_prices
+
+    check_prices(out, market_dir / "prices.parquet")  # the build's own prices pass
+
+
+@pytest.mark.skipif(
+    not __import__("importlib").util.find_spec("vl_convert"), reason="needs the [plot] extra"
+)
+def test_a_state_without_fragility_is_grey_on_the_map_not_zero(built: Path) -> None:
+    """With no HIGH scenario the PNG once coloured null fragility as 0.000 (the page said
+    n/a). Rendered: the null states are drawn in the grey of 'no fragility'."""
+    from stabfrag.analysis import render
+    from stabfrag.analysis.charts import NO_FRAGILITY, map_spec
+    from stabfrag.analysis.report import map_points
+
+    points, share = map_points(built, partitions_of(built)[-1])
+    gone = points.with_columns(pl.lit(None, pl.Float64).alias("fragility"))
+    svg = render.svg(map_spec(gone, share, partitions_of(built)[-1]))
+    assert NO_FRAGILITY.lower() in svg.lower()
+    # With fragility, no point is grey.
+    assert (
+        NO_FRAGILITY.lower() not in render.svg(map_spec(points, share, dt.date(2024, 1, 1))).lower()
+    )
+
+
+def partitions_of(out: Path) -> list[dt.date]:
+    from stabfrag.sinks.dataset import partitions
+
+    return partitions(out)

@@ -96,7 +96,9 @@ def test_calibrate_writes_artefacts_that_build_uses(market_dir: Path, tmp_path: 
     mine = load_models(models)
     assert not np.allclose(mine.stab.center, shipped.stab.center)
     day = [dt.date(2024, 12, 31)]
-    shipped_run = BuildConfig(prices=market_dir / "prices.parquet", out=tmp_path / "o")
+    shipped_run = BuildConfig(
+        prices=market_dir / "prices.parquet", out=tmp_path / "o", model="joint-stab-fragility-v1"
+    )
     loop.run(shipped_run, day)
     # A resume with the new calibration must rebuild, not keep the shipped model's vectors.
     config = BuildConfig(
