@@ -503,10 +503,9 @@ def evaluate(
     instruments exposed to it, not the havens that rally in its crashes. `compare` names
     other joint models of the build's model folder (default: all of them). `plot` writes
     ROC curves, per-episode bars and an HTML page into that folder. `prices` also gives who
-    gets hurt (analysis.who), on every built state. `profiles` scores the
-    built model again without the profile branch and with it at each of `profile_weights`
-    (default: the model's weight), and reports which entities the profiles move nearest
-    the HIGH scenarios on calm dates.
+    gets hurt (analysis.who), on every built state. `profiles` scores the built model
+    again without the profile branch and with it at each of `profile_weights` (default:
+    the model's), and reports which entities it moves nearest the HIGH scenarios when calm.
     """
     if exposed_to is not None and prices is None:
         raise LabelError("--exposed-to needs --prices to measure each entity's exposure")
@@ -534,6 +533,7 @@ def evaluate(
             "cross_section": {"definition": definition, **scores.sections},
             "library": scores.library,
             "notes": _notes(prices),
+            "warnings": _label_warnings(tagged, built),
         }
     )
     ic_by_date = _who(result, built, prices, _others(built, compare))
@@ -546,6 +546,19 @@ def evaluate(
 
 
 MOVES_SHOWN = 10
+
+
+def _label_warnings(tagged: pl.DataFrame, built: Built) -> list[str]:
+    """What the labels ask that this build cannot answer: scenario ids its library (of
+    the newest date) does not hold, whose episodes then have no episode match."""
+    named = set(tagged["scenario_id"].drop_nulls().to_list()) if "scenario_id" in tagged else set()
+    missing = sorted(named - set(built.scenario_table["scenario_id"].to_list()))
+    if not missing:
+        return []
+    return [
+        f"the labels name scenario(s) the build's library does not hold: {', '.join(missing)}; "
+        "their episodes have no episode match"
+    ]
 
 
 def profile_moves(

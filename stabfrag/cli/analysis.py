@@ -166,6 +166,8 @@ def _print_evaluation(result: dict[str, Any]) -> None:
         _print_moves(result["profile_branch"])
     if "plots" in result:
         typer.echo(f"plots: {result['plots']['html']}")
+    for warning in result.get("warnings", []):
+        typer.echo(f"stabfrag: warning: {warning}", err=True)
 
 
 def _print_who(who: dict[str, Any]) -> None:

@@ -199,8 +199,21 @@ def collect(lf: pl.LazyFrame, path: Path | str) -> pl.DataFrame:
         frame = lf.collect()
     except (pl.exceptions.PolarsError, pl.exceptions.PanicException, OSError) as exc:
         first = first_line(exc)
-        raise InputError(path, f"cannot read: {first}") from None
+        raise InputError(_culprit(Path(path)), f"cannot read: {first}") from None
     return aligned(frame)
+
+
+def _culprit(path: Path) -> Path:
+    """The file to name when a read fails: in a folder, the first Parquet file whose
+    footer cannot be read (the folder itself when each can)."""
+    if not path.is_dir():
+        return path
+    for name in folder_files(path):
+        try:
+            pl.read_parquet_schema(name)
+        except (pl.exceptions.PolarsError, pl.exceptions.PanicException, OSError):
+            return name
+    return path
 
 
 def aligned(frame: pl.DataFrame) -> pl.DataFrame:
@@ -451,7 +464,13 @@ def _clean_rows(raw: pl.DataFrame, check_ids: bool, bad_tick: float) -> _Cleaned
     days = good[DATE].cast(pl.Int32).to_numpy()
     is_dup = continues(starts, good.height)
     is_dup[1:] &= days[1:] == days[:-1]
+    # The row each duplicate loses to: the run's first row, the one kept.
     dups = good.filter(is_dup).with_columns(pl.lit("duplicate").alias("reason"))
+    if dups.height:  # (most reads have none: no pass over the rows for them)
+        kept = pl.when(pl.Series(~is_dup)).then(pl.col(ROW)).forward_fill()
+        dups = dups.with_columns(good.select(kept).to_series().filter(is_dup).alias("_kept_row"))
+    else:
+        dups = dups.with_columns(pl.lit(None, pl.Int64).alias("_kept_row"))
     if dups.height:
         good = good.filter(~is_dup)
         starts = kept_starts(starts, ~is_dup)
@@ -465,7 +484,10 @@ def _clean_rows(raw: pl.DataFrame, check_ids: bool, bad_tick: float) -> _Cleaned
                 bad.with_columns(_row_detail()),
                 dups.with_columns(
                     pl.format(
-                        "same entity_id and date as an earlier row (file row {})", pl.col(ROW)
+                        "same entity_id and date as data row {}, which is kept (this is "
+                        "data row {}; data rows count from 1, the header not counted)",
+                        pl.col("_kept_row") + 1,
+                        pl.col(ROW) + 1,
                     ).alias("detail")
                 ),
                 tick_rows,

@@ -184,3 +184,10 @@ def check_sizes(out: Path, table: str, dates: list[dt.date]) -> None:
                     f"damaged ({what}); stabfrag verify --out {out} lists such files, "
                     "backfill --resume rebuilds",
                 )
+
+
+def unvouched(out: Path, table: str = "joint_embeddings") -> int:
+    """Date folders of `table` that no manifest vouches for (a build that did not finish)."""
+    root = out / table
+    folders = [f for f in root.glob("as_of_date=????-??-??") if f.is_dir()] if root.is_dir() else []
+    return sum(not (f / MANIFEST).exists() for f in folders)

@@ -26,7 +26,7 @@ from stabfrag.config import packaged
 from stabfrag.errors import ServiceError, SinkError, first_line
 from stabfrag.schema import conform
 from stabfrag.sinks.base import Partition, Sink
-from stabfrag.sinks.dataset import TABLE_SCHEMAS, partitions, read_manifest, read_table
+from stabfrag.sinks.dataset import TABLE_SCHEMAS, partitions, read_manifest, read_table, unvouched
 from stabfrag.sinks.pgcopy import COPY_COLUMNS, Hook, copy_rows
 
 DSN_FORM = "postgresql://user:password@host:port/db or key=value pairs"
@@ -43,10 +43,13 @@ def checked_dsn(dsn: str) -> dict[str, str]:
         )
     try:
         params = psycopg.conninfo.conninfo_to_dict(dsn)
-    except psycopg.ProgrammingError:
+    except psycopg.ProgrammingError as exc:
+        # An option's name is never a secret: say which one libpq does not know.
+        unknown = re.search(r'(?:option|parameter):? "([A-Za-z_]+)"', str(exc))
+        which = f": unknown option {unknown.group(1)}" if unknown else ""
         raise SinkError(
-            f"the PostgreSQL DSN cannot be parsed; expected {DSN_FORM} (the DSN is not "
-            "shown: it may hold a password)"
+            f"the PostgreSQL DSN cannot be parsed{which}; expected {DSN_FORM} (the DSN is "
+            "not shown: it may hold a password)"
         ) from None
     return {k: str(v) for k, v in params.items() if v is not None}
 
@@ -525,6 +528,8 @@ def load_partitions(
     hook: Hook | None = None,
 ) -> dict[str, object]:
     """Stream committed partitions into PostgreSQL in one transaction: all or nothing."""
+    if first is not None and last is not None and first > last:
+        raise SinkError(f"--start {first} is after --end {last}")
     dates = [
         d for d in partitions(out) if (first is None or d >= first) and (last is None or d <= last)
     ]
@@ -551,6 +556,8 @@ def load_partitions(
     seconds = time.perf_counter() - t0
     return {
         "partitions": len(dates),
+        # Date folders no manifest vouches for (a build that did not finish): not loaded.
+        "partitions_without_manifest": unvouched(out),
         "rows": counts.inserted,
         "rows_deleted": counts.deleted,
         "replace_slice": replace_slice,

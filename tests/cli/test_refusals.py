@@ -360,3 +360,80 @@ def partitions_of(out: Path) -> list[dt.date]:
     from stabfrag.sinks.dataset import partitions
 
     return partitions(out)
+
+
+def test_a_duplicate_names_the_row_kept_and_how_rows_count(tmp_path: Path) -> None:
+    from stabfrag.ingest.prices import read_prices, validate
+
+    path = tmp_path / "prices.csv"
+    path.write_text(
+        "entity_id,date,close,volume\n"
+        "A,2023-06-21,10,100\n"
+        "A,2023-06-22,11,100\n"
+        "A,2023-06-21,12,100\n"
+    )
+    rejects = validate(read_prices(path), min_prices=0).rejects
+    (detail,) = rejects.filter(pl.col("reason") == "duplicate")["detail"].to_list()
+    assert "data row 1, which is kept" in detail and "this is data row 3" in detail
+    assert "count from 1" in detail
+
+
+def test_a_dsn_with_an_unknown_option_names_the_option_not_the_password() -> None:
+    line = _one_line(
+        runner.invoke(
+            app, ["db", "init", "--pg-dsn", "postgresql://root:S3cr3t@127.0.0.1:1/db?bogus_opt=1"]
+        )
+    )
+    assert "bogus_opt" in line and "S3cr3t" not in line
+
+
+def test_load_says_when_start_is_after_end(built: Path) -> None:
+    dsn = "postgresql://root@127.0.0.1:1/db"
+    args = ["load", "--out", str(built), "--pg-dsn", dsn, "--start", "2024-12-31"]
+    line = _one_line(runner.invoke(app, [*args, "--end", "2024-01-01"]))
+    assert "--start" in line and "after --end" in line
+
+
+def test_labels_naming_scenarios_the_library_lacks_say_which(
+    built: Path, market_dir: Path, tmp_path: Path
+) -> None:
+    from stabfrag.analysis.evaluate import evaluate
+
+    labels = tmp_path / "labels.csv"
+    frame = pl.read_csv(market_dir / "labels.csv")
+    frame.with_columns(
+        pl.when(pl.col("label") == "stress").then(pl.lit("SCN_NOPE")).alias("scenario_id")
+    ).write_csv(labels)
+    result = evaluate(built, labels)
+    assert any("SCN_NOPE" in w for w in result["warnings"]), result.get("warnings")
+    res = runner.invoke(app, ["evaluate", "--out", str(built), "--labels", str(labels)])
+    assert res.exit_code == 0 and "SCN_NOPE" in res.output
+
+
+def test_a_corrupt_file_in_a_prices_folder_is_named(market_dir: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "prices"
+    folder.mkdir()
+    (folder / "a.parquet").write_bytes((market_dir / "prices.parquet").read_bytes())
+    (folder / "b.parquet").write_bytes((market_dir / "prices.parquet").read_bytes()[:500])
+    args = ["build", "--as-of", AS_OF, "--prices", str(folder), "--out", str(tmp_path / "o")]
+    line = _one_line(runner.invoke(app, args))
+    assert "b.parquet" in line
+
+
+def test_load_says_how_many_dates_it_left_for_want_of_a_manifest(
+    built: Path, tmp_path: Path, pg_dsn: str, pg_schema: str
+) -> None:
+    import shutil
+
+    out = tmp_path / "copy"
+    shutil.copytree(built, out)
+    from stabfrag.sinks.dataset import manifest_path, partitions
+
+    manifest_path(out, partitions(out)[0]).unlink()
+    table = ["--pg-dsn", pg_dsn, "--pg-table", f"{pg_schema}.joint_embeddings"]
+    assert runner.invoke(app, ["db", "init", *table]).exit_code == 0
+    res = runner.invoke(app, ["load", "--out", str(out), *table, "--json"])
+    assert res.exit_code == 0, res.output
+    import json
+
+    assert json.loads(res.stdout)["partitions_without_manifest"] == 1
