@@ -212,6 +212,10 @@ def demo(
         f"built {summary.states_out} entity states and {summary.scenario_rows} scenarios "
         f"as of {as_of} into {out} in {sum(summary.timings.seconds.values()):.1f}s"
     )
+    why = summary.tally.entities_rejected
+    if why:  # the generator lists some entities late: they have too short a history yet
+        reasons = ", ".join(f"{k}={n}" for k, n in sorted(why.items()))
+        typer.echo(f"{sum(why.values())} entities without a state ({reasons}; see rejects)")
     top = (
         api.open(out)
         .fragile(as_of, top_n=10)
@@ -219,6 +223,8 @@ def demo(
     )
     print_frame(top, fmt="table", title=f"10 most fragile entities, {as_of}")
     typer.echo(
-        f'query it: stabfrag sql "SELECT entity_id, fragility FROM joint_embeddings '
+        f"next: stabfrag query fragile --out {out}\n"
+        f"      stabfrag report --out {out} --html {out / 'report.html'}\n"
+        f'      stabfrag sql "SELECT entity_id, fragility FROM joint_embeddings '
         f"WHERE kind = 'entity' ORDER BY fragility DESC LIMIT 5\" --out {out}"
     )

@@ -128,6 +128,10 @@ class ChunkBuilder:
             )
         with timings.stage("features"):
             states = self._states(checked, requests)
+            # The dates of the kept rows of entities without any state in the chunk.
+            stateless = checked.prices.filter(
+                ~pl.col(ENTITY).is_in(states[ENTITY].unique().implode())
+            ).select(DATE)
             # Past here a price row is only a date to count: let the rest go before the
             # vectors are made.
             checked = dataclasses.replace(checked, prices=checked.prices.select(DATE))
@@ -144,7 +148,9 @@ class ChunkBuilder:
         with timings.stage("joint"):
             joint = self._joint(states, z_stab, chunk)
         rejects = _rejects(chunk, checked, requests, ent_rejects, degenerate)
-        tally = chunk_tally(chunk.dates, checked, own_rows(chunk.after), rejects, no_context)
+        tally = chunk_tally(
+            chunk.dates, checked, own_rows(chunk.after), rejects, no_context, stateless
+        )
         tables = {
             "joint_embeddings": joint,
             "features": states.select(FEATURE_COLUMNS),

@@ -73,18 +73,8 @@ def _run_locked(
         check_one_model(config.out, builder.models.model_id)
     if len(set(dates)) > 1:
         summary.chunk_days = config.chunk_days
-    sinks = list(extra_sinks or [])
-    database = None
-    if config.pg_dsn:
-        from stabfrag.sinks.postgres import PostgresSink  # psycopg only when asked for
-
-        database = PostgresSink(
-            config.pg_dsn,
-            config.pg_table,
-            staging=config.pg_staging,
-            replace_slice=config.pg_replace_slice,
-        )
-        sinks.append(database)
+    database = _database(config)
+    sinks = [*(extra_sinks or []), *([database] if database is not None else [])]
     executor = _executor(config, builder, identity, sinks=bool(sinks), before_task=before_task)
     blocks = entity_blocks(config.prices, config.entity_blocks)
     loop = RunLoop(identity, blocks, summary, sinks)
@@ -97,20 +87,44 @@ def _run_locked(
         raise
     if database is not None and config.resume:
         catch_up(database, config.out, summary.skipped_dates, identity)
-    if config.entities is not None and summary.states_out and not loop.entities_matched:
+    _warn(config, summary, entities_matched=loop.entities_matched)
+    if database is not None:
+        summary.database = database.summary()
+    with summary.timings.stage("views"):
+        write_views(config.out)
+    return summary
+
+
+def _database(config: BuildConfig) -> Any:
+    # (A PostgresSink or None: psycopg is imported only when a run loads a database.)
+    if not config.pg_dsn:
+        return None
+    from stabfrag.sinks.postgres import PostgresSink  # psycopg only when asked for
+
+    return PostgresSink(
+        config.pg_dsn,
+        config.pg_table,
+        staging=config.pg_staging,
+        replace_slice=config.pg_replace_slice,
+    )
+
+
+def _warn(config: BuildConfig, summary: RunSummary, *, entities_matched: bool) -> None:
+    """What a finished run says it could not do as asked."""
+    if config.entities is not None and summary.states_out and not entities_matched:
         summary.warnings.append(
             f"{config.entities}: the entities file matches none of the priced entities"
+        )
+    if not summary.states_out and summary.as_of_dates:
+        summary.warnings.append(
+            "no entity state was built: every entity was rejected on every date (see "
+            "entity_rejects_by_reason; a history needs 64 prices)"
         )
     if config.market is not None and summary.tally.states_without_context:
         summary.warnings.append(
             f"--market {config.market}: {summary.tally.states_without_context:,} states had "
             "no state of the market on their date; their context is the calibration centre"
         )
-    if database is not None:
-        summary.database = database.summary()
-    with summary.timings.stage("views"):
-        write_views(config.out)
-    return summary
 
 
 CATCH_UP_DATES = 64  # sealed dates loaded per database commit by catch_up

@@ -106,8 +106,10 @@ def chunk_tally(
     own: pl.Expr,
     rejects: pl.DataFrame,
     no_context: pl.Series,
+    stateless: pl.DataFrame,
 ) -> dict[dt.date, Tally]:
-    """The run summary's counts of each date of the chunk (states are added per part)."""
+    """The run summary's counts of each date of the chunk (states are added per part);
+    `stateless`: the dates of the kept rows of entities without a state in the chunk."""
     # A row is read by the chunk its date falls in, though a bad tick may be known (and
     # reported) only in the next: rows read count by date, rejects by when known.
     read_rejects = checked.rejects.filter(pl.col("reason").is_in(ROW_REASONS)).filter(own)
@@ -119,6 +121,7 @@ def chunk_tally(
             checked.spread_dropped_dates.to_frame().filter(own)[DATE], chunk
         ),
         "states_without_context": _per_date(no_context, chunk),
+        "rows_of_rejected_entities": _per_date(stateless.filter(own)[DATE], chunk),
     }
     rows = _reasons_by_date(rejects.filter(pl.col("reason").is_in(ROW_REASONS)))
     ents = _reasons_by_date(rejects.filter(pl.col("reason").is_in(STATE_REASONS)))

@@ -102,8 +102,11 @@ class RunSummary:
                 if self.damaged_dates
                 else {}
             ),
+            # rows_read = rows_kept + rows_rejected + rows_of_rejected_entities
             "rows_read": t.rows_read,
+            "rows_kept": t.rows_read - sum(t.rows_rejected.values()) - t.rows_of_rejected_entities,
             "rows_rejected": sum(t.rows_rejected.values()),
+            "rows_of_rejected_entities": t.rows_of_rejected_entities,
             "row_rejects_by_reason": dict(sorted(t.rows_rejected.items())),
             "range_dropped": t.range_dropped,
             "spread_dropped": t.spread_dropped,

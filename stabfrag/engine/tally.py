@@ -23,6 +23,7 @@ class Tally:
     range_dropped: int = 0
     spread_dropped: int = 0
     states_without_context: int = 0  # states whose date had no market reference (v2)
+    rows_of_rejected_entities: int = 0  # kept rows of entities with no state in their chunk
     states_out: int = 0
     entities_in: int = 0
     scenario_rows: int = 0

@@ -437,3 +437,44 @@ def test_load_says_how_many_dates_it_left_for_want_of_a_manifest(
     import json
 
     assert json.loads(res.stdout)["partitions_without_manifest"] == 1
+
+
+def test_a_build_summary_reconciles_its_rows_alone(market_dir: Path, tmp_path: Path) -> None:
+    """rows_read = rows_kept + rows_rejected + rows_of_rejected_entities, from the build's
+    own summary (once only validate could say)."""
+    import json
+
+    from stabfrag.synth import inject_defects
+
+    bad = tmp_path / "bad.parquet"
+    inject_defects(pl.read_parquet(market_dir / "prices.parquet"), seed=3).write_parquet(bad)
+    args = ["backfill", "--start", "2024-06-01", "--end", AS_OF, "--prices", str(bad)]
+    res = runner.invoke(app, [*args, "--out", str(tmp_path / "o"), "--json"])
+    assert res.exit_code in (0, 3), res.output
+    s = json.loads(res.stdout)
+    assert s["rows_rejected"] > 0 and s["rows_of_rejected_entities"] > 0
+    assert s["rows_read"] == s["rows_kept"] + s["rows_rejected"] + s["rows_of_rejected_entities"]
+
+
+def test_a_run_that_ends_with_no_state_says_so(market_dir: Path, tmp_path: Path) -> None:
+    import json
+
+    first = pl.read_parquet(market_dir / "prices.parquet")["date"].min()
+    early = (first + dt.timedelta(days=20)).isoformat()  # type: ignore[operator]
+    res = runner.invoke(
+        app,
+        ["build", "--as-of", early, "--prices", str(market_dir / "prices.parquet")]
+        + ["--out", str(tmp_path / "o"), "--json"],
+    )
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)
+    assert summary["states_out"] == 0
+    assert any("no entity state" in w for w in summary["warnings"]), summary["warnings"]
+
+
+def test_the_demo_says_why_entities_have_no_state_and_what_to_run_next(tmp_path: Path) -> None:
+    res = runner.invoke(app, ["demo", "--out", str(tmp_path / "d"), "--entities", "200"])
+    assert res.exit_code == 0, res.output
+    assert "entities without a state (stale=1; see rejects)" in res.stdout
+    for command in ("stabfrag query", "stabfrag report", "stabfrag sql"):
+        assert command in res.stdout
