@@ -10,7 +10,7 @@ import polars as pl
 from stabfrag.asof.join import as_of_join
 from stabfrag.features.plan import unique_rows
 from stabfrag.features.registry import LOOKBACK_ROWS
-from stabfrag.ingest.reasons import entity_rule
+from stabfrag.ingest.reasons import MAX_GAP_DAYS, MIN_PRICES, entity_rule
 from stabfrag.ingest.runs import entity_starts, kept_starts, run_lengths
 from stabfrag.ingest.window import LOOKBACK_DAYS
 from stabfrag.schema import DATE, ENTITY, POS
@@ -50,14 +50,25 @@ def last_rows(
     # No row of the entity on or before the day: the search lands in an earlier entity.
     found = (pos >= starts[ent]) & (days[safe] >= day - LOOKBACK_DAYS) if n_ent else pos >= 0
     at = pl.Series("_at", np.where(found, safe, -1)).replace(-1, None)
-    return pl.DataFrame(
+    owners = ids.gather(starts)
+    frame = pl.DataFrame(
         {
-            ENTITY: ids.gather(starts).gather(ent),
+            ENTITY: owners.gather(ent),
             "as_of_date": pl.Series(day, dtype=pl.Int32).cast(pl.Date),
             POS: at.cast(pl.Int64),
             "last_date": prices[DATE].gather(at),
             "n_obs": (at - pl.Series(starts).gather(pl.Series(ent)).cast(pl.Int64) + 1),
         }
+    )
+    # A run that continues its entity's history after a gap (history_starts) is asked
+    # too: per (date, entity), the run with the newest row is the state's history.
+    after_gap = (owners == owners.shift(1)).fill_null(False).to_numpy()
+    if not after_gap.any():
+        return frame.with_columns(pl.lit(False).alias("_after_gap"))
+    return (
+        frame.with_columns(pl.Series("_after_gap", after_gap[ent]))
+        .sort("as_of_date", ENTITY, POS, nulls_last=False)
+        .unique(["as_of_date", ENTITY], keep="last", maintain_order=True)
     )
 
 
@@ -86,9 +97,23 @@ def state_requests(
         as_of=pl.col("as_of_date"),
         max_staleness_days=max_staleness_days,
     )
-    matched = matched.with_columns(reason.alias("reason"), detail.alias("detail")).sort(
-        "as_of_date", ENTITY
-    )
+    # Too short a history because a gap restarted it says so (it had more before the gap).
+    gap = pl.col("_after_gap") & (reason == "insufficient_history")
+    matched = matched.with_columns(
+        pl.when(gap).then(pl.lit("history_gap")).otherwise(reason).alias("reason"),
+        pl.when(gap)
+        .then(
+            pl.format(
+                "{} valid prices since a gap of more than {} days in its history, at least {} "
+                "needed",
+                pl.col("n_obs"),
+                pl.lit(MAX_GAP_DAYS),
+                pl.lit(MIN_PRICES),
+            )
+        )
+        .otherwise(detail)
+        .alias("detail"),
+    ).sort("as_of_date", ENTITY)
     rejects = matched.filter(pl.col("reason").is_not_null()).select(
         "as_of_date", ENTITY, pl.col("last_date").alias(DATE), "reason", "detail"
     )
@@ -97,7 +122,7 @@ def state_requests(
     requests = matched.filter(pl.col("reason").is_null()).with_columns(
         pl.col("n_obs").clip(upper_bound=LOOKBACK_ROWS + 1)
     )
-    return requests.drop("reason", "detail"), rejects
+    return requests.drop("reason", "detail", "_after_gap"), rejects
 
 
 def empty_entities(

@@ -33,8 +33,8 @@ from stabfrag.features.registry import FEATURE_NAMES, LOOKBACK_ROWS
 from stabfrag.ingest.entities import read_entities
 from stabfrag.ingest.prices import Validated, validate
 from stabfrag.ingest.profiles import read_profiles
-from stabfrag.ingest.reasons import ROW_REASONS
-from stabfrag.ingest.runs import entity_starts
+from stabfrag.ingest.reasons import MAX_GAP_DAYS, ROW_REASONS
+from stabfrag.ingest.runs import entity_starts, history_starts
 from stabfrag.ingest.ticks import SCALE_ROWS
 from stabfrag.ingest.window import read_window
 from stabfrag.model.bundle import load_models
@@ -189,7 +189,13 @@ class ChunkBuilder:
         """Every requested state with its features and the entities file's columns."""
         series, requests = tick_series(checked.prices, checked.ticks, requests, LOOKBACK_ROWS + 1)
         # (An open tick's series is appended as an entity of its own: new runs.)
-        starts = checked.starts if series is checked.prices else entity_starts(series[ENTITY])
+        starts = (
+            checked.starts
+            if series is checked.prices
+            else history_starts(
+                entity_starts(series[ENTITY]), series[DATE].cast(pl.Int32).to_numpy(), MAX_GAP_DAYS
+            )
+        )
         series, requests, starts = windows_only(series, requests, starts)
         rows = requests[POS].unique().sort().to_numpy()
         feats = compute_features(series, rows=rows, starts=starts).drop(ENTITY, DATE)

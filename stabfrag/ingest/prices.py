@@ -12,8 +12,14 @@ import polars as pl
 
 from stabfrag.errors import InputError, first_line
 from stabfrag.ingest.files import check_columns, file_format, folder_files
-from stabfrag.ingest.reasons import MIN_PRICES, counts_by_reason, entity_rule
-from stabfrag.ingest.runs import continues, entity_starts, kept_starts, run_lengths
+from stabfrag.ingest.reasons import MAX_GAP_DAYS, MIN_PRICES, counts_by_reason, entity_rule
+from stabfrag.ingest.runs import (
+    continues,
+    entity_starts,
+    history_starts,
+    kept_starts,
+    run_lengths,
+)
 from stabfrag.ingest.ticks import DEFAULT_MULTIPLE, find_ticks
 from stabfrag.schema import (
     DATE,
@@ -541,5 +547,6 @@ def validate(
         entities_in=all_ids.height,
         entities_rejected=counts_by_reason(ent_rej),
         ticks=cleaned.ticks.rename({"_known_on": "known_on"}),
-        starts=starts,
+        # The runs of each history: an entity's rows restart after a gap (MAX_GAP_DAYS).
+        starts=history_starts(starts, good[DATE].cast(pl.Int32).to_numpy(), MAX_GAP_DAYS),
     )

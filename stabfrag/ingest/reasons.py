@@ -8,6 +8,9 @@ import polars as pl
 from stabfrag.config import MAX_STALENESS_DAYS
 
 MIN_PRICES = 64  # one full 63-return window
+# A gap of more than this many calendar days between two valid prices of an entity ends
+# its history: the window restarts after it (a 10-year hole is not one day's move).
+MAX_GAP_DAYS = 90
 
 ROW_SCOPE = "row"
 ENTITY_SCOPE = "entity"
@@ -25,12 +28,19 @@ REASONS: dict[str, str] = {
     "bad_tick": ROW_SCOPE,
     "no_valid_rows": ENTITY_SCOPE,
     "insufficient_history": ENTITY_SCOPE,
+    "history_gap": ENTITY_SCOPE,
     "stale": ENTITY_SCOPE,
     "degenerate_state": ENTITY_SCOPE,
 }
 ROW_REASONS = tuple(code for code, scope in REASONS.items() if scope == ROW_SCOPE)
 # Entity reasons of a state on an as-of date (no_valid_rows: every row of its window rejected).
-STATE_REASONS = ("no_valid_rows", "insufficient_history", "stale", "degenerate_state")
+STATE_REASONS = (
+    "no_valid_rows",
+    "insufficient_history",
+    "history_gap",
+    "stale",
+    "degenerate_state",
+)
 
 
 def entity_rule(

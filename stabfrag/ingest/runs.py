@@ -47,3 +47,15 @@ def kept_starts(starts: np.ndarray, keep: np.ndarray) -> np.ndarray:
     before = np.searchsorted(gone, starts)
     alive = np.searchsorted(gone, ends) - before < ends - starts
     return (starts - before)[alive]
+
+
+def history_starts(starts: np.ndarray, days: np.ndarray, max_gap_days: int) -> np.ndarray:
+    """The runs of a history: each entity's first row, and each row that follows a gap of
+    more than `max_gap_days` calendar days in its entity (`days`: the rows' dates as day
+    numbers). A gap ends a history: windows, and the count of prices, restart after it."""
+    gap = np.zeros(len(days), dtype=bool)
+    gap[1:] = (days[1:] - days[:-1]) > max_gap_days
+    gap &= continues(starts, len(days))
+    if not gap.any():
+        return starts
+    return np.union1d(starts, np.flatnonzero(gap)).astype(np.int64)

@@ -214,6 +214,30 @@ def _cli(dates: list[dt.date], out: Path, *, chunk_days: int, freq: str = "week"
     ]
 
 
+def _quiet(folder: Path, *, settle: float = 1.0, limit: float = 60.0) -> None:
+    """Wait until no file of `folder` changes for `settle` seconds: a task of the killed
+    driver can still be finishing in a worker of the cluster (Ray ends a dead driver's
+    tasks soon, not at once), and what it writes is not what the test measures."""
+    import time
+
+    def state() -> dict[Path, int]:
+        seen = {}
+        for p in folder.rglob("*"):
+            try:
+                seen[p] = p.stat().st_mtime_ns
+            except FileNotFoundError:  # renamed while listed: not quiet yet
+                seen[p] = -1
+        return seen
+
+    deadline, last = time.monotonic() + limit, state()
+    while time.monotonic() < deadline:
+        time.sleep(settle)
+        now = state()
+        if now == last:
+            return
+        last = now
+
+
 def test_resume_after_killing_the_driver_does_nothing_twice(
     ray_local: None, prices: Path, tmp_path: Path
 ) -> None:
@@ -228,6 +252,7 @@ def test_resume_after_killing_the_driver_does_nothing_twice(
         start_new_session=True,  # the driver and the Ray it started, killed together
     )
     kill_when(proc, lambda: len(partitions(killed)) >= 8, group=True)
+    _quiet(killed)
     sealed = partitions(killed)
     assert 0 < len(sealed) < len(dates)
     before = {p: p.stat().st_mtime_ns for p in killed.rglob("*.parquet")}
