@@ -38,7 +38,7 @@ from stabfrag.ingest.runs import entity_starts, history_starts
 from stabfrag.ingest.ticks import SCALE_ROWS
 from stabfrag.ingest.window import read_window
 from stabfrag.model.bundle import load_models
-from stabfrag.model.encode import encode_states, join_scenarios
+from stabfrag.model.encode import date_medians, encode_states, join_scenarios
 from stabfrag.model.scenario_space import Key, ScenarioLibrary, ScenarioSpace, reference_prices
 from stabfrag.scenarios.library import load_library
 from stabfrag.schema import DATE, ENTITY, POS
@@ -104,8 +104,11 @@ class ChunkBuilder:
         )
         self.entities_matched = False  # whether the entities file describes any state's entity
 
-    def build(self, chunk: Chunk, timings: Timings) -> list[DatePart]:
-        """The partitions of the chunk's dates."""
+    def build(
+        self, chunk: Chunk, timings: Timings, contexts: pl.DataFrame | None = None
+    ) -> list[DatePart]:
+        """The partitions of the chunk's dates (`contexts`: each date's context, computed
+        over every entity by contexts(), for a block of a build without a market)."""
         cfg = self.config
         with timings.stage("read"):
             raw = read_window(
@@ -137,7 +140,9 @@ class ChunkBuilder:
             checked = dataclasses.replace(checked, prices=checked.prices.select(DATE))
             reference = self._reference(chunk)
         with timings.stage("encode"):
-            encoded = encode_states(self.models, states, market=cfg.market, reference=reference)
+            encoded = encode_states(
+                self.models, states, market=cfg.market, reference=reference, contexts=contexts
+            )
         no_context = states.filter(pl.Series(encoded.no_context))["as_of_date"]
         ok = encoded.ok
         degenerate = states.filter(~pl.Series(ok))
@@ -167,13 +172,24 @@ class ChunkBuilder:
         market = self.config.market
         if chunk.block.count == 1 or market is None or not self.models.stab.context:
             return None
+        return self._states_of(chunk, pl.col(ENTITY) == market)
+
+    def contexts(self, chunk: Chunk) -> pl.DataFrame:
+        """Each date's context over every entity (the median state): the first pass of a
+        build without a market split by entity, so every block reads the same context a
+        one-block build computes."""
+        states = self._states_of(chunk, None)
+        return date_medians(states, self.models.stab.standardised(states.select(FEATURE_NAMES)))
+
+    def _states_of(self, chunk: Chunk, where: pl.Expr | None) -> pl.DataFrame:
+        """The states of the chunk's dates of the entities `where` selects (None: all)."""
         raw = read_window(
             self.config.prices,
             first=chunk.dates[0],
             last=chunk.dates[-1],
             include_undated=False,
             min_rows=READ_ROWS,
-            where=pl.col(ENTITY) == market,
+            where=where,
         )
         checked = validate(raw, min_prices=0, bad_tick=self.config.bad_tick)
         requests, _ = state_requests(

@@ -12,6 +12,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from stabfrag.engine.chunk import Chunk, ChunkBuilder
 from stabfrag.engine.entity_blocks import EntityBlock
@@ -37,12 +38,18 @@ class TaskResult:
 
 
 def run_task(
-    builder: ChunkBuilder, identity: RunIdentity, task: Chunk, *, keep: bool = False
+    builder: ChunkBuilder,
+    identity: RunIdentity,
+    task: Chunk,
+    *,
+    keep: bool = False,
+    contexts: Any = None,
 ) -> TaskResult:
-    """Build the task's chunk and stage its block of each date; `keep`: return the parts."""
+    """Build the task's chunk and stage its block of each date; `keep`: return the parts;
+    `contexts`: each date's context, computed over every entity beforehand."""
     timings = Timings()
     builder.entities_matched = False
-    built = builder.build(task, timings)
+    built = builder.build(task, timings, contexts)
     parts = [
         Partition(
             d.as_of,

@@ -24,26 +24,37 @@ def _z_frame(states: pl.DataFrame, z: np.ndarray, cols: list[str]) -> pl.DataFra
     )
 
 
+def date_medians(states: pl.DataFrame, z: np.ndarray) -> pl.DataFrame:
+    """Each as-of date's median z over its states (as_of_date, _z0.._z{d-1}): the context
+    of a build without a declared market."""
+    cols = [f"_z{i}" for i in range(z.shape[1])]
+    return _z_frame(states, z, cols).group_by("as_of_date").agg(pl.col(cols).median())
+
+
 def market_context(
     states: pl.DataFrame,
     z: np.ndarray,
     *,
     market: str | None,
     reference: tuple[pl.DataFrame, np.ndarray] | None = None,
+    contexts: pl.DataFrame | None = None,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Each state's market: the z-scores of its as-of date's reference, and which states
     had none.
 
     The reference is the median over the date's states (the build's universe), or the
     named market entity's own state that date: among `states`, or in `reference` (its
-    states and z, read apart: an entity block that does not hold the market). Point in
-    time: the same date's states only. A date without the market entity's state gets the
-    calibration centre (zeros).
+    states and z, read apart: an entity block that does not hold the market). `contexts`
+    gives each date's context computed beforehand (an entity block of a build without a
+    market: date_medians over every entity). Point in time: the same date's states only.
+    A date without the market entity's state gets the calibration centre (zeros).
     """
     cols = [f"_z{i}" for i in range(z.shape[1])]
     frame = _z_frame(states, z, cols)
-    if market is None:
-        reference_z = frame.group_by("as_of_date").agg(pl.col(cols).median())
+    if contexts is not None:  # each date's context, computed once over every entity
+        reference_z = contexts
+    elif market is None:
+        reference_z = date_medians(states, z)
     else:
         own = frame if reference is None else _z_frame(*reference, cols)
         reference_z = (
@@ -71,6 +82,7 @@ def encode_states(
     *,
     market: str | None,
     reference: pl.DataFrame | None = None,
+    contexts: pl.DataFrame | None = None,
 ) -> Encoded:
     """z_stab for every state (as_of_date, entity_id and the feature columns); `reference`:
     the market entity's states when `states` may not hold them."""
@@ -81,7 +93,7 @@ def encode_states(
         else (reference, models.stab.standardised(reference.select(FEATURE_NAMES)))
     )
     context, missing = (
-        market_context(states, z, market=market, reference=ref)
+        market_context(states, z, market=market, reference=ref, contexts=contexts)
         if models.stab.context
         else (None, np.zeros(states.height, dtype=bool))
     )

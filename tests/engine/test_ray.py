@@ -295,26 +295,21 @@ def test_block_layout_refusals(prices: Path, tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize("model", ["joint-stab-fragility-v2", "joint-stab-fragility-v3"])
-def test_a_context_model_is_split_by_entity_only_with_a_named_market(
-    ray_local: None, prices: Path, tmp_path: Path, model: str
+@pytest.mark.parametrize("named", [True, False])
+def test_a_context_model_splits_by_entity(
+    ray_local: None, prices: Path, tmp_path: Path, model: str, named: bool
 ) -> None:
-    """Without --market the context is the median of every entity of the date, which a
-    block cannot see: refused in one line. With it, three blocks write the local rows."""
-    from stabfrag.errors import ConfigError
-
-    config = BuildConfig(prices=prices, out=tmp_path, model=model, executor="ray", entity_blocks=2)
-    with pytest.raises(ConfigError, match="--market ENTITY, or use --entity-blocks 1"):
-        loop.run(config, _dates(prices, "month")[-1:])
+    """Each state sits beside its market: a named one (each block reads its states apart)
+    or, with none named, the median of every entity of the date (a first pass computes it
+    per chunk). Either way three blocks write the one-block rows, byte for byte."""
     dates = _dates(prices, "month")[-2:]
-    local = _run(prices, tmp_path / "local", dates, model=model)
-    remote = _run(prices, tmp_path / "ray", dates, model=model, executor="ray", entity_blocks=3)
+    kw: dict[str, Any] = {"model": model} if named else {"model": model, "market": None}
+    local = _run(prices, tmp_path / "local", dates, **kw)
+    remote = _run(prices, tmp_path / "ray", dates, executor="ray", entity_blocks=3, **kw)
     assert remote == local
     for day in dates:
-        got, want = (
-            _rows(tmp_path / "ray", "joint_embeddings", day),
-            _rows(tmp_path / "local", "joint_embeddings", day),
-        )
-        assert got.equals(want)  # vectors and fragility, byte for byte
+        got = _rows(tmp_path / "ray", "joint_embeddings", day)
+        assert got.equals(_rows(tmp_path / "local", "joint_embeddings", day))
 
 
 @pytest.mark.filterwarnings("ignore")

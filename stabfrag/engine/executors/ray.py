@@ -14,6 +14,7 @@ from stabfrag import logs
 from stabfrag.allocator import tune_allocator
 from stabfrag.config import BuildConfig
 from stabfrag.engine.chunk import Chunk, ChunkBuilder
+from stabfrag.engine.entity_blocks import ALL_ENTITIES
 from stabfrag.engine.manifest import RunIdentity
 from stabfrag.engine.summary import RunSummary
 from stabfrag.engine.tasks import BeforeTask, TaskResult, run_task
@@ -39,19 +40,34 @@ def import_ray() -> Any:
 _WORKER: dict[str, ChunkBuilder] = {}
 
 
-def _task(
-    identity: RunIdentity, task: Chunk, before_task: BeforeTask | None, verbose: bool
-) -> TaskResult:
-    """One task in a worker: build the block's partitions of the chunk and stage them."""
+def _builder(identity: RunIdentity) -> ChunkBuilder:
+    """This worker's builder of the run (made by its first task)."""
     tune_allocator()  # a Ray worker is its own process: the driver's settings are not here
-    logs.configure(verbose=int(verbose))
-    if before_task is not None:
-        before_task(task)
     key = repr(identity.config)
     if key not in _WORKER:
         _WORKER.clear()  # one run's builder at a time
         _WORKER[key] = ChunkBuilder(identity.config)
-    return run_task(_WORKER[key], identity, task)
+    return _WORKER[key]
+
+
+def _task(
+    identity: RunIdentity,
+    task: Chunk,
+    before_task: BeforeTask | None,
+    verbose: bool,
+    contexts: Any = None,
+) -> TaskResult:
+    """One task in a worker: build the block's partitions of the chunk and stage them."""
+    logs.configure(verbose=int(verbose))
+    if before_task is not None:
+        before_task(task)
+    return run_task(_builder(identity), identity, task, contexts=contexts)
+
+
+def _contexts(identity: RunIdentity, task: Chunk) -> Any:
+    """The first pass of a chunk split by entity without a market: each date's context
+    over every entity (a few numbers per date), for the chunk's block tasks."""
+    return _builder(identity).contexts(task)
 
 
 class RayExecutor:
@@ -65,12 +81,12 @@ class RayExecutor:
         *,
         before_task: BeforeTask | None = None,
     ) -> None:
-        if config.entity_blocks > 1 and builder.models.stab.context and config.market is None:
-            raise ConfigError(
-                f"--entity-blocks {config.entity_blocks}: model {builder.models.model_id} "
-                "places each state beside its market, here the median of every entity of the "
-                "date; name the reference with --market ENTITY, or use --entity-blocks 1"
-            )
+        # A context model without a market places each state beside the median of every
+        # entity of its date, which a block cannot see: a first pass computes it per chunk.
+        self.first_pass = (
+            config.entity_blocks > 1 and builder.models.stab.context and config.market is None
+        )
+        self.context_refs: dict[tuple[Any, ...], Any] = {}
         if config.pg_dsn:
             raise ConfigError(
                 "--executor ray does not load PostgreSQL from its tasks: run the backfill, "
@@ -86,12 +102,14 @@ class RayExecutor:
     @contextlib.contextmanager
     def session(self, summary: RunSummary) -> Iterator[None]:
         started = _connect(self.ray, self.address, summary)
-        self.remote = self.ray.remote(_task).options(
-            num_cpus=1,
-            max_retries=MAX_RETRIES,
+        options = {
+            "num_cpus": 1,
+            "max_retries": MAX_RETRIES,
             # One task per core: each task's Polars keeps to its own core.
-            runtime_env={"env_vars": {"POLARS_MAX_THREADS": "1"}},
-        )
+            "runtime_env": {"env_vars": {"POLARS_MAX_THREADS": "1"}},
+        }
+        self.remote = self.ray.remote(_task).options(**options)
+        self.remote_contexts = self.ray.remote(_contexts).options(**options)
         try:
             yield
         finally:
@@ -99,7 +117,14 @@ class RayExecutor:
                 self.ray.shutdown()
 
     def submit(self, task: Chunk) -> Any:
-        handle = self.remote.remote(self.identity, task, self.before_task, logs.verbose())
+        contexts = None
+        if self.first_pass:
+            key = (tuple(task.dates), task.after)
+            if key not in self.context_refs:  # once per chunk of dates, for all its blocks
+                every = dataclasses.replace(task, block=ALL_ENTITIES)
+                self.context_refs[key] = self.remote_contexts.remote(self.identity, every)
+            contexts = self.context_refs[key]
+        handle = self.remote.remote(self.identity, task, self.before_task, logs.verbose(), contexts)
         self.tasks[handle] = task
         return handle
 
