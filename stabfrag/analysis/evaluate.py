@@ -37,12 +37,13 @@ from stabfrag.analysis.metrics import (
 from stabfrag.analysis.plots import roc_curve, write_plots
 from stabfrag.analysis.spaces import (
     EXPOSURE_WINDOW,
+    VOL_BASELINES,
     Space,
     built_space,
     exposure,
     model_space,
     original_space,
-    vol21_space,
+    vol_space,
 )
 from stabfrag.analysis.who import DEFINITION, forward_drawdown, rank_ic, who_figures
 from stabfrag.errors import InputError, LabelError
@@ -67,7 +68,7 @@ from stabfrag.sinks.dataset import (
 class Built:
     """What evaluate reads of a built dataset: states, scenario rows, library and models."""
 
-    states: pl.DataFrame  # entity rows of every date, with vol_21
+    states: pl.DataFrame  # entity rows of every date, with vol_21 and vol_63
     features: pl.DataFrame  # the feature table of every date
     scenario_table: pl.DataFrame  # the newest date's scenarios table
     scenario_vectors: np.ndarray  # the newest date's scenario rows (unit, float64)
@@ -108,7 +109,9 @@ def read_built(out: Path) -> Built:
     scen = read_table(out, "joint_embeddings", dates[-1]).filter(pl.col("kind") == "scenario")
     return Built(
         states=joint.filter(pl.col("kind") == "entity").join(
-            feats.select("as_of_date", ENTITY, "vol_21"), on=["as_of_date", ENTITY], how="left"
+            feats.select("as_of_date", ENTITY, *VOL_BASELINES),
+            on=["as_of_date", ENTITY],
+            how="left",
         ),
         features=feats,
         scenario_table=table,
@@ -219,7 +222,10 @@ def _spaces(
                 name=name,
             )
     baseline = built.models.scen.baseline()
-    yield lambda: vol21_space(tagged, table, baseline, built.library)
+    for column in VOL_BASELINES:
+        yield lambda column=column: vol_space(  # type: ignore[misc]
+            tagged, table, baseline, built.library, column
+        )
     if prices is not None:
         yield lambda: original_space(prices, tagged, table, baseline, built.library)
 

@@ -1,5 +1,5 @@
 """The embeddings evaluate compares on the same labelled states: the built joint space, other
-joint models re-encoded from the stored features, vol_21 alone, and the design note's
+joint models re-encoded from the stored features, vol_21 and vol_63 alone, and the design note's
 original encoder (the 63-day window of close, volume and log return, flattened and
 zero-padded to 384). The baselines live here, not in the product path."""
 
@@ -181,18 +181,26 @@ def _encoded_at(
     return encoded.z_stab[position.to_numpy()]
 
 
-def vol21_space(
-    tagged: pl.DataFrame, table: pl.DataFrame, baseline: Baseline, library: tuple[Scenario, ...]
+VOL_BASELINES = ("vol_21", "vol_63")  # the one-number baselines every figure is given for
+
+
+def vol_space(
+    tagged: pl.DataFrame,
+    table: pl.DataFrame,
+    baseline: Baseline,
+    library: tuple[Scenario, ...],
+    column: str = "vol_21",
 ) -> Space:
-    """vol_21 alone: nearest scenario by |vol_21 difference|, fragility = vol_21."""
-    scen_vol = synthetic_features(library, baseline).select("scenario_id", "vol_21")
+    """One volatility alone (vol_21, vol_63): nearest scenario by the smallest difference
+    of it, fragility = it."""
+    scen_vol = synthetic_features(library, baseline).select("scenario_id", column)
     vol_scen = (
         table.select("scenario_id")
-        .join(scen_vol, on="scenario_id", how="left", maintain_order="left")["vol_21"]
+        .join(scen_vol, on="scenario_id", how="left", maintain_order="left")[column]
         .to_numpy()
     )
-    vol = tagged["vol_21"].fill_null(np.nan).to_numpy()
-    return _baseline("vol_21 alone", vol, vol_scen, table, distance=True, fragility=vol)
+    vol = tagged[column].fill_null(np.nan).to_numpy()
+    return _baseline(f"{column} alone", vol, vol_scen, table, distance=True, fragility=vol)
 
 
 def original_space(

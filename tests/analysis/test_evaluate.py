@@ -95,7 +95,8 @@ def test_evaluate_on_generated_events(built, market, market_dir: Path) -> None:
 
     built_name = f"{JOINT_V3} (built)"  # the default model
     others = {JOINT_V1, JOINT_V2}
-    assert set(result["figures"]) == {built_name, *others, "vol_21 alone", "original encoder"}
+    baselines = {"vol_21 alone", "vol_63 alone", "original encoder"}
+    assert set(result["figures"]) == {built_name, *others, *baselines}
     joint = result["figures"][built_name]
     assert result["states"]["stress"] > 0 and result["states"]["calm"] > 0
     assert joint["state_auc"] > 0.8, result
