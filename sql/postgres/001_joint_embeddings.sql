@@ -5,6 +5,9 @@
 --
 -- {table} and {index} are identifiers filled in (and quoted) by `stabfrag db init`;
 -- `stabfrag db init --print` shows the statements for a given --pg-table.
+-- `db init --partitioned` makes the same table partitioned by range of as_of_date, one
+-- partition per year made by the loads that need it: the primary key is then
+-- (joint_id, as_of_date), as PostgreSQL requires (`--print --partitioned` shows it).
 
 CREATE TABLE IF NOT EXISTS {table} (
     joint_id     bigserial    PRIMARY KEY,

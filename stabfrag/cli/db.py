@@ -28,19 +28,46 @@ def db_init(
     pg_dsn: PgDsnOpt = None,
     pg_table: PgTableOpt = "joint_embeddings",
     print_sql: Annotated[bool, typer.Option("--print", help="Print the DDL, run nothing.")] = False,
+    partitioned: Annotated[
+        bool,
+        typer.Option(
+            "--partitioned",
+            help="Partition the table by year of as_of_date: loads make the partitions they "
+            "need, db prune drops old years whole.",
+        ),
+    ] = False,
 ) -> None:
     """Create the joint_embeddings table and index (idempotent)."""
     from stabfrag.sinks import postgres
 
     if print_sql:
-        for stmt in postgres.ddl_statements(pg_table):
+        for stmt in postgres.ddl_statements(pg_table, partitioned=partitioned):
             typer.echo(stmt.as_string(None) + ";")
         return
     if not pg_dsn:
         fail("--pg-dsn (or STABFRAG_PG_DSN) is required")
         return
-    for line in postgres.init_table(pg_dsn, pg_table):
+    for line in postgres.init_table(pg_dsn, pg_table, partitioned=partitioned):
         typer.echo(f"{pg_table}: {line}")
+
+
+@db_app.command("prune")
+def db_prune(
+    before: Annotated[str, typer.Option("--before", help="Drop the years that end by this date.")],
+    pg_dsn: PgDsnOpt = None,
+    pg_table: PgTableOpt = "joint_embeddings",
+    as_json: JsonOpt = False,
+) -> None:
+    """Drop the yearly partitions of a partitioned table that end on or before --before
+    (retention without a long DELETE); the year holding --before stays whole."""
+    from stabfrag.engine.summary import emit
+    from stabfrag.sinks import postgres
+
+    day = parse_date(before, "--before")
+    if not pg_dsn:
+        fail("--pg-dsn (or STABFRAG_PG_DSN) is required")
+        return
+    emit(postgres.prune_table(pg_dsn, pg_table, day), as_json=as_json)
 
 
 @app.command()

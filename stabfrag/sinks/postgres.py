@@ -27,6 +27,7 @@ from stabfrag.errors import ServiceError, SinkError, first_line
 from stabfrag.schema import conform
 from stabfrag.sinks.base import Partition, Sink
 from stabfrag.sinks.dataset import TABLE_SCHEMAS, partitions, read_manifest, read_table, unvouched
+from stabfrag.sinks.pg_partitions import ensure_partitions, is_partitioned, prune
 from stabfrag.sinks.pgcopy import COPY_COLUMNS, Hook, copy_rows
 
 DSN_FORM = "postgresql://user:password@host:port/db or key=value pairs"
@@ -134,6 +135,11 @@ def index_ident(name: str, kind: str = "slice") -> sql.Identifier:
 
 
 DDL_FILES = ("001_joint_embeddings.sql", "002_joint_embeddings_flat.sql")
+# db init --partitioned: the same table, partitioned by year of as_of_date (its primary
+# key must then hold the date).
+PLAIN_KEY = "joint_id     bigserial    PRIMARY KEY,"
+PARTITIONED_KEY = "joint_id     bigserial    NOT NULL,"
+PARTITIONED_TAIL = ",\n    PRIMARY KEY (joint_id, as_of_date)\n) PARTITION BY RANGE (as_of_date)"
 
 
 def ddl_path(name: str = DDL_FILES[0]) -> Path:
@@ -155,9 +161,19 @@ def entity_index_ident(name: str) -> sql.Identifier:
     return index_ident(name, "entity")
 
 
-def ddl_statements(table: str) -> list[sql.Composed]:
+def partitioned_table(create: str) -> str:
+    """001's CREATE TABLE, partitioned by range of as_of_date: one list of columns serves
+    both forms."""
+    head, close = create.rsplit(")", 1)
+    if PLAIN_KEY not in head or close.strip():
+        raise SinkError("sql/postgres/001_joint_embeddings.sql is not the expected table")
+    return head.replace(PLAIN_KEY, PARTITIONED_KEY).rstrip() + PARTITIONED_TAIL
+
+
+def ddl_statements(table: str, *, partitioned: bool = False) -> list[sql.Composed]:
     """The statements of the DDL files, with the table, index and view identifiers filled
-    in: create table, slice index, then the entity-id index and the flat view."""
+    in: create table, slice index, then the entity-id index and the flat view.
+    `partitioned`: the same table, partitioned by year of as_of_date."""
     idents = {
         "table": table_ident(table),
         "index": index_ident(table),
@@ -171,9 +187,10 @@ def ddl_statements(table: str) -> list[sql.Composed]:
             for line in ddl_path(name).read_text().splitlines()
             if not line.lstrip().startswith("--")
         )
-        statements += [
-            sql.SQL(stmt.strip()).format(**idents) for stmt in text.split(";") if stmt.strip()
-        ]
+        parts = [stmt.strip() for stmt in text.split(";") if stmt.strip()]
+        if partitioned and name == DDL_FILES[0]:
+            parts[0] = partitioned_table(parts[0])
+        statements += [sql.SQL(stmt).format(**idents) for stmt in parts]
     return statements
 
 
@@ -187,9 +204,10 @@ _EXPECTED_COLUMNS = {
 }
 
 
-def init_table(dsn: str, table: str) -> list[str]:
-    """Create the table and its index when missing; check an existing table's columns."""
-    create_table, create_index, *flat = ddl_statements(table)
+def init_table(dsn: str, table: str, *, partitioned: bool = False) -> list[str]:
+    """Create the table (`partitioned`: by year of as_of_date) and its index when missing;
+    check an existing table's columns."""
+    create_table, create_index, *flat = ddl_statements(table, partitioned=partitioned)
     conn = connect(dsn)
     try:
         with conn.cursor() as cur:
@@ -216,7 +234,14 @@ def init_table(dsn: str, table: str) -> list[str]:
                 [regclass],
             )
             row = cur.fetchone()
-            done = ["table ready"]
+            done = [
+                "table ready" + (" (partitioned by year)" if is_partitioned(cur, regclass) else "")
+            ]
+            if partitioned and not is_partitioned(cur, regclass):
+                raise ServiceError(
+                    f"table {table} exists and is not partitioned: --partitioned makes a new "
+                    "table (load its rows into one made with it)"
+                )
             if row is not None and row[0] == 0:
                 cur.execute(create_index)
                 done.append("index created")
@@ -225,6 +250,22 @@ def init_table(dsn: str, table: str) -> list[str]:
             done.append(f"entity-id index and view {view_ident(table).as_string(conn)} ready")
         conn.commit()
         return done
+    except psycopg.Error as exc:
+        _quiet_rollback(conn)
+        raise ServiceError(f"{table}: {one_line(exc, dsn)}") from None
+    finally:
+        conn.close()
+
+
+def prune_table(dsn: str, table: str, before: dt.date) -> dict[str, Any]:
+    """db prune: drop the yearly partitions that end on or before `before`, in one
+    transaction."""
+    conn = connect(dsn)
+    try:
+        with conn.cursor() as cur:
+            done = prune(cur, table_ident(table).as_string(conn), before)
+        conn.commit()
+        return {"table": table, **done}
     except psycopg.Error as exc:
         _quiet_rollback(conn)
         raise ServiceError(f"{table}: {one_line(exc, dsn)}") from None
@@ -324,6 +365,8 @@ class Loader:
         self.cur = self.conn.cursor()
         self.locked: set[tuple[str, str, dt.date]] = set()
         self.stage = sql.Identifier("stabfrag_stage")
+        # A partitioned table: each batch first makes the yearly partitions it needs.
+        self.partitioned = self._ask(is_partitioned, table_ident(table).as_string(self.conn))
         if not replace_slice:
             self._run("CREATE TEMP TABLE stabfrag_keys (d date, key text) ON COMMIT DROP")
         if staging:
@@ -331,6 +374,12 @@ class Loader:
                 "CREATE TEMP TABLE stabfrag_stage (joint_type varchar(32), as_of_date date, "
                 "vector bytea, entity_scope jsonb, model_id varchar(64)) ON COMMIT DROP"
             )
+
+    def _ask(self, question: Any, *args: Any) -> Any:
+        try:
+            return question(self.cur, *args)
+        except psycopg.Error as exc:
+            self.fail(exc)
 
     def _run(self, statement: Any, params: list[Any] | None = None) -> int:
         try:
@@ -366,6 +415,8 @@ class Loader:
                 key = slice_lock_key(self.table, joint_type, model_id, day)
                 self._run("SELECT pg_advisory_xact_lock(%s)", [key])
                 self.locked.add((joint_type, model_id, day))
+        if self.partitioned:
+            self._ask(ensure_partitions, self.target, table_parts(self.table), days)
         if self.replace_slice:
             self.counts.deleted += self._run(
                 sql.SQL(
