@@ -276,8 +276,10 @@ class RunLoop:
         cfg = self.identity.config
         skip = set()
         if cfg.resume:
-            skip = {d for d in dates if self.identity.is_complete(read_manifest(cfg.out, d))}
-            self._damaged(sorted(skip), skip)
+            sealed = {d: read_manifest(cfg.out, d) for d in dates}
+            complete = {d: m for d, m in sealed.items() if self.identity.is_complete(m)}
+            skip = set(complete)
+            self._damaged(complete, skip)
         todo = [d for d in dates if d not in skip]
         self.summary.skipped_dates = [d for d in dates if d in skip]
         for d in self.summary.skipped_dates:
@@ -292,12 +294,12 @@ class RunLoop:
                         self.missing[d].discard(block.index)
         return todo
 
-    def _damaged(self, sealed: list[dt.date], skip: set[dt.date]) -> None:
-        """Sealed dates whose files are not as their manifest says are built again."""
+    def _damaged(self, sealed: dict[dt.date, Any], skip: set[dt.date]) -> None:
+        """Sealed dates (and their manifests) whose files are not as the manifest says are
+        built again."""
         cfg = self.identity.config
-        for day in sealed:
-            manifest = read_manifest(cfg.out, day)
-            found = [] if manifest is None else damage(cfg.out, manifest, checksums=cfg.verify)
+        for day, manifest in sorted(sealed.items()):
+            found = damage(cfg.out, manifest, checksums=cfg.verify)
             if found and found[0][0]:  # (an older manifest vouches for no size: kept)
                 skip.discard(day)
                 self.summary.damaged_dates.append(day)

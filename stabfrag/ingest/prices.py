@@ -475,11 +475,10 @@ def _clean_rows(raw: pl.DataFrame, check_ids: bool, bad_tick: float) -> _Cleaned
     if dups.height:  # (most reads have none: no pass over the rows for them)
         kept = pl.when(pl.Series(~is_dup)).then(pl.col(ROW)).forward_fill()
         dups = dups.with_columns(good.select(kept).to_series().filter(is_dup).alias("_kept_row"))
-    else:
-        dups = dups.with_columns(pl.lit(None, pl.Int64).alias("_kept_row"))
-    if dups.height:
         good = good.filter(~is_dup)
         starts = kept_starts(starts, ~is_dup)
+    else:
+        dups = dups.with_columns(pl.lit(None, pl.Int64).alias("_kept_row"))
     good = good.select(ROW, ENTITY, DATE, "close", *OPTIONAL_PRICE_COLUMNS)
     good, starts, tick_rows, ticks = _take_ticks(good, starts, bad_tick)
     good = good.drop(ROW)

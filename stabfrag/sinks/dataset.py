@@ -110,16 +110,18 @@ def file_check(path: Path) -> dict[str, Any]:
 
 
 def damage(
-    out: Path, manifest: dict[str, Any], *, checksums: bool = False
+    out: Path, manifest: dict[str, Any], *, checksums: bool = False, table: str | None = None
 ) -> list[tuple[str, str]]:
-    """The files a date's manifest vouches for that are not as it says: (file, what is
-    wrong). Sizes always; the bytes too with `checksums`. A manifest written before files
-    were checked vouches for none: it says so once."""
+    """The files a date's manifest vouches for (those of `table` only, when given) that are
+    not as it says: (file, what is wrong). Sizes always; the bytes too with `checksums`. A
+    manifest written before files were checked vouches for none: it says so once."""
     checks = manifest.get("file_checks")
     if not isinstance(checks, dict):
         return [("", "the manifest records no file sizes (built by an older stabfrag)")]
     found = []
     for name, check in sorted(checks.items()):
+        if table is not None and not name.startswith(f"{table}/"):
+            continue
         path = out / name
         if not path.is_file():
             found.append((name, "missing"))
@@ -177,13 +179,12 @@ def check_sizes(out: Path, table: str, dates: list[dt.date]) -> None:
         manifest = read_manifest(out, day)
         if manifest is None or "file_checks" not in manifest:
             continue
-        for name, what in damage(out, manifest):
-            if name.startswith(f"{table}/"):
-                raise InputError(
-                    out / name,
-                    f"damaged ({what}); stabfrag verify --out {out} lists such files, "
-                    "backfill --resume rebuilds",
-                )
+        for name, what in damage(out, manifest, table=table):
+            raise InputError(
+                out / name,
+                f"damaged ({what}); stabfrag verify --out {out} lists such files, "
+                "backfill --resume rebuilds",
+            )
 
 
 def unvouched(out: Path, table: str = "joint_embeddings") -> int:

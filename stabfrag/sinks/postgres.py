@@ -234,10 +234,9 @@ def init_table(dsn: str, table: str, *, partitioned: bool = False) -> list[str]:
                 [regclass],
             )
             row = cur.fetchone()
-            done = [
-                "table ready" + (" (partitioned by year)" if is_partitioned(cur, regclass) else "")
-            ]
-            if partitioned and not is_partitioned(cur, regclass):
+            split = is_partitioned(cur, regclass)
+            done = ["table ready" + (" (partitioned by year)" if split else "")]
+            if partitioned and not split:
                 raise ServiceError(
                     f"table {table} exists and is not partitioned: --partitioned makes a new "
                     "table (load its rows into one made with it)"
@@ -367,6 +366,7 @@ class Loader:
         self.stage = sql.Identifier("stabfrag_stage")
         # A partitioned table: each batch first makes the yearly partitions it needs.
         self.partitioned = self._ask(is_partitioned, table_ident(table).as_string(self.conn))
+        self.years: set[int] = set()  # years whose partition this load has made sure of
         if not replace_slice:
             self._run("CREATE TEMP TABLE stabfrag_keys (d date, key text) ON COMMIT DROP")
         if staging:
@@ -415,8 +415,10 @@ class Loader:
                 key = slice_lock_key(self.table, joint_type, model_id, day)
                 self._run("SELECT pg_advisory_xact_lock(%s)", [key])
                 self.locked.add((joint_type, model_id, day))
-        if self.partitioned:
-            self._ask(ensure_partitions, self.target, table_parts(self.table), days)
+        new = [d for d in days if d.year not in self.years]
+        if self.partitioned and new:
+            self._ask(ensure_partitions, self.target, table_parts(self.table), new)
+            self.years |= {d.year for d in new}
         if self.replace_slice:
             self.counts.deleted += self._run(
                 sql.SQL(
