@@ -24,6 +24,7 @@ from stabfrag.errors import ConfigError, QueryError
 
 if TYPE_CHECKING:
     from stabfrag.analysis.report import Report
+    from stabfrag.index.search import AnalogIndex
 
 # A prices file or folder, or the rows themselves.
 PricesLike: TypeAlias = "Path | str | pl.DataFrame | pa.Table"
@@ -150,21 +151,65 @@ class Dataset:
 
     def analogs(
         self,
-        entity: str,
+        entity: str | None = None,
         *,
         as_of: dt.date | str | None = None,
         top_n: int = 10,
         min_gap_days: int = 180,
+        among: str = "own",
+        vector: Any = None,
+        exact: bool = False,
+        index: AnalogIndex | None = None,
     ) -> pl.DataFrame:
-        """The past dates whose state of `entity` is closest to its state on `as_of`, at
-        least `min_gap_days` apart from it."""
+        """Past states closest to `entity`'s state on `as_of` (or to `vector`, 384 numbers),
+        of dates before `as_of` and at least `min_gap_days` before it.
+
+        `among`: "own", the entity's own past dates; "all", every entity's past states;
+        "others", every other entity's. "all" and "others" search the folder's analog
+        index (`stabfrag index build`) when it is fresh for the query and `exact` is not
+        set, else every stored vector (a stale index says so in one log line). Pass an
+        opened `index` (`ds.analog_index()`) to run many queries without reloading it.
+
+        >>> ds.analogs("E00042.US", as_of="2024-12-31", among="others", top_n=10)
+        """
         from stabfrag.analysis import query as q
+        from stabfrag.index.search import find_analogs
 
         day = self._date(as_of)
-        q.check_date(self.out, day)
-        q.check_entity(self.out, entity, day)
-        params = {"entity_id": entity, "as_of": day, "top_n": top_n, "min_gap_days": min_gap_days}
-        return _models_shown(q.run_sql(self.out, "analogs", params))
+        if among not in ("own", "all", "others"):
+            raise ConfigError(f"among '{among}': give own, all or others")
+        if among == "own" or vector is None:
+            if entity is None:
+                raise ConfigError("give the entity whose state to find analogs of")
+            q.check_date(self.out, day)
+            q.check_entity(self.out, entity, day)
+        if among == "own":
+            if vector is not None:
+                raise ConfigError("a vector has no own past: use among='all' or 'others'")
+            params = {"entity_id": entity, "as_of": day, "top_n": top_n}
+            params["min_gap_days"] = min_gap_days
+            return _models_shown(q.run_sql(self.out, "analogs", params))
+        if among == "others" and entity is None:
+            raise ConfigError("among='others' leaves out an entity: give it")
+        opened = index if index is not None or exact else self.analog_index()
+        return find_analogs(
+            self.out,
+            opened,
+            as_of=day,
+            entity=entity,
+            vector=vector,
+            exclude=entity if among == "others" else None,
+            k=top_n,
+            min_gap_days=min_gap_days,
+            exact=exact,
+        )
+
+    def analog_index(self) -> AnalogIndex | None:
+        """The folder's analog index, loaded (its lists in memory) and checked against the
+        partitions once; None when there is none. Needs the index extra."""
+        from stabfrag.index.search import AnalogIndex
+
+        return AnalogIndex.open(self.out)
 
     def history(self, entity: str) -> pl.DataFrame:
         """An entity's fragility and nearest scenario on every built date."""

@@ -29,6 +29,7 @@ STAGES = (
     "profiles",  # the profile branch's inputs and encoder
     "sinks",
     "engine",
+    "index",  # the analog index over a built folder's states
     "analysis",
     "fitting",  # calibrate and every fit: above analysis, whose metrics it uses
     "api",  # the public functions (build, backfill, open): every stage below them

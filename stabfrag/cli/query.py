@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated
 
@@ -59,21 +60,68 @@ def query_fragile(
     print_frame(api.open(out).fragile(day, top_n=top), fmt=fmt, title=f"most fragile, {day}")
 
 
+class Among(StrEnum):
+    own = "own"
+    all = "all"
+    others = "others"
+
+
 @query_app.command("analogs")
 def query_analogs(
-    entity: Annotated[str, typer.Option("--entity", help="Entity or market id.")],
+    entity: Annotated[
+        str | None, typer.Option("--entity", help="Entity or market id (its state on --as-of).")
+    ] = None,
     out: QueryOut = Path("stabfrag-out"),
     as_of: AsOfOpt = None,
     top: TopOpt = 10,
     min_gap_days: Annotated[int, typer.Option("--min-gap-days", min=0)] = 180,
+    among: Annotated[
+        Among,
+        typer.Option(
+            "--among",
+            help="own: the entity's own past dates; all: every entity's past states; "
+            "others: every other entity's (these two use the analog index when fresh).",
+        ),
+    ] = Among.own,
+    vector: Annotated[
+        Path | None,
+        typer.Option("--vector", help="A .npy file of 384 numbers to find analogs of."),
+    ] = None,
+    exact: Annotated[
+        bool, typer.Option("--exact", help="Search every stored vector, not the index.")
+    ] = False,
     fmt: FormatOpt = Format.table,
 ) -> None:
-    """Past dates whose state of the entity is closest to its state on --as-of."""
+    """Past states closest to an entity's state on --as-of (or to --vector): of dates
+    before it and at least --min-gap-days before it."""
     from stabfrag import api
 
     day = latest_as_of(out, as_of)
-    frame = api.open(out).analogs(entity, as_of=day, top_n=top, min_gap_days=min_gap_days)
-    print_frame(frame, fmt=fmt, title=f"analogs of {entity} on {day}")
+    if entity is None and vector is None:
+        fail("give --entity, or --vector with --among all")
+    if vector is not None and among is Among.own:
+        fail("--vector has no own past: add --among all (or --among others with --entity)")
+    frame = api.open(out).analogs(
+        entity,
+        as_of=day,
+        top_n=top,
+        min_gap_days=min_gap_days,
+        among=among.value,
+        vector=None if vector is None else read_vector(vector),
+        exact=exact,
+    )
+    subject = entity if vector is None else vector.name
+    print_frame(frame, fmt=fmt, title=f"analogs of {subject} on {day}")
+
+
+def read_vector(path: Path) -> object:
+    """A query vector from a .npy file, or a one-line refusal."""
+    import numpy as np
+
+    try:
+        return np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        fail(f"--vector {path}: not a readable .npy array ({exc})")
 
 
 @query_app.command("trajectory")

@@ -10,7 +10,6 @@ with it (build for one date == backfill over many).
 from __future__ import annotations
 
 import contextlib
-import functools
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -122,10 +121,11 @@ def _single_threaded_blas() -> Iterator[bool]:
         yield True
 
 
-@functools.cache
 def _blas_controller() -> Any:
-    """threadpoolctl's controller of the BLAS numpy loaded (OpenBLAS, MKL or BLIS alike),
-    or None when it finds none."""
+    """threadpoolctl's controller of every BLAS loaded now (OpenBLAS, MKL or BLIS alike:
+    numpy's, and one a later import brought, such as faiss's), or None when it finds none.
+    Made afresh each time (0.2 ms): a controller kept from before such an import would
+    leave that library's threads spinning beside the spans."""
     from threadpoolctl import ThreadpoolController
 
     controller = ThreadpoolController()
