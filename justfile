@@ -1,7 +1,7 @@
 # stabfrag recipes
 
 install:
-    pip install -e '.[dev,plot,ray]'
+    pip install -e '.[dev,plot,ray,index]'
 
 test:
     python -m pytest -q
@@ -15,6 +15,12 @@ bench:
     python bench/build_bench.py
     python bench/backfill_bench.py
     python bench/pg_bench.py
+
+# The analog index on a daily history of 9.6 M states (bench/README.md); about 15 min.
+bench-index:
+    stabfrag generate --out bench/out/p4k --entities 4000 --days 2660 --seed 12
+    stabfrag backfill --prices bench/out/p4k/prices.parquet --start 2000-01-01 --end 2100-01-01 --freq day --out bench/out/h10m
+    python bench/index_bench.py --out bench/out/h10m --build --queries 400 --exact 200
 
 demo:
     stabfrag demo
