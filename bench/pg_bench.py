@@ -2,7 +2,7 @@
 beside a server-side `COPY ... FROM 'file' (FORMAT binary)` of the same rows into the
 same table, and psycopg `executemany`.
 
-    python bench/pg_bench.py [--rows 1000000] [--repeat 3] [--dsn postgresql://...]
+    python bench/pg_bench.py [--rows 1000000] [--repeat 3] [--partitioned] [--dsn postgresql://...]
 
 The table is the SPEC one (bigserial key, index, jsonb, 1,536-byte vector), truncated
 before every run. The server-side file is written by the server itself from the loaded
@@ -76,6 +76,11 @@ def main() -> None:
         help="Measure only the default load beside the server COPY (for 10M rows).",
     )
     ap.add_argument(
+        "--partitioned",
+        action="store_true",
+        help="Into a table made by db init --partitioned (a partition per year).",
+    )
+    ap.add_argument(
         "--dsn",
         default=os.environ.get("STABFRAG_TEST_DSN", "postgresql://root@127.0.0.1:5432/test"),
     )
@@ -86,7 +91,7 @@ def main() -> None:
     with psycopg.connect(args.dsn, autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
     try:
-        init_table(args.dsn, table)
+        init_table(args.dsn, table, partitioned=args.partitioned)
 
         def truncate() -> None:
             with psycopg.connect(args.dsn, autocommit=True) as conn:
