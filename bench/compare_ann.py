@@ -20,11 +20,8 @@ def compare(index: AnalogIndex, picked: list[Any], exact_n: int) -> None:
     vectors = index._vectors(np.arange(index.manifest["states"], dtype=np.int64))
     truth = []
     for vector, day, entity in picked[:exact_n]:
-        last = last_eligible(day, 180)
-        cut = int(np.searchsorted(index.days, np.int32((last - _epoch()).days), "right"))
-        own = index.own[entity]
-        scanned = index.scan(vector, cut, own[own < cut], K)
-        truth.append((vector, cut, own[own < cut], _ids(index, scanned)))
+        cut, own = index.eligible(last_eligible(day, 180), entity)
+        truth.append((vector, cut, own, _ids(index, index.scan(vector, cut, own, K))))
     for name, make, search in (
         ("faiss IVF-PQ48 (flat quantizer), ID-range filter", _faiss_pq, _faiss_search),
         ("usearch HNSW int8 (M=16), filter after search", _usearch, _usearch_search),
@@ -50,12 +47,6 @@ def compare(index: AnalogIndex, picked: list[Any], exact_n: int) -> None:
                 "p99_ms": 1e3 * float(np.percentile(times, 99)),
             }
         )
-
-
-def _epoch() -> Any:
-    import datetime as dt
-
-    return dt.date(1970, 1, 1)
 
 
 def _ids(index: AnalogIndex, frame: Any) -> np.ndarray:

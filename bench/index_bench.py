@@ -64,12 +64,6 @@ def queries(index: AnalogIndex, n: int, seed: int = 0) -> list[tuple[np.ndarray,
     return picked
 
 
-def cut_and_own(index: AnalogIndex, last: dt.date, entity: str | None) -> tuple[int, np.ndarray]:
-    cut = int(np.searchsorted(index.days, np.int32((last - dt.date(1970, 1, 1)).days), "right"))
-    own = index.own[entity] if entity else np.empty(0, np.int64)
-    return cut, own[own < cut]
-
-
 def timed(fn: Any, *args: Any) -> tuple[float, Any]:
     t0 = time.perf_counter()
     result = fn(*args)
@@ -94,7 +88,7 @@ def measure(index: AnalogIndex, picked: list[Any], exact_n: int, gap: int, other
         found.append(got)
     exact_s, recalls = [], []
     for (vector, last, exclude), got in list(zip(asked, found, strict=True))[:exact_n]:
-        cut, own = cut_and_own(index, last, exclude)
+        cut, own = index.eligible(last, exclude)
         seconds, want = timed(index.scan, vector, cut, own, K)
         exact_s.append(seconds)
         if len(want):

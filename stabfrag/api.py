@@ -186,8 +186,7 @@ class Dataset:
         if among == "own":
             if vector is not None:
                 raise ConfigError("a vector has no own past: use among='all' or 'others'")
-            params = {"entity_id": entity, "as_of": day, "top_n": top_n}
-            params["min_gap_days"] = min_gap_days
+            params = dict(entity_id=entity, as_of=day, top_n=top_n, min_gap_days=min_gap_days)
             return _models_shown(q.run_sql(self.out, "analogs", params))
         if among == "others" and entity is None:
             raise ConfigError("among='others' leaves out an entity: give it")

@@ -158,17 +158,17 @@ def _fill(
     else:
         index = faiss.read_index(str(tmp / store.TRAINED))
     assert change is not None
-    by_month: dict[str, list[dt.date]] = {}
-    for day in sorted(d for d in now.stamps if store.month_of(d) >= store.month_of(change)):
-        by_month.setdefault(store.month_of(day), []).append(day)
+    first_month = store.month_of(change)
+    months = list(
+        store.by_month([d for d in now.stamps if store.month_of(d) >= first_month]).items()
+    )
     segments = []
-    months = list(by_month.items())
     # the next month is read while this one is filed (both release the GIL)
-    ahead = pool().submit(_read_month, out, months[0][1])
+    ahead = pool().submit(read_month, out, months[0][1])
     for at, (month, days) in enumerate(months):
         rows = ahead.result()
         if at + 1 < len(months):
-            ahead = pool().submit(_read_month, out, months[at + 1][1])
+            ahead = pool().submit(read_month, out, months[at + 1][1])
         vectors = _write_month(tmp, month, rows)
         count = len(vectors)
         ids = np.arange(first_id, first_id + count, dtype=np.int64)
@@ -181,8 +181,9 @@ def _fill(
     return segments
 
 
-def _read_month(out: Path, days: list[dt.date]) -> pl.DataFrame:
-    """A month's entity states in (as_of_date, entity_id) order."""
+def read_month(out: Path, days: list[dt.date]) -> pl.DataFrame:
+    """The entity states of `days` (a month's), keys and vectors, in (as_of_date,
+    entity_id) order: what a segment holds, and what exact search reads."""
     rows = (
         read_tables(out, "joint_embeddings", days, columns=["kind", *KEY_COLUMNS, "vector"])
         .filter(pl.col("kind") == "entity")

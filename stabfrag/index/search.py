@@ -15,7 +15,14 @@ import polars as pl
 
 from stabfrag.errors import ConfigError, QueryError
 from stabfrag.index import store
-from stabfrag.index.build import DIM, KEY_COLUMNS, gather, project, segment_vectors
+from stabfrag.index.build import (
+    DIM,
+    KEY_COLUMNS,
+    gather,
+    project,
+    read_month,
+    segment_vectors,
+)
 from stabfrag.logs import LOGGER
 from stabfrag.sinks.dataset import partitions, read_tables
 
@@ -107,6 +114,13 @@ class AnalogIndex:
             return None
         return self._vectors(ids[at : at + 1])[0]
 
+    def eligible(self, last: dt.date, exclude: str | None) -> tuple[int, np.ndarray]:
+        """(cut, own): the states of dates up to `last` are the ids [0, cut); `own` are
+        the ids among them of the entity left out (none when `exclude` is None)."""
+        cut = int(np.searchsorted(self.days, _day(last), side="right"))
+        own = self.own.get(exclude, np.empty(0, np.int64)) if exclude else np.empty(0, np.int64)
+        return cut, own[own < cut]
+
     def search(
         self, vector: np.ndarray, last: dt.date, exclude: str | None, k: int
     ) -> pl.DataFrame:
@@ -115,9 +129,7 @@ class AnalogIndex:
         `depth` eligible states or every list is searched, so k results come back
         whenever k eligible states exist."""
         faiss = store.import_faiss()
-        cut = int(np.searchsorted(self.days, _day(last), side="right"))
-        own = self.own.get(exclude, np.empty(0, np.int64)) if exclude else np.empty(0, np.int64)
-        own = own[own < cut]
+        cut, own = self.eligible(last, exclude)
         eligible = cut - len(own)
         if eligible <= 0 or k <= 0:
             return pl.DataFrame(schema=RESULT_SCHEMA)
@@ -201,7 +213,8 @@ def find_analogs(
     if vector is None:
         if entity is None:
             raise QueryError("give an entity or a vector to find analogs of")
-        vector = (index.vector_of(entity, as_of) if index else None) if not exact else None
+        if index is not None and not exact:
+            vector = index.vector_of(entity, as_of)
         if vector is None:
             vector = state_vector(out, entity, as_of)
     if index is not None and not exact:
@@ -230,25 +243,13 @@ def exact_search(
     """The same answer by brute force over the Parquet partitions, a month at a time (the
     memory of one month's vectors, whatever the history)."""
     query = _unit(vector).astype(np.float64)
-    days = [d for d in partitions(out) if d <= last]
-    best = [pl.DataFrame(schema=RESULT_SCHEMA)]  # each month's k best, then the k best
-    for month in sorted({store.month_of(d) for d in days}):
-        rows = (
-            read_tables(
-                out,
-                "joint_embeddings",
-                [d for d in days if store.month_of(d) == month],
-                columns=["kind", *KEY_COLUMNS, "vector"],
-            )
-            .filter((pl.col("kind") == "entity") & (pl.col("entity_id") != (exclude or "")))
-            .drop("kind")
-        )
+    best = pl.DataFrame(schema=RESULT_SCHEMA)  # the k best of the months read so far
+    for days in store.by_month([d for d in partitions(out) if d <= last]).values():
+        rows = read_month(out, days).filter(pl.col("entity_id") != (exclude or ""))
         similarity = rows["vector"].to_numpy().astype(np.float64).reshape(-1, DIM) @ query
-        best.append(
-            rows.drop("vector").with_columns(similarity=similarity).select(RESULT_SCHEMA.names())
-        )
-        best = [_top(pl.concat(best), k)]
-    return best[0]
+        found = rows.drop("vector").with_columns(similarity=similarity)
+        best = _top(pl.concat([best, found.select(RESULT_SCHEMA.names())]), k)
+    return best
 
 
 def _top(frame: pl.DataFrame, k: int) -> pl.DataFrame:

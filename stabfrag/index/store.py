@@ -44,6 +44,14 @@ def month_of(day: dt.date) -> str:
     return f"{day.year:04d}-{day.month:02d}"
 
 
+def by_month(days: list[dt.date]) -> dict[str, list[dt.date]]:
+    """Dates grouped by calendar month (a segment's span), months and dates ascending."""
+    months: dict[str, list[dt.date]] = {}
+    for day in sorted(days):
+        months.setdefault(month_of(day), []).append(day)
+    return months
+
+
 def import_faiss() -> Any:
     """faiss, or a one-line error naming the extra that brings it."""
     try:

@@ -246,9 +246,8 @@ def test_the_scan_of_stored_vectors_is_exact_search(history: Path, indexed: Anal
         vector = indexed.vector_of(entity, day)  # type: ignore[arg-type]
         assert vector is not None
         last = day - dt.timedelta(days=30)  # type: ignore[operator]
-        cut = int(np.searchsorted(indexed.days, (last - dt.date(1970, 1, 1)).days, "right"))
-        own = indexed.own[entity]
-        got = indexed.scan(vector, cut, own[own < cut], 12)
+        cut, own = indexed.eligible(last, entity)
+        got = indexed.scan(vector, cut, own, 12)
         want = exact_search(history, vector, last, entity, 12)
         assert got.drop("similarity").equals(want.drop("similarity"))
 
