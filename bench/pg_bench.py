@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import os
 import statistics
 import sys
@@ -29,20 +30,27 @@ from psycopg import sql
 
 from stabfrag.model.joint import JOINT_V1
 from stabfrag.schema import DIM, JOINT_TYPE, VECTOR_TYPE
-from stabfrag.sinks.postgres import init_table, load_frames
+from stabfrag.sinks.postgres import BATCH_ROWS, init_table, load_frames
 
 
-def frames(rows: int, per_day: int = 5000, batch: int = 100_000) -> Iterator[pl.DataFrame]:
-    """Joint rows like a backfill's: 5,000 states per as-of date, `batch` rows per frame,
-    made as they are loaded (10 million rows would not fit in memory at once)."""
+def frames(rows: int, per_day: int = 5000, batch: int = BATCH_ROWS) -> Iterator[pl.DataFrame]:
+    """Joint rows like a backfill's: 5,000 states per as-of date, `batch` rows per frame
+    (as `stabfrag load` streams partitions), made as they are loaded (10 million rows
+    would not fit in memory at once)."""
     for lo in range(0, rows, batch):
         yield _batch(lo, min(lo + batch, rows), per_day)
 
 
+@functools.cache
+def _pool(rows: int) -> np.ndarray:
+    """Unit vectors the frames take in turn: making fresh ones per frame cost more than
+    the load they feed, and the loads read them as they would any vector."""
+    v = np.random.default_rng(0).standard_normal((rows, DIM)).astype(np.float32)
+    return v / np.linalg.norm(v, axis=1, keepdims=True)
+
+
 def _batch(lo: int, hi: int, per_day: int) -> pl.DataFrame:
-    rng = np.random.default_rng(lo)
-    v = rng.standard_normal((hi - lo, DIM)).astype(np.float32)
-    v /= np.linalg.norm(v, axis=1, keepdims=True)
+    v = _pool(hi - lo)
     i = pl.int_range(lo, hi, eager=True)
     day = pl.lit(dt.date(2000, 1, 3)) + pl.duration(days=pl.col("i") // per_day)
     return (
@@ -86,6 +94,7 @@ def main() -> None:
     )
     args = ap.parse_args()
     schema = f"sf_bench_{uuid.uuid4().hex[:8]}"
+    path = Path(tempfile.gettempdir()) / f"{schema}.bin"  # the server's COPY file
     table = f"{schema}.joint_embeddings"
     ident = sql.Identifier(schema, "joint_embeddings")
     with psycopg.connect(args.dsn, autocommit=True) as conn:
@@ -116,13 +125,12 @@ def main() -> None:
             t0 = time.perf_counter()
             load_frames(args.dsn, table, frames(args.rows), staging=True)
             staged.append(time.perf_counter() - t0 - making)
-        path = str(Path(tempfile.gettempdir()) / f"{schema}.bin")
         with psycopg.connect(args.dsn, autocommit=True) as conn:
             conn.execute(
                 sql.SQL(
                     "COPY (SELECT joint_type, as_of_date, entity_scope, model_id, vector FROM {} "
                     "ORDER BY joint_id) TO {} (FORMAT binary)"
-                ).format(ident, sql.Literal(path))
+                ).format(ident, sql.Literal(str(path)))
             )
         server = []
         for _ in range(args.repeat):
@@ -133,7 +141,7 @@ def main() -> None:
                     sql.SQL(
                         "COPY {} (joint_type, as_of_date, entity_scope, model_id, vector) FROM {} "
                         "(FORMAT binary)"
-                    ).format(ident, sql.Literal(path))
+                    ).format(ident, sql.Literal(str(path)))
                 )
             server.append(time.perf_counter() - t0)
         truncate()
@@ -158,6 +166,7 @@ def main() -> None:
         many = time.perf_counter() - t0
         _report(args, server, ours, staged, many, making)
     finally:
+        path.unlink(missing_ok=True)  # 1.8 GB a million rows
         with psycopg.connect(args.dsn, autocommit=True) as conn:
             conn.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
 

@@ -36,6 +36,15 @@ def db_init(
             "need, db prune drops old years whole.",
         ),
     ] = False,
+    vector_index: Annotated[
+        bool,
+        typer.Option(
+            "--vector-index",
+            help="Where the server has pgvector: an embedding column (halfvec(384)) with an "
+            "HNSW index for sql/postgres/analogs.sql; loads fill it. Without the extension: "
+            "one line, and the table as without the option.",
+        ),
+    ] = False,
 ) -> None:
     """Create the joint_embeddings table and index (idempotent)."""
     from stabfrag.sinks import postgres
@@ -43,11 +52,17 @@ def db_init(
     if print_sql:
         for stmt in postgres.ddl_statements(pg_table, partitioned=partitioned):
             typer.echo(stmt.as_string(None) + ";")
+        if vector_index:
+            for stmt in postgres.vector_statements(pg_table):
+                typer.echo(stmt.as_string(None) + ";")
         return
     if not pg_dsn:
         fail("--pg-dsn (or STABFRAG_PG_DSN) is required")
         return
-    for line in postgres.init_table(pg_dsn, pg_table, partitioned=partitioned):
+    lines = postgres.init_table(
+        pg_dsn, pg_table, partitioned=partitioned, vector_index=vector_index
+    )
+    for line in lines:
         typer.echo(f"{pg_table}: {line}")
 
 

@@ -25,10 +25,12 @@ from psycopg import sql
 from stabfrag.config import packaged
 from stabfrag.errors import ServiceError, SinkError, first_line
 from stabfrag.schema import conform
+from stabfrag.sinks import pg_vector
 from stabfrag.sinks.base import Partition, Sink
 from stabfrag.sinks.dataset import TABLE_SCHEMAS, partitions, read_manifest, read_table, unvouched
 from stabfrag.sinks.pg_partitions import ensure_partitions, is_partitioned, prune
-from stabfrag.sinks.pgcopy import COPY_COLUMNS, Hook, copy_rows
+from stabfrag.sinks.pg_vector import COLUMN, column_type
+from stabfrag.sinks.pgcopy import Hook, copy_columns, copy_rows
 
 DSN_FORM = "postgresql://user:password@host:port/db or key=value pairs"
 
@@ -204,9 +206,38 @@ _EXPECTED_COLUMNS = {
 }
 
 
-def init_table(dsn: str, table: str, *, partitioned: bool = False) -> list[str]:
+def vector_statements(
+    table: str, kind: pg_vector.VectorType = pg_vector.HALFVEC
+) -> list[sql.Composed]:
+    """The statements of --vector-index for a server with pgvector 0.7 or later."""
+    return pg_vector.statements(table_ident(table), index_ident(table, "hnsw"), kind)
+
+
+def _vector_index(cur: Any, table: str) -> list[str]:
+    """db init --vector-index: the pgvector column and its HNSW index where the server has
+    the extension; one line saying why not where it has not."""
+    kind, note = pg_vector.type_for(pg_vector.available(cur))
+    if kind is None:
+        return [note]
+    for stmt in vector_statements(table, kind):
+        cur.execute(stmt)
+    cur.execute(
+        sql.SQL("SELECT EXISTS (SELECT 1 FROM {t} WHERE {c} IS NULL)").format(
+            t=table_ident(table), c=sql.Identifier(pg_vector.COLUMN)
+        )
+    )
+    row = cur.fetchone()
+    if row is not None and row[0]:
+        note += "; rows loaded before it have none until loaded again"
+    return [note]
+
+
+def init_table(
+    dsn: str, table: str, *, partitioned: bool = False, vector_index: bool = False
+) -> list[str]:
     """Create the table (`partitioned`: by year of as_of_date) and its index when missing;
-    check an existing table's columns."""
+    check an existing table's columns. `vector_index`: add the pgvector column and its
+    HNSW index where the server has the extension."""
     create_table, create_index, *flat = ddl_statements(table, partitioned=partitioned)
     conn = connect(dsn)
     try:
@@ -247,6 +278,8 @@ def init_table(dsn: str, table: str, *, partitioned: bool = False) -> list[str]:
             for stmt in flat:
                 cur.execute(stmt)
             done.append(f"entity-id index and view {view_ident(table).as_string(conn)} ready")
+            if vector_index:
+                done += _vector_index(cur, table)
         conn.commit()
         return done
     except psycopg.Error as exc:
@@ -303,6 +336,22 @@ def _keys_csv(frame: pl.DataFrame) -> bytes:
         .otherwise(pl.format("entity:{}", scope.str.json_path_match("$.entity_id")))
     )
     return frame.select("as_of_date", key.alias("key")).write_csv(include_header=False).encode()
+
+
+def _slices_held(
+    cur: Any, table: sql.Identifier, joint_type: str, model_id: str, days: list[dt.date]
+) -> list[dt.date]:
+    """The dates among `days` whose slice has rows: one probe of the slice index each."""
+    if not days:
+        return []
+    cur.execute(
+        sql.SQL(
+            "SELECT d FROM unnest(%s::date[]) AS d WHERE EXISTS (SELECT 1 FROM {t} AS t "
+            "WHERE t.joint_type = %s AND t.model_id = %s AND t.as_of_date = d)"
+        ).format(t=table),
+        [days, joint_type, model_id],
+    )
+    return [row[0] for row in cur.fetchall()]
 
 
 def with_provenance(frame: pl.DataFrame, manifest: dict[str, Any]) -> pl.DataFrame:
@@ -365,14 +414,19 @@ class Loader:
         self.locked: set[tuple[str, str, dt.date]] = set()
         self.stage = sql.Identifier("stabfrag_stage")
         # A partitioned table: each batch first makes the yearly partitions it needs.
-        self.partitioned = self._ask(is_partitioned, table_ident(table).as_string(self.conn))
+        regclass = table_ident(table).as_string(self.conn)
+        self.partitioned = self._ask(is_partitioned, regclass)
+        self.embedding = self._ask(column_type, regclass)  # db init --vector-index
         self.years: set[int] = set()  # years whose partition this load has made sure of
+        self.written: set[dt.date] = set()  # dates this load has COPYed rows of
         if not replace_slice:
             self._run("CREATE TEMP TABLE stabfrag_keys (d date, key text) ON COMMIT DROP")
         if staging:
             self._run(
                 "CREATE TEMP TABLE stabfrag_stage (joint_type varchar(32), as_of_date date, "
-                "vector bytea, entity_scope jsonb, model_id varchar(64)) ON COMMIT DROP"
+                "vector bytea, entity_scope jsonb, model_id varchar(64)"
+                + ("" if self.embedding is None else f", {COLUMN} {self.embedding.declared}")
+                + ") ON COMMIT DROP"
             )
 
     def _ask(self, question: Any, *args: Any) -> Any:
@@ -428,36 +482,54 @@ class Loader:
                 [joint_type, model_id, days],
             )
         else:
-            self._run("TRUNCATE stabfrag_keys")
-            try:
-                with self.cur.copy("COPY stabfrag_keys (d, key) FROM STDIN (FORMAT csv)") as copy:
-                    copy.write(_keys_csv(frame))
-            except (psycopg.Error, OSError) as exc:
-                self.fail(exc)
-            self._run("ANALYZE stabfrag_keys")  # a fresh temp table has no statistics
-            # The batch's dates are named so the slice index bounds the rows read: without
-            # them a growing table is scanned once per batch (quadratic in a large load).
-            self.counts.deleted += self._run(
-                sql.SQL(
-                    "DELETE FROM {t} AS t USING stabfrag_keys AS k WHERE t.joint_type = %s "
-                    "AND t.model_id = %s AND t.as_of_date = ANY(%s) AND t.as_of_date = k.d "
-                    "AND " + ROW_KEY + " = k.key"
-                ).format(t=self.target),
-                [joint_type, model_id, days],
-            )
+            self._replace_keys(frame, joint_type, model_id, days)
+        self.written |= set(days)
         into = self.stage if self.staging else self.target
         try:
-            copy_rows(self.cur, into, frame, joint_type, model_id, self.hook)
+            copy_rows(self.cur, into, frame, joint_type, model_id, self.hook, self.embedding)
         except (psycopg.Error, OSError) as exc:
             self.fail(exc)
         self.counts.inserted += frame.height
 
+    def _replace_keys(
+        self, frame: pl.DataFrame, joint_type: str, model_id: str, days: list[dt.date]
+    ) -> None:
+        """Delete the rows of the batch's slices that have the keys it brings. A slice with
+        no rows yet (a new date: most of a backfill's load) costs one index probe."""
+        held = [d for d in days if d in self.written] + self._ask(
+            _slices_held,
+            self.target,
+            joint_type,
+            model_id,
+            [d for d in days if d not in self.written],
+        )
+        if not held:
+            return
+        frame = frame.filter(pl.col("as_of_date").is_in(held))
+        self._run("TRUNCATE stabfrag_keys")
+        try:
+            with self.cur.copy("COPY stabfrag_keys (d, key) FROM STDIN (FORMAT csv)") as copy:
+                copy.write(_keys_csv(frame))
+        except (psycopg.Error, OSError) as exc:
+            self.fail(exc)
+        self._run("ANALYZE stabfrag_keys")  # a fresh temp table has no statistics
+        # The batch's dates are named so the slice index bounds the rows read: without
+        # them a growing table is scanned once per batch (quadratic in a large load).
+        self.counts.deleted += self._run(
+            sql.SQL(
+                "DELETE FROM {t} AS t USING stabfrag_keys AS k WHERE t.joint_type = %s "
+                "AND t.model_id = %s AND t.as_of_date = ANY(%s) AND t.as_of_date = k.d "
+                "AND " + ROW_KEY + " = k.key"
+            ).format(t=self.target),
+            [joint_type, model_id, sorted(held)],
+        )
+
     def commit(self) -> LoadCounts:
         if self.staging:
             self._run(
-                sql.SQL("INSERT INTO {t} " + COPY_COLUMNS + " SELECT * FROM {s}").format(
-                    t=self.target, s=self.stage
-                )
+                sql.SQL(
+                    "INSERT INTO {t} " + copy_columns(self.embedding) + " SELECT * FROM {s}"
+                ).format(t=self.target, s=self.stage)
             )
         try:
             self.conn.commit()
