@@ -139,6 +139,14 @@ def generate(
             "fundamentals.parquet).",
         ),
     ] = False,
+    factors: Annotated[
+        bool,
+        typer.Option(
+            "--factors",
+            help="Add cross-asset factor series (FACTOR_EQUITY.US, _RATES, _CREDIT, _FX, "
+            "_COMMODITY) and market episodes of every shock type of the library.",
+        ),
+    ] = False,
 ) -> None:
     """Generate a synthetic market with known crisis events."""
     import dataclasses
@@ -147,7 +155,9 @@ def generate(
     from stabfrag.atomic import make_folder
 
     make_folder(out)
-    market = synth.generate(entities=entities, days=days, seed=seed, structural=structural)
+    market = synth.generate(
+        entities=entities, days=days, seed=seed, structural=structural, factors=factors
+    )
     if defects:
         market = dataclasses.replace(market, prices=synth.inject_defects(market.prices, seed=seed))
     paths = synth.write_market(market, out)

@@ -16,7 +16,15 @@ import polars as pl
 
 from stabfrag.atomic import write_atomic
 from stabfrag.schema import DATE, ENTITY, date_span
-from stabfrag.synth.parts import DAILY, Events, Universe, entity_events, front_loaded
+from stabfrag.synth.parts import (
+    DAILY,
+    Events,
+    Universe,
+    entity_events,
+    front_loaded,
+    market_events,
+)
+from stabfrag.synth.shocks import FACTOR_STREAM, SIGNATURES, factor_frames, shock_episodes
 from stabfrag.synth.structure import STRUCTURE_STREAM, structure_of
 
 END_DATE = dt.date(2024, 12, 31)
@@ -145,17 +153,7 @@ def _returns(
 
 
 def _market_events(crises: Events) -> Events:
-    return [
-        {
-            "event_id": f"MKT_{ep['kind']}_{i}",
-            "event_type": ep["kind"],
-            "start": ep["start"],
-            "end": ep["start"] + ep["length"] - 1,
-            "entities": None,
-            "magnitude": ep["drop"],
-        }
-        for i, ep in enumerate(crises)
-    ]
+    return market_events(crises, [ep["drop"] for ep in crises])
 
 
 def _blowups(
@@ -342,14 +340,20 @@ def _entities_frame(u: Universe) -> pl.DataFrame:
 
 
 def generate(
-    entities: int = 500, days: int = 2520, seed: int = 7, *, structural: bool = False
+    entities: int = 500,
+    days: int = 2520,
+    seed: int = 7,
+    *,
+    structural: bool = False,
+    factors: bool = False,
 ) -> Market:
     """Generate a deterministic market of `entities` x `days` for a seed.
 
     Each step draws from the one generator in a fixed order, so a seed gives the same bytes.
     `structural` adds leveraged and inverse funds and balance-sheet leverage that makes
-    entities likelier to be hit (see `_structure`); its draws come from a second generator,
-    so the panel without it is unchanged.
+    entities likelier to be hit (see `_structure`); `factors` adds cross-asset factor
+    series and market episodes of every shock type (see `shocks`). Their draws come from
+    generators of their own, so the panel without them is unchanged.
     """
     rng = np.random.default_rng(seed)
     n, t = entities, days
@@ -366,6 +370,10 @@ def generate(
         structure = structure_of(np.random.default_rng([seed, STRUCTURE_STREAM]), u, crises)
         events += structure.apply(u, ret, sigma, market_ret, market_vol)
         events += _blowups(structure.rng, u, ret, sigma, structure.blowup_chance, "LEVERAGE")
+    shocks = None
+    if factors:
+        shocks = shock_episodes(np.random.default_rng([seed, FACTOR_STREAM]), crises, t)
+        events += shocks.apply(u, ret, sigma, volume_mult)
     volume, dry_events = _volume(rng, u, ret, sigma, volume_mult)
     close, high, low, spread = _bars(rng, u, ret, sigma)
     first, last, listing_events = _listings(rng, u, t)
@@ -373,6 +381,10 @@ def generate(
     prices = _prices_frame(u.ids, dates, bars, first, last)
     entities_frame = _entities_frame(u)
     events_frame = _events_frame(events + dry_events + listing_events, dates, u, first, last)
+    if shocks is not None:
+        factor_prices, factor_entities = factor_frames(shocks, dates, market_ret)
+        prices = pl.concat([prices, factor_prices.cast(prices.schema)])
+        entities_frame = pl.concat([entities_frame, factor_entities.cast(entities_frame.schema)])
     if structure is None:
         return Market(prices=prices, entities=entities_frame, events=events_frame)
     return Market(
@@ -449,6 +461,7 @@ EVENT_SHOCK = {
     "BLOWUP": "EQUITY_CRASH",
     "CREDIT_STRESS": "CREDIT_SPREAD",
     "LIQUIDITY_DRYUP": "LIQUIDITY_DRYUP",
+    **{kind: sig.shock_type for kind, sig in SIGNATURES.items()},
 }
 
 

@@ -51,3 +51,18 @@ def entity_events(
         }
         for e, s, ln, m in zip(ids, starts, lengths, mags, strict=True)
     ]
+
+
+def market_events(episodes: Events, magnitudes: list[float], first: int = 0) -> Events:
+    """One market-wide event per episode (numbered from `first`)."""
+    return [
+        {
+            "event_id": f"MKT_{ep['kind']}_{first + i}",
+            "event_type": ep["kind"],
+            "start": ep["start"],
+            "end": ep["start"] + ep["length"] - 1,
+            "entities": None,
+            "magnitude": m,
+        }
+        for i, (ep, m) in enumerate(zip(episodes, magnitudes, strict=True))
+    ]
