@@ -32,6 +32,7 @@ from stabfrag.analysis.metrics import (
     macro,
     per_episode,
     pooled,
+    shock_type_by_type,
     why_unavailable,
 )
 from stabfrag.analysis.plots import roc_curve, write_plots
@@ -306,6 +307,7 @@ class Scores:
     sections: dict[str, Any] = field(default_factory=dict)
     curves: dict[str, Any] = field(default_factory=dict)
     library: dict[str, Any] = field(default_factory=dict)  # shock types told apart
+    shock_types: dict[str, Any] = field(default_factory=dict)  # accuracy per labelled type
     calm_fragility: dict[str, np.ndarray] = field(default_factory=dict)
     lonely: int = 0  # the built space's analog queries without a neighbour far enough away
 
@@ -357,6 +359,7 @@ class Scores:
             space.states, space.scenarios, space.table, sub, distance=space.distance
         )
         self.matches[space.name] = {"all": pooled(match), "macro": macro(match), **match}
+        self.shock_types[space.name] = shock_type_by_type(space.nearest, sub, space.table)
         self.library[space.name] = library_separation(
             space.scenarios, space.table["shock_type"].to_numpy(), distance=space.distance
         )
@@ -538,6 +541,7 @@ def evaluate(
             "episode_match": scores.matches,
             "cross_section": {"definition": definition, **scores.sections},
             "library": scores.library,
+            "shock_types": scores.shock_types,
             "notes": _notes(prices),
             "warnings": _label_warnings(tagged, built),
         }

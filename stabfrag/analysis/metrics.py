@@ -120,6 +120,7 @@ def figures_of(
     has_type = np.array([t is not None for t in typed])
     near_high = np.isin(nearest, scen_ids[high])
     near_type = np.array([scen_type.get(s) for s in nearest])
+    by_type = shock_type_by_type(nearest, tagged, table)
     return {
         "state_auc": auc(fragility, stress),
         "analog_precision_at_10": found.precision(np.unique(queries))[0],
@@ -127,7 +128,21 @@ def figures_of(
         "shock_type_accuracy": float((near_type[has_type] == typed[has_type]).mean())
         if has_type.any()
         else float("nan"),
+        "shock_type_macro": float(np.mean(list(by_type.values()))) if by_type else float("nan"),
     }
+
+
+def shock_type_by_type(
+    nearest: np.ndarray, tagged: pl.DataFrame, table: pl.DataFrame
+) -> dict[str, float]:
+    """For each labelled shock type, the share of its stress states whose nearest scenario
+    has that type (a type with few states counts as much as one with many in the macro
+    average)."""
+    scen_type = dict(zip(table["scenario_id"], table["shock_type"], strict=True))
+    near_type = pl.Series([scen_type.get(s) for s in nearest], dtype=pl.String)
+    frame = pl.DataFrame({"typed": tagged["shock_type"], "near": near_type}).drop_nulls("typed")
+    agg = frame.group_by("typed").agg((pl.col("near") == pl.col("typed")).mean().alias("acc"))
+    return dict(agg.sort("typed").iter_rows())
 
 
 def similarities(states: np.ndarray, scenarios: np.ndarray, *, distance: bool) -> np.ndarray:

@@ -137,8 +137,16 @@ def _print_evaluation(result: dict[str, Any]) -> None:
     names = list(result["figures"])
     rows = [
         (fig, [result["figures"][n][fig] for n in names])
-        for fig in ("state_auc", "analog_precision_at_10", "calm_to_high", "shock_type_accuracy")
+        for fig in (
+            "state_auc",
+            "analog_precision_at_10",
+            "calm_to_high",
+            "shock_type_accuracy",
+            "shock_type_macro",
+        )
     ]
+    for kind in sorted({k for n in names for k in result["shock_types"][n]}):
+        rows.append((f"  {kind}", [result["shock_types"][n].get(kind) for n in names]))
     rows.append(("episode match top 1", [result["episode_match"][n]["all"]["top1"] for n in names]))
     rows.append(("episode match top 3", [result["episode_match"][n]["all"]["top3"] for n in names]))
     macro = [result["episode_match"][n]["macro"] for n in names]

@@ -36,32 +36,38 @@ def db_init(
             "need, db prune drops old years whole.",
         ),
     ] = False,
+    vector_column: Annotated[
+        bool,
+        typer.Option(
+            "--vector-column",
+            help="Where the server has pgvector: an embedding column (halfvec(384)) that "
+            "loads fill, without its index (for a bulk load; --vector-index after it).",
+        ),
+    ] = False,
     vector_index: Annotated[
         bool,
         typer.Option(
             "--vector-index",
-            help="Where the server has pgvector: an embedding column (halfvec(384)) with an "
-            "HNSW index for sql/postgres/analogs.sql; loads fill it. Without the extension: "
-            "one line, and the table as without the option.",
+            help="Where the server has pgvector: the embedding column and an HNSW index on "
+            "it for sql/postgres/analogs.sql. Without the extension: one line, and the table "
+            "as without the option.",
         ),
     ] = False,
 ) -> None:
     """Create the joint_embeddings table and index (idempotent)."""
     from stabfrag.sinks import postgres
 
+    vector = "index" if vector_index else "column" if vector_column else None
     if print_sql:
         for stmt in postgres.ddl_statements(pg_table, partitioned=partitioned):
             typer.echo(stmt.as_string(None) + ";")
-        if vector_index:
-            for stmt in postgres.vector_statements(pg_table):
-                typer.echo(stmt.as_string(None) + ";")
+        for stmt in postgres.vector_statements(pg_table, vector) if vector else []:
+            typer.echo(stmt.as_string(None) + ";")
         return
     if not pg_dsn:
         fail("--pg-dsn (or STABFRAG_PG_DSN) is required")
         return
-    lines = postgres.init_table(
-        pg_dsn, pg_table, partitioned=partitioned, vector_index=vector_index
-    )
+    lines = postgres.init_table(pg_dsn, pg_table, partitioned=partitioned, vector=vector)
     for line in lines:
         typer.echo(f"{pg_table}: {line}")
 

@@ -1,7 +1,10 @@
-"""The optional pgvector column of joint_embeddings: `db init --vector-index` adds
-`embedding` (halfvec(384), or vector(384) before pgvector 0.7) with an HNSW index for
-cosine distance, where the server has the `vector` extension. Loads then fill it in the
-same binary COPY as the float32 bytes; a table without it loads as before."""
+"""The optional pgvector column of joint_embeddings: `db init --vector-column` adds
+`embedding` (halfvec(384), or vector(384) before pgvector 0.7), and `--vector-index` the
+column with an HNSW index for cosine distance, where the server has the `vector`
+extension. Loads then fill it in the same binary COPY as the float32 bytes; a table
+without it loads as before. An HNSW index kept up row by row makes a load about a
+hundred times slower, so a bulk load goes into the column alone and the index is built
+after it, in one pass."""
 
 from __future__ import annotations
 
@@ -60,22 +63,26 @@ def type_for(version: str | None) -> tuple[VectorType | None, str]:
     if _version(version) < HNSW_SINCE:
         return None, f"no vector index: pgvector {version} has no HNSW (0.5.0 or later)"
     chosen = HALFVEC if _version(version) >= HALFVEC_SINCE else VECTOR
-    return chosen, f"vector index: {chosen.declared} column {COLUMN}, HNSW (pgvector {version})"
+    return chosen, f"vector column: {chosen.declared} column {COLUMN} (pgvector {version})"
 
 
 def statements(
-    table: sql.Identifier, index: sql.Identifier, kind: VectorType
+    table: sql.Identifier, index: sql.Identifier | None, kind: VectorType
 ) -> list[sql.Composed]:
-    """Create the extension, the column and its HNSW index (idempotent)."""
-    return [
+    """Create the extension, the column and (with `index`) its HNSW index, idempotent."""
+    made = [
         sql.SQL("CREATE EXTENSION IF NOT EXISTS vector").format(),
         sql.SQL("ALTER TABLE {t} ADD COLUMN IF NOT EXISTS {c} " + kind.declared).format(
             t=table, c=sql.Identifier(COLUMN)
         ),
-        sql.SQL(
-            "CREATE INDEX IF NOT EXISTS {i} ON {t} USING hnsw ({c} " + kind.opclass + ")"
-        ).format(i=index, t=table, c=sql.Identifier(COLUMN)),
     ]
+    if index is not None:
+        made.append(
+            sql.SQL(
+                "CREATE INDEX IF NOT EXISTS {i} ON {t} USING hnsw ({c} " + kind.opclass + ")"
+            ).format(i=index, t=table, c=sql.Identifier(COLUMN))
+        )
+    return made
 
 
 def column_type(cur: Any, regclass: str) -> VectorType | None:

@@ -207,20 +207,25 @@ _EXPECTED_COLUMNS = {
 
 
 def vector_statements(
-    table: str, kind: pg_vector.VectorType = pg_vector.HALFVEC
+    table: str, mode: str = "index", kind: pg_vector.VectorType = pg_vector.HALFVEC
 ) -> list[sql.Composed]:
-    """The statements of --vector-index for a server with pgvector 0.7 or later."""
-    return pg_vector.statements(table_ident(table), index_ident(table, "hnsw"), kind)
+    """The statements of --vector-column or --vector-index (pgvector 0.7 or later)."""
+    index = index_ident(table, "hnsw") if mode == "index" else None
+    return pg_vector.statements(table_ident(table), index, kind)
 
 
-def _vector_index(cur: Any, table: str) -> list[str]:
-    """db init --vector-index: the pgvector column and its HNSW index where the server has
-    the extension; one line saying why not where it has not."""
+def _vector_column(cur: Any, table: str, mode: str) -> list[str]:
+    """The pgvector column (`mode` index: and its HNSW index, built over the rows there)
+    where the server has the extension; one line saying why not where it has not."""
     kind, note = pg_vector.type_for(pg_vector.available(cur))
     if kind is None:
         return [note]
-    for stmt in vector_statements(table, kind):
+    for stmt in vector_statements(table, mode, kind):
         cur.execute(stmt)
+    if mode == "index":
+        note += ", HNSW index"
+    else:
+        note += ", no HNSW index (db init --vector-index builds it, best after a bulk load)"
     cur.execute(
         sql.SQL("SELECT EXISTS (SELECT 1 FROM {t} WHERE {c} IS NULL)").format(
             t=table_ident(table), c=sql.Identifier(pg_vector.COLUMN)
@@ -228,16 +233,16 @@ def _vector_index(cur: Any, table: str) -> list[str]:
     )
     row = cur.fetchone()
     if row is not None and row[0]:
-        note += "; rows loaded before it have none until loaded again"
+        note += "; rows loaded before the column have none until loaded again"
     return [note]
 
 
 def init_table(
-    dsn: str, table: str, *, partitioned: bool = False, vector_index: bool = False
+    dsn: str, table: str, *, partitioned: bool = False, vector: str | None = None
 ) -> list[str]:
     """Create the table (`partitioned`: by year of as_of_date) and its index when missing;
-    check an existing table's columns. `vector_index`: add the pgvector column and its
-    HNSW index where the server has the extension."""
+    check an existing table's columns. `vector` (column, index): add the pgvector column,
+    and its HNSW index, where the server has the extension."""
     create_table, create_index, *flat = ddl_statements(table, partitioned=partitioned)
     conn = connect(dsn)
     try:
@@ -278,8 +283,8 @@ def init_table(
             for stmt in flat:
                 cur.execute(stmt)
             done.append(f"entity-id index and view {view_ident(table).as_string(conn)} ready")
-            if vector_index:
-                done += _vector_index(cur, table)
+            if vector is not None:
+                done += _vector_column(cur, table, vector)
         conn.commit()
         return done
     except psycopg.Error as exc:

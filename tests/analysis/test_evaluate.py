@@ -15,6 +15,17 @@ from stabfrag.errors import LabelError
 runner = CliRunner()
 
 
+def test_shock_type_accuracy_per_type_known_answers() -> None:
+    import polars as pl
+
+    from stabfrag.analysis.metrics import shock_type_by_type
+
+    table = pl.DataFrame({"scenario_id": ["A", "B", "C"], "shock_type": ["FX", "FX", "RATES"]})
+    tagged = pl.DataFrame({"shock_type": ["FX", "FX", "FX", "RATES", None]})
+    nearest = np.array(["A", "B", "C", "A", "C"])
+    assert shock_type_by_type(nearest, tagged, table) == {"FX": 2 / 3, "RATES": 0.0}
+
+
 def test_auc_known_answers() -> None:
     y = np.array([True, True, False, False])
     assert auc(np.array([0.9, 0.8, 0.1, 0.2]), y) == 1.0
@@ -113,6 +124,13 @@ def test_evaluate_on_generated_events(built, market, market_dir: Path) -> None:
     # Shock types told apart in the scenario library, in every space.
     assert set(result["library"]) == set(result["figures"])
     assert all(0 <= v["same_type_nearest"] <= 1 for v in result["library"].values())
+    # Shock-type accuracy for each labelled type; the macro figure is their mean.
+    typed = {t for t in read_labels(market_dir / "labels.csv")["shock_type"] if t}
+    for name, by_type in result["shock_types"].items():
+        assert set(by_type) <= typed and by_type, by_type
+        assert result["figures"][name]["shock_type_macro"] == pytest.approx(
+            float(np.mean(list(by_type.values())))
+        )
     # Who gets hurt: every joint model and the two volatility baselines, on every state.
     who = result["who"]
     assert set(who) == {"definition", built_name, *others, "vol_21 alone", "vol_63 alone"}
