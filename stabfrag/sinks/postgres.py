@@ -349,12 +349,15 @@ def _slices_held(
     """The dates among `days` whose slice has rows: one probe of the slice index each."""
     if not days:
         return []
+    # The dates also as a constant list: the planner then prunes a partitioned table to
+    # their years (a correlated parameter alone would leave every year in the plan).
     cur.execute(
         sql.SQL(
             "SELECT d FROM unnest(%s::date[]) AS d WHERE EXISTS (SELECT 1 FROM {t} AS t "
-            "WHERE t.joint_type = %s AND t.model_id = %s AND t.as_of_date = d)"
+            "WHERE t.joint_type = %s AND t.model_id = %s AND t.as_of_date = ANY(%s) "
+            "AND t.as_of_date = d)"
         ).format(t=table),
-        [days, joint_type, model_id],
+        [days, joint_type, model_id, days],
     )
     return [row[0] for row in cur.fetchall()]
 

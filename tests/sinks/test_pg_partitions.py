@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import time
 from pathlib import Path
 
 import psycopg
@@ -13,6 +14,7 @@ from psycopg import sql
 from typer.testing import CliRunner
 
 from stabfrag.cli import app
+from stabfrag.sinks.dataset import partitions
 
 runner = CliRunner()
 
@@ -76,3 +78,39 @@ def test_prune_refuses_a_table_that_is_not_partitioned(pg_dsn: str, pg_schema: s
     assert res.exit_code == 1 and "not partitioned" in res.stderr, res.output
     res = runner.invoke(app, ["db", "init", "--partitioned", *table])
     assert res.exit_code == 1 and "not partitioned" in res.stderr
+
+
+def _activity(dsn: str, schema: str) -> dict[str, tuple[int, ...]]:
+    """Each partition's reads and writes so far, as the statistics collector counts them."""
+    with psycopg.connect(dsn) as conn:
+        rows = conn.execute(
+            "SELECT relname, seq_scan, coalesce(idx_scan, 0), n_tup_ins, n_tup_del "
+            "FROM pg_stat_user_tables WHERE schemaname = %s",
+            [schema],
+        ).fetchall()
+    return {r[0]: tuple(int(v) for v in r[1:]) for r in rows}
+
+
+def test_reloading_a_date_touches_only_its_year(
+    market_dir: Path, tmp_path: Path, pg_dsn: str, pg_schema: str
+) -> None:
+    out = tmp_path / "out"
+    _build(market_dir, out)
+    table = ["--pg-dsn", pg_dsn, "--pg-table", f"{pg_schema}.joint_embeddings"]
+    assert runner.invoke(app, ["db", "init", "--partitioned", *table]).exit_code == 0
+    assert runner.invoke(app, ["load", "--out", str(out), *table]).exit_code == 0
+    day = max(partitions(out))  # a date of 2024
+    time.sleep(1.0)  # a closed session's counts reach the collector within a second
+    before = _activity(pg_dsn, pg_schema)
+    for extra in ([], ["--replace-slice"]):
+        res = runner.invoke(app, ["load", "--out", str(out), "--as-of", str(day), *extra, *table])
+        assert res.exit_code == 0, res.output
+    year = f"joint_embeddings_y{day.year}"
+    deadline = time.monotonic() + 10
+    while (after := _activity(pg_dsn, pg_schema))[year][3] == before[year][3]:
+        if time.monotonic() > deadline:
+            break
+        time.sleep(0.2)
+    assert after[year][3] > before[year][3]  # the reloads deleted rows of their year
+    others = {name for name in after if name != year and name.startswith("joint_embeddings_y")}
+    assert others and all(after[name] == before[name] for name in others)  # not even read
