@@ -27,6 +27,17 @@ def _build(market_dir: Path, out: Path) -> None:
     assert res.exit_code == 0, res.output
 
 
+def _loaded(market_dir: Path, tmp_path: Path, dsn: str, schema: str) -> tuple[Path, list[str]]:
+    """A month-end build over two years, loaded into a table made with --partitioned."""
+    out = tmp_path / "out"
+    _build(market_dir, out)
+    table = ["--pg-dsn", dsn, "--pg-table", f"{schema}.joint_embeddings"]
+    res = runner.invoke(app, ["db", "init", "--partitioned", *table])
+    assert res.exit_code == 0 and "partitioned by year" in res.stdout, res.output
+    assert runner.invoke(app, ["load", "--out", str(out), *table]).exit_code == 0
+    return out, table
+
+
 def _rows(dsn: str, schema: str) -> list[tuple[str, int]]:
     query = sql.SQL(
         "SELECT tableoid::regclass::text, count(*) FROM {} GROUP BY 1 ORDER BY 1"
@@ -38,12 +49,7 @@ def _rows(dsn: str, schema: str) -> list[tuple[str, int]]:
 def test_a_partitioned_table_loads_prunes_and_reads_only_its_years(
     market_dir: Path, tmp_path: Path, pg_dsn: str, pg_schema: str
 ) -> None:
-    out = tmp_path / "out"
-    _build(market_dir, out)
-    table = ["--pg-dsn", pg_dsn, "--pg-table", f"{pg_schema}.joint_embeddings"]
-    res = runner.invoke(app, ["db", "init", "--partitioned", *table])
-    assert res.exit_code == 0 and "partitioned by year" in res.stdout, res.output
-    assert runner.invoke(app, ["load", "--out", str(out), *table]).exit_code == 0
+    out, table = _loaded(market_dir, tmp_path, pg_dsn, pg_schema)
     first = _rows(pg_dsn, pg_schema)
     years = [name.rsplit("_y", 1)[1] for name, _ in first]
     assert years == ["2023", "2024"] and all(n > 0 for _, n in first)
@@ -94,11 +100,7 @@ def _activity(dsn: str, schema: str) -> dict[str, tuple[int, ...]]:
 def test_reloading_a_date_touches_only_its_year(
     market_dir: Path, tmp_path: Path, pg_dsn: str, pg_schema: str
 ) -> None:
-    out = tmp_path / "out"
-    _build(market_dir, out)
-    table = ["--pg-dsn", pg_dsn, "--pg-table", f"{pg_schema}.joint_embeddings"]
-    assert runner.invoke(app, ["db", "init", "--partitioned", *table]).exit_code == 0
-    assert runner.invoke(app, ["load", "--out", str(out), *table]).exit_code == 0
+    out, table = _loaded(market_dir, tmp_path, pg_dsn, pg_schema)
     day = max(partitions(out))  # a date of 2024
     time.sleep(1.0)  # a closed session's counts reach the collector within a second
     before = _activity(pg_dsn, pg_schema)
