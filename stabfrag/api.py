@@ -20,7 +20,7 @@ import pyarrow as pa
 from stabfrag.config import DEFAULT_MEMORY, BuildConfig, parse_weights
 from stabfrag.engine.progress import ProgressFn
 from stabfrag.engine.summary import RunSummary
-from stabfrag.errors import ConfigError, QueryError
+from stabfrag.errors import ConfigError, QueryError, StabfragError, first_line
 
 if TYPE_CHECKING:
     from stabfrag.analysis.report import Report
@@ -56,7 +56,7 @@ def build(
     with _prices_path(prices) as path:
         config = _config(path, out, options)
         plan = build_plan(path, day, max_staleness_days=config.max_staleness_days)
-        return loop.run(config, plan.dates, progress=progress)
+        return _index_updated(loop.run(config, plan.dates, progress=progress), config.out)
 
 
 def backfill(
@@ -86,7 +86,27 @@ def backfill(
         config = _config(path, out, options)  # the settings are checked before any read
         plan = backfill_plan(path, first, last, freq=freq, memory=memory, chunk_days=chunk_days)
         config = dataclasses.replace(config, chunk_days=plan.chunk_days or config.chunk_days)
-        return loop.run(config, plan.dates, progress=progress)
+        return _index_updated(loop.run(config, plan.dates, progress=progress), config.out)
+
+
+def _index_updated(summary: RunSummary, out: Path) -> RunSummary:
+    """Bring the folder's analog index up to date when it has one, so that a nightly build
+    keeps `analogs(among="all")` on the index; where that cannot be done (no faiss), the
+    run's warnings say the index is stale and how to refresh it."""
+    from stabfrag.index import build, store
+
+    if not summary.as_of_dates or not store.index_dir(out).is_dir():
+        return summary
+    try:
+        done = build.build_index(out, update=True)
+    except StabfragError as exc:
+        summary.warnings.append(
+            f"the analog index is stale from {min(summary.as_of_dates)} (queries search "
+            f"exactly): {first_line(exc)}; then run stabfrag index update --out {out}"
+        )
+        return summary
+    summary.analog_index = {k: done[k] for k in ("index", "states", "states_filed", "last_date")}
+    return summary
 
 
 def open(out: Path | str = "stabfrag-out") -> Dataset:

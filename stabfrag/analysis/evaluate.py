@@ -511,11 +511,10 @@ def evaluate(
     correlation at least `min_corr`): a label for a market's stress describes the
     instruments exposed to it, not the havens that rally in its crashes. `compare` names
     other joint models of the build's model folder (default: all of them). `plot` writes
-    ROC curves, per-episode bars and an HTML page into that folder. `prices` also gives who
-    gets hurt (analysis.who), on every built state. `profiles` scores the built model
-    again without the profile branch and with it at each of `profile_weights` (default:
-    the model's), and reports which entities it moves nearest the HIGH scenarios when calm.
-    """
+    ROC curves, per-episode bars and an HTML page there. `prices` also gives who gets hurt
+    (analysis.who), on every built state. `profiles` scores the built model again without
+    and with the profile branch at each of `profile_weights` (default: the model's), and
+    reports which entities it moves nearest the HIGH scenarios when calm."""
     if exposed_to is not None and prices is None:
         raise LabelError("--exposed-to needs --prices to measure each entity's exposure")
     built, tagged = _labelled(out, labels_path, prices)

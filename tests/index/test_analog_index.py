@@ -4,11 +4,13 @@ staleness, and `index update` equal to a full build."""
 from __future__ import annotations
 
 import datetime as dt
+import json
 import logging
 import shutil
 import sys
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import polars as pl
@@ -35,10 +37,11 @@ runner = CliRunner()
 KEYS = ["as_of_date", "entity_id"]
 
 
-def _backfill(prices: Path, out: Path, start: str, end: str) -> None:
-    args = ["backfill", "--prices", str(prices), "--out", str(out), "--freq", "week"]
+def _backfill(prices: Path, out: Path, start: str, end: str) -> dict[str, Any]:
+    args = ["backfill", "--prices", str(prices), "--out", str(out), "--freq", "week", "--json"]
     res = runner.invoke(app, [*args, "--start", start, "--end", end])
     assert res.exit_code == 0, res.stderr
+    return dict(json.loads(res.stdout))
 
 
 @pytest.fixture(scope="module")
@@ -191,14 +194,33 @@ def test_update_equals_a_full_build(market_dir: Path, tmp_path: Path) -> None:
     out = tmp_path / "grow"
     _backfill(prices, out, "2024-01-01", "2024-08-31")
     build_index(out, update=False)
-    _backfill(prices, out, "2024-09-01", "2024-12-31")  # later dates
-    _backfill(prices, out, "2023-10-01", "2023-12-31")  # and earlier ones
-    summary = build_index(out, update=True)
-    assert summary["trained"] == "reused" and summary["states_filed"] > 0
+    # A backfill into a folder with an index brings it up to date: later dates, then
+    # earlier ones (which refile every month from theirs on).
+    for start, end in (("2024-09-01", "2024-12-31"), ("2023-10-01", "2023-12-31")):
+        summary = _backfill(prices, out, start, end)["analog_index"]
+        assert summary["index"] == "updated" and summary["states_filed"] > 0
+        assert summary["last_date"] == str(max(partitions(out)))
+    assert build_index(out, update=True)["segments_written"] == 0  # nothing left to do
     updated = _files(out)
     build_index(out, update=False)  # a full build with the same training
     assert _files(out) == updated
-    assert build_index(out, update=True)["segments_written"] == 0  # nothing changed
+
+
+def test_a_build_without_faiss_says_the_index_is_stale(
+    market_dir: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    prices = market_dir / "prices.parquet"
+    out = tmp_path / "stale"
+    _backfill(prices, out, "2024-06-01", "2024-10-31")
+    build_index(out, update=False)
+    monkeypatch.setitem(sys.modules, "faiss", None)
+    summary = _backfill(prices, out, "2024-11-01", "2024-12-31")
+    assert "analog_index" not in summary
+    (warning,) = [w for w in summary["warnings"] if "analog index" in w]
+    assert "stale from 2024-11" in warning and "stabfrag index update" in warning
+    monkeypatch.undo()
+    res = runner.invoke(app, ["index", "status", "--out", str(out)])
+    assert res.exit_code == 1  # stale until updated
 
 
 def test_a_build_is_reproducible(history: Path, indexed: AnalogIndex, tmp_path: Path) -> None:
