@@ -359,7 +359,10 @@ class Scores:
             space.states, space.scenarios, space.table, sub, distance=space.distance
         )
         self.matches[space.name] = {"all": pooled(match), "macro": macro(match), **match}
-        self.shock_types[space.name] = shock_type_by_type(space.nearest, sub, space.table)
+        by_type = shock_type_by_type(space.nearest, sub, space.table)
+        self.shock_types[space.name] = by_type
+        mean = float(np.mean(list(by_type.values()))) if by_type else float("nan")
+        self.figures[space.name]["shock_type_macro"] = mean  # each type counts alike
         self.library[space.name] = library_separation(
             space.scenarios, space.table["shock_type"].to_numpy(), distance=space.distance
         )

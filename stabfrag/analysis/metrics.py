@@ -120,7 +120,6 @@ def figures_of(
     has_type = np.array([t is not None for t in typed])
     near_high = np.isin(nearest, scen_ids[high])
     near_type = np.array([scen_type.get(s) for s in nearest])
-    by_type = shock_type_by_type(nearest, tagged, table)
     return {
         "state_auc": auc(fragility, stress),
         "analog_precision_at_10": found.precision(np.unique(queries))[0],
@@ -128,7 +127,6 @@ def figures_of(
         "shock_type_accuracy": float((near_type[has_type] == typed[has_type]).mean())
         if has_type.any()
         else float("nan"),
-        "shock_type_macro": float(np.mean(list(by_type.values()))) if by_type else float("nan"),
     }
 
 
