@@ -116,6 +116,10 @@ def test_the_hnsw_index_answers_the_shipped_analog_query(
     res = runner.invoke(app, [*init, "--vector-index"])
     assert res.exit_code == 0 and "HNSW index" in res.stdout, res.output
     assert "have none" not in res.stdout  # every loaded row has its embedding
+    # The staged form fills the column too (the reload replaces every row).
+    load = ["load", "--out", str(built), "--pg-dsn", pg_dsn, "--pg-table", table]
+    res = runner.invoke(app, [*load, "--pg-staging"])
+    assert res.exit_code == 0, res.stderr
     states = pl.concat(
         [read_table(built, "joint_embeddings", p) for p in partitions(built)]
     ).filter(pl.col("kind") == "entity")
