@@ -43,61 +43,54 @@ class Signature:
     volatility and volume multipliers, and the equity drop of an average entity."""
 
     shock_type: str  # the scenario library's shock type
-    moves: dict[str, float]
-    vol: float
-    volume: float
-    equity: float
-    length: tuple[int, int]
+    moves: dict[str, float]  # cumulative move of each factor but equity over the episode
+    vol: float = 1.0  # multiplier of the entities' volatility (new kinds)
+    volume: float = 1.0  # multiplier of the market's volume (new kinds)
+    equity: float = 0.0  # the average entity's move (new kinds)
+    length: tuple[int, int] = (0, 0)  # the episode's length in trading days: [lo, hi)
 
 
 SIGNATURES = {
+    # The panel's own crashes and spikes keep their equity paths; they add factor moves.
     "CRASH": Signature(
         "EQUITY_CRASH",
-        {"rates": 0.08, "credit": -0.12, "fx": 0.04, "commodity": -0.10},
-        1.0,
-        1.0,
-        0.0,
-        (0, 0),
+        moves={"rates": 0.08, "credit": -0.12, "fx": 0.04, "commodity": -0.10},
     ),
     "VOL_SPIKE": Signature(
         "VOL_SPIKE",
-        {"rates": 0.01, "credit": -0.02, "fx": 0.01, "commodity": -0.02},
-        1.0,
-        1.0,
-        0.0,
-        (0, 0),
+        moves={"rates": 0.01, "credit": -0.02, "fx": 0.01, "commodity": -0.02},
     ),
     "CREDIT_CRISIS": Signature(
         "CREDIT_SPREAD",
-        {"rates": 0.02, "credit": -0.16, "fx": 0.02, "commodity": -0.04},
-        1.8,
-        1.5,
-        -0.10,
-        (30, 60),
+        moves={"rates": 0.02, "credit": -0.16, "fx": 0.02, "commodity": -0.04},
+        vol=1.8,
+        volume=1.5,
+        equity=-0.10,
+        length=(30, 60),
     ),
     "RATES_SHOCK": Signature(
         "RATES_SHOCK",
-        {"rates": -0.14, "credit": -0.06, "fx": 0.03, "commodity": -0.05},
-        1.5,
-        1.3,
-        -0.07,
-        (20, 50),
+        moves={"rates": -0.14, "credit": -0.06, "fx": 0.03, "commodity": -0.05},
+        vol=1.5,
+        volume=1.3,
+        equity=-0.07,
+        length=(20, 50),
     ),
     "FX_CRISIS": Signature(
         "FX_CRISIS",
-        {"rates": 0.01, "credit": -0.04, "fx": 0.12, "commodity": -0.09},
-        1.6,
-        1.4,
-        -0.05,
-        (15, 40),
+        moves={"rates": 0.01, "credit": -0.04, "fx": 0.12, "commodity": -0.09},
+        vol=1.6,
+        volume=1.4,
+        equity=-0.05,
+        length=(15, 40),
     ),
     "MARKET_LIQUIDITY": Signature(
         "LIQUIDITY_DRYUP",
-        {"rates": 0.0, "credit": -0.05, "fx": 0.01, "commodity": -0.02},
-        1.7,
-        0.35,
-        -0.06,
-        (20, 45),
+        moves={"rates": 0.0, "credit": -0.05, "fx": 0.01, "commodity": -0.02},
+        vol=1.7,
+        volume=0.35,
+        equity=-0.06,
+        length=(20, 45),
     ),
 }
 NEW_KINDS = ("CREDIT_CRISIS", "RATES_SHOCK", "FX_CRISIS", "MARKET_LIQUIDITY")
