@@ -106,6 +106,8 @@ def _index_updated(summary: RunSummary, out: Path) -> RunSummary:
         )
         return summary
     summary.analog_index = {k: done[k] for k in ("index", "states", "states_filed", "last_date")}
+    if "advice" in done:
+        summary.warnings.append(f"analog index: {done['advice']}")
     return summary
 
 

@@ -27,6 +27,7 @@ from stabfrag.atomic import folder_lock, fsync_file
 from stabfrag.engine.summary import Timings
 from stabfrag.errors import QueryError
 from stabfrag.index import store
+from stabfrag.index.status import retrain_advice
 from stabfrag.sinks.dataset import read_tables
 from stabfrag.threads import pool
 
@@ -95,7 +96,10 @@ def build_index(
             _swap(out, tmp)
         finally:
             shutil.rmtree(tmp, ignore_errors=True)
-    summary = _summary(manifest, new, retrained=not reuse, update=incremental)
+    summary = {
+        **_summary(manifest, new, retrained=not reuse, update=incremental),
+        **retrain_advice(manifest),
+    }
     if update and not incremental:
         summary["index"] = "built whole (no index, or one of another model or damaged)"
     return {**summary, "timings_s": {k: round(v, 3) for k, v in timings.seconds.items()}}

@@ -34,4 +34,20 @@ def status(out: Path) -> dict[str, Any]:
     if valid_before is not None:
         summary["stale_from"] = valid_before.isoformat()
         summary["why"] = why
-    return summary
+    return {**summary, **retrain_advice(manifest)}
+
+
+OUTGROWN = 4  # history this many times the states the lists were trained for: retrain
+
+
+def retrain_advice(manifest: dict[str, Any]) -> dict[str, str]:
+    """`advice` when the history has far outgrown the training: the lists were sized and
+    placed for the history of then, so each now holds several times the states (slower
+    searches) and new regions of the space have no list of their own."""
+    trained = int(manifest["trained"]["of_states"])
+    if manifest["states"] <= OUTGROWN * trained:
+        return {}
+    return {
+        "advice": f"the lists were trained on a history of {trained:,} states and it now "
+        f"holds {manifest['states']:,}: run stabfrag index build --retrain"
+    }

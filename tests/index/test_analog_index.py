@@ -288,3 +288,19 @@ def test_a_damaged_index_is_not_used(
     assert res.exit_code == 1 and "damaged" in res.stdout
     build_index(out, update=True)  # an update cannot trust the old files: it rebuilds
     assert AnalogIndex.open(out) is not None
+
+
+def test_a_history_that_outgrew_its_training_is_told_to_retrain(
+    market_dir: Path, tmp_path: Path
+) -> None:
+    prices = market_dir / "prices.parquet"
+    out = tmp_path / "outgrown"
+    _backfill(prices, out, "2024-10-01", "2024-10-31")
+    build_index(out, update=False)
+    grown = _backfill(prices, out, "2024-01-01", "2024-09-30")  # five times the states
+    assert any("--retrain" in w for w in grown["warnings"]), grown["warnings"]
+    res = runner.invoke(app, ["index", "status", "--out", str(out), "--json"])
+    assert res.exit_code == 0 and "--retrain" in json.loads(res.stdout)["advice"]
+    assert "advice" not in build_index(out, update=False, retrain=True)
+    res = runner.invoke(app, ["index", "status", "--out", str(out), "--json"])
+    assert "advice" not in json.loads(res.stdout)
