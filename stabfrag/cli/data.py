@@ -163,7 +163,11 @@ def generate(
     paths = synth.write_market(market, out)
     for name, path in paths.items():
         typer.echo(f"{name}: {path}")
-    typer.echo(f"rows: {market.prices.height}, entities: {entities}, days: {days}, seed: {seed}")
+    extra = market.entities.height - entities
+    series = f" (+{extra} factor series)" if extra else ""
+    typer.echo(
+        f"rows: {market.prices.height}, entities: {entities}{series}, days: {days}, seed: {seed}"
+    )
 
 
 @app.command()

@@ -424,7 +424,7 @@ class Loader:
         # A partitioned table: each batch first makes the yearly partitions it needs.
         regclass = table_ident(table).as_string(self.conn)
         self.partitioned = self._ask(is_partitioned, regclass)
-        self.embedding = self._ask(column_type, regclass)  # db init --vector-index
+        self.embedding = self._ask(column_type, regclass)  # db init --vector-column
         self.years: set[int] = set()  # years whose partition this load has made sure of
         self.written: set[dt.date] = set()  # dates this load has COPYed rows of
         if not replace_slice:
