@@ -1,10 +1,11 @@
 """Which: how well does a date's market signature name its shock type, out of episode?
 
-    python bench/which_lead.py SYN_DIR:BUILD_DIR [SYN_DIR:BUILD_DIR ...]
+    python bench/which_lead.py [--trailing N] SYN_DIR:BUILD_DIR [SYN_DIR:BUILD_DIR ...]
 
 Each pair is a panel made by `stabfrag generate --factors` (its labels.csv) and a
 backfill of it (its features). A market-wide stress date's signature is a set of the
-point-in-time features, robust-scaled over time: of the equity factor alone, of the
+point-in-time features, robust-scaled over the whole history (or, with --trailing N,
+over the last N dates up to each date, as a model would have to): of the equity factor alone, of the
 universe's cross-sectional median, of the five factor series, or of the factors and
 the median together. Each episode's dates are named by the nearest (cosine) centroid of
 the other episodes' dates of each shock type (leave one episode out, every panel
@@ -39,17 +40,22 @@ FACTORS = list(FACTOR_IDS.values())
 Signature = Callable[[pl.DataFrame], pl.DataFrame]
 
 
-def robust(frame: pl.DataFrame, by: str | None = None) -> pl.DataFrame:
-    """Each feature minus its median over time, over its interquartile range."""
+def robust(frame: pl.DataFrame, by: str | None = None, trailing: int | None = None) -> pl.DataFrame:
+    """Each feature minus its median, over its interquartile range: over the whole history
+    (retrospective), or with `trailing` over the last `trailing` dates up to each date
+    (point in time, as a model must)."""
 
     def over(e: pl.Expr) -> pl.Expr:
         return e.over(by) if by else e
 
-    return frame.with_columns(
-        (
-            (pl.col(c) - over(pl.col(c).median()))
-            / (over(pl.col(c).quantile(0.75)) - over(pl.col(c).quantile(0.25)) + 1e-9)
-        )
+    def stat(c: str, q: float) -> pl.Expr:
+        if trailing is None:
+            return over(pl.col(c).quantile(q))
+        window = {"window_size": trailing, "min_samples": trailing // 4}
+        return over(pl.col(c).rolling_quantile(q, **window))
+
+    return frame.sort("as_of_date").with_columns(
+        ((pl.col(c) - stat(c, 0.5)) / (stat(c, 0.75) - stat(c, 0.25) + 1e-9))
         .fill_null(0)
         .fill_nan(0)
         .alias(c)
@@ -57,12 +63,12 @@ def robust(frame: pl.DataFrame, by: str | None = None) -> pl.DataFrame:
     )
 
 
-def of_entities(ids: list[str]) -> Signature:
+def of_entities(ids: list[str], trailing: int | None = None) -> Signature:
     def make(features: pl.DataFrame) -> pl.DataFrame:
         rows = features.filter(pl.col("entity_id").is_in(ids)).select(
             "as_of_date", "entity_id", *FEATURES
         )
-        wide = robust(rows, "entity_id").pivot(
+        wide = robust(rows, "entity_id", trailing).pivot(
             on="entity_id", index="as_of_date", values=list(FEATURES), sort_columns=True
         )
         return wide.fill_null(0)
@@ -70,13 +76,15 @@ def of_entities(ids: list[str]) -> Signature:
     return make
 
 
-def universe_median(features: pl.DataFrame) -> pl.DataFrame:
+def universe_median(features: pl.DataFrame, trailing: int | None = None) -> pl.DataFrame:
     rows = features.filter(~pl.col("entity_id").is_in(FACTORS))
-    return robust(rows.group_by("as_of_date").agg(pl.col(c).median() for c in FEATURES))
+    medians = rows.group_by("as_of_date").agg(pl.col(c).median() for c in FEATURES)
+    return robust(medians, None, trailing)
 
 
-def both(features: pl.DataFrame) -> pl.DataFrame:
-    return of_entities(FACTORS)(features).join(universe_median(features), on="as_of_date")
+def both(features: pl.DataFrame, trailing: int | None = None) -> pl.DataFrame:
+    factors = of_entities(FACTORS, trailing)(features)
+    return factors.join(universe_median(features, trailing), on="as_of_date")
 
 
 def stressed_dates(syn: Path, built: Path, signature: Signature) -> pl.DataFrame:
@@ -107,13 +115,22 @@ def named(tagged: pl.DataFrame) -> dict[str, list[float]]:
     return shares
 
 
+def trailing_option(args: list[str]) -> tuple[int | None, list[str]]:
+    """`--trailing N` (point-in-time scaling over the last N dates) and the other args."""
+    if "--trailing" not in args:
+        return None, args
+    at = args.index("--trailing")
+    return int(args[at + 1]), args[:at] + args[at + 2 :]
+
+
 def main() -> None:
-    pairs = [tuple(Path(p) for p in arg.split(":")) for arg in sys.argv[1:]]
+    trailing, args = trailing_option(sys.argv[1:])
+    pairs = [tuple(Path(p) for p in arg.split(":")) for arg in args]
     signatures: dict[str, Signature] = {
-        "equity factor alone": of_entities(FACTORS[:1]),
-        "universe median": universe_median,
-        "five factors": of_entities(FACTORS),
-        "five factors + median": both,
+        "equity factor alone": of_entities(FACTORS[:1], trailing),
+        "universe median": lambda f: universe_median(f, trailing),
+        "five factors": of_entities(FACTORS, trailing),
+        "five factors + median": lambda f: both(f, trailing),
     }
     for name, signature in signatures.items():
         tagged = pl.concat(

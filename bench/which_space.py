@@ -1,6 +1,6 @@
 """Which, in the joint space: what a factor block would do to the nearest scenario.
 
-    python bench/which_space.py SYN_DIR:BUILD_DIR SYN_DIR:BUILD_DIR [...]
+    python bench/which_space.py [--trailing N] SYN_DIR:BUILD_DIR SYN_DIR:BUILD_DIR [...]
 
 Each pair is a `stabfrag generate --factors` panel and a backfill of it with the default
 model. A state gets a block beside its joint vector: its date's signature (the five
@@ -22,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from which_lead import both
+from which_lead import both, trailing_option
 
 from stabfrag.analysis.metrics import auc, library_separation
 
@@ -33,11 +33,11 @@ def unit(x: np.ndarray) -> np.ndarray:
     return x / (np.linalg.norm(x, axis=-1, keepdims=True) + 1e-12)
 
 
-def panel(syn: Path, built: Path) -> dict[str, object]:
+def panel(syn: Path, built: Path, trailing: int | None) -> dict[str, object]:
     """A panel's labelled states, their date signatures, and its newest scenarios."""
     read = lambda t: pl.read_parquet(built / t / "*" / "*.parquet", hive_partitioning=True)  # noqa: E731
     joint, scen = read("joint_embeddings"), read("scenarios")
-    signature = both(read("features"))
+    signature = both(read("features"), trailing)
     labels = pl.read_csv(syn / "labels.csv", try_parse_dates=True).filter(
         pl.col("entity_id").is_null()
     )
@@ -98,7 +98,8 @@ def score(p: dict, centres: dict[str, np.ndarray], w: float) -> tuple[float, flo
 
 
 def main() -> None:
-    panels = [panel(*(Path(x) for x in arg.split(":"))) for arg in sys.argv[1:]]
+    trailing, args = trailing_option(sys.argv[1:])
+    panels = [panel(*(Path(x) for x in arg.split(":")), trailing) for arg in args]
     for w in WEIGHTS:
         figures = []
         for i, p in enumerate(panels):
