@@ -40,15 +40,30 @@ FACTORS = list(FACTOR_IDS.values())
 Signature = Callable[[pl.DataFrame], pl.DataFrame]
 
 
-def robust(frame: pl.DataFrame, by: str | None = None, trailing: int | None = None) -> pl.DataFrame:
-    """Each feature minus its median, over its interquartile range: over the whole history
-    (retrospective), or with `trailing` over the last `trailing` dates up to each date
-    (point in time, as a model must)."""
+Constants = dict[str, dict[float, float]]  # feature -> {quantile: value}, fixed
+QUANTILES = (0.25, 0.5, 0.75)
+
+
+def robust(
+    frame: pl.DataFrame,
+    by: str | None = None,
+    trailing: int | None = None,
+    constants: Constants | None = None,
+) -> pl.DataFrame:
+    """Each feature minus its median, over its interquartile range: over each series' whole
+    history (retrospective); with `trailing` N > 0 over its last N dates up to each date
+    (point in time, as a model must); with `trailing` 0, one median and range per feature
+    for every series and date of the frame; with `constants`, given ones (a calibration
+    made elsewhere: point in time, and no history needed)."""
 
     def over(e: pl.Expr) -> pl.Expr:
         return e.over(by) if by else e
 
     def stat(c: str, q: float) -> pl.Expr:
+        if constants is not None:
+            return pl.lit(constants[c][q])
+        if trailing == 0:
+            return pl.col(c).quantile(q)
         if trailing is None:
             return over(pl.col(c).quantile(q))
         window = {"window_size": trailing, "min_samples": trailing // 4}
@@ -63,12 +78,31 @@ def robust(frame: pl.DataFrame, by: str | None = None, trailing: int | None = No
     )
 
 
-def of_entities(ids: list[str], trailing: int | None = None) -> Signature:
+def factor_rows(features: pl.DataFrame) -> pl.DataFrame:
+    return features.filter(pl.col("entity_id").is_in(FACTORS)).select(
+        "as_of_date", "entity_id", *FEATURES
+    )
+
+
+def median_rows(features: pl.DataFrame) -> pl.DataFrame:
+    rows = features.filter(~pl.col("entity_id").is_in(FACTORS))
+    return rows.group_by("as_of_date").agg(pl.col(c).median() for c in FEATURES)
+
+
+def calibrate(frames: list[pl.DataFrame]) -> Constants:
+    """The quartiles of each feature over the rows of every frame, pooled."""
+    pooled = pl.concat([f.select(FEATURES) for f in frames])
+    return {
+        c: {q: float(pooled[c].drop_nans().quantile(q) or 0.0) for q in QUANTILES} for c in FEATURES
+    }
+
+
+def of_entities(
+    ids: list[str], trailing: int | None = None, constants: Constants | None = None
+) -> Signature:
     def make(features: pl.DataFrame) -> pl.DataFrame:
-        rows = features.filter(pl.col("entity_id").is_in(ids)).select(
-            "as_of_date", "entity_id", *FEATURES
-        )
-        wide = robust(rows, "entity_id", trailing).pivot(
+        rows = factor_rows(features).filter(pl.col("entity_id").is_in(ids))
+        wide = robust(rows, "entity_id", trailing, constants).pivot(
             on="entity_id", index="as_of_date", values=list(FEATURES), sort_columns=True
         )
         return wide.fill_null(0)
@@ -76,15 +110,21 @@ def of_entities(ids: list[str], trailing: int | None = None) -> Signature:
     return make
 
 
-def universe_median(features: pl.DataFrame, trailing: int | None = None) -> pl.DataFrame:
-    rows = features.filter(~pl.col("entity_id").is_in(FACTORS))
-    medians = rows.group_by("as_of_date").agg(pl.col(c).median() for c in FEATURES)
-    return robust(medians, None, trailing)
+def universe_median(
+    features: pl.DataFrame, trailing: int | None = None, constants: Constants | None = None
+) -> pl.DataFrame:
+    return robust(median_rows(features), None, trailing, constants)
 
 
-def both(features: pl.DataFrame, trailing: int | None = None) -> pl.DataFrame:
-    factors = of_entities(FACTORS, trailing)(features)
-    return factors.join(universe_median(features, trailing), on="as_of_date")
+def both(
+    features: pl.DataFrame,
+    trailing: int | None = None,
+    constants: tuple[Constants, Constants] | None = None,
+) -> pl.DataFrame:
+    """Five factors and the universe median (`constants`: of the factors, of the median)."""
+    fc, mc = constants if constants is not None else (None, None)
+    factors = of_entities(FACTORS, trailing, fc)(features)
+    return factors.join(universe_median(features, trailing, mc), on="as_of_date")
 
 
 def stressed_dates(syn: Path, built: Path, signature: Signature) -> pl.DataFrame:

@@ -1,6 +1,7 @@
 """Which, out of sample: do the generator's shock-type signatures name real episodes?
 
-    python bench/which_real.py ROLES REAL_BUILD LABELS SYN_DIR:BUILD_DIR [...]
+    python bench/which_real.py [--trailing N | --calibrated] ROLES REAL_BUILD LABELS \
+        SYN_DIR:BUILD_DIR [...]
 
 ROLES names the real series that play the five factors, in the order equity, rates,
 credit, fx, commodity (for example SPY,TLT,HYG,UUP,GLD). REAL_BUILD is a weekly
@@ -9,7 +10,9 @@ mean point-in-time signature (five factors + universe median, each date scaled b
 last 52 weekly dates up to it; see which_lead.py) of its episode dates in the generated
 panels (BASELINE: their calm dates). Every labelled real week is named by the nearest
 centroid; printed per labelled period: weeks, share named as labelled, the type named
-most.
+most. `--trailing 0` scales each set of series by its own pooled quartiles;
+`--calibrated` by the generated panels' pooled quartiles, a constant the real data
+plays no part in (what a fitted model would carry).
 """
 
 from __future__ import annotations
@@ -19,9 +22,18 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
-from which_lead import FACTORS, both
+from which_lead import (
+    FACTORS,
+    Constants,
+    both,
+    calibrate,
+    factor_rows,
+    median_rows,
+    trailing_option,
+)
 
-TRAILING = 52  # weekly dates: a year
+TRAILING = 52  # weekly dates, a year, unless --trailing says otherwise
+Scaling = tuple[Constants, Constants] | None
 
 
 def unit(x: np.ndarray) -> np.ndarray:
@@ -44,11 +56,13 @@ def labelled(signature: pl.DataFrame, labels: Path) -> pl.DataFrame:
     )
 
 
-def centroids(pairs: list[tuple[Path, Path]]) -> tuple[list[str], list[str], np.ndarray]:
+def centroids(
+    pairs: list[tuple[Path, Path]], trailing: int, constants: Scaling
+) -> tuple[list[str], list[str], np.ndarray]:
     """(signature columns, shock types, unit centroid per type) from the generated panels."""
     parts, columns = [], []
     for syn, built in pairs:
-        signature = both(features(built), TRAILING)
+        signature = both(features(built), trailing, constants)
         columns = [c for c in signature.columns if c != "as_of_date"]
         parts.append(labelled(signature, syn / "labels.csv").filter(pl.col("entity_id").is_null()))
     dates = pl.concat(parts)
@@ -58,11 +72,22 @@ def centroids(pairs: list[tuple[Path, Path]]) -> tuple[list[str], list[str], np.
 
 
 def main() -> None:
-    roles, real, labels, *rest = sys.argv[1:]
+    trailing, args = trailing_option(sys.argv[1:])
+    trailing = TRAILING if trailing is None else trailing
+    calibrated = "--calibrated" in args
+    roles, real, labels, *rest = [a for a in args if a != "--calibrated"]
     pairs = [tuple(Path(p) for p in arg.split(":")) for arg in rest]
-    columns, kinds, centres = centroids(pairs)  # type: ignore[arg-type]
+    constants: Scaling = None
+    if calibrated:  # one quartile set per feature, from the generated panels only
+        panels = [features(built) for _, built in pairs]
+        constants = (
+            calibrate([factor_rows(f) for f in panels]),
+            calibrate([median_rows(f) for f in panels]),
+        )
+    columns, kinds, centres = centroids(pairs, trailing, constants)  # type: ignore[arg-type]
     ids = dict(zip(roles.split(","), FACTORS, strict=True))  # each real series plays one
-    signature = both(features(Path(real)).with_columns(pl.col("entity_id").replace(ids)), TRAILING)
+    real_features = features(Path(real)).with_columns(pl.col("entity_id").replace(ids))
+    signature = both(real_features, trailing, constants)
     signature = signature.select(
         "as_of_date",
         *[pl.col(c) if c in signature.columns else pl.lit(0.0).alias(c) for c in columns],
