@@ -7,6 +7,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import psycopg
@@ -97,22 +98,37 @@ def _activity(dsn: str, schema: str) -> dict[str, tuple[int, ...]]:
     return {r[0]: tuple(int(v) for v in r[1:]) for r in rows}
 
 
+def _settled(dsn: str, schema: str, done: Callable[[dict[str, tuple[int, ...]]], bool]) -> dict:
+    """The counts once `done` holds: a closed session's counts reach the collector soon
+    after it ends, not at once."""
+    deadline = time.monotonic() + 30
+    while not done(counts := _activity(dsn, schema)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert done(counts), counts
+    return counts
+
+
 def test_reloading_a_date_touches_only_its_year(
     market_dir: Path, tmp_path: Path, pg_dsn: str, pg_schema: str
 ) -> None:
     out, table = _loaded(market_dir, tmp_path, pg_dsn, pg_schema)
     day = max(partitions(out))  # a date of 2024
-    time.sleep(1.0)  # a closed session's counts reach the collector within a second
-    before = _activity(pg_dsn, pg_schema)
+    year = f"joint_embeddings_y{day.year}"
+    held = {name.split(".")[-1]: n for name, n in _rows(pg_dsn, pg_schema)}
+    before = _settled(pg_dsn, pg_schema, lambda c: all(c[k][2] == n for k, n in held.items()))
+    with psycopg.connect(pg_dsn) as conn:
+        query = sql.SQL("SELECT count(*) FROM {} WHERE as_of_date = %s").format(
+            sql.Identifier(pg_schema, "joint_embeddings")
+        )
+        rows = conn.execute(query, [day]).fetchone()[0]
     for extra in ([], ["--replace-slice"]):
         res = runner.invoke(app, ["load", "--out", str(out), "--as-of", str(day), *extra, *table])
         assert res.exit_code == 0, res.output
-    year = f"joint_embeddings_y{day.year}"
-    deadline = time.monotonic() + 10
-    while (after := _activity(pg_dsn, pg_schema))[year][3] == before[year][3]:
-        if time.monotonic() > deadline:
-            break
-        time.sleep(0.2)
-    assert after[year][3] > before[year][3]  # the reloads deleted rows of their year
+    # Both reloads deleted and inserted the date's rows: 2 x rows each way, in its year.
+    after = _settled(
+        pg_dsn,
+        pg_schema,
+        lambda c: c[year][2:] == (before[year][2] + 2 * rows, before[year][3] + 2 * rows),
+    )
     others = {name for name in after if name != year and name.startswith("joint_embeddings_y")}
     assert others and all(after[name] == before[name] for name in others)  # not even read
