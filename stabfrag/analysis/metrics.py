@@ -115,11 +115,10 @@ def figures_of(
     calm = ~stress
     scen_ids = table["scenario_id"].to_numpy()
     high = (table["severity"] == "HIGH").to_numpy()
-    scen_type = dict(zip(table["scenario_id"], table["shock_type"], strict=True))
     typed = tagged["shock_type"].to_numpy()
-    has_type = np.array([t is not None for t in typed])
+    has_type = tagged["shock_type"].is_not_null().to_numpy()
     near_high = np.isin(nearest, scen_ids[high])
-    near_type = np.array([scen_type.get(s) for s in nearest])
+    near_type = nearest_types(nearest, table).to_numpy()
     return {
         "state_auc": auc(fragility, stress),
         "analog_precision_at_10": found.precision(np.unique(queries))[0],
@@ -130,14 +129,21 @@ def figures_of(
     }
 
 
+def nearest_types(nearest: np.ndarray, table: pl.DataFrame) -> pl.Series:
+    """The shock type of each state's nearest scenario (null where the library lacks it)."""
+    scen_type = dict(zip(table["scenario_id"], table["shock_type"], strict=True))
+    return pl.Series(nearest, dtype=pl.String).replace_strict(
+        scen_type, default=None, return_dtype=pl.String
+    )
+
+
 def shock_type_by_type(
     nearest: np.ndarray, tagged: pl.DataFrame, table: pl.DataFrame
 ) -> dict[str, float]:
     """For each labelled shock type, the share of its stress states whose nearest scenario
     has that type (a type with few states counts as much as one with many in the macro
     average)."""
-    scen_type = dict(zip(table["scenario_id"], table["shock_type"], strict=True))
-    near_type = pl.Series([scen_type.get(s) for s in nearest], dtype=pl.String)
+    near_type = nearest_types(nearest, table)
     frame = pl.DataFrame({"typed": tagged["shock_type"], "near": near_type}).drop_nulls("typed")
     agg = frame.group_by("typed").agg((pl.col("near") == pl.col("typed")).mean().alias("acc"))
     return dict(agg.sort("typed").iter_rows())

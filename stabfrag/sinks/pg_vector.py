@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+import numpy as np
 from psycopg import sql
 
 from stabfrag.schema import DIM
@@ -32,6 +33,11 @@ class VectorType:
     @property
     def declared(self) -> str:
         return f"{self.name}({DIM})"
+
+    @property
+    def wire_bytes(self) -> int:
+        """The bytes of one value on the wire after its length: the header, the elements."""
+        return 4 + DIM * np.dtype(self.element).itemsize
 
 
 HALFVEC = VectorType("halfvec", "halfvec_cosine_ops", ">f2")

@@ -47,11 +47,14 @@ class RowEncoder:
     ) -> None:
         jt, mid = joint_type.encode(), model_id.encode()
         self.embedding = embedding
-        extra = (
-            []
-            if embedding is None
-            else [("emb_len", 4), ("emb_head", 4), ("emb", EMB_BYTES[embedding.element])]
-        )
+        # The pgvector column, when the table has one: (field, size, fixed bytes or None).
+        extra: list[tuple[str, int, bytes | None]] = []
+        if embedding is not None:
+            extra = [
+                ("emb_len", 4, struct.pack("!i", embedding.wire_bytes)),
+                ("emb_head", 4, struct.pack("!hh", DIM, 0)),
+                ("emb", embedding.wire_bytes - 4, None),
+            ]
         layout = [
             ("count", 2),
             ("jt_len", 4),
@@ -65,7 +68,7 @@ class RowEncoder:
             ("js", json_width),
             ("mid_len", 4),
             ("mid", len(mid)),
-            *extra,
+            *[(name, size) for name, size, _ in extra],
         ]
         self.at: dict[str, slice] = {}
         pos = 0
@@ -83,14 +86,7 @@ class RowEncoder:
             ("js_ver", b"\x01"),
             ("mid_len", struct.pack("!i", len(mid))),
             ("mid", mid),
-            *(
-                []
-                if embedding is None
-                else [
-                    ("emb_len", struct.pack("!i", 4 + EMB_BYTES[embedding.element])),
-                    ("emb_head", struct.pack("!hh", DIM, 0)),
-                ]
-            ),
+            *[(name, value) for name, _, value in extra if value is not None],
         ):
             template[self.at[name]] = np.frombuffer(value, np.uint8)
         self.width = json_width
@@ -127,7 +123,6 @@ Hook = Callable[[int], None]  # called with bytes sent so far, between COPY bloc
 
 
 COPY_COLUMNS = "(joint_type, as_of_date, vector, entity_scope, model_id)"
-EMB_BYTES = {">f2": DIM * 2, ">f4": DIM * 4}
 
 
 def copy_columns(embedding: VectorType | None) -> str:
