@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 import polars as pl
 import pyarrow as pa
 
-from stabfrag.config import DEFAULT_MEMORY, BuildConfig, parse_weights
+from stabfrag.config import DEFAULT_MEMORY, BuildConfig, parse_factors, parse_weights
 from stabfrag.engine.progress import ProgressFn
 from stabfrag.engine.summary import RunSummary
 from stabfrag.errors import ConfigError, QueryError, StabfragError, first_line
@@ -43,7 +43,8 @@ def build(
 
     `prices` is a prices file or folder, or a Polars or Arrow frame of them (SPEC §2).
     `options` are the run's settings: entities, profiles, scenarios, model_dir, model,
-    market, weights ({"stab": 1.0, ...} or "stab=1,scen=0.5"), max_staleness_days,
+    market, factors ({"equity": "SPY", ...} or "equity=SPY,rates=TLT"), weights
+    ({"stab": 1.0, ...} or "stab=1,scen=0.5"), max_staleness_days,
     bad_tick, pg_dsn, pg_table, ... (see BuildConfig).
 
     >>> summary = stabfrag.build("prices.parquet", as_of="2024-12-31", out="out")
@@ -322,6 +323,9 @@ def _config(prices: Path, out: Path | str, options: dict[str, Any]) -> BuildConf
     weights = options.get("weights")
     if isinstance(weights, str):
         options = {**options, "weights": parse_weights(weights)}
+    factors = options.get("factors")
+    if isinstance(factors, str):
+        options = {**options, "factors": parse_factors(factors) or None}
     paths = {k: Path(v) for k, v in options.items() if k in _PATHS and v is not None}
     return BuildConfig(prices=prices, out=Path(out), **{**options, **paths})
 

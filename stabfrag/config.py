@@ -22,6 +22,10 @@ MAX_STALENESS_DAYS = 7
 DEFAULT_MEMORY = "3GB"
 
 
+# The market factors a build may declare (`--factors equity=SPY,rates=TLT,...`).
+FACTOR_ROLES = ("equity", "rates", "credit", "fx", "commodity")
+
+
 def packaged(*parts: str) -> Path:
     """A file or folder shipped inside the package (models, scenario library, SQL).
 
@@ -54,6 +58,27 @@ def parse_weights(text: str | None) -> dict[str, float] | None:
     return out
 
 
+def parse_factors(text: str | None) -> dict[str, str]:
+    """'equity=SPY,rates=TLT' -> {role: entity_id}, in FACTOR_ROLES order."""
+    if not text:
+        return {}
+    out: dict[str, str] = {}
+    for part in text.split(","):
+        role, sep, entity = (s.strip() for s in part.partition("="))
+        if not sep or role not in FACTOR_ROLES or not entity:
+            raise ConfigError(
+                f"--factors: '{part}' is not ROLE=ENTITY with ROLE one of {', '.join(FACTOR_ROLES)}"
+            )
+        if role in out:
+            raise ConfigError(f"--factors: {role} is given twice")
+        out[role] = entity
+    return {r: out[r] for r in FACTOR_ROLES if r in out}
+
+
+def format_factors(factors: dict[str, str]) -> str:
+    return ",".join(f"{r}={e}" for r, e in factors.items())
+
+
 @dataclass(frozen=True)
 class BuildConfig:
     """Everything a build or backfill reads."""
@@ -66,6 +91,7 @@ class BuildConfig:
     model_dir: Path | None = None
     model: str | None = None  # joint model id; None: the folder's default
     market: str | None = None  # context reference: a market entity; None: the build's universe
+    factors: dict[str, str] | None = None  # factor role -> entity (a factor model's context)
     weights: dict[str, float] | None = None
     max_staleness_days: int = MAX_STALENESS_DAYS
     bad_tick: float = BAD_TICK_MULTIPLE

@@ -125,6 +125,7 @@ def read_built(out: Path) -> Built:
             "model_dir": model_dir or "shipped",
             "model": models.model_id,
             "market": manifest.get("market"),
+            **({"factors": manifest["factors"]} if manifest.get("factors") else {}),
             "newest_date": dates[-1].isoformat(),
             "models": models.hashes(),
         },
@@ -209,6 +210,7 @@ def _spaces(
         tagged=tagged,
         prices=prices,
         market=built.built_with["market"],
+        factors=built.built_with.get("factors"),
         newest=newest,
     )
     for model in compare:
@@ -434,6 +436,7 @@ def who_gets_hurt(
             everyone,
             prices=prices,
             market=built.built_with["market"],
+            factors=built.built_with.get("factors"),
             newest=newest,
         ).fragility
     for column in ("vol_21", "vol_63"):

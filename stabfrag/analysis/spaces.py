@@ -19,7 +19,7 @@ from stabfrag.config import MAX_STALENESS_DAYS
 from stabfrag.errors import LabelError
 from stabfrag.ingest.prices import read_prices, validate
 from stabfrag.model.bundle import Models
-from stabfrag.model.encode import encode_states, join_scenarios
+from stabfrag.model.encode import encode_states, factor_blocks, join_scenarios
 from stabfrag.model.linalg import normalise
 from stabfrag.model.scenario_space import ScenarioLibrary, reference_prices
 from stabfrag.scenarios.library import Scenario
@@ -81,6 +81,7 @@ def _joined(
     tagged: pl.DataFrame,
     *,
     market: str | None,
+    factors: dict[str, str] | None,
     weights: dict[str, float],
     profiles: pl.DataFrame | None,
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -96,7 +97,7 @@ def _joined(
     for lo in range(0, len(dates), DATE_BLOCK):
         block = dates.slice(lo, DATE_BLOCK).implode()
         part = numbered.filter(pl.col("as_of_date").is_in(block))
-        z_stab = _encoded_at(models, features, part, market)
+        z_stab, blocks = _encoded_at(models, features, part, market, factors)
         rows = part["_t"].to_numpy()
         z_prof, has_prof = profiles_at(part, profiles)
         for joined in join_scenarios(
@@ -107,6 +108,7 @@ def _joined(
             weights=weights,
             z_prof=z_prof,
             has_prof=has_prof,
+            date_blocks=blocks,
         ):
             ids = joined.space.table["scenario_id"].to_numpy()
             at = rows[joined.rows]
@@ -125,6 +127,7 @@ def model_space(
     prices: Path | None,
     market: str | None,
     newest: dt.date,
+    factors: dict[str, str] | None = None,
     max_staleness_days: int = MAX_STALENESS_DAYS,
     profiles: pl.DataFrame | None = None,
     profile_weight: float | None = None,
@@ -135,20 +138,30 @@ def model_space(
     model's point-in-time scenario space. Historical scenarios take their real reference
     paths from `prices`, as the build did; without prices, their synthetic stand-ins.
     `profiles` (read_profiles) joins the profile branch at `profile_weight` (default: the
-    model's), point in time as a build does."""
-    refs, ref_ticks = reference_prices(prices, library)
+    model's), point in time as a build does. `factors`: the build's declared factors (a
+    factor model's context)."""
+    factors = (factors or {}) if models.joint.factors is not None else {}
+    refs, ref_ticks = reference_prices(prices, library, also=tuple(factors.values()))
     scenarios = ScenarioLibrary(
         models,
         library,
         refs,
         max_staleness_days=max_staleness_days,
         reference_ticks=ref_ticks,
+        factors=factors,
     )
     weights = dict(models.joint.weights)
     if profile_weight is not None:
         weights["prof"] = profile_weight
     vectors, nearest, fragility = _joined(
-        models, scenarios, features, tagged, market=market, weights=weights, profiles=profiles
+        models,
+        scenarios,
+        features,
+        tagged,
+        market=market,
+        factors=factors,
+        weights=weights,
+        profiles=profiles,
     )
     library_then = scenarios.space(scenarios.key(newest))  # the build's newest library
     return Space(
@@ -165,9 +178,14 @@ DATE_BLOCK = 26  # as-of dates encoded at a time: memory follows the block, not 
 
 
 def _encoded_at(
-    models: Models, features: pl.DataFrame, part: pl.DataFrame, market: str | None
-) -> np.ndarray:
-    """z_stab of the states `part` names, encoded with every state of their dates."""
+    models: Models,
+    features: pl.DataFrame,
+    part: pl.DataFrame,
+    market: str | None,
+    factors: dict[str, str] | None,
+) -> tuple[np.ndarray, tuple[np.ndarray, np.ndarray] | None]:
+    """z_stab of the states `part` names, encoded with every state of their dates, and a
+    factor model's date blocks (each of those states' row among them)."""
     keys = ["as_of_date", ENTITY]
     states = features.join(part.select("as_of_date").unique(), on="as_of_date", how="semi")
     encoded = encode_states(models, states, market=market)
@@ -178,7 +196,9 @@ def _encoded_at(
     )
     if position.null_count():
         raise LabelError("the features table lacks states that the joint table has")
-    return encoded.z_stab[position.to_numpy()]
+    at = position.to_numpy()
+    blocks = factor_blocks(models, states, factors=factors, market=market)
+    return encoded.z_stab[at], None if blocks is None else (blocks[0], blocks[1][at])
 
 
 VOL_BASELINES = ("vol_21", "vol_63")  # the one-number baselines every figure is given for

@@ -161,6 +161,14 @@ MarketOpt = Annotated[
         "the date's states).",
     ),
 ]
+FactorsOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--factors",
+        help="Entities that play the market factors, e.g. equity=SPY,rates=TLT,credit=HYG,"
+        "fx=UUP,commodity=GLD: a factor model's context (any subset).",
+    ),
+]
 WeightsOpt = Annotated[
     str | None, typer.Option("--weights", help="Branch weights, e.g. stab=1,scen=0.5,prof=0.5.")
 ]

@@ -226,8 +226,9 @@ def fit(
         str,
         typer.Option(
             "--model",
-            help="joint-stab-fragility-v3 (the default model: v2 plus the risk angle, from "
-            "the folder's v2 or the shipped one) or joint-stab-fragility-v2.",
+            help="joint-stab-fragility-v4 (v3 plus the factor block, from the folder's v3 or "
+            "the shipped one), joint-stab-fragility-v3 (v2 plus the risk angle, from the "
+            "folder's v2 or the shipped one) or joint-stab-fragility-v2.",
         ),
     ] = "joint-stab-fragility-v3",
     seeds: Annotated[
@@ -237,21 +238,26 @@ def fit(
         int, typer.Option("--validation-seed", help="Generator seed the penalty is chosen on.")
     ] = 103,
     entities: Annotated[
-        str, typer.Option("--entities", help="Entities per fitting seed, comma-separated.")
-    ] = "400,250",
+        str | None,
+        typer.Option(
+            "--entities",
+            help="Entities per fitting seed, comma-separated (default 400,250; v4 400,400).",
+        ),
+    ] = None,
     days: Annotated[int, typer.Option("--days", min=600, help="Trading days per market.")] = 2520,
     iters: Annotated[int, typer.Option("--iters", min=1, help="Solver iterations (v2).")] = 300,
     as_json: JsonOpt = False,
 ) -> None:
-    """Fit a joint model (v3 or v2) on synthetic ground truth and write its artefacts."""
+    """Fit a joint model (v4, v3 or v2) on synthetic ground truth and write its artefacts."""
     from stabfrag.engine.summary import emit
     from stabfrag.fitting.v2 import Universe, fit_v2
     from stabfrag.fitting.v3 import fit_v3
-    from stabfrag.model.joint import JOINT_V2, JOINT_V3
+    from stabfrag.fitting.v4 import fit_v4
+    from stabfrag.model.joint import JOINT_V2, JOINT_V3, JOINT_V4
 
-    if model not in (JOINT_V2, JOINT_V3):
-        fail(f"--model must be {JOINT_V3} or {JOINT_V2}")
-
+    if model not in (JOINT_V2, JOINT_V3, JOINT_V4):
+        fail(f"--model must be {JOINT_V4}, {JOINT_V3} or {JOINT_V2}")
+    entities = entities or ("400,400" if model == JOINT_V4 else "400,250")
     try:
         seed_list = [int(s) for s in seeds.split(",")]
         sizes = [int(n) for n in entities.split(",")]
@@ -264,7 +270,9 @@ def fit(
         fail("--validation-seed must not be one of --seeds")
     train = tuple(Universe(s, n, days) for s, n in zip(seed_list, sizes, strict=True))
     validation = Universe(validation_seed, max(sizes), days)
-    if model == JOINT_V3:
+    if model == JOINT_V4:
+        info = fit_v4(model_dir, train=train, validation=validation)
+    elif model == JOINT_V3:
         info = fit_v3(model_dir, train=train, validation=validation)
     else:
         info = fit_v2(model_dir, train=train, validation=validation, iters=iters)

@@ -38,7 +38,8 @@ from stabfrag.ingest.runs import entity_starts, history_starts
 from stabfrag.ingest.ticks import SCALE_ROWS
 from stabfrag.ingest.window import read_window
 from stabfrag.model.bundle import load_models
-from stabfrag.model.encode import date_medians, encode_states, join_scenarios
+from stabfrag.model.encode import date_medians, encode_states, factor_blocks, join_scenarios
+from stabfrag.model.factors import SIGNATURE_FEATURES, date_feature_medians
 from stabfrag.model.scenario_space import Key, ScenarioLibrary, ScenarioSpace, reference_prices
 from stabfrag.scenarios.library import load_library
 from stabfrag.schema import DATE, ENTITY, POS
@@ -48,6 +49,7 @@ from stabfrag.sinks.dataset import TABLE_SCHEMAS
 # features' look-back and the bad-tick scale of its oldest row (else its whole history is read).
 READ_ROWS = LOOKBACK_ROWS + SCALE_ROWS + 1
 
+DATE_MEDIANS = ("as_of_date", *SIGNATURE_FEATURES)  # a first pass's universe for a factor model
 FEATURE_COLUMNS = (
     "as_of_date",
     ENTITY,
@@ -89,13 +91,21 @@ class ChunkBuilder:
                 "have no vector)"
             )
         self.library = load_library(config.scenarios)
-        refs, ref_ticks = reference_prices(config.prices, self.library, bad_tick=config.bad_tick)
+        # A factor model's declared factors (none for other models: they have no block).
+        self.factors = (config.factors or {}) if self.models.joint.factors is not None else {}
+        refs, ref_ticks = reference_prices(
+            config.prices,
+            self.library,
+            bad_tick=config.bad_tick,
+            also=tuple(self.factors.values()),
+        )
         self.scenarios = ScenarioLibrary(
             self.models,
             self.library,
             refs,
             max_staleness_days=config.max_staleness_days,
             reference_ticks=ref_ticks,
+            factors=self.factors,
         )
         self.profiles = (
             read_profiles(config.profiles, stab_basis=self.models.stab.model_id)
@@ -143,15 +153,16 @@ class ChunkBuilder:
             encoded = encode_states(
                 self.models, states, market=cfg.market, reference=reference, contexts=contexts
             )
+            blocks = self._blocks(states, reference, contexts)
         no_context = states.filter(pl.Series(encoded.no_context))["as_of_date"]
         ok = encoded.ok
         degenerate = states.filter(~pl.Series(ok))
+        z_stab = encoded.z_stab
         if not ok.all():  # (most chunks have no degenerate state: no copy of the vectors)
-            states, z_stab = states.filter(pl.Series(ok)), encoded.z_stab[ok]
-        else:
-            z_stab = encoded.z_stab
+            states, z_stab = states.filter(pl.Series(ok)), z_stab[ok]
+            blocks = None if blocks is None else (blocks[0], blocks[1][ok])
         with timings.stage("joint"):
-            joint = self._joint(states, z_stab, chunk)
+            joint = self._joint(states, z_stab, chunk, blocks)
         rejects = _rejects(chunk, checked, requests, ent_rejects, degenerate)
         tally = chunk_tally(
             chunk.dates, checked, own_rows(chunk.after), rejects, no_context, stateless
@@ -164,22 +175,43 @@ class ChunkBuilder:
         scenarios = self._scenario_table if chunk.with_scenarios else None
         return date_parts(chunk.dates, tables, tally, scenarios)
 
+    def _blocks(
+        self, states: pl.DataFrame, apart: pl.DataFrame | None, contexts: pl.DataFrame | None
+    ) -> tuple[np.ndarray, np.ndarray] | None:
+        """A factor model's date blocks (None for another model); `apart`: the market and
+        factor entities' states read apart, `contexts` each date's medians (a block)."""
+        universe = None
+        if contexts is not None and self.models.joint.factors is not None:
+            universe = contexts.select(DATE_MEDIANS)
+        return factor_blocks(
+            self.models,
+            states,
+            factors=self.factors,
+            market=self.config.market,
+            apart=apart,
+            universe=universe,
+        )
+
     def _reference(self, chunk: Chunk) -> pl.DataFrame | None:
         """The market entity's states on the chunk's dates, read apart from the block, for
         a context model split by entity: every block places its states beside the same
         market state (a state depends on its own window only: the same bytes as a one-block
         build's)."""
         market = self.config.market
-        if chunk.block.count == 1 or market is None or not self.models.stab.context:
+        apart = [*([market] if market else []), *self.factors.values()]
+        if chunk.block.count == 1 or not apart or not self.models.stab.context:
             return None
-        return self._states_of(chunk, pl.col(ENTITY) == market)
+        return self._states_of(chunk, pl.col(ENTITY).is_in(apart))
 
     def contexts(self, chunk: Chunk) -> pl.DataFrame:
         """Each date's context over every entity (the median state): the first pass of a
         build without a market split by entity, so every block reads the same context a
         one-block build computes."""
         states = self._states_of(chunk, None)
-        return date_medians(states, self.models.stab.standardised(states.select(FEATURE_NAMES)))
+        medians = date_medians(states, self.models.stab.standardised(states.select(FEATURE_NAMES)))
+        if self.models.joint.factors is None:
+            return medians
+        return medians.join(date_feature_medians(states), on="as_of_date")
 
     def _states_of(self, chunk: Chunk, where: pl.Expr | None) -> pl.DataFrame:
         """The states of the chunk's dates of the entities `where` selects (None: all)."""
@@ -222,9 +254,15 @@ class ChunkBuilder:
             self.entities_matched = self.entities_matched or bool(meta["matched"].any())
         return states.join(meta.drop("matched"), on=ENTITY, how="left").rename({"last_date": DATE})
 
-    def _joint(self, states: pl.DataFrame, z_stab: np.ndarray, chunk: Chunk) -> pl.DataFrame:
+    def _joint(
+        self,
+        states: pl.DataFrame,
+        z_stab: np.ndarray,
+        chunk: Chunk,
+        blocks: tuple[np.ndarray, np.ndarray] | None,
+    ) -> pl.DataFrame:
         """Entity rows of the chunk's states and (when the chunk writes them) scenario rows
-        of every date of the chunk."""
+        of every date of the chunk (`blocks`: a factor model's date blocks)."""
         z_prof, has_prof = profiles_at(states, self.profiles)
         model_id = self.models.model_id
         entity_frames, scenario_frames = [], []
@@ -237,6 +275,7 @@ class ChunkBuilder:
             z_prof=z_prof,
             has_prof=has_prof,
             consume=True,  # the chunk's z_stab is not read after: it holds the vectors
+            date_blocks=blocks,
         ):
             space, res = part.space, part.result
             ids = space.table["scenario_id"].to_numpy()

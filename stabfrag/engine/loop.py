@@ -16,7 +16,7 @@ from typing import Any
 import polars as pl
 
 from stabfrag.atomic import folder_lock, make_folder
-from stabfrag.config import BuildConfig
+from stabfrag.config import BuildConfig, format_factors
 from stabfrag.engine.chunk import Chunk, ChunkBuilder
 from stabfrag.engine.entity_blocks import EntityBlock, entity_blocks
 from stabfrag.engine.executors.base import Executor
@@ -163,15 +163,25 @@ def check_one_model(out: Path, model_id: str) -> None:
 
 
 def check_market(config: BuildConfig) -> None:
-    """A --market that the prices do not hold is a mistake, not a run without context."""
-    if config.market is None:
+    """A --market or --factors entity that the prices do not hold is a mistake, not a run
+    without context."""
+    named = {
+        **{e: f"--factors {r}={e}" for r, e in (config.factors or {}).items()},
+        **({config.market: f"--market {config.market}"} if config.market else {}),
+    }
+    if not named:
         return
-    rows = collect(
-        scan_prices(config.prices).filter(pl.col(ENTITY) == config.market).select(pl.len()),
-        config.prices,
-    ).item()
-    if not rows:
-        raise ConfigError(f"--market {config.market}: no prices for this entity in {config.prices}")
+    held = set(
+        collect(
+            scan_prices(config.prices)
+            .filter(pl.col(ENTITY).is_in(list(named)))
+            .select(pl.col(ENTITY).unique()),
+            config.prices,
+        )[ENTITY].to_list()
+    )
+    for entity, option in named.items():
+        if entity not in held:
+            raise ConfigError(f"{option}: no prices for this entity in {config.prices}")
 
 
 def _identity(config: BuildConfig, builder: ChunkBuilder) -> RunIdentity:
@@ -202,6 +212,18 @@ def _note_models(summary: RunSummary, builder: ChunkBuilder) -> None:
             if market
             else "the input's universe, no reference declared: each date's median state "
             "(another book gives other vectors; name one with --market)"
+        )
+    factors = builder.config.factors
+    if builder.models.joint.factors is not None:
+        summary.factors = (
+            format_factors(factors)
+            if factors
+            else "none declared: the factor block holds the universe only (name the "
+            "market's factor series with --factors equity=...,rates=...)"
+        )
+    elif factors:
+        summary.warnings.append(
+            f"--factors: {builder.models.model_id} has no factor block; the factors are not used"
         )
 
 

@@ -37,6 +37,7 @@ def fingerprint(
         **({"bad_tick": config.bad_tick} if config.bad_tick != BAD_TICK_MULTIPLE else {}),
         # Only when set, so a build without a market reference keeps its fingerprint.
         **({"market": config.market} if config.market else {}),
+        **({"factors": config.factors} if config.factors else {}),
     }
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
 
@@ -71,6 +72,7 @@ class RunIdentity:
             "model_dir": None if cfg.model_dir is None else str(cfg.model_dir),
             "model": self.model_id,
             "market": cfg.market,
+            **({"factors": cfg.factors} if cfg.factors else {}),
             "scenario_library": None if cfg.scenarios is None else str(cfg.scenarios),
             "weights": self.weights,
             "tau": self.tau,

@@ -78,6 +78,7 @@ class RunSummary:
     out: str = ""
     chunk_days: int | None = None  # calendar days per chunk (from --memory unless given)
     context: str | None = None  # what a context model's market reference was (None: no context)
+    factors: str | None = None  # a factor model's declared factors
     analog_index: dict[str, Any] | None = None  # the folder's analog index, brought up to date
 
     @property
@@ -124,6 +125,7 @@ class RunSummary:
             "weights": self.weights,
             **({"chunk_days": self.chunk_days} if self.chunk_days is not None else {}),
             **({"context_reference": self.context} if self.context is not None else {}),
+            **({"factors": self.factors} if self.factors is not None else {}),
             **({"analog_index": self.analog_index} if self.analog_index is not None else {}),
             "timings_s": {k: round(v, 3) for k, v in self.timings.seconds.items()},
             "out": self.out,

@@ -13,6 +13,7 @@ import polars as pl
 
 from stabfrag.features.registry import FEATURE_NAMES
 from stabfrag.model.bundle import Models
+from stabfrag.model.factors import UNIVERSE, date_signatures, state_index
 from stabfrag.model.joint import JointResult, joint_states
 from stabfrag.model.scenario_space import ScenarioLibrary, ScenarioSpace
 from stabfrag.schema import ENTITY
@@ -121,10 +122,12 @@ def join_scenarios(
     z_prof: np.ndarray | None = None,
     has_prof: np.ndarray | None = None,
     consume: bool = False,
+    date_blocks: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> list[Joined]:
     """Joint vectors, nearest scenario and fragility of every state, one computation per
     version of the scenario library (the point-in-time library changes with the date).
-    `consume`: z_stab is not needed after, and may hold the joint vectors."""
+    `consume`: z_stab is not needed after, and may hold the joint vectors. `date_blocks`:
+    a factor model's blocks per date and each state's row among them (factor_blocks)."""
     dates = sorted(set(as_of.to_list()))
     keys = {d: scenarios.key(d) for d in dates}
     # In date order (a version's first date), so the parts' rows laid end to end stay
@@ -153,6 +156,33 @@ def join_scenarios(
             z_prof=rows(z_prof),
             has_prof=rows(has_prof),
             consume=consume,
+            branch_scen=space.branch.astype(np.float64),
+            date_blocks=None if date_blocks is None else (date_blocks[0], rows(date_blocks[1])),
         )
         out.append(Joined(sel, [d for d, k in keys.items() if k == key], space, result))
     return out
+
+
+def factor_blocks(
+    models: Models,
+    states: pl.DataFrame,
+    *,
+    factors: dict[str, str] | None,
+    market: str | None,
+    apart: pl.DataFrame | None = None,
+    universe: pl.DataFrame | None = None,
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """A factor model's block of each state's date: (blocks (d, 384), each state's row
+    among them); None for a model without one. `apart`: the factor and market entities'
+    states read apart from `states` (an entity block may not hold them); `universe`: each
+    date's feature medians over every entity, computed beforehand."""
+    block = models.joint.factors
+    if block is None:
+        return None
+    declared = factors or {}
+    source = states if apart is None else pl.concat([states, apart], how="diagonal_relaxed")
+    dates, signature = date_signatures(
+        block, source, factors=declared, market=market, universe=universe
+    )
+    blocks = block.blocks(block.departures(signature, (*declared, UNIVERSE)))
+    return blocks, state_index(dates, states["as_of_date"])

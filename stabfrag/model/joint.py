@@ -11,6 +11,7 @@ import numpy as np
 
 from stabfrag.errors import ModelError
 from stabfrag.model.encoder import SCEN_MODEL_ID, STAB_MODEL_ID
+from stabfrag.model.factors import FactorBlock
 from stabfrag.model.linalg import by_row_spans, matmul_rows, normalise
 from stabfrag.model.manifest import (
     content_hash,
@@ -22,6 +23,7 @@ from stabfrag.schema import DIM
 JOINT_V1 = "joint-stab-fragility-v1"
 JOINT_V2 = "joint-stab-fragility-v2"
 JOINT_V3 = "joint-stab-fragility-v3"
+JOINT_V4 = "joint-stab-fragility-v4"
 PROFILE_MODEL_ID = "joint-profile-core-v1"
 # The profile weight is chosen from bench/profile_eval.py's figures (bench/README.md): the
 # largest at which no real 2005-2011 figure among state AUC, calm->HIGH and the
@@ -96,6 +98,8 @@ def joint_states(
     z_prof: np.ndarray | None = None,
     has_prof: np.ndarray | None = None,
     consume: bool = False,
+    branch_scen: np.ndarray | None = None,
+    date_blocks: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> JointResult:
     """Joint vectors for states, with the nearest scenario and fragility in the joint space.
 
@@ -104,7 +108,13 @@ def joint_states(
     so they are done in blocks: the same bytes, far less memory traffic. `consume` writes
     the joint vectors over `z_stab` (float32), each block once it has been read: a caller
     that needs z_stab no more saves a second (n, 384) array.
+
+    A factor model gives the scenarios' vectors without their factor blocks
+    (`branch_scen`, what the scenario branch blends) and each state's date block
+    (`date_blocks`: (blocks (d, 384), each state's row among them)), added to the joint
+    vector before it is normalised.
     """
+    z_branch = z_scen if branch_scen is None else branch_scen
     n = len(z_stab)
     if consume and z_stab.dtype == np.float32:
         vectors = z_stab
@@ -120,10 +130,13 @@ def joint_states(
             hi = min(lo + ROW_BLOCK, last)
             prof = None if z_prof is None else z_prof[lo:hi]
             has = None if has_prof is None else has_prof[lo:hi]
-            branch = scenario_branch(z_stab[lo:hi], z_scen, tau)
+            branch = scenario_branch(z_stab[lo:hi], z_branch, tau)
+            joint = combine(z_stab[lo:hi], branch, prof, has, weights)
+            if date_blocks is not None:
+                joint = normalise(joint + date_blocks[0][date_blocks[1][lo:hi]], inplace=True)[0]
             # The float32 vectors are written straight to their rows (the cast is the
             # assignment's), then read back for the similarities.
-            vectors[lo:hi] = combine(z_stab[lo:hi], branch, prof, has, weights)
+            vectors[lo:hi] = joint
             sims = matmul_rows(vectors[lo:hi], z_scen.T)
             nearest[lo:hi] = np.argmax(sims, axis=1)
             similarity[lo:hi] = sims[np.arange(hi - lo), nearest[lo:hi]]
@@ -146,6 +159,7 @@ class JointModel:
     tau: float
     projection: np.ndarray
     manifest: dict[str, Any]
+    factors: FactorBlock | None = None  # a factor model's date and scenario blocks
 
     @property
     def sha256(self) -> str:
@@ -157,6 +171,7 @@ def load_joint(folder: Path, model_id: str = JOINT_V1) -> JointModel:
     branches = manifest.get("branches") or {}
     if not {"stab", "scen"} <= set(branches):
         raise ModelError(f"{folder / model_id}: manifest names no stab and scen branches")
+    spec = manifest.get("factor_block")
     return JointModel(
         model_id=model_id,
         branches={k: str(v) for k, v in branches.items()},
@@ -164,6 +179,7 @@ def load_joint(folder: Path, model_id: str = JOINT_V1) -> JointModel:
         tau=float(manifest["tau"]),
         projection=projection,
         manifest=manifest,
+        factors=None if spec is None else FactorBlock.from_manifest(spec, projection),
     )
 
 
@@ -176,10 +192,12 @@ def write_joint(
     stab_id: str = STAB_MODEL_ID,
     scen_id: str = SCEN_MODEL_ID,
     extra: dict[str, Any] | None = None,
+    projection: np.ndarray | None = None,
 ) -> Path:
     """Write a joint model artefact: branches, weights, tau and its (identity) output map.
 
-    `extra` adds what a fitted model records (objective, training data, figures).
+    `extra` adds what a fitted model records (objective, training data, figures);
+    `projection`, a factor model's block basis, replaces the identity.
     """
     manifest = {
         "kind": "joint",
@@ -192,4 +210,5 @@ def write_joint(
         **(extra or {}),
         "dimension": DIM,
     }
-    return write_artefact(folder, model_id, np.eye(DIM, dtype=np.float64), manifest)
+    basis = np.eye(DIM, dtype=np.float64) if projection is None else projection
+    return write_artefact(folder, model_id, basis, manifest)

@@ -9,21 +9,38 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from stabfrag.config import BAD_TICK_MULTIPLE
+from stabfrag.config import BAD_TICK_MULTIPLE, FACTOR_ROLES
 from stabfrag.features.registry import FEATURE_NAMES
 from stabfrag.ingest.prices import read_prices, validate
 from stabfrag.model.bundle import Models
+from stabfrag.model.factors import (
+    ROLES,
+    SIGNATURE_FEATURES,
+    UNIVERSE,
+    FactorBlock,
+    declared_moves,
+)
+from stabfrag.model.linalg import normalise
 from stabfrag.scenarios.library import Scenario, library_frame
-from stabfrag.scenarios.paths import reference_features, synthetic_features
+from stabfrag.scenarios.paths import (
+    factor_reference_features,
+    reference_features,
+    synthetic_features,
+)
 from stabfrag.schema import ENTITY, PRICE_SCHEMA
 
 
 def reference_prices(
-    prices: Path | None, library: tuple[Scenario, ...], *, bad_tick: float = BAD_TICK_MULTIPLE
+    prices: Path | None,
+    library: tuple[Scenario, ...],
+    *,
+    bad_tick: float = BAD_TICK_MULTIPLE,
+    also: tuple[str, ...] = (),
 ) -> tuple[pl.DataFrame, pl.DataFrame | None]:
-    """The valid prices of the library's reference entities (empty when there are none),
-    and their bad ticks known only on a later date."""
-    refs = sorted({s.reference_entity for s in library if s.reference_entity})
+    """The valid prices of the library's reference entities and of `also` (a build's
+    declared factors; empty when there are none), and their bad ticks known only on a
+    later date."""
+    refs = sorted({s.reference_entity for s in library if s.reference_entity} | set(also))
     if not refs or prices is None:
         return pl.DataFrame(schema=PRICE_SCHEMA), None
     raw = read_prices(prices, where=pl.col(ENTITY).is_in(refs))
@@ -42,6 +59,7 @@ class ScenarioSpace:
     vectors: np.ndarray
     high: np.ndarray
     table: pl.DataFrame
+    branch: np.ndarray  # the vectors without a factor model's blocks (the scenario branch's)
 
 
 def _path_known(library: tuple[Scenario, ...], ticks: pl.DataFrame | None) -> dict[str, dt.date]:
@@ -80,6 +98,7 @@ class ScenarioLibrary:
         *,
         max_staleness_days: int,
         reference_ticks: pl.DataFrame | None = None,
+        factors: dict[str, str] | None = None,
     ) -> None:
         self.models = models
         self.library = library
@@ -89,6 +108,17 @@ class ScenarioLibrary:
         )
         self.ends = _path_known(library, reference_ticks)
         self.cache: dict[Key, ScenarioSpace] = {}
+        self.signatures = (
+            None
+            if models.joint.factors is None
+            else ScenarioSignatures(
+                models.joint.factors,
+                library,
+                reference_prices,
+                factors or {},
+                max_staleness_days=max_staleness_days,
+            )
+        )
 
     def key(self, as_of: dt.date) -> Key:
         """(the scenarios that exist on `as_of`, those of them on their real path)."""
@@ -133,7 +163,7 @@ class ScenarioLibrary:
         rank = feats["scenario_id"].replace_strict(order, return_dtype=pl.Int64).to_numpy()
         by_library = np.argsort(rank, kind="stable")
         feats, z = feats[by_library], z[by_library]
-        vectors, _ = scen.encode_scenario_z(z)
+        branch, _ = scen.encode_scenario_z(z)
         table = library_frame(self.library).join(
             feats.select("scenario_id", "path_source"),
             on="scenario_id",
@@ -141,4 +171,83 @@ class ScenarioLibrary:
             maintain_order="left",
         )
         high = (table["severity"] == "HIGH").to_numpy()
-        return ScenarioSpace(feats, vectors, high, table)
+        vectors = branch
+        if self.signatures is not None:
+            blocks = self.signatures.blocks(table["scenario_id"], set(real_ids))
+            vectors = normalise(branch.astype(np.float64) + blocks, inplace=True)[0]
+            vectors = vectors.astype(np.float32)
+        return ScenarioSpace(feats, vectors, high, table, branch)
+
+
+class ScenarioSignatures:
+    """A factor model's scenario blocks: the moves each scenario declares; for a
+    historical episode the build's prices cover, once it has ended, the moves its declared
+    factors' observed states over the episode imply, for those factors."""
+
+    def __init__(
+        self,
+        block: FactorBlock,
+        library: tuple[Scenario, ...],
+        prices: pl.DataFrame,
+        factors: dict[str, str],
+        *,
+        max_staleness_days: int,
+    ) -> None:
+        self.block = block
+        self.roles = (*factors, UNIVERSE)
+        self.ids = [s.id for s in library]
+        self.types = {s.id: s.shock_type for s in library}
+        declared = [
+            declared_moves(dict(s.factor_shocks), s.vol_multiplier, s.volume_multiplier)
+            for s in library
+        ]
+        self.declared = block.predicted(np.stack(declared))
+        self.observed = factor_reference_features(
+            library, prices, factors, max_staleness_days=max_staleness_days
+        )
+
+    def blocks(self, ids: pl.Series, real_ids: set[str]) -> np.ndarray:
+        """The factor blocks of the scenarios `ids` (in that order), (n, 384) float64;
+        `real_ids` are on their observed paths."""
+        at = {sid: i for i, sid in enumerate(self.ids)}
+        order = ids.to_list()
+        signature = self.declared[[at[sid] for sid in order]]  # a copy: filled below
+        if self.observed.height and real_ids:
+            seen = self.observed.filter(pl.col("scenario_id").is_in(list(real_ids)))
+            self._observed(seen, order, signature)
+        departure = by_type(
+            self.block.departures(signature, self.roles),
+            np.array([self.types[sid] for sid in order]),
+        )
+        return self.block.blocks(departure, scenarios=True)
+
+    def _observed(self, seen: pl.DataFrame, order: list[str], signature: np.ndarray) -> None:
+        """Each scenario's observed factors' mean states over the episode, in place of
+        their declared parts of `signature`."""
+        width = len(SIGNATURE_FEATURES)
+        for role in FACTOR_ROLES:  # five blocks of columns
+            rows = seen.filter(pl.col("role") == role)
+            if rows.height == 0:
+                continue
+            # The mean over the episode's days, as a real scenario's own state is.
+            names, inverse = np.unique(rows["scenario_id"].to_numpy(), return_inverse=True)
+            sums = np.zeros((len(names), width))
+            np.add.at(sums, inverse.ravel(), self.block.scaled(rows, role))
+            means = sums / np.bincount(inverse.ravel(), minlength=len(names))[:, None]
+            where = {sid: i for i, sid in enumerate(names)}
+            pick = np.array([where.get(sid, -1) for sid in order])
+            col = ROLES.index(role) * width
+            signature[pick >= 0, col : col + width] = means[pick[pick >= 0]]
+
+
+def by_type(departure: np.ndarray, types: np.ndarray) -> np.ndarray:
+    """Each scenario's departure replaced by its shock type's mean direction: every
+    scenario of a type meets a state's block alike, so the block names the type, and the
+    rest of the vector the severity and the episode (a block of an episode's own would
+    outweigh them: a calm date near a crash's direction would be named that crash)."""
+    out = np.empty_like(departure)
+    length = np.sqrt((departure**2).sum(axis=1, keepdims=True))
+    unit = np.divide(departure, length, out=np.zeros_like(departure), where=length > 0)
+    for kind in np.unique(types):  # the library's shock types, not rows
+        out[types == kind] = unit[types == kind].mean(axis=0)
+    return out

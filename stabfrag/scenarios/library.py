@@ -5,13 +5,14 @@ from __future__ import annotations
 import datetime as dt
 import math
 import tomllib
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
 
 import polars as pl
 
-from stabfrag.config import packaged
+from stabfrag.config import FACTOR_ROLES, packaged
 from stabfrag.errors import ScenarioError
 
 SHOCK_TYPES = (
@@ -51,6 +52,9 @@ class Scenario:
     episode_end: dt.date | None = None
     source: str | None = None
     known_from: dt.date | None = None  # a historical scenario exists from then (default: its end)
+    # Each market factor's cumulative move over the horizon (FACTOR_ROLES), e.g. a rates
+    # shock's bond fund -0.14: a factor model's scenario block. Unnamed factors stay calm.
+    factor_shocks: tuple[tuple[str, float], ...] = ()
 
     def known_on(self, as_of: dt.date) -> bool:
         """Whether the scenario exists in a build as of `as_of` (no episode from the future)."""
@@ -140,6 +144,7 @@ def _parse(raw: dict[str, Any], path: Path) -> Scenario:
             raise bad("episode_end", "is before episode_start")
         if "known_from" in values and not isinstance(values["known_from"], dt.date):
             raise bad("known_from", "not a date (YYYY-MM-DD)")
+    values["factor_shocks"] = _factor_shocks(values.get("factor_shocks", {}), bad)
     known = {f.name for f in fields(Scenario)}
     unknown = sorted(set(values) - known)
     if unknown:
@@ -154,6 +159,24 @@ def _parse(raw: dict[str, Any], path: Path) -> Scenario:
     ):
         values[key] = float(values[key])
     return Scenario(**values)
+
+
+def _factor_shocks(
+    raw: Any, bad: Callable[[str, str], ScenarioError]
+) -> tuple[tuple[str, float], ...]:
+    """`factor_shocks = { rates = -0.14, fx = 0.03 }` -> ((role, move), ...) in role order."""
+    if not isinstance(raw, dict):
+        raise bad("factor_shocks", "not a table of FACTOR = move")
+    unknown = sorted(set(raw) - set(FACTOR_ROLES))
+    if unknown:
+        raise bad("factor_shocks", f"'{unknown[0]}' is not one of {', '.join(FACTOR_ROLES)}")
+    lo, hi = _NUMBERS["price_shock"]
+    for role, v in raw.items():
+        if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+            raise bad(f"factor_shocks.{role}", f"{v!r} is not a number")
+        if not lo <= v <= hi:
+            raise bad(f"factor_shocks.{role}", f"{v} is outside [{lo}, {hi}]")
+    return tuple((r, float(raw[r])) for r in FACTOR_ROLES if r in raw)
 
 
 def default_library() -> Path:

@@ -3,6 +3,7 @@ and the real reference paths of historical episodes; both go through the feature
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import hashlib
 import math
@@ -117,13 +118,17 @@ def synthesise_path(sc: Scenario, baseline: Baseline) -> pl.DataFrame:
     )
 
 
+def _end_features(paths: list[pl.DataFrame]) -> pl.DataFrame:
+    """Features at the last row of every path (one entity id per path)."""
+    frame = pl.concat(paths).sort(ENTITY, DATE)
+    last = frame.with_row_index("i").group_by(ENTITY).agg(pl.col("i").max())["i"].sort()
+    return compute_features(frame, rows=last.to_numpy())
+
+
 def synthetic_features(library: tuple[Scenario, ...], baseline: Baseline) -> pl.DataFrame:
     """Features at the end of every scenario's synthetic path: the SAME feature code as states."""
-    paths = pl.concat([synthesise_path(sc, baseline) for sc in library])
+    feats = _end_features([synthesise_path(sc, baseline) for sc in library])
     order = {sc.id: i for i, sc in enumerate(library)}
-    paths = paths.sort(ENTITY, DATE)
-    last = paths.with_row_index("i").group_by(ENTITY).agg(pl.col("i").max())["i"].sort()
-    feats = compute_features(paths, rows=last.to_numpy())
     return (
         feats.with_columns(
             pl.col(ENTITY).alias("scenario_id"),
@@ -133,6 +138,45 @@ def synthetic_features(library: tuple[Scenario, ...], baseline: Baseline) -> pl.
         .sort("_order")
         .drop("_order")
     )
+
+
+FACTOR_SEP = "|"  # an observed factor path's id: SCENARIO|ROLE
+
+
+def factor_scenario(sc: Scenario, role: str, entity: str) -> Scenario:
+    """`sc` with `entity`, the build's series of one factor, as its reference: that
+    factor's observed path over the episode."""
+    return dataclasses.replace(sc, id=f"{sc.id}{FACTOR_SEP}{role}", reference_entity=entity)
+
+
+def _split_ids(frame: pl.DataFrame, column: str = ENTITY) -> pl.DataFrame:
+    """SCENARIO|ROLE ids as scenario_id and role columns."""
+    parts = pl.col(column).str.split_exact(FACTOR_SEP, 1)
+    return frame.with_columns(
+        parts.struct.field("field_0").alias("scenario_id"),
+        parts.struct.field("field_1").alias("role"),
+    )
+
+
+def factor_reference_features(
+    library: tuple[Scenario, ...],
+    prices: pl.DataFrame,
+    factors: dict[str, str],
+    *,
+    max_staleness_days: int = MAX_STALENESS_DAYS,
+) -> pl.DataFrame:
+    """The declared factors' observed states over each historical episode (as
+    reference_features gives a reference entity's): scenario_id, role, _end, features."""
+    derived = tuple(
+        factor_scenario(sc, role, entity)
+        for sc in library
+        if sc.kind == "historical"
+        for role, entity in factors.items()
+    )
+    feats = reference_features(derived, prices, max_staleness_days=max_staleness_days)
+    if feats.height == 0:
+        return feats
+    return _split_ids(feats.drop("role", strict=False), "scenario_id")
 
 
 def reference_features(

@@ -102,10 +102,10 @@ def test_evaluate_on_generated_events(built, market, market_dir: Path) -> None:
     )
     assert res.exit_code == 0, res.stderr
     result = json.loads(res.stdout)
-    from stabfrag.model.joint import JOINT_V1, JOINT_V2, JOINT_V3
+    from stabfrag.model.joint import JOINT_V1, JOINT_V2, JOINT_V3, JOINT_V4
 
     built_name = f"{JOINT_V3} (built)"  # the default model
-    others = {JOINT_V1, JOINT_V2}
+    others = {JOINT_V1, JOINT_V2, JOINT_V4}
     baselines = {"vol_21 alone", "vol_63 alone", "original encoder"}
     assert set(result["figures"]) == {built_name, *others, *baselines}
     joint = result["figures"][built_name]

@@ -19,8 +19,9 @@ def test_library_versions_come_in_date_order_whatever_their_keys() -> None:
     key_of = {d: ("b",) if i < 2 else ("c",) if i < 4 else ("a",) for i, d in enumerate(dates)}
     rng = np.random.default_rng(3)
     spaces = {
-        k: SimpleNamespace(vectors=rng.normal(size=(3, DIM)), high=np.array([True, False, False]))
+        k: SimpleNamespace(vectors=v, branch=v, high=np.array([True, False, False]))
         for k in set(key_of.values())
+        for v in [rng.normal(size=(3, DIM))]
     }
     library = SimpleNamespace(key=key_of.__getitem__, space=spaces.__getitem__)
     models = SimpleNamespace(joint=SimpleNamespace(tau=0.1))

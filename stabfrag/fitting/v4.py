@@ -1,0 +1,426 @@
+"""joint-stab-fragility-v4: v3 plus a factor block, so that a stressed state's nearest
+scenario is of its own shock type.
+
+From one price series an FX crisis, a rates shock and an equity crash look alike; the
+market's factors (an equity index, a bond fund, a credit fund, the dollar, commodities) do
+not. v4 keeps v3's encoders and adds, in directions v3 never uses, w * unit(signature):
+for a state, its date's factors and universe; for a scenario, its declared factor shocks
+or, for a historical episode, the factors' observed states (stabfrag.model.factors).
+
+The fit reads generated markets only (`generate --factors`): the signature's constants
+are the quartiles of its features over the training panels' weekly states (one set for
+every factor series, one for the universe median), and w is the weight with the best
+validation shock-type accuracy (mean over types) that keeps v3's state AUC and
+calm->HIGH, on a weekly backfill of the validation panel through the pipeline itself.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import shutil
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import polars as pl
+
+from stabfrag import synth
+from stabfrag.analysis.metrics import auc
+from stabfrag.config import DEFAULT_MEMORY, FACTOR_ROLES, BuildConfig
+from stabfrag.engine import loop
+from stabfrag.engine.plan import backfill_plan
+from stabfrag.errors import ModelError
+from stabfrag.features.plan import compute_features
+from stabfrag.fitting.v2 import Universe
+from stabfrag.model.bundle import load_models, shipped_models
+from stabfrag.model.factors import (
+    GROUPS,
+    MOVE_INPUTS,
+    ROLES,
+    SIGNATURE_FEATURES,
+    FactorBlock,
+    complement_basis,
+    date_feature_medians,
+    date_signatures,
+    declared_moves,
+    derived,
+    row_space,
+)
+from stabfrag.model.joint import JOINT_V3, JOINT_V4, write_joint
+from stabfrag.schema import DATE, DIM, ENTITY
+from stabfrag.synth.shocks import FACTOR_IDS, SIGNATURES
+
+WEIGHTS = (1.0, 2.0, 3.0, 4.0)  # the block's weight against the unit joint vector
+TRAIN = (Universe(101, 400, 2520), Universe(102, 400, 2520))
+VALIDATION = Universe(103, 400, 2520)
+# The mean volatility and volume multipliers of the generator's own crashes and spikes
+# (stabfrag.synth._episodes draws them: crash 2.5-4.0 and 2-3, spike 3.0 and 2-3).
+CRISIS_MULTIPLIERS = {"CRASH": (3.25, 2.5), "VOL_SPIKE": (3.0, 2.5)}
+KEEP_AUC = 0.005  # state AUC v4 may give up against v3 on the validation panel
+CALM_TO_HIGH = 0.01
+QUARTILES = (0.25, 0.5, 0.75)
+FULL_YEAR = 253  # trading days: a year of returns behind a state
+BASIS_SEED = f"{JOINT_V4}/factor-block"
+FACTORS = {role: FACTOR_IDS[role] for role in FACTOR_ROLES}  # the generator's series
+
+
+def weekly_states(universe: Universe) -> tuple[synth.Market, pl.DataFrame]:
+    """A generated market with factors and the features of every entity at its last
+    trading day of each week, from the panel's second year (a state then has its year
+    of history, as it has in a steady run: the first year's shorter windows read calmer)."""
+    market = synth.generate(
+        entities=universe.entities, days=universe.days, seed=universe.seed, factors=True
+    )
+    prices = market.prices.sort(ENTITY, DATE)
+    days = prices[DATE].unique().sort()
+    first = days[min(FULL_YEAR, len(days) - 1)]
+    last = (
+        prices.with_row_index("_i")
+        .filter(pl.col(DATE) >= first)
+        .group_by(ENTITY, pl.col(DATE).dt.truncate("1w"))
+        .agg(pl.col("_i").max())["_i"]
+        .sort()
+    )
+    feats = compute_features(prices, rows=last.cast(pl.Int64).to_numpy())
+    return market, feats.rename({DATE: "as_of_date"})
+
+
+def calibrate(frames: list[pl.DataFrame]) -> dict[str, dict[str, list[float]]]:
+    """The signature's constants: median and interquartile range of each feature over
+    every factor series' weekly states (pooled), and over the weekly universe medians."""
+    factor_ids = list(FACTORS.values())
+    rows = {
+        "factor": pl.concat([derived(f.filter(pl.col(ENTITY).is_in(factor_ids))) for f in frames]),
+        "universe": pl.concat([date_feature_medians(f) for f in frames]),
+    }
+    out: dict[str, dict[str, list[float]]] = {}
+    for group, frame in rows.items():
+        q = np.array(
+            [
+                [float(frame[c].drop_nans().drop_nulls().quantile(p) or 0.0) for p in QUARTILES]
+                for c in SIGNATURE_FEATURES
+            ]
+        )
+        spread = np.where(q[:, 2] - q[:, 0] > 1e-12, q[:, 2] - q[:, 0], 1.0)
+        out[group] = {"center": q[:, 1].tolist(), "spread": spread.tolist()}
+    return out
+
+
+@dataclass(frozen=True)
+class Fitted:
+    """What the fit learns before the weight is chosen: the signature's scaling, the
+    scenario map (declared moves and 1 -> signature) and the calm length at each quantile
+    tried."""
+
+    constants: dict[str, dict[str, list[float]]]
+    scenario_map: np.ndarray
+    calm: dict[float, float]
+
+    def block(self, weight: float = 1.0, quantile: float = 0.5) -> FactorBlock:
+        mapping = self.scenario_map[:-1]
+        return FactorBlock(
+            weight=weight,
+            center={g: np.array(c["center"]) for g, c in self.constants.items()},
+            spread={g: np.array(c["spread"]) for g, c in self.constants.items()},
+            calm_signature=self.scenario_map[-1],
+            scenario_map=mapping,
+            directions=row_space(mapping) if len(mapping) else mapping.T,
+            calm=self.calm.get(quantile, 1.0),
+            basis=np.zeros((len(MOVE_INPUTS), DIM)),
+        )
+
+    def spec(self, weight: float, quantile: float) -> dict[str, Any]:
+        """The manifest's factor block (but its basis)."""
+        return {
+            "weight": weight,
+            "roles": list(ROLES),
+            "features": list(SIGNATURE_FEATURES),
+            "groups": GROUPS,
+            "constants": self.constants,
+            "moves": list(MOVE_INPUTS),
+            "scenario_map": [[float(v) for v in row] for row in self.scenario_map],
+            "calm_length": self.calm[quantile],
+        }
+
+
+def write_v4(
+    model_dir: Path,
+    fitted: Fitted,
+    *,
+    weight: float,
+    quantile: float,
+    record: dict[str, Any],
+    v3_dir: Path | None = None,
+) -> Path:
+    """Write v4's joint artefact beside v3's encoders (from `v3_dir`, else the folder's
+    own, else the shipped ones): v3's branches, weights and tau, and the factor block."""
+    source = v3_dir or (model_dir if (model_dir / JOINT_V3).is_dir() else shipped_models())
+    v3 = load_models(source, JOINT_V3)
+    if source != model_dir:  # v4 names v3's encoders: the folder must hold them
+        for model_id in (JOINT_V3, *v3.joint.branches.values()):
+            if (source / model_id).is_dir():
+                shutil.copytree(source / model_id, model_dir / model_id, dirs_exist_ok=True)
+    width = len(MOVE_INPUTS)
+    block = {
+        **fitted.spec(weight, quantile),
+        "basis": f"{width} orthonormal directions orthogonal to {v3.stab.model_id}'s "
+        f"projection, from a QR of a Gaussian seeded by sha256({BASIS_SEED})",
+    }
+    return write_joint(
+        model_dir,
+        weights=v3.joint.weights,
+        tau=v3.joint.tau,
+        model_id=JOINT_V4,
+        stab_id=v3.stab.model_id,
+        scen_id=v3.scen.model_id,
+        projection=complement_basis(v3.stab.projection, width, BASIS_SEED),
+        extra={
+            "construction": "normalise(v3's joint vector + block @ projection): a state's "
+            "block is the moves its date's signature implies, a scenario's the moves it "
+            "declares (or its factors' observed states imply), in the directions v3 never "
+            "uses; undeclared factors are left out of both",
+            "context": v3.joint.manifest.get("context"),
+            "factor_block": block,
+            **record,
+        },
+    )
+
+
+def episode_moves(events: pl.DataFrame) -> pl.DataFrame:
+    """Each market episode of a generated panel and the moves it was made with, in the
+    scenario library's terms (stabfrag.synth.shocks.SIGNATURES): event_id, start_date,
+    end_date and the MOVE_INPUTS columns."""
+    episodes = (
+        events.filter(pl.col("scope") == "MARKET")
+        .group_by("event_id", "event_type")
+        .agg(pl.col("start_date").min(), pl.col("end_date").max(), pl.col("magnitude").first())
+        .sort("start_date")
+    )
+    rows = []
+    for kind, magnitude in episodes.select("event_type", "magnitude").iter_rows():  # episodes
+        sig = SIGNATURES[kind]
+        # The panel's own crashes and spikes: the market's fall is the event's magnitude,
+        # the factors move as listed, volatility and volume as the generator makes them
+        # on average; a new kind's size is magnitude / |equity|.
+        scale = magnitude / abs(sig.equity) if sig.equity else 1.0
+        equity = sig.equity * scale if sig.equity else -magnitude
+        moves = {"equity": equity, **{k: v * scale for k, v in sig.moves.items()}}
+        vol, volume = CRISIS_MULTIPLIERS.get(kind, (sig.vol, sig.volume))
+        rows.append(declared_moves(moves, vol, volume))
+    return episodes.with_columns(
+        pl.Series(name, values) for name, values in zip(MOVE_INPUTS, np.array(rows).T, strict=True)
+    )
+
+
+def training_pairs(
+    block: FactorBlock, market: synth.Market, states: pl.DataFrame
+) -> tuple[np.ndarray, np.ndarray]:
+    """(declared moves, signature) of every weekly date in a market episode, and of every
+    calm date (no move) of the panel's labels."""
+    dates, signature = date_signatures(block, states, factors=FACTORS, market=None)
+    dated = dates.with_row_index("_i")
+    episodes = episode_moves(market.events)
+    inside = dated.join_where(
+        episodes,
+        pl.col("as_of_date") >= pl.col("start_date"),
+        pl.col("as_of_date") <= pl.col("end_date"),
+    )
+    day = pl.col("as_of_date")
+    first, last = dates.select(day.min().alias("a"), day.max().alias("b")).row(0)
+    calm = synth.labels_from_events(market.events, first, last).filter(pl.col("label") == "calm")
+    quiet = dated.join_where(
+        calm.select(pl.col("start").cast(pl.Date), pl.col("end").cast(pl.Date)),
+        pl.col("as_of_date") >= pl.col("start"),
+        pl.col("as_of_date") <= pl.col("end"),
+    )
+    x = np.vstack(
+        [inside.select(MOVE_INPUTS).to_numpy(), np.zeros((quiet.height, len(MOVE_INPUTS)))]
+    )
+    rows = np.concatenate([inside["_i"].to_numpy(), quiet["_i"].to_numpy()])
+    return x, signature[rows]
+
+
+MAP_RIDGE = 0.1  # the scenario map's penalty (its inputs are log moves, about 0.1)
+
+
+def fit_maps(constants: dict[str, dict[str, list[float]]], pairs: list[Pair]) -> Fitted:
+    """The scenario map (a ridge regression of the signature on the declared moves, the
+    constant unpenalised) and the calm lengths (quantiles of the calm dates' departures
+    in the map's directions)."""
+    x = np.vstack([p[0] for p in pairs])
+    y = np.vstack([p[1] for p in pairs])
+    inputs = np.hstack([x, np.ones((len(x), 1))])
+    penalty = MAP_RIDGE * np.eye(inputs.shape[1])
+    penalty[-1, -1] = 0.0
+    mapping = np.linalg.solve(inputs.T @ inputs + penalty, inputs.T @ y)
+    calm_rows = ~x.any(axis=1)
+    departure = (y[calm_rows] - mapping[-1]) @ row_space(mapping[:-1])
+    lengths = np.sqrt((departure**2).sum(axis=1))
+    calm = {q: round(float(np.quantile(lengths, q)), 6) for q in CALM_QUANTILES}
+    return Fitted(constants, mapping, calm)
+
+
+Choice = tuple[float, float]  # (weight, calm quantile)
+Pair = tuple[np.ndarray, np.ndarray]  # (declared moves, signature) of generated dates
+
+
+def fit_v4(
+    model_dir: Path,
+    *,
+    train: tuple[Universe, ...] = TRAIN,
+    validation: Universe = VALIDATION,
+    weights: tuple[float, ...] = WEIGHTS,
+) -> dict[str, Any]:
+    """Fit joint-stab-fragility-v4 on generated markets and write it beside v3."""
+    panels = [weekly_states(u) for u in train]
+    constants = calibrate([states for _, states in panels])
+    width = len(ROLES) * len(SIGNATURE_FEATURES)
+    scaling = Fitted(constants, np.zeros((1, width)), {}).block()
+    fitted = fit_maps(constants, [training_pairs(scaling, m, s) for m, s in panels])
+    choices = [(w, q) for w in weights for q in CALM_QUANTILES]
+    with tempfile.TemporaryDirectory(prefix="stabfrag-fit-v4-") as tmp:
+        v3_dir = model_dir if (model_dir / JOINT_V3).is_dir() else shipped_models()
+        base, trials = _trials(Path(tmp), v3_dir, validation, choices, fitted)
+    ok = [
+        c
+        for c, f in trials.items()
+        if f["state_auc"] >= base["state_auc"] - KEEP_AUC
+        and f["calm_to_high"] <= max(base["calm_to_high"], CALM_TO_HIGH)
+    ]
+    if not ok:
+        raise ModelError("no v4 choice keeps v3's validation figures; nothing written")
+    # The best accuracy to 3 decimals; then the calmer (higher quantile), lighter block.
+    best = max(ok, key=lambda c: (round(trials[c]["shock_type_macro"], 3), c[1], -c[0]))
+    record = _record(train, validation, weights, best, base, trials)
+    write_v4(model_dir, fitted, weight=best[0], quantile=best[1], record=record)
+    return {"model_dir": str(model_dir), "model": JOINT_V4, **record}
+
+
+CALM_QUANTILES = (0.5, 0.75, 0.9)  # the calm length: this quantile of calm dates' lengths
+
+
+def _record(
+    train: tuple[Universe, ...],
+    validation: Universe,
+    weights: tuple[float, ...],
+    best: Choice,
+    base: dict[str, float],
+    trials: dict[Choice, dict[str, float]],
+) -> dict[str, Any]:
+    """What v4's manifest records of its fit: data, choices and validation figures."""
+    return {
+        "objective": OBJECTIVE,
+        "training_data": {
+            "source": "stabfrag.synth.generate(factors=True): weekly states, market episodes "
+            "and their moves (stabfrag.synth.shocks.SIGNATURES), calm labels",
+            "universes": [asdict(u) for u in train],
+            "validation_universe": asdict(validation),
+            "real_labels": "none",
+        },
+        "hyperparameters": {
+            "weight": best[0],
+            "calm_quantile": best[1],
+            "weights_tried": list(weights),
+            "calm_quantiles_tried": list(CALM_QUANTILES),
+            "scenario_map_ridge": MAP_RIDGE,
+            "selection": "the best validation shock-type accuracy (mean over types, 3 "
+            "decimals; then the higher calm quantile, the lighter weight) that keeps v3's "
+            f"state AUC (-{KEEP_AUC}) and calm->HIGH (at most v3's or {CALM_TO_HIGH})",
+        },
+        "fitted_figures": {
+            "validation_v3": base,
+            **{f"validation_w{w}_calm_q{q}": f for (w, q), f in trials.items()},
+        },
+    }
+
+
+OBJECTIVE = (
+    "v3's joint vector plus w * unit(signature) in directions v3 never uses: a state's "
+    "signature is its date's factors and universe (features against each series' own "
+    "year of volatility, centred and scaled by constants from generated markets); a "
+    "scenario's is its declared moves through a map fitted on generated episodes, or its "
+    "factors' observed states over the episode; w chosen for the validation shock-type "
+    "accuracy, keeping v3's state AUC and calm->HIGH"
+)
+
+
+def _trials(
+    tmp: Path,
+    v3_dir: Path,
+    validation: Universe,
+    choices: list[Choice],
+    fitted: Fitted,
+) -> tuple[dict[str, float], dict[Choice, dict[str, float]]]:
+    """v3's validation figures and each choice's, from weekly backfills of the validation
+    panel through the pipeline, from its first month (its calmest, least known stretch)."""
+    market = synth.generate(
+        entities=validation.entities, days=validation.days, seed=validation.seed, factors=True
+    )
+    paths = synth.write_market(market, tmp / "panel")
+    first, last = market.prices.select(
+        pl.col(DATE).min().alias("a"), pl.col(DATE).max().alias("b")
+    ).row(0)
+    labels = synth.labels_from_events(market.events, first, last)
+    plan = backfill_plan(
+        paths["prices"], first + dt.timedelta(days=30), last, freq="week", memory=DEFAULT_MEMORY
+    )
+
+    def run(name: str, model: str, folder: Path, factors: dict[str, str] | None) -> dict:
+        config = BuildConfig(
+            prices=paths["prices"],
+            out=tmp / f"out_{name}",
+            model_dir=folder,
+            model=model,
+            factors=factors,
+            chunk_days=plan.chunk_days or 366,
+        )
+        loop.run(config, plan.dates)
+        return validation_score(config.out, labels)
+
+    base = run("v3", JOINT_V3, v3_dir, None)
+    trials: dict[Choice, dict[str, float]] = {}
+    for w, q in choices:
+        folder = tmp / f"models_{w}_{q}"
+        write_v4(folder, fitted, weight=w, quantile=q, record={}, v3_dir=v3_dir)
+        trials[(w, q)] = run(f"{w}_{q}", JOINT_V4, folder, FACTORS)
+    return base, trials
+
+
+def validation_score(out: Path, labels: pl.DataFrame) -> dict[str, float]:
+    """Shock-type accuracy (mean over types) of the market-wide stress states' nearest
+    scenario, the state AUC of fragility (stress against calm) and calm->HIGH."""
+    read = lambda t: pl.read_parquet(out / t / "*" / "*.parquet", hive_partitioning=True)  # noqa: E731
+    scenarios = read("scenarios").select("as_of_date", "scenario_id", "shock_type", "severity")
+    states = (
+        read("joint_embeddings")
+        .filter(pl.col("kind") == "entity")
+        .select("as_of_date", "nearest_scenario_id", "fragility")
+        .join(
+            scenarios.rename({"scenario_id": "nearest_scenario_id", "shock_type": "nearest"}),
+            on=["as_of_date", "nearest_scenario_id"],
+        )
+    )
+    market_wide = labels.filter(pl.col("entity_id").is_null()).select(
+        pl.col("start").cast(pl.Date), pl.col("end").cast(pl.Date), "label", "shock_type"
+    )
+    tagged = states.join_where(
+        market_wide,
+        pl.col("as_of_date") >= pl.col("start"),
+        pl.col("as_of_date") <= pl.col("end"),
+    )
+    stress = tagged.filter(pl.col("label") == "stress")
+    per_type = stress.group_by("shock_type").agg((pl.col("nearest") == pl.col("shock_type")).mean())
+    calm = tagged.filter(pl.col("label") == "calm")
+    return {
+        "shock_type_macro": round(_mean(per_type["nearest"]), 4),
+        "state_auc": round(
+            auc(tagged["fragility"].to_numpy(), (tagged["label"] == "stress").to_numpy()), 4
+        ),
+        "calm_to_high": round(_mean(calm["severity"] == "HIGH"), 4),
+    }
+
+
+def _mean(values: pl.Series) -> float:
+    return float(np.mean(values.cast(pl.Float64).to_numpy())) if len(values) else 0.0
