@@ -226,11 +226,11 @@ def fit(
         str,
         typer.Option(
             "--model",
-            help="joint-stab-fragility-v4 (v3 plus the factor block, from the folder's v3 or "
-            "the shipped one), joint-stab-fragility-v3 (v2 plus the risk angle, from the "
-            "folder's v2 or the shipped one) or joint-stab-fragility-v2.",
+            help="joint-stab-fragility-v4 (the default model: v3 plus the factor block, from "
+            "the folder's v3 or the shipped one), joint-stab-fragility-v3 (v2 plus the risk "
+            "angle, from the folder's v2 or the shipped one) or joint-stab-fragility-v2.",
         ),
-    ] = "joint-stab-fragility-v3",
+    ] = "joint-stab-fragility-v4",
     seeds: Annotated[
         str, typer.Option("--seeds", help="Generator seeds to fit on, comma-separated.")
     ] = "101,102",

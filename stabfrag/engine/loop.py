@@ -218,8 +218,9 @@ def _note_models(summary: RunSummary, builder: ChunkBuilder) -> None:
         summary.factors = (
             format_factors(factors)
             if factors
-            else "none declared: the factor block holds the universe only (name the "
-            "market's factor series with --factors equity=...,rates=...)"
+            else "none declared: the factor block is left off and the vectors are "
+            f"{builder.models.joint.manifest.get('base_model')}'s (name the market's factor "
+            "series with --factors equity=...,rates=...)"
         )
     elif factors:
         summary.warnings.append(

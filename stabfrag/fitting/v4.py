@@ -3,15 +3,21 @@ scenario is of its own shock type.
 
 From one price series an FX crisis, a rates shock and an equity crash look alike; the
 market's factors (an equity index, a bond fund, a credit fund, the dollar, commodities) do
-not. v4 keeps v3's encoders and adds, in directions v3 never uses, w * unit(signature):
-for a state, its date's factors and universe; for a scenario, its declared factor shocks
-or, for a historical episode, the factors' observed states (stabfrag.model.factors).
+not. v4 keeps v3's encoders and adds a block in directions v3 never uses
+(stabfrag.model.factors): a date's departure from a calm market's signature, and for a
+scenario, its shock type's mean departure as its declared moves (or an episode's
+observed factor states) give it. The block names the type; v3's vector, the severity.
 
-The fit reads generated markets only (`generate --factors`): the signature's constants
-are the quartiles of its features over the training panels' weekly states (one set for
-every factor series, one for the universe median), and w is the weight with the best
-validation shock-type accuracy (mean over types) that keeps v3's state AUC and
-calm->HIGH, on a weekly backfill of the validation panel through the pipeline itself.
+The fit reads generated markets only (`generate --factors`):
+- the signature's constants: the quartiles of its features over the training panels'
+  weekly states (one set for every factor series, one for the universe median);
+- the scenario map: a ridge regression of the signatures of the training panels'
+  episode and calm dates on the moves each episode was made with (the generator's
+  own signatures), so a scenario's declared `factor_shocks` land where such a market
+  would;
+- the block's weight and its calm length (a quantile of the calm dates' departures):
+  the best validation shock-type accuracy (mean over types) that keeps v3's state AUC
+  and calm->HIGH, on weekly backfills of the validation panel through the pipeline.
 """
 
 from __future__ import annotations
@@ -177,11 +183,12 @@ def write_v4(
         scen_id=v3.scen.model_id,
         projection=complement_basis(v3.stab.projection, width, BASIS_SEED),
         extra={
-            "construction": "normalise(v3's joint vector + block @ projection): a state's "
-            "block is the moves its date's signature implies, a scenario's the moves it "
-            "declares (or its factors' observed states imply), in the directions v3 never "
-            "uses; undeclared factors are left out of both",
+            "construction": "normalise(v3's joint vector + block @ projection), the "
+            "projection's rows orthogonal to v3's: see objective; factors a build does not "
+            "declare are left out of both sides, and a build that declares none has v3's "
+            "vectors",
             "context": v3.joint.manifest.get("context"),
+            "base_model": JOINT_V3,  # the vectors of a build that declares no factors
             "factor_block": block,
             **record,
         },
@@ -337,12 +344,13 @@ def _record(
 
 
 OBJECTIVE = (
-    "v3's joint vector plus w * unit(signature) in directions v3 never uses: a state's "
-    "signature is its date's factors and universe (features against each series' own "
-    "year of volatility, centred and scaled by constants from generated markets); a "
-    "scenario's is its declared moves through a map fitted on generated episodes, or its "
-    "factors' observed states over the episode; w chosen for the validation shock-type "
-    "accuracy, keeping v3's state AUC and calm->HIGH"
+    "v3's joint vector plus a block in directions v3 never uses: a state's date's "
+    "departure from a calm market's signature (its factors' and universe's moves against "
+    "their own year of volatility, scaled by constants from generated markets) in the "
+    "directions declared moves take it (a map fitted on generated episodes), w * d / "
+    "sqrt(|d|^2 + calm^2); a scenario's, w * its shock type's mean direction of its "
+    "declared (or observed) departure; w and the calm length chosen for the validation "
+    "shock-type accuracy, keeping v3's state AUC and calm->HIGH"
 )
 
 

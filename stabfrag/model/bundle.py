@@ -11,11 +11,12 @@ import numpy as np
 from stabfrag.config import packaged
 from stabfrag.errors import ModelError
 from stabfrag.model.encoder import Encoder, load_encoder
-from stabfrag.model.joint import JOINT_V3, JointModel, load_joint
+from stabfrag.model.joint import JOINT_V4, JointModel, load_joint
 
-# The joint model a build uses when none is named and the folder holds several: v3 keeps
-# v2's market weather and ranks a date's entities by their fitted risk (bench/README.md).
-DEFAULT_JOINT = JOINT_V3
+# The joint model a build uses when none is named and the folder holds several: v4 is v3
+# (v2's market weather, a date's entities ranked by their fitted risk) plus the factor
+# block that names the shock type when a build declares its factors (bench/README.md).
+DEFAULT_JOINT = JOINT_V4
 JOINT_PREFIX = "joint-stab-fragility-"
 
 

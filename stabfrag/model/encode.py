@@ -173,13 +173,15 @@ def factor_blocks(
     universe: pl.DataFrame | None = None,
 ) -> tuple[np.ndarray, np.ndarray] | None:
     """A factor model's block of each state's date: (blocks (d, 384), each state's row
-    among them); None for a model without one. `apart`: the factor and market entities'
-    states read apart from `states` (an entity block may not hold them); `universe`: each
-    date's feature medians over every entity, computed beforehand."""
+    among them); None for a model without one, or a build that declares no factors (the
+    universe alone did not tell the types apart on real markets: the block is left off).
+    `apart`: the factor and market entities' states read apart from `states` (an entity
+    block may not hold them); `universe`: each date's feature medians over every entity,
+    computed beforehand."""
     block = models.joint.factors
-    if block is None:
-        return None
     declared = factors or {}
+    if block is None or not declared:  # no factor series: v3's vectors
+        return None
     source = states if apart is None else pl.concat([states, apart], how="diagonal_relaxed")
     dates, signature = date_signatures(
         block, source, factors=declared, market=market, universe=universe

@@ -199,28 +199,37 @@ def date_signatures(
     """Each as-of date's signature: (the dates, (d, roles * features)).
 
     `states` holds as_of_date, entity_id and the features. A factor's part is its entity's
-    state that date (zeros, the calibration centre, when it has none); the universe's is
-    the market entity's state, or the date's median over `states`; `universe` gives each
-    date's median computed beforehand (an entity block that holds only some entities).
+    state that date (a calm market's, when it has none: HYG before 2007 says nothing);
+    the universe's is the market entity's state, or the date's median over `states`;
+    `universe` gives each date's median computed beforehand (an entity block that holds
+    only some entities). An undeclared factor's part is calm too.
     """
     dates = states.select("as_of_date").unique().sort("as_of_date")
     states = derived(states.select("as_of_date", ENTITY, *SIGNATURE_INPUTS))
     by_role = {role: entity for role, entity in factors.items()}
     if market is not None:
         by_role[UNIVERSE] = market
-    parts = []
-    for role in ROLES:  # six blocks of columns, not rows
+    width = len(SIGNATURE_FEATURES)
+    signature = np.tile(block.calm_signature, (dates.height, 1))
+    for i, role in enumerate(ROLES):  # six blocks of columns, not rows
         if role in by_role:
             rows = states.filter(pl.col(ENTITY) == by_role[role]).unique("as_of_date")
             rows = rows.select("as_of_date", *SIGNATURE_FEATURES)
         elif role == UNIVERSE:
             rows = universe if universe is not None else date_feature_medians(states)
         else:
-            parts.append(np.zeros((dates.height, len(SIGNATURE_FEATURES))))
             continue
-        joined = dates.join(rows, on="as_of_date", how="left", maintain_order="left")
-        parts.append(block.scaled(joined, role))
-    return dates, np.hstack(parts)
+        joined = dates.join(
+            rows.with_columns(pl.lit(True).alias("_held")),
+            on="as_of_date",
+            how="left",
+            maintain_order="left",
+        )
+        held = joined["_held"].is_not_null().to_numpy()
+        signature[held, i * width : (i + 1) * width] = block.scaled(
+            joined.filter(pl.Series(held)), role
+        )
+    return dates, signature
 
 
 def date_feature_medians(states: pl.DataFrame) -> pl.DataFrame:

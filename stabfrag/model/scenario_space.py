@@ -110,7 +110,7 @@ class ScenarioLibrary:
         self.cache: dict[Key, ScenarioSpace] = {}
         self.signatures = (
             None
-            if models.joint.factors is None
+            if models.joint.factors is None or not factors
             else ScenarioSignatures(
                 models.joint.factors,
                 library,

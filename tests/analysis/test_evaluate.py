@@ -104,8 +104,8 @@ def test_evaluate_on_generated_events(built, market, market_dir: Path) -> None:
     result = json.loads(res.stdout)
     from stabfrag.model.joint import JOINT_V1, JOINT_V2, JOINT_V3, JOINT_V4
 
-    built_name = f"{JOINT_V3} (built)"  # the default model
-    others = {JOINT_V1, JOINT_V2, JOINT_V4}
+    built_name = f"{JOINT_V4} (built)"  # the default model
+    others = {JOINT_V1, JOINT_V2, JOINT_V3}
     baselines = {"vol_21 alone", "vol_63 alone", "original encoder"}
     assert set(result["figures"]) == {built_name, *others, *baselines}
     joint = result["figures"][built_name]
@@ -313,7 +313,7 @@ def test_plot_writes_roc_episodes_and_a_page(built, market_dir: Path, tmp_path: 
         assert (plots / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not (plots / "ic.png").exists()  # who gets hurt needs --prices
     page = (plots / "evaluate.html").read_text()
-    assert '"title": "State ROC"' in page and "joint-stab-fragility-v3 (built)" in page
+    assert '"title": "State ROC"' in page and "joint-stab-fragility-v4 (built)" in page
     assert "<script src" not in page  # the charts' JavaScript inlined: works offline
 
 

@@ -298,7 +298,7 @@ def test_wait_takes_its_turn(market_dir: Path, tmp_path: Path) -> None:
 
 
 def test_a_folder_holds_one_model_unless_asked(market_dir: Path, tmp_path: Path) -> None:
-    """v1 on one date and v3 the next once made fragility jump with no model shown."""
+    """v1 on one date and the default model the next once made fragility jump unseen."""
     from stabfrag import api
 
     out = tmp_path / "o"
@@ -311,7 +311,7 @@ def test_a_folder_holds_one_model_unless_asked(market_dir: Path, tmp_path: Path)
     data = api.open(out)
     entity = data.fragile(AS_OF, top_n=1)["entity_id"][0]
     history = data.history(entity)
-    assert history["model_id"].to_list() == ["joint-stab-fragility-v1", "joint-stab-fragility-v3"]
+    assert history["model_id"].to_list() == ["joint-stab-fragility-v1", "joint-stab-fragility-v4"]
     args = ["query", "trajectory", "--out", str(out), "--entity", entity]
     res = runner.invoke(app, [*args, "--scenario", "SCN_EQ_CRASH_HIGH"])
     assert res.exit_code == 0 and "joint-stab-fragility-v1" in res.stdout, res.output

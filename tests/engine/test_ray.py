@@ -294,16 +294,23 @@ def test_block_layout_refusals(prices: Path, tmp_path: Path) -> None:
     assert res.exit_code == 2 and "'spark' is not one of 'local', 'ray'" in res.stderr
 
 
-@pytest.mark.parametrize("model", ["joint-stab-fragility-v2", "joint-stab-fragility-v3"])
+@pytest.mark.parametrize(
+    "model", ["joint-stab-fragility-v2", "joint-stab-fragility-v3", "joint-stab-fragility-v4"]
+)
 @pytest.mark.parametrize("named", [True, False])
 def test_a_context_model_splits_by_entity(
     ray_local: None, prices: Path, tmp_path: Path, model: str, named: bool
 ) -> None:
     """Each state sits beside its market: a named one (each block reads its states apart)
     or, with none named, the median of every entity of the date (a first pass computes it
-    per chunk). Either way three blocks write the one-block rows, byte for byte."""
+    per chunk). v4 declares factors too: every block reads their states apart. Either way
+    three blocks write the one-block rows, byte for byte."""
     dates = _dates(prices, "month")[-2:]
     kw: dict[str, Any] = {"model": model} if named else {"model": model, "market": None}
+    if model.endswith("v4"):
+        ids = sorted(pl.read_parquet(prices, columns=["entity_id"])["entity_id"].unique())
+        others = [e for e in ids if e != REFERENCE[prices]]
+        kw["factors"] = {"equity": REFERENCE[prices], "rates": others[3], "credit": others[-5]}
     local = _run(prices, tmp_path / "local", dates, **kw)
     remote = _run(prices, tmp_path / "ray", dates, executor="ray", entity_blocks=3, **kw)
     assert remote == local

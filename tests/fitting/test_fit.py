@@ -264,3 +264,31 @@ def test_nothing_changes_for_a_fixed_market_reference(
             BuildConfig(prices=fewer, out=tmp_path / "v1", model=JOINT_V1), [day]
         ).as_dict()
     )
+
+
+def test_the_v4_fit_is_deterministic_and_reads_generated_markets_only(tmp_path: Path) -> None:
+    """v4 extends the folder's v3 (here the shipped one, copied in): the same seeds give
+    the same artefacts, the block's directions are orthogonal to v3's, and the choice
+    keeps v3's validation figures."""
+    from stabfrag.fitting.v4 import CALM_TO_HIGH, KEEP_AUC, fit_v4
+    from stabfrag.model.joint import JOINT_V4
+
+    tiny = {
+        "train": (Universe(5, 60, 1500), Universe(6, 60, 1500)),
+        "validation": Universe(7, 60, 1500),
+        "weights": (1.0,),
+    }
+    records = [fit_v4(tmp_path / name, **tiny) for name in ("a", "b")]  # type: ignore[arg-type]
+    a, b = tmp_path / "a", tmp_path / "b"
+    _same_artefacts(a, b, ("num-stab-core-v3", "num-scenario-core-v3", JOINT_V3, JOINT_V4))
+    v4, v3 = load_models(a, JOINT_V4), load_models(a, JOINT_V3)
+    assert v4.joint.factors is not None
+    assert np.abs(v4.joint.factors.basis @ v3.stab.projection.T).max() < 1e-10
+    record = records[0]
+    assert record["training_data"]["real_labels"] == "none"
+    chosen = record["hyperparameters"]
+    figures = record["fitted_figures"]
+    kept = figures[f"validation_w{chosen['weight']}_calm_q{chosen['calm_quantile']}"]
+    base = figures["validation_v3"]
+    assert kept["state_auc"] >= base["state_auc"] - KEEP_AUC
+    assert kept["calm_to_high"] <= max(base["calm_to_high"], CALM_TO_HIGH)
