@@ -323,9 +323,8 @@ def _config(prices: Path, out: Path | str, options: dict[str, Any]) -> BuildConf
     weights = options.get("weights")
     if isinstance(weights, str):
         options = {**options, "weights": parse_weights(weights)}
-    factors = options.get("factors")
-    if isinstance(factors, str):
-        options = {**options, "factors": parse_factors(factors) or None}
+    if options.get("factors") is not None:
+        options = {**options, "factors": parse_factors(options["factors"]) or None}
     paths = {k: Path(v) for k, v in options.items() if k in _PATHS and v is not None}
     return BuildConfig(prices=prices, out=Path(out), **{**options, **paths})
 

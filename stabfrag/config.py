@@ -58,10 +58,12 @@ def parse_weights(text: str | None) -> dict[str, float] | None:
     return out
 
 
-def parse_factors(text: str | None) -> dict[str, str]:
-    """'equity=SPY,rates=TLT' -> {role: entity_id}, in FACTOR_ROLES order."""
+def parse_factors(text: str | dict[str, str] | None) -> dict[str, str]:
+    """'equity=SPY,rates=TLT' (or a mapping) -> {role: entity_id}, in FACTOR_ROLES order."""
     if not text:
         return {}
+    if isinstance(text, dict):
+        text = ",".join(f"{role}={entity}" for role, entity in text.items())
     out: dict[str, str] = {}
     for part in text.split(","):
         role, sep, entity = (s.strip() for s in part.partition("="))

@@ -196,20 +196,28 @@ def demo(
     seed: Annotated[int, typer.Option("--seed", min=0)] = 7,
     model: ModelOpt = None,
 ) -> None:
-    """Generate a synthetic market, build its latest date, show the 10 most fragile entities."""
+    """Generate a synthetic market (with its factor series), build its latest date with
+    them declared, show the 10 most fragile entities."""
     from stabfrag import api, synth
     from stabfrag.atomic import make_folder
+    from stabfrag.synth.shocks import FACTOR_IDS
 
     make_folder(out)
-    market = synth.generate(entities=entities, days=days, seed=seed)
+    market = synth.generate(entities=entities, days=days, seed=seed, factors=True)
     paths = synth.write_market(market, out / "market")
     as_of = date_span(market.prices["date"])[1]
     typer.echo(
-        f"generated {market.prices.height:,} price rows for {entities} entities "
+        f"generated {market.prices.height:,} price rows for {entities} entities and "
+        f"{len(FACTOR_IDS)} factor series (declared with --factors) "
         f"into {paths['prices']}"
     )
     summary = api.build(
-        paths["prices"], as_of=as_of, out=out, entities=paths["entities"], model=model
+        paths["prices"],
+        as_of=as_of,
+        out=out,
+        entities=paths["entities"],
+        model=model,
+        factors=FACTOR_IDS,
     )
     typer.echo(
         f"built {summary.states_out} entity states and {summary.scenario_rows} scenarios "

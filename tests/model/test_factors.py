@@ -231,3 +231,22 @@ def test_scenario_factor_shocks_are_checked(tmp_path: Path) -> None:
         (tmp_path / "lib.toml").write_text(base + line + "\n")
         with pytest.raises(ScenarioError, match=why):
             load_library(tmp_path)
+
+
+def test_the_library_takes_factors_as_text_or_a_mapping(
+    panel: dict[str, Path], tmp_path: Path
+) -> None:
+    from stabfrag import api
+
+    day = _dates(panel["prices"], weeks=1)[-1]
+    text = f"rates={FACTORS['rates']},equity={FACTORS['equity']}"
+    by_text = api.build(panel["prices"], as_of=day, out=tmp_path / "a", factors=text)
+    mapping = {"rates": FACTORS["rates"], "equity": FACTORS["equity"]}
+    by_map = api.build(panel["prices"], as_of=day, out=tmp_path / "b", factors=mapping)
+    assert (
+        by_text.factors == by_map.factors == f"equity={FACTORS['equity']},rates=" + FACTORS["rates"]
+    )
+    a, b = (read_table(tmp_path / n, "joint_embeddings", day) for n in ("a", "b"))
+    assert a["vector"].to_list() == b["vector"].to_list()
+    with pytest.raises(ConfigError, match="--factors: 'gold=GLD'"):
+        api.build(panel["prices"], as_of=day, out=tmp_path / "c", factors={"gold": "GLD"})
