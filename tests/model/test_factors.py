@@ -250,3 +250,50 @@ def test_the_library_takes_factors_as_text_or_a_mapping(
     assert a["vector"].to_list() == b["vector"].to_list()
     with pytest.raises(ConfigError, match="--factors: 'gold=GLD'"):
         api.build(panel["prices"], as_of=day, out=tmp_path / "c", factors={"gold": "GLD"})
+
+
+def test_an_episodes_observed_factors_enter_once_it_has_ended(
+    panel: dict[str, Path], tmp_path: Path
+) -> None:
+    """The generated panel's market plays SPY and its factors the ETFs: COVID's scenario
+    (SPY, 2020-02-19 to 2020-03-23) takes the factors' observed states over the episode
+    from its end on, and no scenario vector as of a date depends on a later price."""
+    from stabfrag.model.scenario_space import ScenarioLibrary, reference_prices
+
+    entities = pl.read_parquet(panel["entities"])
+    markets = entities.filter(pl.col("entity_type") == "MARKET")["entity_id"].to_list()
+    market = next(e for e in markets if e not in FACTORS.values())
+    etfs = {"equity": "SPY", "rates": "TLT", "credit": "HYG", "fx": "UUP", "commodity": "GLD"}
+    names = {market: "SPY", **{FACTORS[r]: etfs[r] for r in ("rates", "credit", "fx")}}
+    names[FACTORS["commodity"]] = "GLD"
+    prices = pl.read_parquet(panel["prices"]).with_columns(pl.col("entity_id").replace(names))
+    etf_factors = {r: e for r, e in etfs.items() if r != "equity"}  # SPY is the market too
+    models, library = load_models(), load_library()
+
+    def space(cut: dt.date | None, day: dt.date, held: bool = True) -> Any:
+        path = tmp_path / f"{cut}{held}.parquet"
+        kept = prices if held else prices.filter(~pl.col("entity_id").is_in(["TLT", "HYG"]))
+        (kept if cut is None else kept.filter(pl.col("date") <= cut)).write_parquet(path)
+        refs, ticks = reference_prices(path, library, also=tuple(etf_factors.values()))
+        lib = ScenarioLibrary(
+            models, library, refs, max_staleness_days=7, reference_ticks=ticks, factors=etf_factors
+        )
+        return lib.space(lib.key(day))
+
+    before, after = dt.date(2020, 3, 20), dt.date(2020, 6, 30)
+    assert np.array_equal(space(None, before).vectors, space(before, before).vectors)
+    assert np.array_equal(space(None, after).vectors, space(after, after).vectors)
+    then, now = space(None, before), space(None, after)
+    covid = now.table["scenario_id"].to_list().index("SCN_COVID_CRASH_2020")
+    assert now.table["path_source"][covid] == "reference:SPY"
+    assert "SCN_COVID_CRASH_2020" not in then.table["scenario_id"].to_list()
+    # The crash type's block takes COVID's observed rates and credit states: without
+    # those two series in the prices, it takes COVID's declared moves for them instead.
+    block = models.joint.factors
+    assert block is not None
+    declared = space(None, after, held=False)
+    crash = now.table["scenario_id"].to_list().index("SCN_EQ_CRASH_HIGH")
+    assert declared.table["scenario_id"].to_list() == now.table["scenario_id"].to_list()
+    assert not np.allclose(
+        now.vectors[crash] @ block.basis.T, declared.vectors[crash] @ block.basis.T
+    )
