@@ -36,6 +36,22 @@ INTRO = (
 )
 
 
+def built_with(manifest: dict[str, Any]) -> str:
+    """What the date was built with, in a sentence: the model, its market reference and,
+    for a factor model, the factors that name the shock type."""
+    model = manifest.get("model") or "the default model"
+    market = manifest.get("market")
+    context = f"the market entity {market}" if market else "the median state of the date"
+    factors = manifest.get("factors")
+    named = (
+        "shock types are named from the factors "
+        + ", ".join(f"{role} {entity}" for role, entity in factors.items())
+        if factors
+        else "no factor series were declared, so shock types are named from prices alone"
+    )
+    return f"Built with {model}; each state's market context is {context}; {named}."
+
+
 def map_points(out: Path, as_of: dt.date) -> tuple[pl.DataFrame, np.ndarray]:
     """The joint rows of `as_of` projected to two dimensions, with what the map shows."""
     joint = read_table(out, "joint_embeddings", as_of)
@@ -143,6 +159,7 @@ def build_report(out: Path, as_of: dt.date, target: Path, entity: str | None = N
     columns = ["entity_id", "fragility", "nearest_high_scenario", "nearest_scenario"]
     sections: list[tuple[str, str | dict]] = [  # type: ignore[type-arg]
         ("", f'<p class="note">{html.escape(INTRO)}</p>'),
+        ("", f'<p class="note">{html.escape(built_with(read_manifest(out, as_of) or {}))}</p>'),
         ("", chart),
         (f"The {TOP_N} most fragile entities", _table(top.select(*columns, "nearest_similarity"))),
         *_history(out, as_of, entity, top),

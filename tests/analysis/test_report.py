@@ -47,6 +47,8 @@ def test_the_report_works_offline_and_explains_itself(built: Path, tmp_path: Pat
     assert named == set(high["scenario_id"])  # every HIGH scenario labelled on the map
     assert '<table class="sortable">' in page and "SORTABLE" not in page
     assert f"the most fragile entity on {day}" in page
+    assert "Built with joint-stab-fragility-v4; each state&#x27;s market context is" in page
+    assert "no factor series were declared" in page
     history = specs[1]
     assert history["layer"][-1]["data"]["values"][0]["label"] == f"as of {day}"
     assert specs[2]["layer"][0]["encoding"]["color"]["field"] == "shock_type"
@@ -89,3 +91,15 @@ def test_report_out_names_the_build_folder(built: Path, tmp_path: Path) -> None:
     """--out is the build folder, as in every command; the page has its own flag."""
     res = runner.invoke(app, ["report", "--out", str(tmp_path / "r.html")])
     assert res.exit_code == 2 and "--html" in res.stderr
+
+
+def test_the_page_says_which_factors_name_the_shock_type() -> None:
+    from stabfrag.analysis.report import built_with
+
+    text = built_with(
+        {"model": "joint-stab-fragility-v4", "market": "SPY", "factors": {"rates": "TLT"}}
+    )
+    assert text == (
+        "Built with joint-stab-fragility-v4; each state's market context is the market "
+        "entity SPY; shock types are named from the factors rates TLT."
+    )
