@@ -232,8 +232,13 @@ def fit(
         ),
     ] = "joint-stab-fragility-v4",
     seeds: Annotated[
-        str, typer.Option("--seeds", help="Generator seeds to fit on, comma-separated.")
-    ] = "101,102",
+        str | None,
+        typer.Option(
+            "--seeds",
+            help="Generator seeds to fit on, comma-separated (default 101,102; v4 "
+            "101,102,107,108).",
+        ),
+    ] = None,
     validation_seed: Annotated[
         int, typer.Option("--validation-seed", help="Generator seed the penalty is chosen on.")
     ] = 103,
@@ -241,7 +246,7 @@ def fit(
         str | None,
         typer.Option(
             "--entities",
-            help="Entities per fitting seed, comma-separated (default 400,250; v4 400,400).",
+            help="Entities per fitting seed, comma-separated (default 400,250; v4 400 each).",
         ),
     ] = None,
     days: Annotated[int, typer.Option("--days", min=600, help="Trading days per market.")] = 2520,
@@ -257,7 +262,8 @@ def fit(
 
     if model not in (JOINT_V2, JOINT_V3, JOINT_V4):
         fail(f"--model must be {JOINT_V4}, {JOINT_V3} or {JOINT_V2}")
-    entities = entities or ("400,400" if model == JOINT_V4 else "400,250")
+    seeds = seeds or ("101,102,107,108" if model == JOINT_V4 else "101,102")
+    entities = entities or ("400,400,400,400" if model == JOINT_V4 else "400,250")
     try:
         seed_list = [int(s) for s in seeds.split(",")]
         sizes = [int(n) for n in entities.split(",")]
