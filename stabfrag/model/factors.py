@@ -1,16 +1,18 @@
-"""The factor block of a joint model (v4): a date's cross-asset signature beside each
-state's vector, and each scenario's declared (or observed) factor shocks beside its own.
+"""The factor block of a joint model (v4): where a date's market stands among the shock
+types, beside each state's vector, and where each scenario's type stands, beside its own.
 
 A build declares which of its entities play the market's factors (`--factors
 equity=SPY,rates=TLT,...`). A date's signature is a few features of each declared factor's
 state that date and of its universe (the `--market` entity, or the median of the date's
-states), each centred and scaled by fixed constants calibrated on generated markets, so
-it needs no history and is point in time. A scenario's signature is the same features at
-the end of a path per factor: the shocks its library entry declares, or, for a historical
-episode the build's prices cover, the declared factors' own states over the episode. The
-block, w * unit(signature) in directions the rest of the vector never uses, tells the
-shock types apart: from one price series an FX crisis, a rates shock and an equity crash
-look alike, from the factors they do not (bench/README.md).
+states), each measured against the series' own year of volatility and scaled by fixed
+constants calibrated on generated markets: it needs no history and is point in time. A
+scenario's signature is what its declared `factor_shocks` look like through a map fitted
+on generated episodes, or, for a historical episode the build's prices cover, its
+declared factors' observed states. Both meet as departures from a calm market's
+signature, in the directions declared moves can take it; every scenario of a shock type
+carries its type's mean direction. The block, in directions the rest of the vector never
+uses, tells the shock types apart: from one price series an FX crisis, a rates shock and
+an equity crash look alike, from the factors they do not (bench/README.md).
 """
 
 from __future__ import annotations
@@ -82,13 +84,13 @@ def derived(frame: pl.DataFrame) -> pl.DataFrame:
 
 
 SATURATION = 2.0  # a scaled feature's bound (interquartile ranges from the centre)
-# Constants per group of roles: every factor series shares one set (so a bond fund's
-# calm volatility reads as calm beside an equity index's), the universe has its own.
+# Constants per group of roles: every factor series shares one set, the universe (a
+# median of many states, calmer than any one series) has its own.
 GROUPS = {role: "factor" for role in FACTOR_ROLES} | {UNIVERSE: "universe"}
 
 
-# A market's moves, declared by a scenario or implied by a date's signature: log(1 + move)
-# of each factor, log of the volatility and volume multipliers.
+# A market's moves as a scenario declares them: log(1 + move) of each factor, log of the
+# volatility and volume multipliers.
 MOVE_INPUTS = (*FACTOR_ROLES, "vol", "volume")
 
 
