@@ -62,9 +62,13 @@ class ScenarioSpace:
     branch: np.ndarray  # the vectors without a factor model's blocks (the scenario branch's)
 
 
-def _path_known(library: tuple[Scenario, ...], ticks: pl.DataFrame | None) -> dict[str, dt.date]:
+def _path_known(
+    library: tuple[Scenario, ...], ticks: pl.DataFrame | None, also: tuple[str, ...] = ()
+) -> dict[str, dt.date]:
     """The date from which each episode's real path is known: its end, or later when a bad
-    tick on or before the end is known only on the next close (Validated.ticks)."""
+    tick on or before the end, of its reference or of `also` (a factor model's declared
+    factors, whose observed states it takes), is known only on a later close
+    (Validated.ticks)."""
     ends = {s.id: s.episode_end for s in library if s.episode_end is not None}
     if ticks is None or ticks.height == 0:
         return ends
@@ -73,7 +77,7 @@ def _path_known(library: tuple[Scenario, ...], ticks: pl.DataFrame | None) -> di
             continue
         end = ends[s.id]
         late = ticks.filter(
-            (pl.col("entity_id") == s.reference_entity)
+            pl.col("entity_id").is_in([s.reference_entity, *also])
             & (pl.col("date") <= end)
             & (pl.col("known_on") > end)
         )["known_on"]
@@ -106,7 +110,10 @@ class ScenarioLibrary:
         self.real = reference_features(
             library, reference_prices, max_staleness_days=max_staleness_days
         )
-        self.ends = _path_known(library, reference_ticks)
+        uses_factors = models.joint.factors is not None and bool(factors)
+        self.ends = _path_known(
+            library, reference_ticks, also=tuple((factors or {}).values()) if uses_factors else ()
+        )
         self.cache: dict[Key, ScenarioSpace] = {}
         self.signatures = (
             None

@@ -251,6 +251,8 @@ def test_a_reference_path_waits_for_the_verdict_on_its_last_day() -> None:
     )
     assert _path_known(library, None)[real.id] == end
     assert _path_known(library, ticks)[real.id] == end + dt.timedelta(3)
+    # A factor model takes its declared factors' observed states too: their verdicts count.
+    assert _path_known(library, ticks, also=("OTHER",))[real.id] == end + dt.timedelta(9)
 
 
 def _naive_ticks(rows: pl.DataFrame, multiple: float) -> list[tuple[int, dt.date | None]]:
