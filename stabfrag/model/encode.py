@@ -156,7 +156,8 @@ def join_scenarios(
             z_prof=rows(z_prof),
             has_prof=rows(has_prof),
             consume=consume,
-            branch_scen=space.branch.astype(np.float64),
+            # (The same array as the vectors but for a factor model: not copied twice.)
+            branch_scen=None if space.branch is space.vectors else space.branch.astype(np.float64),
             date_blocks=None if date_blocks is None else (date_blocks[0], rows(date_blocks[1])),
         )
         out.append(Joined(sel, [d for d, k in keys.items() if k == key], space, result))

@@ -207,16 +207,15 @@ def date_signatures(
     only some entities). An undeclared factor's part is calm too.
     """
     dates = states.select("as_of_date").unique().sort("as_of_date")
-    states = derived(states.select("as_of_date", ENTITY, *SIGNATURE_INPUTS))
     by_role = {role: entity for role, entity in factors.items()}
     if market is not None:
         by_role[UNIVERSE] = market
     width = len(SIGNATURE_FEATURES)
     signature = np.tile(block.calm_signature, (dates.height, 1))
     for i, role in enumerate(ROLES):  # six blocks of columns, not rows
-        if role in by_role:
+        if role in by_role:  # (the features of the rows read, not of every state)
             rows = states.filter(pl.col(ENTITY) == by_role[role]).unique("as_of_date")
-            rows = rows.select("as_of_date", *SIGNATURE_FEATURES)
+            rows = derived(rows).select("as_of_date", *SIGNATURE_FEATURES)
         elif role == UNIVERSE:
             rows = universe if universe is not None else date_feature_medians(states)
         else:
@@ -237,9 +236,8 @@ def date_signatures(
 def date_feature_medians(states: pl.DataFrame) -> pl.DataFrame:
     """Each date's median of the signature features over its states (each state's own
     features first: a move in units of its own volatility)."""
-    if not set(SIGNATURE_FEATURES) <= set(states.columns):
-        states = derived(states)
-    return states.group_by("as_of_date").agg(pl.col(c).median() for c in SIGNATURE_FEATURES)
+    each = derived(states.select("as_of_date", *SIGNATURE_INPUTS))
+    return each.group_by("as_of_date").agg(pl.col(c).median() for c in SIGNATURE_FEATURES)
 
 
 def state_index(dates: pl.DataFrame, as_of: pl.Series) -> np.ndarray:

@@ -62,6 +62,15 @@ class ScenarioSpace:
     branch: np.ndarray  # the vectors without a factor model's blocks (the scenario branch's)
 
 
+def episode_means(rows: pl.DataFrame, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(the scenario ids of `rows`, sorted; the mean of `values` over each one's rows):
+    an observed episode is the mean of its days."""
+    ids, inverse = np.unique(rows["scenario_id"].to_numpy(), return_inverse=True)
+    sums = np.zeros((len(ids), values.shape[1]))
+    np.add.at(sums, inverse.ravel(), values)
+    return ids, sums / np.bincount(inverse.ravel(), minlength=len(ids))[:, None]
+
+
 def _path_known(
     library: tuple[Scenario, ...], ticks: pl.DataFrame | None, also: tuple[str, ...] = ()
 ) -> dict[str, dt.date]:
@@ -110,21 +119,20 @@ class ScenarioLibrary:
         self.real = reference_features(
             library, reference_prices, max_staleness_days=max_staleness_days
         )
-        uses_factors = models.joint.factors is not None and bool(factors)
-        self.ends = _path_known(
-            library, reference_ticks, also=tuple((factors or {}).values()) if uses_factors else ()
-        )
+        # A factor model's declared factors (a model without a block uses none).
+        factors = (factors or {}) if models.joint.factors is not None else {}
+        self.ends = _path_known(library, reference_ticks, also=tuple(factors.values()))
         self.cache: dict[Key, ScenarioSpace] = {}
         self.signatures = (
-            None
-            if models.joint.factors is None or not factors
-            else ScenarioSignatures(
+            ScenarioSignatures(
                 models.joint.factors,
                 library,
                 reference_prices,
-                factors or {},
+                factors,
                 max_staleness_days=max_staleness_days,
             )
+            if models.joint.factors is not None and factors
+            else None
         )
 
     def key(self, as_of: dt.date) -> Key:
@@ -155,11 +163,7 @@ class ScenarioLibrary:
         if real_ids:
             real = self.real.filter(pl.col("scenario_id").is_in(list(real_ids)))
             # A real episode is the mean of its reference's states over the episode.
-            ids, inverse = np.unique(real["scenario_id"].to_numpy(), return_inverse=True)
-            z = scen.standardised(real.select(FEATURE_NAMES))
-            sums = np.zeros((len(ids), z.shape[1]))
-            np.add.at(sums, inverse.ravel(), z)
-            mean = sums / np.bincount(inverse.ravel(), minlength=len(ids))[:, None]
+            ids, mean = episode_means(real, scen.standardised(real.select(FEATURE_NAMES)))
             last = real.filter(pl.col("_end")).sort(
                 pl.col("scenario_id").replace_strict({s: i for i, s in enumerate(ids)})
             )
@@ -237,10 +241,7 @@ class ScenarioSignatures:
             if rows.height == 0:
                 continue
             # The mean over the episode's days, as a real scenario's own state is.
-            names, inverse = np.unique(rows["scenario_id"].to_numpy(), return_inverse=True)
-            sums = np.zeros((len(names), width))
-            np.add.at(sums, inverse.ravel(), self.block.scaled(rows, role))
-            means = sums / np.bincount(inverse.ravel(), minlength=len(names))[:, None]
+            names, means = episode_means(rows, self.block.scaled(rows, role))
             where = {sid: i for i, sid in enumerate(names)}
             pick = np.array([where.get(sid, -1) for sid in order])
             col = ROLES.index(role) * width

@@ -118,17 +118,13 @@ def synthesise_path(sc: Scenario, baseline: Baseline) -> pl.DataFrame:
     )
 
 
-def _end_features(paths: list[pl.DataFrame]) -> pl.DataFrame:
-    """Features at the last row of every path (one entity id per path)."""
-    frame = pl.concat(paths).sort(ENTITY, DATE)
-    last = frame.with_row_index("i").group_by(ENTITY).agg(pl.col("i").max())["i"].sort()
-    return compute_features(frame, rows=last.to_numpy())
-
-
 def synthetic_features(library: tuple[Scenario, ...], baseline: Baseline) -> pl.DataFrame:
     """Features at the end of every scenario's synthetic path: the SAME feature code as states."""
-    feats = _end_features([synthesise_path(sc, baseline) for sc in library])
+    paths = pl.concat([synthesise_path(sc, baseline) for sc in library])
     order = {sc.id: i for i, sc in enumerate(library)}
+    paths = paths.sort(ENTITY, DATE)
+    last = paths.with_row_index("i").group_by(ENTITY).agg(pl.col("i").max())["i"].sort()
+    feats = compute_features(paths, rows=last.to_numpy())
     return (
         feats.with_columns(
             pl.col(ENTITY).alias("scenario_id"),
@@ -149,15 +145,6 @@ def factor_scenario(sc: Scenario, role: str, entity: str) -> Scenario:
     return dataclasses.replace(sc, id=f"{sc.id}{FACTOR_SEP}{role}", reference_entity=entity)
 
 
-def _split_ids(frame: pl.DataFrame, column: str = ENTITY) -> pl.DataFrame:
-    """SCENARIO|ROLE ids as scenario_id and role columns."""
-    parts = pl.col(column).str.split_exact(FACTOR_SEP, 1)
-    return frame.with_columns(
-        parts.struct.field("field_0").alias("scenario_id"),
-        parts.struct.field("field_1").alias("role"),
-    )
-
-
 def factor_reference_features(
     library: tuple[Scenario, ...],
     prices: pl.DataFrame,
@@ -176,7 +163,11 @@ def factor_reference_features(
     feats = reference_features(derived, prices, max_staleness_days=max_staleness_days)
     if feats.height == 0:
         return feats
-    return _split_ids(feats.drop("role", strict=False), "scenario_id")
+    parts = pl.col("scenario_id").str.split_exact(FACTOR_SEP, 1)  # SCENARIO|ROLE
+    return feats.with_columns(
+        parts.struct.field("field_0").alias("scenario_id"),
+        parts.struct.field("field_1").alias("role"),
+    )
 
 
 def reference_features(
