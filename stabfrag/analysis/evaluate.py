@@ -182,6 +182,21 @@ class ProfileRun:
         ]
 
 
+def rescorer(built: Built, tagged: pl.DataFrame, prices: Path | None) -> Callable[..., Space]:
+    """model_space for `tagged`, as the build read its inputs: a joint model (and profile
+    options) in, its space of those states out."""
+    return partial(
+        model_space,
+        library=built.library,
+        features=built.features,
+        tagged=tagged,
+        prices=prices,
+        market=built.built_with["market"],
+        factors=built.built_with.get("factors"),
+        newest=dt.date.fromisoformat(built.built_with["newest_date"]),
+    )
+
+
 def _spaces(
     out: Path,
     built: Built,
@@ -202,17 +217,7 @@ def _spaces(
         table,
     )
     model_dir = built.model_dir
-    newest = dt.date.fromisoformat(built.built_with["newest_date"])
-    rescore = partial(
-        model_space,
-        library=built.library,
-        features=built.features,
-        tagged=tagged,
-        prices=prices,
-        market=built.built_with["market"],
-        factors=built.built_with.get("factors"),
-        newest=newest,
-    )
+    rescore = rescorer(built, tagged, prices)
     for model in compare:
         yield lambda model=model: rescore(load_models(model_dir, model))  # type: ignore[misc]
     if profile_run is not None:
@@ -414,11 +419,12 @@ def _notes(prices: Path | None) -> dict[str, str]:
 
 
 def who_gets_hurt(
-    built: Built, prices: Path, others: list[str]
+    built: Built, prices: Path, others: list[str], profile_run: ProfileRun | None = None
 ) -> tuple[dict[str, Any], dict[str, pl.DataFrame]]:
     """Who gets hurt, on every built state (labelled or not): the within-date rank IC of
-    the built model's fragility, each compared model's and the vol_21 and vol_63 baselines
-    with the forward drawdown. Returns the figures and each score's IC by date."""
+    the built model's fragility, each compared model's, the built model's without and with
+    profiles at each weight of `profile_run`, and the vol_21 and vol_63 baselines with the
+    forward drawdown. Returns the figures and each score's IC by date."""
     everyone = built.features.select("as_of_date", ENTITY, DATE, "vol_21", "vol_63")
     fragility = everyone.join(
         built.states.select("as_of_date", ENTITY, "fragility"),
@@ -427,18 +433,17 @@ def who_gets_hurt(
         maintain_order="left",
     )["fragility"]
     scores = {f"{built.models.model_id} (built)": fragility.fill_null(np.nan).to_numpy()}
-    newest = dt.date.fromisoformat(built.built_with["newest_date"])
+    rescore = rescorer(built, everyone, prices)
     for model in others:  # one model's states at a time
-        scores[model] = model_space(
-            load_models(built.model_dir, model),
-            built.library,
-            built.features,
-            everyone,
-            prices=prices,
-            market=built.built_with["market"],
-            factors=built.built_with.get("factors"),
-            newest=newest,
-        ).fragility
+        scores[model] = rescore(load_models(built.model_dir, model)).fragility
+    if profile_run is not None:  # the branch's weight is chosen by who it ranks, too
+        without, named = profile_run.names(built.models.model_id)
+        for weight, name in [(0.0, without), *zip(profile_run.weights, named, strict=True)]:
+            scores[name] = rescore(
+                built.models,
+                profiles=profile_run.profiles if weight > 0 else None,
+                profile_weight=weight,
+            ).fragility
     for column in ("vol_21", "vol_63"):
         scores[f"{column} alone"] = everyone[column].fill_null(np.nan).to_numpy()
     fwd = forward_drawdown(prices, everyone)
@@ -474,14 +479,18 @@ def _labelled(
 
 
 def _who(
-    result: dict[str, Any], built: Built, prices: Path | None, others: list[str]
+    result: dict[str, Any],
+    built: Built,
+    prices: Path | None,
+    others: list[str],
+    profile_run: ProfileRun | None = None,
 ) -> dict[str, pl.DataFrame]:
     """Add who gets hurt to `result` (or why it is unavailable); return each score's IC by
     date, for the plot."""
     if prices is None:
         result["unavailable"]["who"] = "needs --prices: the forward drawdowns are its outcome"
         return {}
-    figures, ic_by_date = who_gets_hurt(built, prices, others)
+    figures, ic_by_date = who_gets_hurt(built, prices, others, profile_run)
     result["who"] = _finite(figures)
     return ic_by_date
 
@@ -551,7 +560,7 @@ def evaluate(
             "warnings": _label_warnings(tagged, built),
         }
     )
-    ic_by_date = _who(result, built, prices, _others(built, compare))
+    ic_by_date = _who(result, built, prices, _others(built, compare), profile_run)
     if profile_run is not None:
         moves = profile_moves(tagged, built.models.model_id, profile_run, scores.calm_fragility)
         result["profile_branch"] = _finite(moves)

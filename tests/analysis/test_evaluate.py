@@ -421,6 +421,11 @@ def test_evaluate_with_profiles_scores_the_branch_as_a_build_with_it(
     assert figures[f"{DEFAULT_JOINT} without profiles"] == figures[built_name]
     assert figures[f"{DEFAULT_JOINT} + profiles (prof=0.25)"] == reference["figures"][built_name]
     assert figures[f"{DEFAULT_JOINT} + profiles (prof=1)"] != figures[built_name]
+    # Who gets hurt is scored for each weight too, as a build with the branch ranks.
+    who = scored["who"]
+    assert who[f"{DEFAULT_JOINT} without profiles"] == who[built_name]
+    assert who[f"{DEFAULT_JOINT} + profiles (prof=0.25)"] == reference["who"][built_name]
+    assert who[f"{DEFAULT_JOINT} + profiles (prof=1)"]["ic"] != who[built_name]["ic"]
     branch = scored["profile_branch"]
     assert branch["weights"] == [0.25, 1.0] and branch["calm_states"] > 0
     moves = branch["prof=0.25"]
