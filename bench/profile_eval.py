@@ -1,5 +1,5 @@
-"""Does the profile branch earn its weight? The built model scored without profiles and
-with them at several weights, in one evaluate run each, on:
+"""Does the profile branch earn its weight? The built model (the default joint model)
+scored without profiles and with them at several weights, in one evaluate run each, on:
 
 - synthetic structural markets of seeds the profile encoder was not fitted on (201-203
   are its training and validation seeds), labelled from their ground-truth events;
@@ -45,11 +45,15 @@ def cli(*args: str) -> dict[str, Any]:
 
 def summary(result: dict[str, Any]) -> dict[str, Any]:
     """The headline figures of every space, and the branch's moves."""
+    who = result.get("who", {})
     spaces = {
         name: {
             **{f: figs[f] for f in FIGURES},
             "episode_top1": result["episode_match"][name]["all"]["top1"],
             "cross_section_auc": result["cross_section"][name]["mean_auc"],
+            # who gets hurt: rank IC with the forward 63-day drawdown, all dates and
+            # before market falls
+            **{k: who.get(name, {}).get(k) for k in ("ic", "ic_before_falls")},
         }
         for name, figs in result["figures"].items()
     }

@@ -388,12 +388,18 @@ def _others(built: Built, compare: list[str] | None) -> list[str]:
 def _profile_run(
     profiles: Path | None, weights: tuple[float, ...] | None, built: Built
 ) -> ProfileRun | None:
-    """The profile branch to score at each weight (default: the model's), if asked."""
+    """The profile branch to score at each weight (default: the model's, or, for a model
+    that gives it none, PROFILE_WEIGHTS_TRIED), if asked."""
     if profiles is None:
         return None
-    return ProfileRun(
-        read_profiles(profiles), tuple(weights or (built.models.joint.weights["prof"],))
-    )
+    own = built.models.joint.weights["prof"]
+    default = (own,) if own > 0 else PROFILE_WEIGHTS_TRIED
+    return ProfileRun(read_profiles(profiles), tuple(weights or default))
+
+
+# What evaluate --profiles scores for a model without a profile weight (v4): what the
+# branch would do at a few weights.
+PROFILE_WEIGHTS_TRIED = (0.05, 0.1, 0.25)
 
 
 def _state_counts(

@@ -81,7 +81,7 @@ def evaluate(
         typer.Option(
             "--profile-weights",
             help="With --profiles: branch weights to score, comma-separated (default: the "
-            "model's).",
+            "model's; 0.05,0.1,0.25 for a model that gives the branch none).",
         ),
     ] = None,
     as_json: JsonOpt = False,

@@ -107,11 +107,14 @@ class ChunkBuilder:
             reference_ticks=ref_ticks,
             factors=self.factors,
         )
-        self.profiles = (
+        profiles = (
             read_profiles(config.profiles, stab_basis=self.models.stab.model_id)
             if config.profiles
             else None
         )
+        # A branch without weight changes no vector: its states are those without a
+        # profile, and say so (the run's warning says why).
+        self.profiles = profiles if self.weights["prof"] > 0 else None
         self.entities_matched = False  # whether the entities file describes any state's entity
 
     def build(

@@ -213,6 +213,12 @@ def _note_models(summary: RunSummary, builder: ChunkBuilder) -> None:
             else "the input's universe, no reference declared: each date's median state "
             "(another book gives other vectors; name one with --market)"
         )
+    if builder.config.profiles is not None and builder.weights["prof"] <= 0:
+        summary.warnings.append(
+            f"--profiles: {builder.models.model_id} gives the profile branch no weight (on "
+            "generated markets it ranks who gets hurt no better); the profiles change no "
+            "vector: pass --weights prof=W to weigh them"
+        )
     factors = builder.config.factors
     if builder.models.joint.factors is not None:
         summary.factors = (

@@ -72,6 +72,12 @@ CALM_TO_HIGH = 0.01
 QUARTILES = (0.25, 0.5, 0.75)
 FULL_YEAR = 253  # trading days: a year of returns behind a state
 BASIS_SEED = f"{JOINT_V4}/factor-block"
+# The profile branch's weight. On generated structural markets (bench/profile_eval.py,
+# seeds 11 and 12; bench/README.md) no weight raised the rank IC with the forward drawdown
+# by more than 0.004, and every weight lowered the within-date cross-section by 0.02 or
+# more (0.25, v1's: IC -0.017, cross-section -0.24): the profile is not on the fixed-length
+# geometry that makes fragility follow r. v4 gives it none; --weights prof=W opts in.
+PROFILE_WEIGHT = 0.0
 FACTORS = {role: FACTOR_IDS[role] for role in FACTOR_ROLES}  # the generator's series
 
 
@@ -179,7 +185,7 @@ def write_v4(
     }
     return write_joint(
         model_dir,
-        weights=v3.joint.weights,
+        weights={**v3.joint.weights, "prof": PROFILE_WEIGHT},
         tau=v3.joint.tau,
         model_id=JOINT_V4,
         stab_id=v3.stab.model_id,
@@ -335,6 +341,9 @@ def _record(
             "weights_tried": list(weights),
             "calm_quantiles_tried": list(CALM_QUANTILES),
             "scenario_map_ridge": MAP_RIDGE,
+            "profile_weight": PROFILE_WEIGHT,
+            "profile_weight_source": "bench/profile_eval.py on generated structural markets "
+            "(seeds 11, 12): no weight ranks who gets hurt better (bench/README.md)",
             "selection": "the best validation shock-type accuracy (mean over types, 3 "
             "decimals; then the higher calm quantile, the lighter weight) that keeps v3's "
             f"state AUC (-{KEEP_AUC}) and calm->HIGH (at most v3's or {CALM_TO_HIGH})",

@@ -399,6 +399,7 @@ def test_evaluate_with_profiles_scores_the_branch_as_a_build_with_it(
             entities=market_dir / "entities.parquet",
             profiles=profiles,
             out=with_out,
+            weights={"prof": 0.25},  # the default model gives the branch none
         ),
         list(dates),
     )
@@ -428,6 +429,13 @@ def test_evaluate_with_profiles_scores_the_branch_as_a_build_with_it(
     assert who[f"{DEFAULT_JOINT} + profiles (prof=1)"]["ic"] != who[built_name]["ic"]
     branch = scored["profile_branch"]
     assert branch["weights"] == [0.25, 1.0] and branch["calm_states"] > 0
+    # Without --profile-weights, a model that gives the branch none is scored at a few.
+    tried = evaluate(built, labels, profiles=profiles, **common)  # type: ignore[arg-type]
+    assert tried["profile_branch"]["weights"] == [0.05, 0.1, 0.25]
+    assert (
+        tried["figures"][f"{DEFAULT_JOINT} + profiles (prof=0.25)"]
+        == (figures[f"{DEFAULT_JOINT} + profiles (prof=0.25)"])
+    )
     moves = branch["prof=0.25"]
     assert (
         len(moves["nearest"]) == 10 and moves["nearest"][0]["move"] >= moves["furthest"][0]["move"]

@@ -11,6 +11,7 @@ from stabfrag.config import BuildConfig, parse_weights
 from stabfrag.engine import loop
 from stabfrag.errors import ConfigError, InputError
 from stabfrag.ingest.profiles import read_profiles
+from stabfrag.model.bundle import load_models
 from stabfrag.model.joint import combine, joint_states, scenario_branch
 from stabfrag.schema import DIM
 from stabfrag.sinks.dataset import read_table
@@ -118,7 +119,12 @@ def test_profiles_pull_vectors_toward_them_point_in_time(
     _profiles(late, ids, as_of + dt.timedelta(days=1), prof, binary)
     for name, file in (("with", path), ("late", late)):
         loop.run(
-            BuildConfig(prices=market_dir / "prices.parquet", profiles=file, out=tmp_path / name),
+            BuildConfig(
+                prices=market_dir / "prices.parquet",
+                profiles=file,
+                out=tmp_path / name,
+                weights={"prof": 0.25},  # the default model gives the branch none
+            ),
             [as_of],
         )
     got = read_table(tmp_path / "with", "joint_embeddings", as_of).filter(
@@ -142,6 +148,36 @@ def test_profiles_pull_vectors_toward_them_point_in_time(
         == ents.filter(~pl.col("entity_id").is_in(ids))["vector"].to_numpy().tobytes()
     )
     assert late_rows["vector"].to_numpy().tobytes() == ents["vector"].to_numpy().tobytes()
+
+
+def test_a_model_without_profile_weight_uses_no_profile_and_says_so(
+    market_dir: Path, tmp_path: Path
+) -> None:
+    """The default model gives the profile branch no weight (it ranks who gets hurt no
+    better on generated markets): a build with --profiles writes the vectors of a build
+    without, its rows say they have no profile, and the run warns."""
+    as_of = dt.date(2024, 12, 31)
+    prices = market_dir / "prices.parquet"
+    assert load_models().joint.weights["prof"] == 0.0
+    base = tmp_path / "base"
+    loop.run(BuildConfig(prices=prices, out=base), [as_of])
+    ents = read_table(base, "joint_embeddings", as_of).filter(pl.col("kind") == "entity")
+    ids = ents["entity_id"].to_list()[:10]
+    path = tmp_path / "profiles.parquet"
+    _profiles(path, ids, as_of, _unit(np.random.default_rng(5), len(ids)), False)
+    summary = loop.run(BuildConfig(prices=prices, profiles=path, out=tmp_path / "with"), [as_of])
+    got = read_table(tmp_path / "with", "joint_embeddings", as_of).filter(
+        pl.col("kind") == "entity"
+    )
+    assert got["vector"].to_numpy().tobytes() == ents["vector"].to_numpy().tobytes()
+    assert not got["entity_scope"].str.contains("stab\\+scenarios\\+profile").any()
+    warned = [w for w in summary.warnings if w.startswith("--profiles:")]
+    assert len(warned) == 1 and "--weights prof=W" in warned[0], summary.warnings
+    weighed = loop.run(
+        BuildConfig(prices=prices, profiles=path, out=tmp_path / "w", weights={"prof": 0.25}),
+        [as_of],
+    )
+    assert not [w for w in weighed.warnings if w.startswith("--profiles:")]
 
 
 def test_bad_profiles_file_is_one_line(tmp_path: Path) -> None:

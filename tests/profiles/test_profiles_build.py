@@ -151,6 +151,7 @@ def test_a_build_with_these_profiles_says_so(structural_dir: Path, tmp_path: Pat
         [
             "build", "--as-of", END, "--prices", str(structural_dir / "prices.parquet"),
             "--profiles", str(tmp_path / "p" / "profiles.parquet"), "--out", str(out),
+            "--weights", "prof=0.25",  # the default model gives the branch none
         ],
     )  # fmt: skip
     assert res.exit_code == 0, res.output
