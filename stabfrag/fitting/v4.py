@@ -73,10 +73,11 @@ QUARTILES = (0.25, 0.5, 0.75)
 FULL_YEAR = 253  # trading days: a year of returns behind a state
 BASIS_SEED = f"{JOINT_V4}/factor-block"
 # The profile branch's weight. On generated structural markets (bench/profile_eval.py,
-# seeds 11 and 12; bench/README.md) no weight raised the rank IC with the forward drawdown
-# by more than 0.004, and every weight lowered the within-date cross-section by 0.02 or
-# more (0.25, v1's: IC -0.017, cross-section -0.24): the profile is not on the fixed-length
-# geometry that makes fragility follow r. v4 gives it none; --weights prof=W opts in.
+# seeds 11 and 12; bench/README.md) no weight raised the rank IC with the forward
+# drawdown by more than 0.004, and every weight lowered the within-date cross-section by
+# 0.05 or more (at v1's 0.25: IC -0.010 to -0.028, cross-section -0.25): the profile is
+# not on the fixed-length geometry that makes fragility follow r. v4 gives it none;
+# --weights prof=W opts in.
 PROFILE_WEIGHT = 0.0
 FACTORS = {role: FACTOR_IDS[role] for role in FACTOR_ROLES}  # the generator's series
 
