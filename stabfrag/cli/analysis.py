@@ -181,10 +181,12 @@ def _print_evaluation(result: dict[str, Any]) -> None:
 def _print_who(who: dict[str, Any]) -> None:
     """Who gets hurt: each score's rank IC with the forward drawdown."""
     typer.echo(f"who gets hurt: {who['definition']}")
-    typer.echo(f"{'score':34}{'IC':>8}{'before falls':>14}{'dates':>7}{'falls':>7}{'> vol_21':>10}")
-    for name, f in who.items():
-        if name == "definition":
-            continue
+    scores = {name: f for name, f in who.items() if name != "definition"}
+    width = max([34, *(len(name) + 2 for name in scores)])  # "... + profiles (prof=0.25)"
+    typer.echo(
+        f"{'score':{width}}{'IC':>8}{'before falls':>14}{'dates':>7}{'falls':>7}{'> vol_21':>10}"
+    )
+    for name, f in scores.items():
         cells = [f.get(k) for k in ("ic", "ic_before_falls")]
         text = "".join(
             f"{'n/a' if v is None else f'{v:.3f}':>{w}}"
@@ -192,7 +194,7 @@ def _print_who(who: dict[str, Any]) -> None:
         )
         share = f.get("share_of_dates_above_vol_21")
         typer.echo(
-            f"{name:34}{text}{f['dates']:>7}{f['fall_dates']:>7}"
+            f"{name:{width}}{text}{f['dates']:>7}{f['fall_dates']:>7}"
             f"{'n/a' if share is None else f'{share:.2f}':>10}"
         )
 

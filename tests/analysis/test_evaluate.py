@@ -454,3 +454,27 @@ def test_roc_passes_tied_scores_together() -> None:
         area = float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2))
         assert area == pytest.approx(auc(scores, positive), abs=1e-9)
         assert fpr[0] == tpr[0] == 0 and fpr[-1] == tpr[-1] == 1
+
+
+def test_who_lines_keep_their_columns_with_long_score_names(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """A profile weight's score name is longer than a model's: every line's figures still
+    end where the header's do."""
+    from stabfrag.cli.analysis import _print_who
+
+    row = {"ic": 0.2, "ic_before_falls": 0.3, "dates": 10, "fall_dates": 2}
+    _print_who(
+        {
+            "definition": "d",
+            "vol_21 alone": {**row, "share_of_dates_above_vol_21": 0.0},
+            "joint-stab-fragility-v4 + profiles (prof=0.25)": {
+                **row,
+                "share_of_dates_above_vol_21": 0.5,
+            },
+        }
+    )
+    header, *lines = capsys.readouterr().out.splitlines()[1:]
+    assert len(lines) == 2
+    assert {len(line) for line in lines} == {len(header)}
+    assert all(line.split()[-5] == "0.200" for line in lines)
