@@ -156,7 +156,7 @@ class ChunkBuilder:
             encoded = encode_states(
                 self.models, states, market=cfg.market, reference=reference, contexts=contexts
             )
-            blocks = self._blocks(states, reference, contexts)
+            blocks, no_factor = self._blocks(states, reference, contexts)
         no_context = states.filter(pl.Series(encoded.no_context))["as_of_date"]
         ok = encoded.ok
         degenerate = states.filter(~pl.Series(ok))
@@ -168,7 +168,7 @@ class ChunkBuilder:
             joint = self._joint(states, z_stab, chunk, blocks)
         rejects = _rejects(chunk, checked, requests, ent_rejects, degenerate)
         tally = chunk_tally(
-            chunk.dates, checked, own_rows(chunk.after), rejects, no_context, stateless
+            chunk.dates, checked, own_rows(chunk.after), rejects, no_context, stateless, no_factor
         )
         tables = {
             "joint_embeddings": joint,
@@ -180,13 +180,14 @@ class ChunkBuilder:
 
     def _blocks(
         self, states: pl.DataFrame, apart: pl.DataFrame | None, contexts: pl.DataFrame | None
-    ) -> tuple[np.ndarray, np.ndarray] | None:
-        """A factor model's date blocks (None for another model); `apart`: the market and
-        factor entities' states read apart, `contexts` each date's medians (a block)."""
+    ) -> tuple[tuple[np.ndarray, np.ndarray] | None, dict[str, pl.Series]]:
+        """A factor model's date blocks (None for another model) and, for each declared
+        factor, the dates of the states whose date lacks it; `apart`: the market and factor
+        entities' states read apart, `contexts` each date's medians (a block)."""
         universe = None
         if contexts is not None and self.models.joint.factors is not None:
             universe = contexts.select(DATE_MEDIANS)
-        return factor_blocks(
+        blocks = factor_blocks(
             self.models,
             states,
             factors=self.factors,
@@ -194,6 +195,19 @@ class ChunkBuilder:
             apart=apart,
             universe=universe,
         )
+        return blocks, ({} if blocks is None else self._factor_gaps(states, apart))
+
+    def _factor_gaps(
+        self, states: pl.DataFrame, apart: pl.DataFrame | None
+    ) -> dict[str, pl.Series]:
+        """For each declared factor, the dates of the states whose date has no state of it
+        (in `states` or read `apart`): its part of their date's signature reads calm."""
+        source = states if apart is None else pl.concat([states.select(apart.columns), apart])
+        out = {}
+        for role, entity in self.factors.items():  # five roles at most
+            held = source.filter(pl.col(ENTITY) == entity)["as_of_date"].unique()
+            out[role] = states.filter(~pl.col("as_of_date").is_in(held.implode()))["as_of_date"]
+        return out
 
     def _reference(self, chunk: Chunk) -> pl.DataFrame | None:
         """The market entity's states on the chunk's dates, read apart from the block, for

@@ -125,6 +125,12 @@ def _warn(config: BuildConfig, summary: RunSummary, *, entities_matched: bool) -
             f"--market {config.market}: {summary.tally.states_without_context:,} states had "
             "no state of the market on their date; their context is the calibration centre"
         )
+    for role, count in sorted(summary.tally.states_without_factor.items()):
+        entity = (config.factors or {}).get(role, "?")
+        summary.warnings.append(
+            f"--factors {role}={entity}: {count:,} states had no state of this factor on their "
+            "date (too short or stale a history there); its part of their context reads calm"
+        )
 
 
 CATCH_UP_DATES = 64  # sealed dates loaded per database commit by catch_up

@@ -107,9 +107,11 @@ def chunk_tally(
     rejects: pl.DataFrame,
     no_context: pl.Series,
     stateless: pl.DataFrame,
+    no_factor: dict[str, pl.Series] | None = None,
 ) -> dict[dt.date, Tally]:
     """The run summary's counts of each date of the chunk (states are added per part);
-    `stateless`: the dates of the kept rows of entities without a state in the chunk."""
+    `stateless`: the dates of the kept rows of entities without a state in the chunk;
+    `no_factor`: for each declared factor, the dates of the states whose date lacked it."""
     # A row is read by the chunk its date falls in, though a bad tick may be known (and
     # reported) only in the next: rows read count by date, rejects by when known.
     read_rejects = checked.rejects.filter(pl.col("reason").is_in(ROW_REASONS)).filter(own)
@@ -125,11 +127,13 @@ def chunk_tally(
     }
     rows = _reasons_by_date(rejects.filter(pl.col("reason").is_in(ROW_REASONS)))
     ents = _reasons_by_date(rejects.filter(pl.col("reason").is_in(STATE_REASONS)))
+    factors = {role: _per_date(dates, chunk) for role, dates in (no_factor or {}).items()}
     return {
         d: Tally(
             **{key: int(n[i]) for key, n in per_date.items()},
             rows_rejected=rows.get(d, {}),
             entities_rejected=ents.get(d, {}),
+            states_without_factor={role: int(n[i]) for role, n in factors.items() if n[i]},
         )
         for i, d in enumerate(chunk)
     }

@@ -119,6 +119,7 @@ class RunSummary:
             "entity_rejects_by_reason": dict(sorted(t.entities_rejected.items())),
             "scenario_rows": t.scenario_rows,
             "states_without_context": t.states_without_context,
+            "states_without_factor": dict(sorted(t.states_without_factor.items())),
             "warnings": self.warnings,
             **({"database": self.database} if self.database is not None else {}),
             "models": self.models,

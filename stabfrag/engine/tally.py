@@ -23,6 +23,8 @@ class Tally:
     range_dropped: int = 0
     spread_dropped: int = 0
     states_without_context: int = 0  # states whose date had no market reference (v2)
+    # by declared factor role: states whose date had no state of that factor (it read calm)
+    states_without_factor: dict[str, int] = field(default_factory=dict)
     rows_of_rejected_entities: int = 0  # kept rows of entities with no state in their chunk
     states_out: int = 0
     entities_in: int = 0
@@ -32,7 +34,7 @@ class Tally:
 
     def __add__(self, other: Tally) -> Tally:
         values: dict[str, Any] = {}
-        for f in fields(self):  # nine fields, not rows
+        for f in fields(self):  # ten fields, not rows
             a, b = getattr(self, f.name), getattr(other, f.name)
             values[f.name] = _add(a, b) if isinstance(a, dict) else a + b
         return Tally(**values)

@@ -303,16 +303,26 @@ def test_a_context_model_splits_by_entity(
 ) -> None:
     """Each state sits beside its market: a named one (each block reads its states apart)
     or, with none named, the median of every entity of the date (a first pass computes it
-    per chunk). v4 declares factors too: every block reads their states apart. Either way
+    per chunk). v4 declares factors too: every block reads their states apart, and counts
+    the states whose date lacks one (here a delisted fund's) as one block does. Either way
     three blocks write the one-block rows, byte for byte."""
     dates = _dates(prices, "month")[-2:]
     kw: dict[str, Any] = {"model": model} if named else {"model": model, "market": None}
     if model.endswith("v4"):
-        ids = sorted(pl.read_parquet(prices, columns=["entity_id"])["entity_id"].unique())
+        last = pl.read_parquet(prices).group_by("entity_id").agg(pl.col("date").max())
+        ids = sorted(last["entity_id"])
         others = [e for e in ids if e != REFERENCE[prices]]
-        kw["factors"] = {"equity": REFERENCE[prices], "rates": others[3], "credit": others[-5]}
+        gone = sorted(last.filter(pl.col("date") < dates[0] - dt.timedelta(days=60))["entity_id"])
+        kw["factors"] = {
+            "equity": REFERENCE[prices],
+            "rates": others[3],
+            "credit": others[-5],
+            "fx": gone[0],
+        }
     local = _run(prices, tmp_path / "local", dates, **kw)
     remote = _run(prices, tmp_path / "ray", dates, executor="ray", entity_blocks=3, **kw)
+    if model.endswith("v4"):
+        assert local["states_without_factor"] == {"fx": local["states_out"]}
     assert remote == local
     for day in dates:
         got = _rows(tmp_path / "ray", "joint_embeddings", day)

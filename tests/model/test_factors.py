@@ -297,3 +297,26 @@ def test_an_episodes_observed_factors_enter_once_it_has_ended(
     assert not np.allclose(
         now.vectors[crash] @ block.basis.T, declared.vectors[crash] @ block.basis.T
     )
+
+
+def test_a_declared_factor_without_a_state_is_counted_and_warned(
+    panel: dict[str, Path], tmp_path: Path
+) -> None:
+    """A declared factor with no state on a date (too short a history there) reads as
+    calm for that date, and the run says so: how many states' dates lacked it, and a
+    warning naming it, as it does for a market without a state."""
+    prices = pl.read_parquet(panel["prices"])
+    credit = FACTORS["credit"]
+    late = prices.filter(pl.col("entity_id") == credit).sort("date").tail(40)
+    short = tmp_path / "short.parquet"
+    prices.filter(pl.col("entity_id") != credit).vstack(late).write_parquet(short)
+    dates = _dates(panel["prices"], weeks=3)
+    declared = {"equity": FACTORS["equity"], "credit": credit}
+    summary = _run(short, tmp_path / "a", dates, model=JOINT_V4, factors=declared)
+    states = summary["states_out"]
+    assert summary["states_without_factor"] == {"credit": states}, summary
+    warned = [w for w in summary["warnings"] if w.startswith("--factors credit=")]
+    assert len(warned) == 1 and f"{states:,} states" in warned[0] and "calm" in warned[0]
+    whole = _run(panel["prices"], tmp_path / "b", dates, model=JOINT_V4, factors=declared)
+    assert whole["states_without_factor"] == {}
+    assert not [w for w in whole["warnings"] if w.startswith("--factors")]
