@@ -220,11 +220,7 @@ def _note_models(summary: RunSummary, builder: ChunkBuilder) -> None:
             "(another book gives other vectors; name one with --market)"
         )
     if builder.config.profiles is not None and builder.weights["prof"] <= 0:
-        summary.warnings.append(
-            f"--profiles: {builder.models.model_id} gives the profile branch no weight (on "
-            "generated markets it ranks who gets hurt no better); the profiles change no "
-            "vector: pass --weights prof=W to weigh them"
-        )
+        summary.warnings.append(_unweighted_profiles(builder))
     factors = builder.config.factors
     if builder.models.joint.factors is not None:
         summary.factors = (
@@ -238,6 +234,21 @@ def _note_models(summary: RunSummary, builder: ChunkBuilder) -> None:
         summary.warnings.append(
             f"--factors: {builder.models.model_id} has no factor block; the factors are not used"
         )
+
+
+def _unweighted_profiles(builder: ChunkBuilder) -> str:
+    """Why the profiles a run was given change no vector: the user's weight, or the
+    model's."""
+    if "prof" in (builder.config.weights or {}):
+        return (
+            "--profiles: --weights prof=0 gives the profile branch no weight; the profiles "
+            "change no vector"
+        )
+    return (
+        f"--profiles: {builder.models.model_id} gives the profile branch no weight (on "
+        "generated markets it ranks who gets hurt no better); the profiles change no "
+        "vector: pass --weights prof=W to weigh them"
+    )
 
 
 def _executor(

@@ -178,6 +178,15 @@ def test_a_model_without_profile_weight_uses_no_profile_and_says_so(
         [as_of],
     )
     assert not [w for w in weighed.warnings if w.startswith("--profiles:")]
+    # A user's own zero weight is named as the reason, not the model's fit.
+    off = loop.run(
+        BuildConfig(prices=prices, profiles=path, out=tmp_path / "o", weights={"prof": 0.0}),
+        [as_of],
+    )
+    assert [w for w in off.warnings if w.startswith("--profiles:")] == [
+        "--profiles: --weights prof=0 gives the profile branch no weight; the profiles "
+        "change no vector"
+    ]
 
 
 def test_bad_profiles_file_is_one_line(tmp_path: Path) -> None:
