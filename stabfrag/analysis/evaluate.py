@@ -394,7 +394,9 @@ def _profile_run(
         return None
     own = built.models.joint.weights["prof"]
     default = (own,) if own > 0 else PROFILE_WEIGHTS_TRIED
-    return ProfileRun(read_profiles(profiles), tuple(weights or default))
+    # Profiles made in another stab basis mean nothing beside these states (as in a build).
+    read = read_profiles(profiles, stab_basis=built.models.stab.model_id)
+    return ProfileRun(read, tuple(weights or default))
 
 
 # What evaluate --profiles scores for a model without a profile weight (v4): what the

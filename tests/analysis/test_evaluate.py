@@ -478,3 +478,24 @@ def test_who_lines_keep_their_columns_with_long_score_names(
     assert len(lines) == 2
     assert {len(line) for line in lines} == {len(header)}
     assert all(line.split()[-5] == "0.200" for line in lines)
+
+
+def test_evaluate_refuses_profiles_of_another_basis(
+    built: Path, market_dir: Path, tmp_path: Path
+) -> None:
+    """Profiles made in the default model's basis (v3's stab encoder) mean nothing beside
+    v2's states: evaluate refuses them in one line, as a build does."""
+    from stabfrag.analysis.evaluate import evaluate
+    from stabfrag.config import BuildConfig
+    from stabfrag.engine import loop
+    from stabfrag.errors import InputError
+    from stabfrag.profiles.run import ProfileConfig, build_profiles
+    from stabfrag.sinks.dataset import partitions
+
+    prices = market_dir / "prices.parquet"
+    dates = tuple(partitions(built))[-2:]
+    build_profiles(ProfileConfig(prices=prices, out=tmp_path / "p", dates=dates))
+    v2 = tmp_path / "v2"
+    loop.run(BuildConfig(prices=prices, out=v2, model="joint-stab-fragility-v2"), list(dates))
+    with pytest.raises(InputError, match="basis of num-stab-core-v3"):
+        evaluate(v2, market_dir / "labels.csv", profiles=tmp_path / "p" / "profiles.parquet")
