@@ -36,20 +36,35 @@ INTRO = (
 )
 
 
-def built_with(manifest: dict[str, Any]) -> str:
+def built_with(manifest: dict[str, Any], missing: tuple[str, ...] = ()) -> str:
     """What the date was built with, in a sentence: the model, its market reference and,
-    for a factor model, the factors that name the shock type."""
+    for a factor model, the factors that name the shock type, and those of them (roles,
+    `missing`) that had no state on the date."""
     model = manifest.get("model") or "the default model"
     market = manifest.get("market")
     context = f"the market entity {market}" if market else "the median state of the date"
-    factors = manifest.get("factors")
+    factors = manifest.get("factors") or {}
     named = (
         "shock types are named from the factors "
         + ", ".join(f"{role} {entity}" for role, entity in factors.items())
         if factors
         else "no factor series were declared, so shock types are named from prices alone"
     )
-    return f"Built with {model}; each state's market context is {context}; {named}."
+    gaps = "".join(
+        f" The {role} factor {factors[role]} had no state on this date: its part of the "
+        "context reads calm."
+        for role in missing
+    )
+    return f"Built with {model}; each state's market context is {context}; {named}.{gaps}"
+
+
+def factor_gaps(out: Path, as_of: dt.date, manifest: dict[str, Any]) -> tuple[str, ...]:
+    """The declared factors (roles) without a state on `as_of`."""
+    factors = manifest.get("factors") or {}
+    if not factors:
+        return ()
+    held = set(read_table(out, "features", as_of)["entity_id"].to_list())
+    return tuple(role for role, entity in factors.items() if entity not in held)
 
 
 def map_points(out: Path, as_of: dt.date) -> tuple[pl.DataFrame, np.ndarray]:
@@ -156,10 +171,12 @@ def build_report(out: Path, as_of: dt.date, target: Path, entity: str | None = N
         png = render.png(chart)
         write_atomic(target.with_suffix(".png"), lambda p: p.write_bytes(png))
     top = run_sql(out, "fragile", {"as_of": as_of, "top_n": TOP_N})
+    manifest = read_manifest(out, as_of) or {}
+    gaps = factor_gaps(out, as_of, manifest)
     columns = ["entity_id", "fragility", "nearest_high_scenario", "nearest_scenario"]
     sections: list[tuple[str, str | dict]] = [  # type: ignore[type-arg]
         ("", f'<p class="note">{html.escape(INTRO)}</p>'),
-        ("", f'<p class="note">{html.escape(built_with(read_manifest(out, as_of) or {}))}</p>'),
+        ("", f'<p class="note">{html.escape(built_with(manifest, gaps))}</p>'),
         ("", chart),
         (f"The {TOP_N} most fragile entities", _table(top.select(*columns, "nearest_similarity"))),
         *_history(out, as_of, entity, top),

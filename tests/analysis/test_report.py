@@ -103,3 +103,10 @@ def test_the_page_says_which_factors_name_the_shock_type() -> None:
         "Built with joint-stab-fragility-v4; each state's market context is the market "
         "entity SPY; shock types are named from the factors rates TLT."
     )
+    gaps = built_with(
+        {"model": "joint-stab-fragility-v4", "factors": {"rates": "TLT", "fx": "UUP"}},
+        missing=("fx",),
+    )
+    assert gaps.endswith(
+        "The fx factor UUP had no state on this date: its part of the context reads calm."
+    )

@@ -320,3 +320,10 @@ def test_a_declared_factor_without_a_state_is_counted_and_warned(
     whole = _run(panel["prices"], tmp_path / "b", dates, model=JOINT_V4, factors=declared)
     assert whole["states_without_factor"] == {}
     assert not [w for w in whole["warnings"] if w.startswith("--factors")]
+    # The page of a date says which declared factor had no state that date.
+    from stabfrag.analysis.report import build_report
+
+    gap = f"The credit factor {credit} had no state on this date"
+    for name, said in (("a", True), ("b", False)):
+        page = build_report(tmp_path / name, dates[-1], tmp_path / f"{name}.html").path
+        assert (gap in page.read_text()) is said
