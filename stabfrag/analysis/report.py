@@ -23,7 +23,7 @@ from stabfrag.analysis.query import check_date, check_entity, run_sql
 from stabfrag.atomic import write_atomic
 from stabfrag.errors import ConfigError
 from stabfrag.scenarios.library import load_library
-from stabfrag.sinks.dataset import read_manifest, read_table
+from stabfrag.sinks.dataset import read_manifest, read_table, read_tables
 
 TOP_N = 20
 INTRO = (
@@ -63,7 +63,7 @@ def factor_gaps(out: Path, as_of: dt.date, manifest: dict[str, Any]) -> tuple[st
     factors = manifest.get("factors") or {}
     if not factors:
         return ()
-    held = set(read_table(out, "features", as_of)["entity_id"].to_list())
+    held = set(read_tables(out, "features", [as_of], columns=["entity_id"])["entity_id"])
     return tuple(role for role, entity in factors.items() if entity not in held)
 
 

@@ -202,11 +202,18 @@ class ChunkBuilder:
     ) -> dict[str, pl.Series]:
         """For each declared factor, the dates of the states whose date has no state of it
         (in `states` or read `apart`): its part of their date's signature reads calm."""
-        source = states if apart is None else pl.concat([states.select(apart.columns), apart])
+        # Only the factors' rows are looked at: no copy of the chunk's states.
+        declared = pl.col(ENTITY).is_in(list(self.factors.values()))
+        held = pl.concat(
+            f.filter(declared).select(ENTITY, "as_of_date")
+            for f in (states, apart)
+            if f is not None
+        )
+        dates = states["as_of_date"]
         out = {}
         for role, entity in self.factors.items():  # five roles at most
-            held = source.filter(pl.col(ENTITY) == entity)["as_of_date"].unique()
-            out[role] = states.filter(~pl.col("as_of_date").is_in(held.implode()))["as_of_date"]
+            there = held.filter(pl.col(ENTITY) == entity)["as_of_date"]
+            out[role] = dates.filter(~dates.is_in(there.implode()))
         return out
 
     def _reference(self, chunk: Chunk) -> pl.DataFrame | None:
