@@ -308,7 +308,11 @@ class ChunkBuilder:
                     states.filter(pl.Series(part.rows)),
                     kind="entity",
                     model_id=model_id,
-                    scope=entity_scope(pl.Series(has_prof[part.rows])),
+                    scope=entity_scope(
+                        pl.Series(has_prof[part.rows]),
+                        scenarios=self.weights["scen"] > 0,
+                        factors=blocks is not None,
+                    ),
                     vectors=res.vectors,
                     nearest=ids[res.nearest],
                     similarity=res.nearest_similarity,

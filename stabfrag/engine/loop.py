@@ -16,7 +16,7 @@ from typing import Any
 import polars as pl
 
 from stabfrag.atomic import folder_lock, make_folder
-from stabfrag.config import BuildConfig, format_factors
+from stabfrag.config import BRANCHES, BuildConfig, format_factors
 from stabfrag.engine.chunk import Chunk, ChunkBuilder
 from stabfrag.engine.entity_blocks import EntityBlock, entity_blocks
 from stabfrag.engine.executors.base import Executor
@@ -227,8 +227,9 @@ def _note_models(summary: RunSummary, builder: ChunkBuilder) -> None:
             format_factors(factors)
             if factors
             else "none declared: the factor block is left off and the vectors are "
-            f"{builder.models.joint.manifest.get('base_model')}'s (name the market's factor "
-            "series with --factors equity=...,rates=...)"
+            f"{builder.models.joint.manifest.get('base_model')}'s geometry at the weights "
+            f"{','.join(f'{b}={builder.weights[b]:g}' for b in BRANCHES)} (name the "
+            "market's factor series with --factors equity=...,rates=...)"
         )
     elif factors:
         summary.warnings.append(

@@ -12,12 +12,14 @@ from stabfrag.scenarios.library import Scenario
 from stabfrag.schema import DATE, ENTITY, JOINT_TYPE, VECTOR_TYPE
 
 
-def entity_scope(has_profile: pl.Series) -> pl.Expr:
-    """entity_scope JSON of an entity state, from its metadata and window columns."""
+def entity_scope(has_profile: pl.Series, *, scenarios: bool, factors: bool) -> pl.Expr:
+    """entity_scope JSON of an entity state, from its metadata and window columns. Its
+    source names the parts its vector holds: the stab branch, the scenario branch (when
+    weighed), a factor model's block (when factors are declared) and the state's profile
+    (when it has one and profiles are weighed)."""
+    shared = "+".join(["stab", *(["scenarios"] * scenarios), *(["factors"] * factors)])
     source = (
-        pl.when(pl.lit(has_profile))
-        .then(pl.lit("stab+scenarios+profile"))
-        .otherwise(pl.lit("stab+scenarios"))
+        pl.when(pl.lit(has_profile)).then(pl.lit(f"{shared}+profile")).otherwise(pl.lit(shared))
     )
     return pl.struct(
         pl.col("entity_type"),

@@ -7,6 +7,8 @@ not. v4 keeps v3's encoders and adds a block in directions v3 never uses
 (stabfrag.model.factors): a date's departure from a calm market's signature, and for a
 scenario, its shock type's mean departure as its declared moves (or an episode's
 observed factor states) give it. The block names the type; v3's vector, the severity.
+v4 leaves out v3's scenario branch, which could reorder a calm market's date against r
+(SCENARIO_WEIGHT).
 
 The fit reads generated markets only (`generate --factors`):
 - the signature's constants: the quartiles of its features over the training panels'
@@ -79,6 +81,15 @@ BASIS_SEED = f"{JOINT_V4}/factor-block"
 # not on the fixed-length geometry that makes fragility follow r. v4 gives it none;
 # --weights prof=W opts in.
 PROFILE_WEIGHT = 0.0
+# The scenario branch's weight. v3's geometry ranks a date's states by r because every
+# block of a state but the risk angle has one length on a date; the branch (a softmax
+# blend of the scenarios a state is near) is a block of each state's own. On the
+# generator's markets it never reordered a date (weight 0.5 and 0 gave the same held-out
+# figures, within 0.001), but in a market far calmer than any generated one the riskier
+# states leaned harder to the calm scenarios and fragility fell as r rose (a real
+# month-end of 2006 ranked exactly backwards). v4 gives it none: fragility then follows r
+# on every date by construction.
+SCENARIO_WEIGHT = 0.0
 FACTORS = {role: FACTOR_IDS[role] for role in FACTOR_ROLES}  # the generator's series
 
 
@@ -171,7 +182,8 @@ def write_v4(
     v3_dir: Path | None = None,
 ) -> Path:
     """Write v4's joint artefact beside v3's encoders (from `v3_dir`, else the folder's
-    own, else the shipped ones): v3's branches, weights and tau, and the factor block."""
+    own, else the shipped ones): v3's branches and tau, v4's branch weights, and the
+    factor block."""
     source = v3_dir or (model_dir if (model_dir / JOINT_V3).is_dir() else shipped_models())
     v3 = load_models(source, JOINT_V3)
     if source != model_dir:  # v4 names v3's encoders: the folder must hold them
@@ -186,17 +198,17 @@ def write_v4(
     }
     return write_joint(
         model_dir,
-        weights={**v3.joint.weights, "prof": PROFILE_WEIGHT},
+        weights={**v3.joint.weights, "scen": SCENARIO_WEIGHT, "prof": PROFILE_WEIGHT},
         tau=v3.joint.tau,
         model_id=JOINT_V4,
         stab_id=v3.stab.model_id,
         scen_id=v3.scen.model_id,
         projection=complement_basis(v3.stab.projection, width, BASIS_SEED),
         extra={
-            "construction": "normalise(v3's joint vector + block @ projection), the "
-            "projection's rows orthogonal to v3's: see objective; factors a build does not "
-            "declare are left out of both sides, and a build that declares none has v3's "
-            "vectors",
+            "construction": "normalise(v3's joint vector at v4's branch weights + block @ "
+            "projection), the projection's rows orthogonal to v3's: see objective; factors "
+            "a build does not declare are left out of both sides, and a build that declares "
+            "none has v3's vectors at v4's weights (no scenario branch)",
             "context": v3.joint.manifest.get("context"),
             "base_model": JOINT_V3,  # the vectors of a build that declares no factors
             "factor_block": block,
@@ -342,6 +354,10 @@ def _record(
             "weights_tried": list(weights),
             "calm_quantiles_tried": list(CALM_QUANTILES),
             "scenario_map_ridge": MAP_RIDGE,
+            "scenario_weight": SCENARIO_WEIGHT,
+            "scenario_weight_source": "v3's geometry: fragility follows r only if every "
+            "block but the risk angle has one length on a date; the scenario branch is a "
+            "block of each state's own, and reordered a calm real date (bench/README.md)",
             "profile_weight": PROFILE_WEIGHT,
             "profile_weight_source": "bench/profile_eval.py on generated structural markets "
             "(seeds 11, 12): no weight ranks who gets hurt better (bench/README.md)",
@@ -357,7 +373,8 @@ def _record(
 
 
 OBJECTIVE = (
-    "v3's joint vector plus a block in directions v3 never uses: a state's date's "
+    "v3's joint vector without the scenario branch (so fragility follows r on every "
+    "date) plus a block in directions v3 never uses: a state's date's "
     "departure from a calm market's signature (its factors' and universe's moves against "
     "their own year of volatility, scaled by constants from generated markets) in the "
     "directions declared moves take it (a map fitted on generated episodes), w * d / "

@@ -56,14 +56,15 @@ def scenario_branch(z_stab: np.ndarray, z_scen: np.ndarray, tau: float) -> np.nd
 
 def combine(
     z_stab: np.ndarray,
-    z_scen: np.ndarray,
+    z_scen: np.ndarray | None,
     z_prof: np.ndarray | None,
     has_prof: np.ndarray | None,
     weights: dict[str, float],
 ) -> np.ndarray:
     """normalise((w_stab z_stab + w_scen z_scen + w_prof z_prof) / sum of present weights).
 
-    A state without a profile drops that branch and its weight. Only the weights' ratio
+    A state without a profile drops that branch and its weight; z_scen is None when its
+    weight is 0 (the blend is not computed). Only the weights' ratio
     matters: weights above 1 are scaled so the largest is 1, so no product can overflow
     (stab=1e308,scen=1e308 is stab=1,scen=1).
     """
@@ -72,7 +73,8 @@ def combine(
         weights = {k: v / top for k, v in weights.items()}
     # A new float64 array (cast, then scaled, in one pass): added to in place below.
     total = np.multiply(z_stab, weights["stab"], dtype=np.float64)
-    total += weights["scen"] * z_scen
+    if z_scen is not None:
+        total += weights["scen"] * z_scen
     denom = np.full(len(z_stab), weights["stab"] + weights["scen"])
     if z_prof is not None and has_prof is not None:
         w = weights["prof"] * has_prof.astype(np.float64)
@@ -124,13 +126,14 @@ def joint_states(
     similarity = np.empty(n)
     fragility = np.full(n, np.nan)
     has_high = bool(high.any())
+    blend = weights["scen"] > 0  # a branch of weight 0 is not computed
 
     def rows(first: int, last: int) -> None:  # blocks of rows bound the temporaries
         for lo in range(first, last, ROW_BLOCK):
             hi = min(lo + ROW_BLOCK, last)
             prof = None if z_prof is None else z_prof[lo:hi]
             has = None if has_prof is None else has_prof[lo:hi]
-            branch = scenario_branch(z_stab[lo:hi], z_branch, tau)
+            branch = scenario_branch(z_stab[lo:hi], z_branch, tau) if blend else None
             joint = combine(z_stab[lo:hi], branch, prof, has, weights)
             if date_blocks is not None:
                 joint = normalise(joint + date_blocks[0][date_blocks[1][lo:hi]], inplace=True)[0]

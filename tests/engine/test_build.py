@@ -87,7 +87,7 @@ def test_entity_scope_is_exactly_the_spec(built: Path) -> None:
     assert list(scope["stab_window"]) == ["start_date", "end_date"]
     assert scope["entity_id"] == ent["entity_id"]
     assert scope["region"] == ent["entity_id"].rsplit(".", 1)[1]
-    assert scope["source"] == "stab+scenarios"
+    assert scope["source"] == "stab"  # the default model weighs no scenario branch
     assert scope["entity_type"] in ("INSTRUMENT", "ISSUER", "MARKET")
     dt.date.fromisoformat(scope["stab_window"]["start_date"])
     scen = joint.filter(pl.col("kind") == "scenario").row(0, named=True)
@@ -98,6 +98,35 @@ def test_entity_scope_is_exactly_the_spec(built: Path) -> None:
     from stabfrag.model.bundle import DEFAULT_JOINT
 
     assert ent["model_id"] == DEFAULT_JOINT and ent["joint_type"] == "STAB_FRAGILITY_V0"
+
+
+@pytest.mark.parametrize(
+    ("scenarios", "factors", "has_profile", "source"),
+    [
+        (False, False, False, "stab"),
+        (True, False, True, "stab+scenarios+profile"),
+        (True, True, False, "stab+scenarios+factors"),
+        (False, True, True, "stab+factors+profile"),
+    ],
+)
+def test_the_source_names_the_parts_of_the_vector(
+    scenarios: bool, factors: bool, has_profile: bool, source: str
+) -> None:
+    from stabfrag.engine.rows import entity_scope
+
+    row = pl.DataFrame(
+        {
+            "entity_type": ["MARKET"],
+            "entity_id": ["M.US"],
+            "region": ["US"],
+            "window_start": [dt.date(2024, 1, 2)],
+            "date": [dt.date(2024, 12, 31)],
+        }
+    )
+    scope = row.select(
+        entity_scope(pl.Series([has_profile]), scenarios=scenarios, factors=factors)
+    ).item()
+    assert json.loads(scope)["source"] == source
 
 
 def test_scenario_rows_in_every_partition_point_in_time(built: Path) -> None:

@@ -132,6 +132,76 @@ def test_v3_fragility_ranks_a_date_by_its_risk(built: Path) -> None:
     assert fragility[order[-1]] > fragility[order[0]] + 0.05
 
 
+def _z_row(names: list[str], **values: float) -> np.ndarray:
+    """A row of z-scores: the named features' values, every other feature at the centre."""
+    row = np.zeros(len(names))
+    for name, value in values.items():
+        row[names.index(name)] = value
+    return row
+
+
+VOL_LEVELS = (
+    "vol_21",
+    "vol_63",
+    "vol_252",
+    "downside_vol_63",
+    "vol_21_lag21",
+    "vol_21_lag42",
+    "parkinson_vol_21",
+)
+
+
+def test_the_default_fragility_ranks_a_calm_markets_date_by_risk() -> None:
+    """A real calm market sits far below the generator's volatility (an index fund's year
+    at -4 robust z, just after a sell-off: a month's volatility up on its year, volume
+    surging), with its funds from a short-bond fund (every volatility at the clip) to an
+    emerging-market fund. On such a date fragility must still rank the states as r does.
+    The scenario branch broke it: the riskier a state, the harder its softmax leaned to
+    the calm scenarios, and fragility fell as r rose (a real month-end of 2006 did so)."""
+    from stabfrag.model.encode import join_scenarios
+    from stabfrag.model.encoder import risk_score
+
+    names = list(FEATURE_NAMES)
+    vol = dict.fromkeys(VOL_LEVELS, -2.5)
+    market = _z_row(
+        names,
+        **{**vol, "vol_252": -4.0, "vol_ratio_21_252": 1.5, "volume_z_21_252": 2.5},
+        worst_ret_63=1.4,
+        es95_63=1.5,
+        dd_252=1.0,
+        max_dd_63=0.9,
+        days_since_peak_252=-1.9,
+        log_dollar_vol_63=1.6,
+    )
+    calmest = _z_row(
+        names, **dict.fromkeys(VOL_LEVELS, -6.0), worst_ret_63=2.1, es95_63=2.3, max_dd_63=1.6
+    )
+    riskiest = _z_row(
+        names,
+        **dict.fromkeys(VOL_LEVELS, 1.0),
+        vol_ratio_21_252=1.5,
+        worst_ret_63=-0.7,
+        es95_63=-1.1,
+        max_dd_63=-1.7,
+        volume_z_21_252=2.9,
+    )
+    t = np.linspace(0.0, 1.0, 21)[:, None]
+    z = (1 - t) * calmest + t * riskiest
+    context = np.tile(market, (len(z), 1))
+    models = load_models()
+    assert models.stab.risk is not None
+    z_stab, _ = models.stab.encode_z(z, context)
+    library = ScenarioLibrary(
+        models, load_library(), pl.DataFrame(schema=PRICE_SCHEMA), max_staleness_days=7
+    )
+    as_of = pl.Series("as_of_date", [dt.date(2006, 6, 30)] * len(z))
+    (part,) = join_scenarios(models, library, as_of, z_stab, weights=models.joint.weights)
+    r = risk_score(z - context, models.stab.risk)
+    assert (np.diff(r) > 0).all()
+    fragility = part.result.fragility
+    assert (np.diff(fragility) > 0).all(), np.round(fragility, 4)
+
+
 def test_v1_and_v2_load_side_by_side() -> None:
     v1, v2 = load_models(None, JOINT_V1), load_models(None, JOINT_V2)
     assert not v1.stab.context and v2.stab.context

@@ -56,11 +56,12 @@ def _vectors(out: Path, kind: str) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def builds(panel: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
-    """The same weeks built with v3, with v4 and no factors, and with v4 and the factors."""
+    """The same weeks built with v3 at v4's branch weights (no scenario branch), with v4
+    and no factors, and with v4 and the factors."""
     dates = _dates(panel["prices"])
     root = tmp_path_factory.mktemp("builds")
     runs = {
-        "v3": {"model": JOINT_V3},
+        "v3": {"model": JOINT_V3, "weights": load_models().joint.weights},
         "v4 alone": {"model": JOINT_V4},
         "v4": {"model": JOINT_V4, "factors": FACTORS},
     }
@@ -85,12 +86,26 @@ def test_v4_is_the_default_and_names_its_base() -> None:
 
 
 def test_without_factors_the_vectors_are_v3s(builds: dict[str, Any]) -> None:
-    """A build that declares no factors writes v3's vectors (the universe alone did not
-    tell shock types apart on real markets), and says so."""
+    """A build that declares no factors writes v3's vectors at v4's branch weights (the
+    universe alone did not tell shock types apart on real markets), and says so."""
     (v3_out, _), (alone_out, summary) = builds["v3"], builds["v4 alone"]
     for kind in ("entity", "scenario"):
         assert np.array_equal(_vectors(v3_out, kind), _vectors(alone_out, kind))
     assert summary["factors"].startswith("none declared: the factor block is left off")
+    assert "stab=1,scen=0,prof=0" in summary["factors"]
+
+
+def _sources(out: Path) -> set[str]:
+    rows = pl.concat([read_table(out, "joint_embeddings", d) for d in partitions(out)])
+    scopes = rows.filter(pl.col("kind") == "entity")["entity_scope"]
+    return set(scopes.str.json_path_match("$.source").to_list())
+
+
+def test_the_rows_name_the_parts_their_vectors_hold(builds: dict[str, Any]) -> None:
+    """entity_scope's source names what a vector holds: v4 has no scenario branch, and a
+    factor block only when factors are declared."""
+    assert _sources(builds["v4"][0]) == {"stab+factors"}
+    assert _sources(builds["v4 alone"][0]) == {"stab"}
 
 
 def test_the_block_leaves_v3s_vector_whole(builds: dict[str, Any]) -> None:
