@@ -18,8 +18,9 @@ The fit reads generated markets only (`generate --factors`):
   own signatures), so a scenario's declared `factor_shocks` land where such a market
   would;
 - the block's weight and its calm length (a quantile of the calm dates' departures):
-  the best validation shock-type accuracy (mean over types) that keeps v3's state AUC
-  and calm->HIGH, on weekly backfills of the validation panel through the pipeline.
+  the calmest, lightest choice within 0.005 of the best validation shock-type accuracy
+  (mean over types) that keeps v3's state AUC and calm->HIGH, on weekly backfills of
+  the validation panel through the pipeline.
 """
 
 from __future__ import annotations
@@ -320,14 +321,25 @@ def fit_v4(
     ]
     if not ok:
         raise ModelError("no v4 choice keeps v3's validation figures; nothing written")
-    # The best accuracy to 3 decimals; then the calmer (higher quantile), lighter block.
-    best = max(ok, key=lambda c: (round(trials[c]["shock_type_macro"], 3), c[1], -c[0]))
+    best = choose(ok, trials)
     record = _record(train, validation, weights, best, base, trials)
     write_v4(model_dir, fitted, weight=best[0], quantile=best[1], record=record)
     return {"model_dir": str(model_dir), "model": JOINT_V4, **record}
 
 
 CALM_QUANTILES = (0.5, 0.75, 0.9)  # the calm length: this quantile of calm dates' lengths
+# Accuracies this close to the best are a tie: one validation seed cannot tell them apart
+# (seed 109, checked after a fit whose third decimal chose quantile 0.5 over 0.9 by
+# 0.0007 of accuracy: 0.853 for both there, state AUC 0.956 against 0.964).
+ACCURACY_TIE = 0.005
+
+
+def choose(ok: list[Choice], trials: dict[Choice, dict[str, float]]) -> Choice:
+    """Of the choices that keep v3's figures: the calmest (highest quantile), then the
+    lightest, of those within ACCURACY_TIE of the best shock-type accuracy."""
+    top = max(trials[c]["shock_type_macro"] for c in ok)
+    near = [c for c in ok if trials[c]["shock_type_macro"] >= top - ACCURACY_TIE]
+    return max(near, key=lambda c: (c[1], -c[0]))
 
 
 def _record(
@@ -361,9 +373,10 @@ def _record(
             "profile_weight": PROFILE_WEIGHT,
             "profile_weight_source": "bench/profile_eval.py on generated structural markets "
             "(seeds 11, 12): no weight ranks who gets hurt better (bench/README.md)",
-            "selection": "the best validation shock-type accuracy (mean over types, 3 "
-            "decimals; then the higher calm quantile, the lighter weight) that keeps v3's "
-            f"state AUC (-{KEEP_AUC}) and calm->HIGH (at most v3's or {CALM_TO_HIGH})",
+            "selection": "of the choices that keep v3's state AUC (-"
+            f"{KEEP_AUC}) and calm->HIGH (at most v3's or {CALM_TO_HIGH}) and whose "
+            f"validation shock-type accuracy (mean over types) is within {ACCURACY_TIE} of "
+            "the best: the higher calm quantile, then the lighter weight",
         },
         "fitted_figures": {
             "validation_v3": base,

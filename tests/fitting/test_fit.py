@@ -362,3 +362,19 @@ def test_the_v4_fit_is_deterministic_and_reads_generated_markets_only(tmp_path: 
     base = figures["validation_v3"]
     assert kept["state_auc"] >= base["state_auc"] - KEEP_AUC
     assert kept["calm_to_high"] <= max(base["calm_to_high"], CALM_TO_HIGH)
+
+
+def test_the_v4_choice_takes_the_calmest_of_near_ties() -> None:
+    """Accuracies within ACCURACY_TIE of the best are a tie (one validation seed cannot
+    tell them apart): the higher calm quantile, then the lighter weight, wins; a clear
+    lead still does."""
+    from stabfrag.fitting.v4 import choose
+
+    def trials(acc: dict[tuple[float, float], float]) -> dict:
+        return {c: {"shock_type_macro": a} for c, a in acc.items()}
+
+    near = trials({(2.0, 0.5): 0.7277, (2.0, 0.9): 0.7270, (3.0, 0.9): 0.7275, (1.0, 0.9): 0.66})
+    assert choose(list(near), near) == (2.0, 0.9)
+    clear = trials({(2.0, 0.5): 0.74, (2.0, 0.9): 0.72, (1.0, 0.9): 0.66})
+    assert choose(list(clear), clear) == (2.0, 0.5)
+    assert choose([(1.0, 0.9), (2.0, 0.5)], clear) == (2.0, 0.5)  # only what keeps v3's
