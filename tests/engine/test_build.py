@@ -87,7 +87,7 @@ def test_entity_scope_is_exactly_the_spec(built: Path) -> None:
     assert list(scope["stab_window"]) == ["start_date", "end_date"]
     assert scope["entity_id"] == ent["entity_id"]
     assert scope["region"] == ent["entity_id"].rsplit(".", 1)[1]
-    assert scope["source"] == "stab"  # the default model weighs no scenario branch
+    assert scope["source"] == "stab+scenarios"
     assert scope["entity_type"] in ("INSTRUMENT", "ISSUER", "MARKET")
     dt.date.fromisoformat(scope["stab_window"]["start_date"])
     scen = joint.filter(pl.col("kind") == "scenario").row(0, named=True)

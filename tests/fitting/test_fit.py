@@ -156,8 +156,9 @@ def test_the_default_fragility_ranks_a_calm_markets_date_by_risk() -> None:
     at -4 robust z, just after a sell-off: a month's volatility up on its year, volume
     surging), with its funds from a short-bond fund (every volatility at the clip) to an
     emerging-market fund. On such a date fragility must still rank the states as r does.
-    The scenario branch broke it: the riskier a state, the harder its softmax leaned to
-    the calm scenarios, and fragility fell as r rose (a real month-end of 2006 did so)."""
+    v3's scenario branch (0.5) broke it: the riskier a state, the harder its softmax
+    leaned to the calm scenarios, and fragility fell as r rose (a real month-end of 2006
+    did so). v4's fit keeps only the weight that ranks such a market by r."""
     from stabfrag.model.encode import join_scenarios
     from stabfrag.model.encoder import risk_score
 
@@ -362,6 +363,19 @@ def test_the_v4_fit_is_deterministic_and_reads_generated_markets_only(tmp_path: 
     base = figures["validation_v3"]
     assert kept["state_auc"] >= base["state_auc"] - KEEP_AUC
     assert kept["calm_to_high"] <= max(base["calm_to_high"], CALM_TO_HIGH)
+    # The scenario branch keeps every validation date ranked as r, in a real calm market.
+    from stabfrag.fitting.v3 import FOLLOWS_R
+    from stabfrag.fitting.v4 import CALM_SHIFT, SCENARIO_WEIGHTS
+
+    scen = chosen["scenario_weight"]
+    assert scen in SCENARIO_WEIGHTS and v4.joint.weights["scen"] == scen
+    for shift in (0.0, CALM_SHIFT):
+        assert figures["follows_r"][f"scen_{scen}_shift_{shift}"] >= FOLLOWS_R
+    heavier = [w for w in SCENARIO_WEIGHTS if w > scen]
+    assert all(
+        min(figures["follows_r"][f"scen_{w}_shift_{s}"] for s in (0.0, CALM_SHIFT)) < FOLLOWS_R
+        for w in heavier
+    )
 
 
 def test_the_v4_choice_takes_the_calmest_of_near_ties() -> None:

@@ -92,7 +92,7 @@ def test_without_factors_the_vectors_are_v3s(builds: dict[str, Any]) -> None:
     for kind in ("entity", "scenario"):
         assert np.array_equal(_vectors(v3_out, kind), _vectors(alone_out, kind))
     assert summary["factors"].startswith("none declared: the factor block is left off")
-    assert "stab=1,scen=0,prof=0" in summary["factors"]
+    assert "stab=1,scen=0.25,prof=0" in summary["factors"]
 
 
 def _sources(out: Path) -> set[str]:
@@ -102,10 +102,10 @@ def _sources(out: Path) -> set[str]:
 
 
 def test_the_rows_name_the_parts_their_vectors_hold(builds: dict[str, Any]) -> None:
-    """entity_scope's source names what a vector holds: v4 has no scenario branch, and a
-    factor block only when factors are declared."""
-    assert _sources(builds["v4"][0]) == {"stab+factors"}
-    assert _sources(builds["v4 alone"][0]) == {"stab"}
+    """entity_scope's source names what a vector holds: v4's scenario branch (at 0.25),
+    and a factor block only when factors are declared."""
+    assert _sources(builds["v4"][0]) == {"stab+scenarios+factors"}
+    assert _sources(builds["v4 alone"][0]) == {"stab+scenarios"}
 
 
 def test_the_block_leaves_v3s_vector_whole(builds: dict[str, Any]) -> None:

@@ -139,7 +139,7 @@ def test_profiles_pull_vectors_toward_them_point_in_time(
     cos_after = np.sum(after * prof, axis=1)
     assert (cos_after > cos_before + 0.1).all()
     assert (
-        '"source":"stab+profile"'  # the default model has no scenario branch
+        '"source":"stab+scenarios+profile"'
         in got.filter(pl.col("entity_id") == ids[0])["entity_scope"].item()
     )
     others = got.filter(~pl.col("entity_id").is_in(ids))

@@ -159,8 +159,8 @@ def test_a_build_with_these_profiles_says_so(structural_dir: Path, tmp_path: Pat
     sources = rows.filter(pl.col("kind") == "entity")["entity_scope"].str.json_path_match(
         "$.source"
     )
-    assert (sources == "stab+profile").sum() > 0  # the default model: no scenario branch
-    assert (sources == "stab").sum() > 0  # the young ones have no profile yet
+    assert (sources == "stab+scenarios+profile").sum() > 0
+    assert (sources == "stab+scenarios").sum() > 0  # the young ones have no profile yet
 
 
 def test_options_that_cannot_work_are_one_line(structural_dir: Path, tmp_path: Path) -> None:
