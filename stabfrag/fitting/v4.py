@@ -220,7 +220,7 @@ def write_v4(
             "construction": "normalise(v3's joint vector at v4's branch weights + block @ "
             "projection), the projection's rows orthogonal to v3's: see objective; factors "
             "a build does not declare are left out of both sides, and a build that declares "
-            "none has v3's vectors at v4's weights (no scenario branch)",
+            "none has v3's vectors at v4's weights",
             "context": v3.joint.manifest.get("context"),
             "base_model": JOINT_V3,  # the vectors of a build that declares no factors
             "factor_block": block,
@@ -401,8 +401,9 @@ def _record(
 
 
 OBJECTIVE = (
-    "v3's joint vector without the scenario branch (so fragility follows r on every "
-    "date) plus a block in directions v3 never uses: a state's date's "
+    "v3's joint vector, its scenario branch at the heaviest weight that still ranks "
+    "every validation date as r (in a real calm market too), plus a block in directions "
+    "v3 never uses: a state's date's "
     "departure from a calm market's signature (its factors' and universe's moves against "
     "their own year of volatility, scaled by constants from generated markets) in the "
     "directions declared moves take it (a map fitted on generated episodes), w * d / "
