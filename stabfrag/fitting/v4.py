@@ -496,7 +496,8 @@ def follows_r(models: Models, features: pl.DataFrame, scen: float, shift: float)
         fragility[part.rows] = part.result.fragility
     r = risk_score(z - context, models.stab.risk)
     dates = features["as_of_date"].to_numpy()
-    return round(float(np.min(rank_ic(fragility, r, dates)["ic"].to_numpy())), 4)
+    # (A date whose r is all one value has no order to keep.)
+    return round(float(np.nanmin(rank_ic(fragility, r, dates)["ic"].to_numpy())), 4)
 
 
 def validation_score(out: Path, labels: pl.DataFrame) -> dict[str, float]:
