@@ -29,6 +29,7 @@ import datetime as dt
 import shutil
 import tempfile
 from dataclasses import asdict, dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -66,6 +67,7 @@ from stabfrag.model.joint import JOINT_V3, JOINT_V4, write_joint
 from stabfrag.model.scenario_space import ScenarioLibrary
 from stabfrag.scenarios.library import load_library
 from stabfrag.schema import DATE, DIM, ENTITY, PRICE_SCHEMA
+from stabfrag.sinks.dataset import partitions, read_tables
 from stabfrag.synth.shocks import FACTOR_IDS, SIGNATURES
 
 WEIGHTS = (1.0, 2.0, 3.0, 4.0)  # the block's weight against the unit joint vector
@@ -461,10 +463,13 @@ def scenario_weight(v3: Models, out: Path) -> tuple[float, dict[str, float]]:
     """The heaviest scenario branch weight (SCENARIO_WEIGHTS) whose fragility ranks every
     date of the validation build `out` (v3's, no factors) as r does, in the generator's
     weather and in a real calm market's; and each weight's lowest such correlation."""
-    read = lambda t: pl.read_parquet(out / t / "*" / "*.parquet", hive_partitioning=True)  # noqa: E731
-    features = read("features").sort("as_of_date", ENTITY)
+    features = _read(out, "features").sort("as_of_date", ENTITY)
+    z = v3.stab.standardised(features.select(FEATURE_NAMES))
+    library = ScenarioLibrary(
+        v3, load_library(), pl.DataFrame(schema=PRICE_SCHEMA), max_staleness_days=7
+    )
     follows = {
-        f"scen_{w}_shift_{shift}": follows_r(v3, features, w, shift)
+        f"scen_{w}_shift_{shift}": follows_r(v3, library, features, z, w, shift)
         for w in SCENARIO_WEIGHTS
         for shift in (0.0, CALM_SHIFT)
     }
@@ -476,20 +481,25 @@ def scenario_weight(v3: Models, out: Path) -> tuple[float, dict[str, float]]:
     return max(passed, default=0.0), follows
 
 
-def follows_r(models: Models, features: pl.DataFrame, scen: float, shift: float) -> float:
+def follows_r(
+    models: Models,
+    library: ScenarioLibrary,
+    features: pl.DataFrame,
+    standardised: np.ndarray,
+    scen: float,
+    shift: float,
+) -> float:
     """The lowest within-date rank correlation of fragility with r over the dates of
-    `features` (the median state as context, no factors, scenario branch weight `scen`),
-    with every volatility level moved `shift` robust z (0: as generated)."""
+    `features` (their `standardised` z-scores; the median state as context, no factors,
+    scenario branch weight `scen`), with every volatility level moved `shift` robust z
+    (0: as generated)."""
     assert models.stab.risk is not None
-    z = models.stab.standardised(features.select(FEATURE_NAMES))
     specs = models.stab.manifest["features"]
     levels = [i for i, f in enumerate(specs) if f["group"] == "vol_level"]
+    z = standardised.copy()
     z[:, levels] = np.clip(z[:, levels] + shift, -CLIP, CLIP)
     context, _ = market_context(features, z, market=None)
     z_stab, _ = models.stab.encode_z(z, context)
-    library = ScenarioLibrary(
-        models, load_library(), pl.DataFrame(schema=PRICE_SCHEMA), max_staleness_days=7
-    )
     fragility = np.empty(features.height)
     weights = {**models.joint.weights, "scen": scen}
     for part in join_scenarios(models, library, features["as_of_date"], z_stab, weights=weights):
@@ -503,7 +513,7 @@ def follows_r(models: Models, features: pl.DataFrame, scen: float, shift: float)
 def validation_score(out: Path, labels: pl.DataFrame) -> dict[str, float]:
     """Shock-type accuracy (mean over types) of the market-wide stress states' nearest
     scenario, the state AUC of fragility (stress against calm) and calm->HIGH."""
-    read = lambda t: pl.read_parquet(out / t / "*" / "*.parquet", hive_partitioning=True)  # noqa: E731
+    read = partial(_read, out)
     scenarios = read("scenarios").select("as_of_date", "scenario_id", "shock_type", "severity")
     states = (
         read("joint_embeddings")
@@ -532,6 +542,11 @@ def validation_score(out: Path, labels: pl.DataFrame) -> dict[str, float]:
         ),
         "calm_to_high": round(_mean(calm["severity"] == "HIGH"), 4),
     }
+
+
+def _read(out: Path, table: str) -> pl.DataFrame:
+    """Every partition of one table of a build."""
+    return read_tables(out, table, partitions(out, table))
 
 
 def _mean(values: pl.Series) -> float:
