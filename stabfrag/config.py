@@ -73,6 +73,11 @@ def parse_factors(text: str | dict[str, str] | None) -> dict[str, str]:
             )
         if role in out:
             raise ConfigError(f"--factors: {role} is given twice")
+        if entity in out.values():  # its states would read as both shocks at once
+            other = next(r for r, e in out.items() if e == entity)
+            raise ConfigError(
+                f"--factors: {entity} plays {other} and {role}; give each its own series"
+            )
         out[role] = entity
     return {r: out[r] for r in FACTOR_ROLES if r in out}
 

@@ -207,6 +207,9 @@ def test_factors_are_checked_and_recorded(panel: dict[str, Path], tmp_path: Path
     for bad in ("gold=GLD", "rates", "rates=", "rates=TLT,rates=IEF"):
         with pytest.raises(ConfigError, match="--factors"):
             parse_factors(bad)
+    # One series cannot play two factors: its states would read as both shocks at once.
+    with pytest.raises(ConfigError, match="--factors: SPY plays equity and credit"):
+        parse_factors("equity=SPY,rates=TLT,credit=SPY")
     day = _dates(panel["prices"], weeks=1)[-1].isoformat()
     base = ["build", "--as-of", day, "--prices", str(panel["prices"])]
     res = runner.invoke(app, [*base, "--out", str(tmp_path / "a"), "--factors", "rates=NOPE"])
