@@ -33,6 +33,7 @@ from stabfrag.analysis.metrics import (
     per_episode,
     pooled,
     shock_type_by_type,
+    shock_types_named,
     why_unavailable,
 )
 from stabfrag.analysis.plots import roc_curve, write_plots
@@ -315,6 +316,7 @@ class Scores:
     curves: dict[str, Any] = field(default_factory=dict)
     library: dict[str, Any] = field(default_factory=dict)  # shock types told apart
     shock_types: dict[str, Any] = field(default_factory=dict)  # accuracy per labelled type
+    types_named: dict[str, Any] = field(default_factory=dict)  # what each type is taken for
     calm_fragility: dict[str, np.ndarray] = field(default_factory=dict)
     lonely: int = 0  # the built space's analog queries without a neighbour far enough away
 
@@ -368,6 +370,7 @@ class Scores:
         self.matches[space.name] = {"all": pooled(match), "macro": macro(match), **match}
         by_type = shock_type_by_type(space.nearest, sub, space.table)
         self.shock_types[space.name] = by_type
+        self.types_named[space.name] = shock_types_named(space.nearest, sub, space.table)
         mean = float(np.mean(list(by_type.values()))) if by_type else float("nan")
         self.figures[space.name]["shock_type_macro"] = mean  # each type counts alike
         self.library[space.name] = library_separation(
@@ -564,6 +567,7 @@ def evaluate(
             "cross_section": {"definition": definition, **scores.sections},
             "library": scores.library,
             "shock_types": scores.shock_types,
+            "shock_types_named": scores.types_named,
             "notes": _notes(prices),
             "warnings": _label_warnings(tagged, built),
         }

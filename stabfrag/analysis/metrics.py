@@ -7,6 +7,7 @@ in the report; none is ever a silent zero.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TypedDict
 
 import numpy as np
 import polars as pl
@@ -149,6 +150,28 @@ def shock_type_by_type(
     return dict(agg.sort("typed").iter_rows())
 
 
+NAMES_SHOWN = 3  # the most frequent names of an episode or a shock type, in text
+
+
+def named_text(shares: dict[str, float]) -> str:
+    """'A 0.57, B 0.30, C 0.13': the leading names of `shares` (as `shares` orders them)."""
+    return ", ".join(f"{k} {v:.2f}" for k, v in list(shares.items())[:NAMES_SHOWN])
+
+
+UNNAMED = "unnamed"  # a nearest scenario whose type the library does not give
+
+
+def shock_types_named(
+    nearest: np.ndarray, tagged: pl.DataFrame, table: pl.DataFrame
+) -> dict[str, dict[str, float]]:
+    """For each labelled shock type, the shares of the types its stress states' nearest
+    scenarios have, the most frequent first: which type a missed one is taken for."""
+    near = nearest_types(nearest, table).fill_null(UNNAMED).to_numpy()
+    typed = tagged["shock_type"].to_numpy()
+    has = tagged["shock_type"].is_not_null().to_numpy()
+    return {str(kind): shares(near[has & (typed == kind)]) for kind in np.unique(typed[has])}
+
+
 def similarities(states: np.ndarray, scenarios: np.ndarray, *, distance: bool) -> np.ndarray:
     """(n states, n scenarios) similarity: cosine of unit rows, or minus the distance of
     one score."""
@@ -217,6 +240,16 @@ def per_episode(
     return out
 
 
+class Match(TypedDict):
+    """One episode's match: its stress states, the shares named it (top 1, top 3), and
+    what they are named (the share of each nearest historical scenario)."""
+
+    states: int
+    top1: float
+    top3: float
+    named_as: dict[str, float]
+
+
 def episode_match(
     states: np.ndarray,
     scenarios: np.ndarray,
@@ -224,7 +257,7 @@ def episode_match(
     tagged: pl.DataFrame,
     *,
     distance: bool = False,
-) -> dict[str, dict[str, float | int]]:
+) -> dict[str, Match]:
     """For the stress states of each labelled episode that names its historical scenario:
     the share whose nearest historical scenario is that one, and the share with it in the
     top 3. Scored against the full library of the newest date (a retrospective check of
@@ -234,7 +267,7 @@ def episode_match(
     ids = table["scenario_id"].to_numpy()[historical]
     named = tagged["scenario_id"].to_numpy()
     stress = (tagged["label"] == "stress").to_numpy()
-    out: dict[str, dict[str, float | int]] = {}
+    out: dict[str, Match] = {}
     for sid in sorted({s for s in named[stress] if s is not None}):
         mine = np.flatnonzero(stress & (named == sid))
         if sid not in ids or len(mine) == 0:
@@ -245,11 +278,20 @@ def episode_match(
             "states": len(mine),
             "top1": float((rank == 0).mean()),
             "top3": float((rank < 3).mean()),
+            "named_as": shares(ids[sims.argmax(axis=1)]),
         }
     return out
 
 
-def pooled(matches: dict[str, dict[str, float | int]]) -> dict[str, float | int]:
+def shares(names: np.ndarray) -> dict[str, float]:
+    """The share of each distinct value of `names`, the most frequent first (ties by
+    name): what a set of states is named."""
+    values, counts = np.unique(names, return_counts=True)
+    order = np.lexsort((values, -counts))
+    return {str(values[i]): float(counts[i] / len(names)) for i in order}
+
+
+def pooled(matches: dict[str, Match]) -> dict[str, float | int]:
     """Episode match over all its states (each state counts once)."""
     n = sum(int(m["states"]) for m in matches.values())
     if n == 0:
@@ -261,7 +303,7 @@ def pooled(matches: dict[str, dict[str, float | int]]) -> dict[str, float | int]
     }
 
 
-def macro(matches: dict[str, dict[str, float | int]]) -> dict[str, float | int]:
+def macro(matches: dict[str, Match]) -> dict[str, float | int]:
     """Episode match averaged over episodes (each episode counts once, however many states
     it has: a long crisis does not hide the short ones)."""
     if not matches:

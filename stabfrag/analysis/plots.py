@@ -15,6 +15,7 @@ import polars as pl
 
 from stabfrag.analysis import render
 from stabfrag.analysis.charts import episodes_spec, ic_spec, roc_spec
+from stabfrag.analysis.metrics import named_text
 from stabfrag.analysis.who import FALL
 from stabfrag.atomic import write_atomic
 from stabfrag.errors import ConfigError
@@ -116,8 +117,30 @@ def _page(result: dict[str, Any], charts: dict[str, Any]) -> str:
     sections: list[tuple[str, Any]] = [("", intro), ("", charts["roc"]), ("", charts["episodes"])]
     if "ic" in charts:
         sections.append(("", charts["ic"]))
+    sections.append(("", _named(result, names[0])))
     sections.append(("", _moves(result.get("profile_branch"))))
     return render.page(title, sections)
+
+
+def _named(result: dict[str, Any], model: str) -> str:
+    """Which: what the built model names each labelled episode (its states' nearest
+    historical scenario) and each labelled shock type (their nearest scenario's type)."""
+    rows = [
+        (f"{sid} ({m['states']:,} states)", named_text(m["named_as"]))
+        for sid, m in result["episode_match"][model].items()
+        if "named_as" in m
+    ]
+    rows += [(kind, named_text(s)) for kind, s in result["shock_types_named"][model].items()]
+    if not rows:
+        return ""
+    body = "".join(f"<tr><td>{html.escape(a)}</td><td>{html.escape(b)}</td></tr>" for a, b in rows)
+    return (
+        f"<h2>Which: what {html.escape(model)} names each episode and shock type</h2>"
+        "<p>The share of a labelled episode's states whose nearest historical scenario is "
+        "each one, and of a labelled shock type's stress states whose nearest scenario has "
+        "each type; the most frequent first.</p>"
+        f"<table><tr><th>labelled</th><th>named as</th></tr>{body}</table>"
+    )
 
 
 def _moves(branch: dict[str, Any] | None) -> str:

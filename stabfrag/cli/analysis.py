@@ -163,6 +163,7 @@ def _print_evaluation(result: dict[str, Any]) -> None:
         typer.echo(f"{fig:24}{cells}")
     typer.echo(f"{'analog base rate':24}{result['analog_base_rate']:>{width}.3f}")
     typer.echo(f"cross-section: {result['cross_section']['definition']}")
+    _print_named(result, names[0])
     for fig, why in result["unavailable"].items():
         typer.echo(f"{fig}: n/a because {why}")
     lonely = s["analog_queries_without_neighbours"]
@@ -176,6 +177,23 @@ def _print_evaluation(result: dict[str, Any]) -> None:
         typer.echo(f"plots: {result['plots']['html']}")
     for warning in result.get("warnings", []):
         typer.echo(f"stabfrag: warning: {warning}", err=True)
+
+
+def _print_named(result: dict[str, Any], model: str) -> None:
+    """Which: what the built model names each labelled episode and each shock type (the
+    most frequent nearest historical scenario, or nearest scenario type, of its states)."""
+    from stabfrag.analysis.metrics import named_text
+
+    episodes = {k: m for k, m in result["episode_match"][model].items() if "named_as" in m}
+    if episodes:
+        typer.echo(f"episodes named by {model} (their states' nearest historical scenario):")
+        for sid, m in episodes.items():
+            typer.echo(f"  {sid} ({m['states']:,} states): {named_text(m['named_as'])}")
+    named = result["shock_types_named"][model]
+    if named:
+        typer.echo(f"shock types named by {model} (their stress states' nearest scenario type):")
+        for kind, shares in named.items():
+            typer.echo(f"  {kind}: {named_text(shares)}")
 
 
 def _print_who(who: dict[str, Any]) -> None:

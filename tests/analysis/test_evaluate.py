@@ -11,6 +11,7 @@ from stabfrag.analysis.labels import read_labels
 from stabfrag.analysis.metrics import analogs, auc
 from stabfrag.cli import app
 from stabfrag.errors import LabelError
+from tests.conftest import event_dates
 
 runner = CliRunner()
 
@@ -24,6 +25,19 @@ def test_shock_type_accuracy_per_type_known_answers() -> None:
     tagged = pl.DataFrame({"shock_type": ["FX", "FX", "FX", "RATES", None]})
     nearest = np.array(["A", "B", "C", "A", "C"])
     assert shock_type_by_type(nearest, tagged, table) == {"FX": 2 / 3, "RATES": 0.0}
+
+
+def test_each_shock_type_says_what_its_states_are_named() -> None:
+    import polars as pl
+
+    from stabfrag.analysis.metrics import shock_types_named
+
+    table = pl.DataFrame({"scenario_id": ["A", "B", "C"], "shock_type": ["FX", "FX", "RATES"]})
+    tagged = pl.DataFrame({"shock_type": ["FX", "FX", "FX", "FX", "RATES", None]})
+    nearest = np.array(["A", "C", "C", "Z", "C", "A"])  # Z: not in the library
+    got = shock_types_named(nearest, tagged, table)
+    assert got == {"FX": {"RATES": 0.5, "FX": 0.25, "unnamed": 0.25}, "RATES": {"RATES": 1.0}}
+    assert list(got["FX"]) == ["RATES", "FX", "unnamed"]  # most named first
 
 
 def test_auc_known_answers() -> None:
@@ -73,6 +87,32 @@ def test_bad_labels_are_one_line_exit_2(tmp_path: Path, body: str, message: str,
     res = runner.invoke(app, ["evaluate", "--out", str(built), "--labels", str(path)])
     assert res.exit_code == 2 and message in res.stderr
     assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_the_text_says_what_each_episode_and_shock_type_is_named(
+    tmp_path: Path, built, market
+) -> None:
+    # The crash end is the build's stressed date; its states are labelled GFC's.
+    crash_end = max(d for d in event_dates(market, "CRASH"))
+    path = tmp_path / "labels.csv"
+    path.write_text(
+        "start,end,label,shock_type,scenario_id\n"
+        f"{crash_end},{crash_end},stress,EQUITY_CRASH,SCN_GFC_2008\n"
+        "2024-12-31,2024-12-31,calm,,\n"
+    )
+    res = runner.invoke(app, ["evaluate", "--out", str(built), "--labels", str(path)])
+    assert res.exit_code == 0, res.stderr
+    lines = res.stdout.splitlines()
+    at = lines.index(
+        "episodes named by joint-stab-fragility-v4 (built) "
+        "(their states' nearest historical scenario):"
+    )
+    named = lines[at + 1]
+    assert named.startswith("  SCN_GFC_2008 (") and named.count("SCN_") in (2, 3, 4), named
+    shares = [float(part.rsplit(" ", 1)[1]) for part in named.split(": ", 1)[1].split(", ")]
+    assert shares == sorted(shares, reverse=True) and 0 < sum(shares) <= 1.0 + 1e-9
+    assert lines[at + 2].startswith("shock types named by joint-stab-fragility-v4 (built)")
+    assert lines[at + 3].startswith("  EQUITY_CRASH: ")
 
 
 def test_committed_label_files_read() -> None:
@@ -131,6 +171,12 @@ def test_evaluate_on_generated_events(built, market, market_dir: Path) -> None:
         assert result["figures"][name]["shock_type_macro"] == pytest.approx(
             float(np.mean(list(by_type.values())))
         )
+    # What each labelled type is taken for: shares of nearest types, own type's = accuracy.
+    for name, named in result["shock_types_named"].items():
+        assert set(named) == set(result["shock_types"][name])
+        for kind, shares in named.items():
+            assert sum(shares.values()) == pytest.approx(1.0)
+            assert shares.get(kind, 0.0) == pytest.approx(result["shock_types"][name][kind])
     # Who gets hurt: every joint model and the two volatility baselines, on every state.
     who = result["who"]
     assert set(who) == {"definition", built_name, *others, "vol_21 alone", "vol_63 alone"}
@@ -329,6 +375,9 @@ def test_plot_with_prices_draws_the_ic_over_time(built, market_dir: Path, tmp_pa
     page = (plots / "evaluate.html").read_text()
     assert "Who gets hurt: within-date rank IC" in page and "who: rank IC before falls" in page
     assert "who gets hurt:" in res.stdout and "vol_63 alone" in res.stdout
+    # Which: what the built model names each labelled shock type, beside the figures.
+    assert "Which: what joint-stab-fragility-v4 (built) names each episode" in page
+    assert "<td>EQUITY_CRASH</td><td>EQUITY_CRASH " in page
 
 
 def test_plot_without_the_extra_is_one_line(

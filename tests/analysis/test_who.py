@@ -12,7 +12,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from stabfrag.analysis.metrics import library_separation, macro
+from stabfrag.analysis.metrics import episode_match, library_separation, macro
 from stabfrag.analysis.who import (
     FALL,
     FORWARD_ROWS,
@@ -105,6 +105,29 @@ def test_macro_episode_match_weighs_episodes_not_states() -> None:
     }
     assert macro(matches) == {"episodes": 2, "top1": pytest.approx(0.5), "top3": 0.75}
     assert np.isnan(macro({})["top1"])
+
+
+def test_episode_match_says_which_scenario_names_each_episode() -> None:
+    # Two historical scenarios and a synthetic one; GFC's three states: two nearest GFC,
+    # one nearest 2011 (the synthetic scenario, nearer still, is not a candidate).
+    table = pl.DataFrame(
+        {
+            "scenario_id": ["GFC", "Y2011", "SYN"],
+            "kind": ["historical", "historical", "synthetic"],
+        }
+    )
+    scenarios = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
+    states = np.array([[0.9, 0.1, 0.99], [0.8, 0.3, 0.0], [0.2, 0.9, 0.0], [0.0, 1.0, 0.0]])
+    tagged = pl.DataFrame(
+        {
+            "scenario_id": ["GFC", "GFC", "GFC", "GFC"],
+            "label": ["stress", "stress", "stress", "calm"],
+        }
+    )
+    got = episode_match(states, scenarios, table, tagged)["GFC"]
+    assert got["states"] == 3 and got["top1"] == pytest.approx(2 / 3)
+    assert got["named_as"] == {"GFC": pytest.approx(2 / 3), "Y2011": pytest.approx(1 / 3)}
+    assert list(got["named_as"]) == ["GFC", "Y2011"]
 
 
 def test_library_separation_counts_same_type_nearest_neighbours() -> None:
