@@ -536,10 +536,9 @@ def evaluate(
     `exposed_to` keeps only the states whose entity moved with that market entity (return
     correlation at least `min_corr`): a label for a market's stress describes the
     instruments exposed to it, not the havens that rally in its crashes. `compare` names
-    other joint models of the build's model folder (default: all of them). `plot` writes
-    ROC curves, per-episode bars and an HTML page there. `prices` also gives who gets hurt
-    (analysis.who), on every built state. `profiles` scores the built model again without
-    and with the profile branch at each of `profile_weights` (default: the model's), and
+    other joint models of the build's model folder (default: all). `plot` writes charts
+    and an HTML page there. `prices` also gives who gets hurt (analysis.who). `profiles`
+    scores the built model without and with the profile branch at each weight, and
     reports which entities it moves nearest the HIGH scenarios when calm."""
     if exposed_to is not None and prices is None:
         raise LabelError("--exposed-to needs --prices to measure each entity's exposure")
