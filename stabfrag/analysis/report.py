@@ -26,6 +26,11 @@ from stabfrag.scenarios.library import load_library
 from stabfrag.sinks.dataset import read_manifest, read_table, read_tables
 
 TOP_N = 20
+DRIVERS = ("vol_21", "vol_252", "dd_252")  # features the risk score leans on most
+DRIVERS_NOTE = (
+    '<p class="note">Beside each fragility, the state\'s annualised volatility over 21 and '
+    "252 days and its drawdown from the 252-day high, from the features table.</p>"
+)
 INTRO = (
     "Each entity state and each scenario is a 384-dimensional unit vector; the map shows "
     "the first two principal components of all of them (their share of the variance on "
@@ -173,12 +178,23 @@ def build_report(out: Path, as_of: dt.date, target: Path, entity: str | None = N
     top = run_sql(out, "fragile", {"as_of": as_of, "top_n": TOP_N})
     manifest = read_manifest(out, as_of) or {}
     gaps = factor_gaps(out, as_of, manifest)
-    columns = ["entity_id", "fragility", "nearest_high_scenario", "nearest_scenario"]
+    # On a calm date the riskiest states' fragility agrees to four decimals (the risk angle
+    # saturates): their volatility and drawdown say what orders them.
+    drivers = read_table(out, "features", as_of).select("entity_id", *DRIVERS)
+    top = top.join(drivers, on="entity_id", how="left", maintain_order="left")
+    columns = [
+        "entity_id",
+        "fragility",
+        *DRIVERS,
+        "nearest_high_scenario",
+        "nearest_scenario",
+        "nearest_similarity",
+    ]
     sections: list[tuple[str, str | dict]] = [  # type: ignore[type-arg]
         ("", f'<p class="note">{html.escape(INTRO)}</p>'),
         ("", f'<p class="note">{html.escape(built_with(manifest, gaps))}</p>'),
         ("", chart),
-        (f"The {TOP_N} most fragile entities", _table(top.select(*columns, "nearest_similarity"))),
+        (f"The {TOP_N} most fragile entities", DRIVERS_NOTE + _table(top.select(*columns))),
         *_history(out, as_of, entity, top),
         ("The scenario library", library_spec(points)),
     ]

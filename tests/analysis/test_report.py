@@ -56,6 +56,24 @@ def test_the_report_works_offline_and_explains_itself(built: Path, tmp_path: Pat
     assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
 
 
+def test_the_top_table_shows_what_drives_each_fragility(built: Path, tmp_path: Path) -> None:
+    # On a calm date the most fragile states' fragility agrees to four decimals (the risk
+    # angle saturates): the table gives the volatility and drawdown that order them.
+    day = partitions(built)[-1]
+    target = tmp_path / "r.html"
+    res = runner.invoke(app, ["report", "--out", str(built), "--html", str(target)])
+    assert res.exit_code == 0, res.stderr
+    table = re.search(r'<table class="sortable">(.*?)</table>', target.read_text()).group(1)
+    head = re.findall(r"<th>(.*?)</th>", table)
+    assert head[:2] == ["entity_id", "fragility"] and {"vol_21", "vol_252", "dd_252"} <= set(head)
+    rows = [re.findall(r"<td>(.*?)</td>", r) for r in re.findall(r"<tr>(.*?)</tr>", table)[1:]]
+    feats = read_table(built, "features", day)
+    for row in rows[:3]:
+        mine = feats.filter(pl.col("entity_id") == row[0]).row(0, named=True)
+        for column in ("vol_21", "vol_252", "dd_252"):
+            assert row[head.index(column)] == f"{mine[column]:.3f}", (row, column)
+
+
 def test_without_the_extra_the_page_is_still_readable(
     built: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
