@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+import numpy as np
 import polars as pl
 import pyarrow as pa
 
@@ -146,7 +147,8 @@ class Dataset:
 
         day = self._date(as_of)
         q.check_date(self.out, day)
-        return q.run_sql(self.out, "fragile", {"as_of": day, "top_n": top_n})
+        params = {"as_of": day, "top_n": _count(top_n, "top_n", 1)}
+        return q.run_sql(self.out, "fragile", params)
 
     def nearest(
         self,
@@ -162,6 +164,7 @@ class Dataset:
 
         if (entity is None) == (scenario is None):
             raise ConfigError("give exactly one of entity or scenario")
+        top_n = _count(top_n, "top_n", 1)
         day = self._date(as_of)
         q.check_date(self.out, day)
         if entity is not None:
@@ -199,6 +202,8 @@ class Dataset:
         from stabfrag.index.search import find_analogs
 
         day = self._date(as_of)
+        top_n = _count(top_n, "top_n", 1)
+        min_gap_days = _count(min_gap_days, "min_gap_days", 0)
         if among not in ("own", "all", "others"):
             raise ConfigError(f"among '{among}': give own, all or others")
         if among == "own" or vector is None:
@@ -305,15 +310,26 @@ def _models_shown(frame: pl.DataFrame) -> pl.DataFrame:
     return frame
 
 
-def _date(value: dt.date | str, name: str) -> dt.date:
+def _date(value: dt.date | str | np.datetime64, name: str) -> dt.date:
+    """A date from a date, a datetime (or pandas Timestamp), a numpy datetime64 (what a
+    frame's .to_numpy() gives) or 'YYYY-MM-DD'."""
     if isinstance(value, dt.datetime):
         return value.date()
     if isinstance(value, dt.date):
         return value
+    if isinstance(value, np.datetime64) and not np.isnat(value):
+        return dt.date.fromisoformat(str(value.astype("datetime64[D]")))
     try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
+        return dt.date.fromisoformat(value)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
         raise ConfigError(f"{name} '{value}' is not a date (YYYY-MM-DD)") from None
+
+
+def _count(value: Any, name: str, least: int) -> int:
+    """A whole-number argument, checked as the command line checks its option."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < least:
+        raise ConfigError(f"{name} must be a whole number >= {least}, not {value!r}")
+    return int(value)
 
 
 def _config(prices: Path, out: Path | str, options: dict[str, Any]) -> BuildConfig:
@@ -321,8 +337,14 @@ def _config(prices: Path, out: Path | str, options: dict[str, Any]) -> BuildConf
     if unknown:
         raise TypeError(f"unknown option(s): {', '.join(unknown)}")
     weights = options.get("weights")
-    if isinstance(weights, str):
+    if isinstance(weights, dict):  # checked as the command line's text is
+        weights = ",".join(f"{name}={value}" for name, value in weights.items())
+    if weights is not None and not isinstance(weights, str):
+        raise ConfigError(f"weights: {weights!r} is not 'stab=1,scen=0.5' or a mapping")
+    if weights is not None:
         options = {**options, "weights": parse_weights(weights)}
+    if options.get("market") is not None and not isinstance(options["market"], str):
+        raise ConfigError(f"market: {options['market']!r} is not an entity id")
     if options.get("factors") is not None:
         options = {**options, "factors": parse_factors(options["factors"]) or None}
     paths = {k: Path(v) for k, v in options.items() if k in _PATHS and v is not None}
@@ -340,9 +362,12 @@ def _prices_path(prices: PricesLike) -> Iterator[Path]:
     if isinstance(prices, str | Path):
         yield Path(prices)
         return
+    wrong = ConfigError("prices: give a path, a Polars DataFrame or an Arrow table")
+    if not isinstance(prices, pl.DataFrame | pa.Table | pa.RecordBatch):
+        raise wrong
     frame = prices if isinstance(prices, pl.DataFrame) else pl.from_arrow(prices)
     if not isinstance(frame, pl.DataFrame):
-        raise ConfigError("prices: give a path, a Polars DataFrame or an Arrow table")
+        raise wrong
     with tempfile.TemporaryDirectory(prefix="stabfrag-prices-") as folder:
         path = Path(folder) / "prices.parquet"
         frame.write_parquet(path)

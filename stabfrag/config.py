@@ -64,6 +64,10 @@ def parse_factors(text: str | dict[str, str] | None) -> dict[str, str]:
         return {}
     if isinstance(text, dict):
         text = ",".join(f"{role}={entity}" for role, entity in text.items())
+    if not isinstance(text, str):
+        raise ConfigError(
+            f"--factors: {text!r} is not 'ROLE=ENTITY,...' or a mapping of role to entity"
+        )
     out: dict[str, str] = {}
     for part in text.split(","):
         role, sep, entity = (s.strip() for s in part.partition("="))

@@ -95,6 +95,47 @@ def test_a_build_opens_from_any_working_directory(
         stabfrag.open(tmp_path / "empty")
 
 
+def test_a_researchers_arguments_are_checked_as_the_command_line_checks_them(
+    built: Path, market_dir: Path, tmp_path: Path
+) -> None:
+    import numpy as np
+
+    ds = stabfrag.open(built)
+    last = ds.dates()[-1]
+    # A date as a numpy datetime64 (what a frame's .to_numpy() gives) is a date.
+    np_day = np.datetime64(last.isoformat())
+    assert ds.fragile(as_of=np_day, top_n=3).equals(ds.fragile(as_of=last, top_n=3))
+    # Anything else is one clear error, never an internal TypeError or AttributeError.
+    for bad in (20240101, 3.5, ["2024-12-31"]):
+        with pytest.raises(stabfrag.StabfragError, match="as_of .* is not a date"):
+            ds.fragile(as_of=bad)  # type: ignore[arg-type]
+    prices = market_dir / "prices.parquet"
+    for option, bad in (
+        ("factors", 5),
+        ("weights", 5),
+        ("weights", {"stab": -1.0}),
+        ("weights", {"bogus": 1.0}),
+        ("market", 5),
+    ):
+        with pytest.raises(stabfrag.StabfragError, match=option):
+            stabfrag.build(prices, as_of=last, out=tmp_path / "x", **{option: bad})
+    with pytest.raises(stabfrag.StabfragError, match="prices: give a path"):
+        stabfrag.build(5, as_of=last, out=tmp_path / "x")  # type: ignore[arg-type]
+    assert not (tmp_path / "x").exists()  # refused before anything is written
+    # Counts as the command line takes them: at least 1, a gap of at least 0 days.
+    for call in (
+        lambda: ds.fragile(top_n=0),
+        lambda: ds.fragile(top_n=-1),
+        lambda: ds.nearest(entity=str(ds.fragile(top_n=1)["entity_id"][0]), top_n=0),
+        lambda: ds.fragile(top_n="ten"),  # type: ignore[arg-type]
+    ):
+        with pytest.raises(stabfrag.StabfragError, match="top_n must be a whole number >= 1"):
+            call()
+    entity = str(ds.fragile(top_n=1)["entity_id"][0])
+    with pytest.raises(stabfrag.StabfragError, match="min_gap_days must be a whole number >= 0"):
+        ds.analogs(entity, min_gap_days=-5)
+
+
 def test_a_report_shows_its_charts_in_a_notebook(built: Path, tmp_path: Path) -> None:
     vl_convert = pytest.importorskip("vl_convert", reason="the charts need the [plot] extra")
     report = stabfrag.open(built).report(tmp_path / "r.html")
