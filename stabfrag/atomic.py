@@ -54,6 +54,27 @@ def make_folder(path: Path, option: str = "--out") -> Path:
     return path
 
 
+def writable_folder(path: Path, option: str) -> Path:
+    """make_folder, and refuse in one line a folder no file can be written in (read-only,
+    a system folder): an output named on the command line fails before the work."""
+    make_folder(path, option)
+    probe = temp_name(path / "probe")
+    try:
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"{option} {path}: cannot write there ({exc.strerror})") from None
+    return path
+
+
+def writable_file(path: Path, option: str) -> Path:
+    """`path`, an output file named on the command line, once its folder is writable."""
+    if path.parent.exists() and not path.parent.is_dir():
+        raise ConfigError(f"{option} {path}: {path.parent} is a file, not a folder")
+    writable_folder(path.parent, option)
+    return path
+
+
 LOCK_NAME = ".stabfrag.lock"
 
 

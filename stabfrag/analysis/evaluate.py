@@ -36,7 +36,7 @@ from stabfrag.analysis.metrics import (
     shock_types_named,
     why_unavailable,
 )
-from stabfrag.analysis.plots import roc_curve, write_plots
+from stabfrag.analysis.plots import plot_folder, roc_curve, write_plots
 from stabfrag.analysis.spaces import (
     EXPOSURE_WINDOW,
     VOL_BASELINES,
@@ -540,8 +540,7 @@ def evaluate(
     and an HTML page there. `prices` also gives who gets hurt (analysis.who). `profiles`
     scores the built model without and with the profile branch at each weight, and
     reports which entities it moves nearest the HIGH scenarios when calm."""
-    if exposed_to is not None and prices is None:
-        raise LabelError("--exposed-to needs --prices to measure each entity's exposure")
+    _check_asked(exposed_to, prices, plot)
     built, tagged = _labelled(out, labels_path, prices)
     universe, corr, keep = _universe(tagged, prices, exposed_to, min_corr)
     positive, eligible, definition = _cross_section_sets(tagged, corr, min_corr)
@@ -578,6 +577,14 @@ def evaluate(
     if plot is not None:
         result["plots"] = write_plots(plot, result, scores.curves, ic_by_date)
     return result
+
+
+def _check_asked(exposed_to: str | None, prices: Path | None, plot: Path | None) -> None:
+    """What the options ask that cannot be done, refused before any figure is computed."""
+    if exposed_to is not None and prices is None:
+        raise LabelError("--exposed-to needs --prices to measure each entity's exposure")
+    if plot is not None:
+        plot_folder(plot)
 
 
 MOVES_SHOWN = 10

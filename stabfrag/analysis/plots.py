@@ -17,7 +17,7 @@ from stabfrag.analysis import render
 from stabfrag.analysis.charts import episodes_spec, ic_spec, roc_spec
 from stabfrag.analysis.metrics import named_text
 from stabfrag.analysis.who import FALL
-from stabfrag.atomic import write_atomic
+from stabfrag.atomic import writable_folder, write_atomic
 from stabfrag.errors import ConfigError
 
 POINTS = 200  # points per ROC curve
@@ -51,6 +51,14 @@ def _figure(size: tuple[float, float]) -> tuple[Any, Any]:
     return fig, fig.subplots()
 
 
+def plot_folder(folder: Path) -> Path:
+    """`--plot`'s folder, refused in one line before any work when the charts cannot be
+    drawn (no plot extra) or the folder cannot be written."""
+    if not render.available():
+        raise ConfigError("--plot needs vl-convert: pip install 'stabfrag[plot]'")
+    return writable_folder(folder, "--plot")
+
+
 def write_plots(
     folder: Path,
     result: dict[str, Any],
@@ -60,9 +68,7 @@ def write_plots(
     """Write roc.png, episodes.png, ic.png (with the forward-drawdown IC by date) and
     evaluate.html, whose charts zoom and show their values, into `folder`; return their
     paths."""
-    if not render.available():
-        raise ConfigError("--plot needs vl-convert: pip install 'stabfrag[plot]'")
-    folder.mkdir(parents=True, exist_ok=True)
+    plot_folder(folder)
     aucs = {name: result["figures"][name]["state_auc"] for name in curves}
     charts = {"roc": roc_spec(curves, aucs), "episodes": episodes_spec(result["per_episode"])}
     if ic_by_date:

@@ -20,7 +20,7 @@ import polars as pl
 from stabfrag.analysis import render
 from stabfrag.analysis.charts import SCHEMA, Spec, history_spec, library_spec, map_spec, pca_2d
 from stabfrag.analysis.query import check_date, check_entity, run_sql
-from stabfrag.atomic import write_atomic
+from stabfrag.atomic import writable_file, write_atomic
 from stabfrag.errors import ConfigError
 from stabfrag.scenarios.library import load_library
 from stabfrag.sinks.dataset import read_manifest, read_table, read_tables
@@ -170,6 +170,7 @@ def build_report(out: Path, as_of: dt.date, target: Path, entity: str | None = N
         raise ConfigError(
             f"--html {target} is a folder; name the page, e.g. {target / 'report.html'}"
         )
+    writable_file(target, "--html")
     points, share = map_points(out, as_of)
     chart = map_spec(points, share, as_of)
     if render.available():

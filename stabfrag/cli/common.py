@@ -14,7 +14,14 @@ from typer.core import TyperCommand
 from stabfrag import logs
 from stabfrag.allocator import tune_allocator
 from stabfrag.config import BuildConfig
-from stabfrag.errors import EXIT_REJECTS, EXIT_USAGE, InputError, StabfragError, first_line
+from stabfrag.errors import (
+    EXIT_FAILED,
+    EXIT_REJECTS,
+    EXIT_USAGE,
+    InputError,
+    StabfragError,
+    first_line,
+)
 
 
 class OneLineErrors(TyperCommand):
@@ -26,6 +33,9 @@ class OneLineErrors(TyperCommand):
             return super().invoke(ctx)
         except StabfragError as exc:
             fail(first_line(exc), code=exc.exit_code)
+        except OSError as exc:  # the last line: a disk that filled, a file that vanished
+            where = f"{exc.filename}: " if exc.filename else ""
+            fail(f"{where}{exc.strerror or first_line(exc)}", code=EXIT_FAILED)
 
 
 class App(typer.Typer):
@@ -51,8 +61,8 @@ app = App(
     rich_markup_mode=None,
     help="Build the stability/fragility joint space.",
     epilog="Exit codes: 0 done; 1 the run failed (a database or cluster did not answer, a "
-    "task failed: a retry may pass); 2 bad usage (a flag, a value, a file named on the "
-    "command line); 3 done, with rejects above --max-reject-share.",
+    "task failed, a disk filled: a retry may pass); 2 bad usage (a flag, a value, a file "
+    "named on the command line); 3 done, with rejects above --max-reject-share.",
 )
 
 

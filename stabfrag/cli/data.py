@@ -8,6 +8,7 @@ from typing import Annotated
 
 import typer
 
+from stabfrag.atomic import writable_folder
 from stabfrag.cli.common import (
     App,
     BadTickOpt,
@@ -213,7 +214,7 @@ def calibrate(
         prices,
         start=first,
         end=last,
-        model_dir=model_dir,
+        model_dir=writable_folder(model_dir, "--model-dir"),
         description=description or f"{prices.name}, {first} to {last}",
     )
     emit({**info, "model_dir": str(model_dir)}, as_json=as_json)
@@ -274,6 +275,7 @@ def fit(
         fail("--entities needs one size of at least 20 per seed")
     if validation_seed in seed_list:
         fail("--validation-seed must not be one of --seeds")
+    writable_folder(model_dir, "--model-dir")
     train = tuple(Universe(s, n, days) for s, n in zip(seed_list, sizes, strict=True))
     validation = Universe(validation_seed, max(sizes), days)
     if model == JOINT_V4:

@@ -7,6 +7,7 @@ from typing import Annotated
 
 import typer
 
+from stabfrag.atomic import writable_folder
 from stabfrag.cli.common import (
     App,
     Freq,
@@ -65,6 +66,7 @@ def profiles_build(
 
     if (as_of is None) == (start is None and end is None):
         fail("give --as-of, or --start and --end")
+    writable_folder(out, "--out")
     if as_of is not None:
         day = parse_date(as_of, "--as-of")
         dates = as_of_dates(prices, day, day, "day")
@@ -102,5 +104,5 @@ def profiles_fit(
     from stabfrag.engine.summary import emit
     from stabfrag.fitting.profile import fit_profile
 
-    info = fit_profile(model_dir)
+    info = fit_profile(writable_folder(model_dir, "--model-dir"))
     emit(info, as_json=as_json)

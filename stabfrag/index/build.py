@@ -61,6 +61,8 @@ def build_index(
 ) -> dict[str, Any]:
     """Write OUT/analog_index: every month's segment when building, only the months from
     the first changed date on when updating. The new index replaces the old one whole."""
+    if not out.is_dir():  # before the writer's lock, which lives in the folder
+        raise QueryError(f"{out}: nothing built yet")
     faiss = store.import_faiss()
     say = progress or (lambda _line: None)
     timings = Timings()

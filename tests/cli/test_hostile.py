@@ -406,6 +406,7 @@ def test_cli_never_ends_in_a_traceback(built: Path, market_dir: Path, tmp_path: 
     a_file = tmp_path / "a_file.txt"
     a_file.write_text("not a folder")
     corrupt = str(_corrupt_parquet(market_dir / "prices.parquet", tmp_path))
+    labels = market_dir / "labels.csv"
     cases = [
         ["validate", "--prices", corrupt],
         ["build", "--as-of", "2024-12-31", "--prices", corrupt, "--out", str(tmp_path / "c")],
@@ -463,6 +464,25 @@ def test_cli_never_ends_in_a_traceback(built: Path, market_dir: Path, tmp_path: 
         ["sql", "fragile", "--out", str(built), "--param", "as_of=not-a-date"],
         ["validate", "--prices", prices, "--rejects-out", str(tmp_path / "no" / "dir.csv")],
         ["report", "--out", str(tmp_path / "nothing-built"), "--html", str(tmp_path / "r.html")],
+        # An output named inside a file, or a folder that is a file: one line, exit 2.
+        ["report", "--out", str(built), "--html", str(a_file / "r.html")],
+        ["evaluate", "--out", str(built), "--labels", str(labels), "--plot", str(a_file)],
+        ["evaluate", "--out", str(built), "--labels", str(labels), "--plot", str(a_file / "p")],
+        ["profiles", "build", "--prices", prices, "--as-of", "2024-12-31", "--out", str(a_file)],
+        [
+            "calibrate",
+            "--prices",
+            prices,
+            "--start",
+            "2024-01-01",
+            "--end",
+            "2024-12-31",
+            "--model-dir",
+            str(a_file),
+        ],
+        ["index", "build", "--out", str(a_file)],
+        ["index", "build", "--out", str(tmp_path / "nothing-built")],
+        ["index", "update", "--out", str(a_file)],
     ]
     for args in cases:
         res = runner.invoke(app, args)
@@ -475,6 +495,25 @@ def test_cli_never_ends_in_a_traceback(built: Path, market_dir: Path, tmp_path: 
         assert res.exit_code in (0, 2), (args, res.exit_code, output)
         if res.exit_code == 2:
             assert len(res.stderr.strip().splitlines()) == 1, (args, res.stderr)
+
+
+def test_an_os_error_mid_run_is_one_line_and_exit_1(
+    built: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A disk that fills while the page is written: no traceback, and the exit code of a
+    # run that failed (a retry may pass), naming the file.
+    import errno
+
+    from stabfrag.analysis import report
+
+    def full(*_args: object, **_kwargs: object) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device", str(tmp_path / "r.html"))
+
+    monkeypatch.setattr(report, "build_report", full)
+    res = runner.invoke(app, ["report", "--out", str(built), "--html", str(tmp_path / "r.html")])
+    assert res.exit_code == 1 and res.exception is None or isinstance(res.exception, SystemExit)
+    assert res.exit_code == 1, res.output
+    assert res.stderr == f"stabfrag: {tmp_path / 'r.html'}: No space left on device\n"
 
 
 def test_ids_print_as_plain_text(tmp_path: Path) -> None:
