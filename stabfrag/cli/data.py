@@ -8,7 +8,7 @@ from typing import Annotated
 
 import typer
 
-from stabfrag.atomic import writable_folder
+from stabfrag.atomic import writable_file, writable_folder
 from stabfrag.cli.common import (
     App,
     BadTickOpt,
@@ -41,7 +41,7 @@ def prices_partition(
     from stabfrag.engine.summary import emit
     from stabfrag.ingest.partition import partition_prices
 
-    written = partition_prices(prices, out)
+    written = partition_prices(prices, writable_file(out, "--out"))
     emit({"out": str(out), "rows": sum(written.values()), "files": written}, as_json=as_json)
 
 

@@ -483,6 +483,7 @@ def test_cli_never_ends_in_a_traceback(built: Path, market_dir: Path, tmp_path: 
         ["index", "build", "--out", str(a_file)],
         ["index", "build", "--out", str(tmp_path / "nothing-built")],
         ["index", "update", "--out", str(a_file)],
+        ["prices", "partition", "--prices", prices, "--out", str(a_file / "years")],
     ]
     for args in cases:
         res = runner.invoke(app, args)
