@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import sys
 from enum import StrEnum
 from pathlib import Path
@@ -34,6 +35,8 @@ class OneLineErrors(TyperCommand):
         except StabfragError as exc:
             fail(first_line(exc), code=exc.exit_code)
         except OSError as exc:  # the last line: a disk that filled, a file that vanished
+            if exc.errno == errno.EPIPE:  # `| head` closed stdout: click ends quietly
+                raise
             where = f"{exc.filename}: " if exc.filename else ""
             fail(f"{where}{exc.strerror or first_line(exc)}", code=EXIT_FAILED)
 

@@ -516,6 +516,14 @@ def test_an_os_error_mid_run_is_one_line_and_exit_1(
     assert res.exit_code == 1, res.output
     assert res.stderr == f"stabfrag: {tmp_path / 'r.html'}: No space left on device\n"
 
+    # A reader that closed the pipe (`stabfrag query ... | head`) is not an error to tell.
+    def closed(*_args: object, **_kwargs: object) -> None:
+        raise BrokenPipeError(errno.EPIPE, "Broken pipe")
+
+    monkeypatch.setattr(report, "build_report", closed)
+    res = runner.invoke(app, ["report", "--out", str(built), "--html", str(tmp_path / "r.html")])
+    assert res.exit_code == 1 and res.stderr == "", res.stderr
+
 
 def test_ids_print_as_plain_text(tmp_path: Path) -> None:
     """An entity id that looks like rich markup is shown as it is."""
