@@ -336,13 +336,8 @@ def _config(prices: Path, out: Path | str, options: dict[str, Any]) -> BuildConf
     unknown = sorted(set(options) - _OPTIONS)
     if unknown:
         raise TypeError(f"unknown option(s): {', '.join(unknown)}")
-    weights = options.get("weights")
-    if isinstance(weights, dict):  # checked as the command line's text is
-        weights = ",".join(f"{name}={value}" for name, value in weights.items())
-    if weights is not None and not isinstance(weights, str):
-        raise ConfigError(f"weights: {weights!r} is not 'stab=1,scen=0.5' or a mapping")
-    if weights is not None:
-        options = {**options, "weights": parse_weights(weights)}
+    if options.get("weights") is not None:  # checked as the command line's text is
+        options = {**options, "weights": parse_weights(options["weights"])}
     if options.get("market") is not None and not isinstance(options["market"], str):
         raise ConfigError(f"market: {options['market']!r} is not an entity id")
     if options.get("factors") is not None:
@@ -362,12 +357,9 @@ def _prices_path(prices: PricesLike) -> Iterator[Path]:
     if isinstance(prices, str | Path):
         yield Path(prices)
         return
-    wrong = ConfigError("prices: give a path, a Polars DataFrame or an Arrow table")
     if not isinstance(prices, pl.DataFrame | pa.Table | pa.RecordBatch):
-        raise wrong
-    frame = prices if isinstance(prices, pl.DataFrame) else pl.from_arrow(prices)
-    if not isinstance(frame, pl.DataFrame):
-        raise wrong
+        raise ConfigError("prices: give a path, a Polars DataFrame or an Arrow table")
+    frame = pl.DataFrame(prices)  # an Arrow table or batch converts as pl.from_arrow does
     with tempfile.TemporaryDirectory(prefix="stabfrag-prices-") as folder:
         path = Path(folder) / "prices.parquet"
         frame.write_parquet(path)

@@ -36,8 +36,22 @@ def packaged(*parts: str) -> Path:
     return Path(str(resources.files("stabfrag").joinpath(*parts)))
 
 
-def parse_weights(text: str | None) -> dict[str, float] | None:
-    """'stab=1,scen=0.5,prof=0.5' -> dict; unnamed branches keep the model's defaults."""
+def _pairs_text(value: object, flag: str, form: str) -> str:
+    """The 'NAME=VALUE,...' text of an option given as text or as a mapping (the library
+    passes mappings): both are then checked alike; any other type is refused."""
+    if isinstance(value, dict):
+        value = ",".join(f"{name}={item}" for name, item in value.items())
+    if not isinstance(value, str):
+        raise ConfigError(f"{flag}: {value!r} is not '{form}' or a mapping")
+    return value
+
+
+def parse_weights(text: str | dict[str, float] | None) -> dict[str, float] | None:
+    """'stab=1,scen=0.5,prof=0.5' (or a mapping) -> dict; unnamed branches keep the
+    model's defaults."""
+    if text is None:
+        return None
+    text = _pairs_text(text, "--weights", "stab=1,scen=0.5")
     if not text:
         return None
     out: dict[str, float] = {}
@@ -62,12 +76,7 @@ def parse_factors(text: str | dict[str, str] | None) -> dict[str, str]:
     """'equity=SPY,rates=TLT' (or a mapping) -> {role: entity_id}, in FACTOR_ROLES order."""
     if not text:
         return {}
-    if isinstance(text, dict):
-        text = ",".join(f"{role}={entity}" for role, entity in text.items())
-    if not isinstance(text, str):
-        raise ConfigError(
-            f"--factors: {text!r} is not 'ROLE=ENTITY,...' or a mapping of role to entity"
-        )
+    text = _pairs_text(text, "--factors", "ROLE=ENTITY,...")
     out: dict[str, str] = {}
     for part in text.split(","):
         role, sep, entity = (s.strip() for s in part.partition("="))

@@ -7,7 +7,7 @@ in the report; none is ever a silent zero.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TypedDict
+from typing import Any, TypedDict
 
 import numpy as np
 import polars as pl
@@ -156,6 +156,21 @@ NAMES_SHOWN = 3  # the most frequent names of an episode or a shock type, in tex
 def named_text(shares: dict[str, float]) -> str:
     """'A 0.57, B 0.30, C 0.13': the leading names of `shares` (as `shares` orders them)."""
     return ", ".join(f"{k} {v:.2f}" for k, v in list(shares.items())[:NAMES_SHOWN])
+
+
+Rows = list[tuple[str, str]]
+
+
+def named_rows(result: dict[str, Any], model: str) -> tuple[Rows, Rows]:
+    """What `model` names, as evaluate's text and page show it: (each labelled episode
+    with its states' count, their leading names) and (each labelled shock type, its)."""
+    episodes = [
+        (f"{sid} ({m['states']:,} states)", named_text(m["named_as"]))
+        for sid, m in result["episode_match"][model].items()
+        if "named_as" in m  # beside "all" and "macro"
+    ]
+    types = [(kind, named_text(s)) for kind, s in result["shock_types_named"][model].items()]
+    return episodes, types
 
 
 UNNAMED = "unnamed"  # a nearest scenario whose type the library does not give

@@ -15,7 +15,7 @@ import polars as pl
 
 from stabfrag.analysis import render
 from stabfrag.analysis.charts import episodes_spec, ic_spec, roc_spec
-from stabfrag.analysis.metrics import named_text
+from stabfrag.analysis.metrics import named_rows
 from stabfrag.analysis.who import FALL
 from stabfrag.atomic import writable_folder, write_atomic
 from stabfrag.errors import ConfigError
@@ -131,12 +131,8 @@ def _page(result: dict[str, Any], charts: dict[str, Any]) -> str:
 def _named(result: dict[str, Any], model: str) -> str:
     """Which: what the built model names each labelled episode (its states' nearest
     historical scenario) and each labelled shock type (their nearest scenario's type)."""
-    rows = [
-        (f"{sid} ({m['states']:,} states)", named_text(m["named_as"]))
-        for sid, m in result["episode_match"][model].items()
-        if "named_as" in m
-    ]
-    rows += [(kind, named_text(s)) for kind, s in result["shock_types_named"][model].items()]
+    episodes, types = named_rows(result, model)
+    rows = episodes + types
     if not rows:
         return ""
     body = "".join(f"<tr><td>{html.escape(a)}</td><td>{html.escape(b)}</td></tr>" for a, b in rows)

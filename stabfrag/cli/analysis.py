@@ -182,18 +182,17 @@ def _print_evaluation(result: dict[str, Any]) -> None:
 def _print_named(result: dict[str, Any], model: str) -> None:
     """Which: what the built model names each labelled episode and each shock type (the
     most frequent nearest historical scenario, or nearest scenario type, of its states)."""
-    from stabfrag.analysis.metrics import named_text
+    from stabfrag.analysis.metrics import named_rows
 
-    episodes = {k: m for k, m in result["episode_match"][model].items() if "named_as" in m}
-    if episodes:
-        typer.echo(f"episodes named by {model} (their states' nearest historical scenario):")
-        for sid, m in episodes.items():
-            typer.echo(f"  {sid} ({m['states']:,} states): {named_text(m['named_as'])}")
-    named = result["shock_types_named"][model]
-    if named:
-        typer.echo(f"shock types named by {model} (their stress states' nearest scenario type):")
-        for kind, shares in named.items():
-            typer.echo(f"  {kind}: {named_text(shares)}")
+    episodes, types = named_rows(result, model)
+    for rows, what in (
+        (episodes, "episodes named by {} (their states' nearest historical scenario):"),
+        (types, "shock types named by {} (their stress states' nearest scenario type):"),
+    ):
+        if rows:
+            typer.echo(what.format(model))
+        for label, names in rows:
+            typer.echo(f"  {label}: {names}")
 
 
 def _print_who(who: dict[str, Any]) -> None:
