@@ -83,7 +83,11 @@ def derived(frame: pl.DataFrame) -> pl.DataFrame:
     )
 
 
-SATURATION = 2.0  # a scaled feature's bound (interquartile ranges from the centre)
+# A scaled feature's bound (interquartile ranges from the centre), for a factor block
+# whose manifest records none (the first v4's). The fit chooses its own (fitting.v4): at 2
+# a crisis's move and a calm series' wander of 1.5 read alike, and a credit crisis
+# whose dollar happened to drift up was named an FX crisis.
+SATURATION = 2.0
 # Constants per group of roles: every factor series shares one set, the universe (a
 # median of many states, calmer than any one series) has its own.
 GROUPS = {role: "factor" for role in FACTOR_ROLES} | {UNIVERSE: "universe"}
@@ -124,6 +128,7 @@ class FactorBlock:
     directions: np.ndarray  # (signature width, len(MOVE_INPUTS)): the map's row space, orthonormal
     calm: float  # how far a calm date departs in those directions (a fitted quantile)
     basis: np.ndarray  # (len(MOVE_INPUTS), 384), rows orthonormal
+    saturation: float = SATURATION  # a scaled feature's bound
 
     @classmethod
     def from_manifest(cls, spec: dict[str, Any], basis: np.ndarray) -> FactorBlock:
@@ -145,12 +150,19 @@ class FactorBlock:
             directions=row_space(scenario_map[:-1]),
             calm=float(spec["calm_length"]),
             basis=basis,
+            saturation=float(spec.get("saturation", SATURATION)),
         )
 
-    def scaled(self, frame: pl.DataFrame, role: str) -> np.ndarray:
+    def scaled(self, frame: pl.DataFrame, role: str, *, market: bool = False) -> np.ndarray:
         """The role's signature features of each row, centred, scaled and squashed into
-        (-SATURATION, SATURATION) (null -> 0): the signature says which way each series
-        moved, and no one feature's tail (a single path's volume surge) outweighs the rest."""
+        (-saturation, saturation) (null -> 0): the signature says which way each series
+        moved, and no one feature's tail (a single path's volume surge) outweighs the rest.
+
+        `market`: the universe's rows are a declared market entity's. The universe's
+        constants are a median's of many states, and one series' volume wanders further
+        (on generated panels the market's interquartile range is 1.4 times the median's,
+        an index fund's several times): its volume keeps the first bound, or a calm
+        summer's thin trading would read as a liquidity dry-up."""
         group = GROUPS[role]
         if not set(SIGNATURE_FEATURES) <= set(frame.columns):
             frame = derived(frame)
@@ -158,7 +170,10 @@ class FactorBlock:
         z = np.nan_to_num((x - self.center[group]) / self.spread[group], nan=0.0)
         if group == "factor":  # a fund's or index's own volume says little of the market
             z[:, SIGNATURE_FEATURES.index("volume_z_21_252")] = 0.0
-        return SATURATION * np.tanh(np.clip(z, -1e6, 1e6) / SATURATION)
+        bound = np.full(len(SIGNATURE_FEATURES), self.saturation)
+        if market and role == UNIVERSE:  # one series' volume wanders beyond a median's
+            bound[SIGNATURE_FEATURES.index("volume_z_21_252")] = min(SATURATION, self.saturation)
+        return bound * np.tanh(np.clip(z, -1e6, 1e6) / bound)
 
     def predicted(self, moves: np.ndarray) -> np.ndarray:
         """The signature of declared moves (rows of declared_moves)."""
@@ -228,7 +243,7 @@ def date_signatures(
         )
         held = joined["_held"].is_not_null().to_numpy()
         signature[held, i * width : (i + 1) * width] = block.scaled(
-            joined.filter(pl.Series(held)), role
+            joined.filter(pl.Series(held)), role, market=market is not None
         )
     return dates, signature
 

@@ -208,11 +208,7 @@ class ScenarioSignatures:
         self.roles = (*factors, UNIVERSE)
         self.ids = [s.id for s in library]
         self.types = {s.id: s.shock_type for s in library}
-        declared = [
-            declared_moves(dict(s.factor_shocks), s.vol_multiplier, s.volume_multiplier)
-            for s in library
-        ]
-        self.declared = block.predicted(np.stack(declared))
+        self.declared = declared_signatures(block, library)
         self.observed = factor_reference_features(
             library, prices, factors, max_staleness_days=max_staleness_days
         )
@@ -246,6 +242,15 @@ class ScenarioSignatures:
             pick = np.array([where.get(sid, -1) for sid in order])
             col = ROLES.index(role) * width
             signature[pick >= 0, col : col + width] = means[pick[pick >= 0]]
+
+
+def declared_signatures(block: FactorBlock, library: tuple[Scenario, ...]) -> np.ndarray:
+    """Each scenario's signature as its declared moves give it, through the block's map."""
+    moves = [
+        declared_moves(dict(s.factor_shocks), s.vol_multiplier, s.volume_multiplier)
+        for s in library
+    ]
+    return block.predicted(np.stack(moves))
 
 
 def by_type(departure: np.ndarray, types: np.ndarray) -> np.ndarray:

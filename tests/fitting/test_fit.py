@@ -359,6 +359,13 @@ def test_the_v4_fit_is_deterministic_and_reads_generated_markets_only(tmp_path: 
     assert record["training_data"]["real_labels"] == "none"
     chosen = record["hyperparameters"]
     figures = record["fitted_figures"]
+    # The bound: the lowest within ACCURACY_TIE of the best validation date accuracy.
+    from stabfrag.fitting.v4 import ACCURACY_TIE, SATURATIONS
+
+    by_bound = figures["validation_date_types_by_saturation"]
+    assert set(by_bound) == {str(b) for b in SATURATIONS}
+    near = [b for b in SATURATIONS if by_bound[str(b)] >= max(by_bound.values()) - ACCURACY_TIE]
+    assert chosen["saturation"] == min(near) == v4.joint.factors.saturation
     kept = figures[f"validation_w{chosen['weight']}_calm_q{chosen['calm_quantile']}"]
     base = figures["validation_v3"]
     assert kept["state_auc"] >= base["state_auc"] - KEEP_AUC

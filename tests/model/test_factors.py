@@ -18,7 +18,13 @@ from stabfrag.config import BuildConfig, parse_factors
 from stabfrag.engine import loop
 from stabfrag.errors import ConfigError, ScenarioError
 from stabfrag.model.bundle import DEFAULT_JOINT, load_models
-from stabfrag.model.factors import ROLES, SIGNATURE_FEATURES, date_signatures
+from stabfrag.model.factors import (
+    ROLES,
+    SATURATION,
+    SIGNATURE_FEATURES,
+    FactorBlock,
+    date_signatures,
+)
 from stabfrag.model.joint import JOINT_V3, JOINT_V4
 from stabfrag.scenarios.library import load_library
 from stabfrag.sinks.dataset import partitions, read_manifest, read_table
@@ -152,6 +158,49 @@ def test_the_factors_name_the_shock_type(builds: dict[str, Any], panel: dict[str
         per_type = named.group_by("truth").agg((pl.col("shock_type") == pl.col("truth")).mean())
         shares[name] = float(per_type["shock_type"].mean())
     assert shares["v4"] >= 0.5 and shares["v4"] > shares["v3"] + 0.2, shares
+
+
+def test_a_crisis_move_reads_apart_from_a_calm_wander() -> None:
+    """The shipped block's bound (its fit's choice) keeps a crisis's move, four
+    interquartile ranges out, well apart from a calm series' wander of one and a half: at
+    the first v4's bound of 2 they read 1.93 and 1.27, and a credit crisis whose dollar
+    drifted up was named an FX crisis for weeks."""
+    block = load_models().joint.factors
+    assert block is not None and block.saturation > SATURATION
+    i = SIGNATURE_FEATURES.index("move_21")
+    centre, spread = block.center["factor"], block.spread["factor"]
+    frame = pl.DataFrame({f: [centre[j]] * 2 for j, f in enumerate(SIGNATURE_FEATURES)})
+    frame = frame.with_columns(pl.Series("move_21", centre[i] - spread[i] * np.array([4.0, 1.5])))
+    crisis, wander = block.scaled(frame, "credit")[:, i]
+    assert crisis / wander > 2.0, (crisis, wander)
+    assert crisis > -block.saturation
+
+
+def test_a_declared_markets_volume_keeps_the_first_bound() -> None:
+    """The universe's constants are a median's: a declared market's thin summer volume,
+    four ranges below, reads no further out than the first bound (an index fund's calm
+    year would otherwise lean toward a liquidity dry-up), while a median's that low reads
+    beyond it, as the fit's generated dry-ups do."""
+    block = load_models().joint.factors
+    assert block is not None
+    i = SIGNATURE_FEATURES.index("volume_z_21_252")
+    centre, spread = block.center["universe"], block.spread["universe"]
+    frame = pl.DataFrame({f: [centre[j]] for j, f in enumerate(SIGNATURE_FEATURES)})
+    frame = frame.with_columns(pl.lit(centre[i] - 4.0 * spread[i]).alias("volume_z_21_252"))
+    median = block.scaled(frame, "universe")[0]
+    market = block.scaled(frame, "universe", market=True)[0]
+    assert median[i] < -SATURATION < market[i] < -1.9
+    assert np.array_equal(np.delete(median, i), np.delete(market, i))
+
+
+def test_a_block_that_records_no_bound_reads_as_the_first_v4() -> None:
+    """A v4 artefact fitted before the bound was fitted (its manifest has none) keeps its
+    vectors: it reads with the first v4's bound."""
+    models = load_models()
+    assert models.joint.factors is not None
+    spec = dict(models.joint.manifest["factor_block"])
+    assert spec.pop("saturation") == models.joint.factors.saturation
+    assert FactorBlock.from_manifest(spec, models.joint.factors.basis).saturation == SATURATION
 
 
 def test_a_factor_missing_on_a_date_reads_as_calm(builds: dict[str, Any]) -> None:
