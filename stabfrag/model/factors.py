@@ -141,6 +141,9 @@ class FactorBlock:
         if scenario_map.shape != (len(MOVE_INPUTS) + 1, width):
             raise ModelError(f"factor block: scenario map shape {scenario_map.shape} is wrong")
         constants = spec["constants"]
+        saturation = float(spec.get("saturation", SATURATION))
+        if not (np.isfinite(saturation) and saturation > 0):
+            raise ModelError(f"factor block: saturation {saturation} is not a positive bound")
         return cls(
             weight=float(spec["weight"]),
             center={g: np.array(c["center"], dtype=np.float64) for g, c in constants.items()},
@@ -150,7 +153,7 @@ class FactorBlock:
             directions=row_space(scenario_map[:-1]),
             calm=float(spec["calm_length"]),
             basis=basis,
-            saturation=float(spec.get("saturation", SATURATION)),
+            saturation=saturation,
         )
 
     def scaled(self, frame: pl.DataFrame, role: str, *, market: bool = False) -> np.ndarray:

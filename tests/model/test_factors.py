@@ -16,7 +16,7 @@ from stabfrag import synth
 from stabfrag.cli import app
 from stabfrag.config import BuildConfig, parse_factors
 from stabfrag.engine import loop
-from stabfrag.errors import ConfigError, ScenarioError
+from stabfrag.errors import ConfigError, ModelError, ScenarioError
 from stabfrag.model.bundle import DEFAULT_JOINT, load_models
 from stabfrag.model.factors import (
     ROLES,
@@ -201,6 +201,9 @@ def test_a_block_that_records_no_bound_reads_as_the_first_v4() -> None:
     spec = dict(models.joint.manifest["factor_block"])
     assert spec.pop("saturation") == models.joint.factors.saturation
     assert FactorBlock.from_manifest(spec, models.joint.factors.basis).saturation == SATURATION
+    for bad in (0.0, -2.0, float("nan"), float("inf")):  # a bound that would write NaNs
+        with pytest.raises(ModelError, match="saturation"):
+            FactorBlock.from_manifest({**spec, "saturation": bad}, models.joint.factors.basis)
 
 
 def test_a_factor_missing_on_a_date_reads_as_calm(builds: dict[str, Any]) -> None:
