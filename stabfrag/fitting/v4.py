@@ -69,7 +69,7 @@ from stabfrag.model.factors import (
 )
 from stabfrag.model.joint import JOINT_V3, JOINT_V4, write_joint
 from stabfrag.model.scenario_space import ScenarioLibrary, by_type, declared_signatures
-from stabfrag.scenarios.library import load_library
+from stabfrag.scenarios.library import Scenario, load_library
 from stabfrag.schema import DATE, DIM, ENTITY, PRICE_SCHEMA
 from stabfrag.sinks.dataset import partitions, read_tables
 from stabfrag.synth.shocks import FACTOR_IDS, SIGNATURES
@@ -331,22 +331,24 @@ def fit_saturation(
     (mean over types; within ACCURACY_TIE of the best, the lowest bound); each bound's
     accuracy."""
     width = len(ROLES) * len(SIGNATURE_FEATURES)
+    library = load_library()
     fits, accuracy = [], {}
     for bound in SATURATIONS:  # a handful of bounds, each a fit over every panel
         scaling = Fitted(constants, np.zeros((1, width)), {}, bound).block()
         fitted = fit_maps(constants, [training_pairs(scaling, m, s) for m, s in panels], bound)
         fits.append(fitted)
-        accuracy[str(bound)] = date_type_accuracy(fitted.block(), *validation)
+        accuracy[str(bound)] = date_type_accuracy(fitted.block(), *validation, library)
     top = max(accuracy.values())
     best = next(f for f in fits if accuracy[str(f.saturation)] >= top - ACCURACY_TIE)
     return best, accuracy
 
 
-def date_type_accuracy(block: FactorBlock, market: synth.Market, states: pl.DataFrame) -> float:
+def date_type_accuracy(
+    block: FactorBlock, market: synth.Market, states: pl.DataFrame, library: tuple[Scenario, ...]
+) -> float:
     """How often a generated panel's market episode dates depart from calm nearest their
-    own shock type's direction (the library's declared moves, each type's mean, as a
+    own shock type's direction (`library`'s declared moves, each type's mean, as a
     build's scenarios carry it), as a mean over types: what the block alone names."""
-    library = load_library()
     types = np.array([s.shock_type for s in library])
     roles = (*FACTORS, UNIVERSE)
     directions = by_type(block.departures(declared_signatures(block, library), roles), types)
@@ -361,7 +363,7 @@ def date_type_accuracy(block: FactorBlock, market: synth.Market, states: pl.Data
     )
     departure = block.departures(signature[inside["_i"].to_numpy()], roles)
     named = kinds[np.argmax(departure @ directions.T, axis=1)]
-    truth = inside["event_type"].replace_strict({k: v.shock_type for k, v in SIGNATURES.items()})
+    truth = inside["event_type"].replace_strict(synth.EVENT_SHOCK)
     hits = pl.DataFrame({"truth": truth, "hit": named == truth.to_numpy()})
     return round(_mean(hits.group_by("truth").agg(pl.col("hit").mean())["hit"]), 4)
 
