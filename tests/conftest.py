@@ -69,6 +69,17 @@ def market_dir(tmp_path_factory: pytest.TempPathFactory, market: Market) -> Path
     return out
 
 
+def market_episodes_of(market: Market) -> pl.DataFrame:
+    """Each market-wide episode of a generated market: event_id, event_type, its first
+    and last date."""
+    return (
+        market.events.filter(pl.col("scope") == "MARKET")
+        .group_by("event_id", "event_type")
+        .agg(pl.col("start_date").min(), pl.col("end_date").max())
+        .sort("start_date")
+    )
+
+
 def event_dates(market: Market, event_type: str) -> list[dt.date]:
     ends = market.events.filter(pl.col("event_type") == event_type)["end_date"]
     return sorted(set(ends.to_list()))

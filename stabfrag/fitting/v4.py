@@ -72,7 +72,8 @@ from stabfrag.model.scenario_space import ScenarioLibrary, by_type, declared_sig
 from stabfrag.scenarios.library import Scenario, load_library
 from stabfrag.schema import DATE, DIM, ENTITY, PRICE_SCHEMA
 from stabfrag.sinks.dataset import partitions, read_tables
-from stabfrag.synth.shocks import FACTOR_IDS, SIGNATURES
+from stabfrag.synth.episodes import market_episodes
+from stabfrag.synth.shocks import FACTOR_IDS
 
 WEIGHTS = (1.0, 2.0, 3.0, 4.0)  # the block's weight against the unit joint vector
 # v2's seeds and two more: the scenario map and the calm length learn from every episode
@@ -80,9 +81,6 @@ WEIGHTS = (1.0, 2.0, 3.0, 4.0)  # the block's weight against the unit joint vect
 # and 0.986).
 TRAIN = tuple(Universe(seed, 400, 2520) for seed in (101, 102, 107, 108))
 VALIDATION = Universe(103, 400, 2520)
-# The mean volatility and volume multipliers of the generator's own crashes and spikes
-# (stabfrag.synth._episodes draws them: crash 2.5-4.0 and 2-3, spike 3.0 and 2-3).
-CRISIS_MULTIPLIERS = {"CRASH": (3.25, 2.5), "VOL_SPIKE": (3.0, 2.5)}
 KEEP_AUC = 0.005  # state AUC v4 may give up against v3 on the validation panel
 CALM_TO_HIGH = 0.01
 QUARTILES = (0.25, 0.5, 0.75)
@@ -239,27 +237,14 @@ def write_v4(
 
 
 def episode_moves(events: pl.DataFrame) -> pl.DataFrame:
-    """Each market episode of a generated panel and the moves it was made with, in the
-    scenario library's terms (stabfrag.synth.shocks.SIGNATURES): event_id, start_date,
-    end_date and the MOVE_INPUTS columns."""
-    episodes = (
-        events.filter(pl.col("scope") == "MARKET")
-        .group_by("event_id", "event_type")
-        .agg(pl.col("start_date").min(), pl.col("end_date").max(), pl.col("magnitude").first())
-        .sort("start_date")
-    )
-    rows = []
-    for kind, magnitude in episodes.select("event_type", "magnitude").iter_rows():  # episodes
-        sig = SIGNATURES[kind]
-        # The panel's own crashes and spikes: the market's fall is the event's magnitude,
-        # the factors move as listed, volatility and volume as the generator makes them
-        # on average; a new kind's size is magnitude / |equity|.
-        scale = magnitude / abs(sig.equity) if sig.equity else 1.0
-        equity = sig.equity * scale if sig.equity else -magnitude
-        moves = {"equity": equity, **{k: v * scale for k, v in sig.moves.items()}}
-        vol, volume = CRISIS_MULTIPLIERS.get(kind, (sig.vol, sig.volume))
-        rows.append(declared_moves(moves, vol, volume))
-    return episodes.with_columns(
+    """Each market episode of a generated panel (market_episodes) with the moves it was
+    made with as a scenario declares them (the MOVE_INPUTS columns)."""
+    episodes = market_episodes(events)
+    rows = [  # a dozen episodes, not data rows
+        declared_moves(dict(zip(FACTOR_ROLES, shocks, strict=True)), vol, volume)
+        for *shocks, vol, volume in episodes.select(*FACTOR_ROLES, "vol", "volume").iter_rows()
+    ]
+    return episodes.drop(FACTOR_ROLES).with_columns(
         pl.Series(name, values) for name, values in zip(MOVE_INPUTS, np.array(rows).T, strict=True)
     )
 

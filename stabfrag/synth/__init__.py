@@ -16,6 +16,7 @@ import polars as pl
 
 from stabfrag.atomic import write_atomic
 from stabfrag.schema import DATE, ENTITY, date_span
+from stabfrag.synth.episodes import write_library
 from stabfrag.synth.parts import (
     DAILY,
     Events,
@@ -24,7 +25,13 @@ from stabfrag.synth.parts import (
     front_loaded,
     market_events,
 )
-from stabfrag.synth.shocks import FACTOR_STREAM, SIGNATURES, factor_frames, shock_episodes
+from stabfrag.synth.shocks import (
+    FACTOR_IDS,
+    FACTOR_STREAM,
+    SIGNATURES,
+    factor_frames,
+    shock_episodes,
+)
 from stabfrag.synth.structure import STRUCTURE_STREAM, structure_of
 
 END_DATE = dt.date(2024, 12, 31)
@@ -438,7 +445,14 @@ def inject_defects(prices: pl.DataFrame, seed: int = 7) -> pl.DataFrame:
 def write_market(market: Market, out: Path) -> dict[str, Path]:
     """Write prices, entities and events Parquet files, and labels.csv, into `out`."""
     paths = {name: out / f"{name}.parquet" for name in ("prices", "entities", "events")}
-    labels = labels_from_events(market.events, *date_span(market.prices["date"]))
+    # A market with factor series has a reference path for each of its episodes: they
+    # become a scenario library, and the labels name each one's scenario.
+    episodes = bool(market.entities[ENTITY].is_in(list(FACTOR_IDS.values())).any())
+    labels = labels_from_events(
+        market.events, *date_span(market.prices["date"]), scenarios=episodes
+    )
+    if episodes:
+        paths["scenarios"] = write_library(market.events, out / "scenarios")
     paths["labels"] = out / "labels.csv"
     write_atomic(paths["labels"], labels.write_csv)
     write_atomic(
@@ -465,12 +479,15 @@ EVENT_SHOCK = {
 }
 
 
-def labels_from_events(events: pl.DataFrame, first: dt.date, last: dt.date) -> pl.DataFrame:
+def labels_from_events(
+    events: pl.DataFrame, first: dt.date, last: dt.date, *, scenarios: bool = False
+) -> pl.DataFrame:
     """Stress and calm periods from the ground truth, in the `stabfrag evaluate` format.
 
-    Stress: each market crash or volatility spike (every entity), each blow-up and dry-up
-    (its entity). Calm: the market stretches starting 6 months after one market event and
-    ending a month before the next, at least a month long.
+    Stress: each market episode (every entity), each blow-up and dry-up (its entity).
+    Calm: the market stretches starting 6 months after one market event and ending a
+    month before the next, at least a month long. `scenarios`: each market episode names
+    its own historical scenario (synth.episodes, whose ids are the event ids).
     """
     market = (
         events.filter(pl.col("scope") == "MARKET")
@@ -485,6 +502,7 @@ def labels_from_events(events: pl.DataFrame, first: dt.date, last: dt.date) -> p
         pl.col("event_type").replace_strict(EVENT_SHOCK).alias("shock_type"),
         pl.lit(None, pl.String).alias(ENTITY),
         pl.col("event_id").alias("source"),
+        (pl.col("event_id") if scenarios else pl.lit(None, pl.String)).alias("scenario_id"),
     )
     bounds = pl.DataFrame(
         {
@@ -499,6 +517,7 @@ def labels_from_events(events: pl.DataFrame, first: dt.date, last: dt.date) -> p
         pl.lit(None, pl.String).alias("shock_type"),
         pl.lit(None, pl.String).alias(ENTITY),
         pl.lit("no market event").alias("source"),
+        pl.lit(None, pl.String).alias("scenario_id"),
     )
     own = events.filter(
         pl.col("event_type").is_in(["BLOWUP", "LIQUIDITY_DRYUP", "CREDIT_STRESS"])
@@ -509,6 +528,7 @@ def labels_from_events(events: pl.DataFrame, first: dt.date, last: dt.date) -> p
         pl.col("event_type").replace_strict(EVENT_SHOCK).alias("shock_type"),
         ENTITY,
         pl.col("event_id").alias("source"),
+        pl.lit(None, pl.String).alias("scenario_id"),
     )
     # An entity hit again while an earlier episode of its own still runs (a blow-up during
     # credit stress) keeps the earlier label: a state has one.

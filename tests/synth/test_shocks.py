@@ -11,20 +11,12 @@ from stabfrag.scenarios.library import load_library
 from stabfrag.schema import date_span
 from stabfrag.synth import Market, generate, labels_from_events
 from stabfrag.synth.shocks import FACTOR_IDS, RATE_SECTORS, SIGNATURES
+from tests.conftest import market_episodes_of
 
 
 @pytest.fixture(scope="module")
 def market() -> Market:
     return generate(400, 2520, seed=5, factors=True)
-
-
-def _episodes(market: Market) -> pl.DataFrame:
-    return (
-        market.events.filter(pl.col("scope") == "MARKET")
-        .group_by("event_id", "event_type")
-        .agg(pl.col("start_date").min(), pl.col("end_date").max())
-        .sort("start_date")
-    )
 
 
 def _moves(market: Market, start: object, end: object) -> pl.DataFrame:
@@ -48,7 +40,9 @@ def test_factors_are_opt_in_deterministic_and_leave_the_panel_before_them() -> N
     factor_rows = a.prices.filter(pl.col("entity_id").is_in(list(ids)))
     assert factor_rows.height == len(ids) * plain.prices["date"].n_unique()
     first_new = (
-        _episodes(a).filter(~pl.col("event_type").is_in(["CRASH", "VOL_SPIKE"]))["start_date"].min()
+        market_episodes_of(a)
+        .filter(~pl.col("event_type").is_in(["CRASH", "VOL_SPIKE"]))["start_date"]
+        .min()
     )
     early = [
         m.prices.filter(pl.col("date") < first_new, ~pl.col("entity_id").is_in(list(ids)))
@@ -61,7 +55,7 @@ def test_factors_are_opt_in_deterministic_and_leave_the_panel_before_them() -> N
     )
 
 
-def test_every_shock_type_of_the_library_has_labelled_episodes(market: Market) -> None:
+def test_every_shock_type_of_the_library_has_labelledmarket_episodes_of(market: Market) -> None:
     labels = labels_from_events(market.events, *date_span(market.prices["date"]))
     market_wide = labels.filter(pl.col("label") == "stress", pl.col("entity_id").is_null())
     library = {s.shock_type for s in load_library() if s.shock_type != "BASELINE"}
@@ -81,7 +75,7 @@ def test_every_shock_type_of_the_library_has_labelled_episodes(market: Market) -
 def test_each_episode_moves_its_own_factor(
     market: Market, kind: str, factor: str, sign: int
 ) -> None:
-    episodes = _episodes(market).filter(pl.col("event_type") == kind)
+    episodes = market_episodes_of(market).filter(pl.col("event_type") == kind)
     assert episodes.height >= 1
     for start, end in episodes.select("start_date", "end_date").iter_rows():
         moves = _moves(market, start, end)
@@ -103,7 +97,7 @@ def test_each_type_hits_its_own_victims_harder(market: Market) -> None:
         "MARKET_LIQUIDITY": pl.col("small"),
     }
     for kind, who in victims.items():
-        episodes = _episodes(market).filter(pl.col("event_type") == kind)
+        episodes = market_episodes_of(market).filter(pl.col("event_type") == kind)
         assert episodes.height >= 1, kind
         start, end = episodes.select("start_date", "end_date").row(0)
         moves = _moves(market, start, end).join(ents, on="entity_id")
