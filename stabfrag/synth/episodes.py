@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 
 from stabfrag.atomic import make_folder, write_atomic
-from stabfrag.scenarios.library import default_library
+from stabfrag.config import packaged
 from stabfrag.synth.shocks import CREDIT_SPREAD_BPS, FACTOR_IDS, FACTORS, SIGNATURES
 
 # The mean volatility and volume multipliers of the generator's own crashes and spikes
@@ -114,7 +114,7 @@ def write_library(events: pl.DataFrame, folder: Path) -> Path:
     """`folder` as a scenario library: the shipped library's files and the market's own
     episodes (LIBRARY_FILE), for `--scenarios folder`."""
     make_folder(folder)
-    for path in sorted(default_library().glob("*.toml")):  # the shipped library's files
+    for path in sorted(packaged("scenario_library").glob("*.toml")):  # the shipped library
         write_atomic(folder / path.name, partial(shutil.copyfile, path))
     text = scenario_toml(market_episodes(events))
     write_atomic(folder / LIBRARY_FILE, lambda p: p.write_text(text, encoding="utf-8"))
