@@ -80,7 +80,7 @@ def job(script: Path, cfg: dict, repeat: int) -> tuple[dict, float]:
 
 
 def read_once(prices: Path, first: dt.date, last: dt.date, repeat: int) -> float:
-    from stabfrag.engine.chunk import READ_ROWS
+    from stabfrag.engine.states import READ_ROWS
     from stabfrag.ingest.window import read_window
 
     times = []

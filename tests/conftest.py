@@ -162,3 +162,23 @@ def kill_when(proc: Any, ready: Callable[[], bool], *, group: bool = False) -> N
             os.kill(proc.pid, signal.SIGKILL)
     finally:
         proc.wait()
+
+
+def models_with(folder: Path, model_id: str, **keys: object) -> Path:
+    """`folder` as a copy of the shipped models whose `model_id` manifest has `keys` set (a
+    key set to None is removed), rewritten and verifiable as a fit writes it."""
+    import shutil
+
+    from stabfrag.model.bundle import shipped_models
+    from stabfrag.model.manifest import read_verified, write_artefact
+
+    shutil.copytree(shipped_models(), folder, dirs_exist_ok=True)
+    manifest, projection = read_verified(folder, model_id)
+    kept = {k: v for k, v in manifest.items() if k not in ("model_id", "created")}
+    kept.pop("projection_sha256")
+    for key, value in keys.items():
+        kept.pop(key, None)
+        if value is not None:
+            kept[key] = value
+    write_artefact(folder, model_id, projection, kept)
+    return folder

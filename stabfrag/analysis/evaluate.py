@@ -48,6 +48,7 @@ from stabfrag.analysis.spaces import (
     vol_space,
 )
 from stabfrag.analysis.who import DEFINITION, forward_drawdown, rank_ic, who_figures
+from stabfrag.config import BAD_TICK_MULTIPLE
 from stabfrag.errors import InputError, LabelError
 from stabfrag.ingest.files import file_hash
 from stabfrag.ingest.profiles import read_profiles
@@ -129,6 +130,12 @@ def read_built(out: Path) -> Built:
             **({"factors": manifest["factors"]} if manifest.get("factors") else {}),
             "newest_date": dates[-1].isoformat(),
             "models": models.hashes(),
+            # Only when not the default (what the reports have always said).
+            **(
+                {"bad_tick": manifest["bad_tick"]}
+                if manifest.get("bad_tick", BAD_TICK_MULTIPLE) != BAD_TICK_MULTIPLE
+                else {}
+            ),
         },
     )
 
@@ -194,6 +201,7 @@ def rescorer(built: Built, tagged: pl.DataFrame, prices: Path | None) -> Callabl
         prices=prices,
         market=built.built_with["market"],
         factors=built.built_with.get("factors"),
+        bad_tick=built.built_with.get("bad_tick", BAD_TICK_MULTIPLE),
         newest=dt.date.fromisoformat(built.built_with["newest_date"]),
     )
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -15,7 +16,8 @@ import polars as pl
 from stabfrag.analysis.metrics import similarities
 from stabfrag.asof.join import as_of_join
 from stabfrag.asof.vectors import profiles_at
-from stabfrag.config import MAX_STALENESS_DAYS
+from stabfrag.config import BAD_TICK_MULTIPLE, MAX_STALENESS_DAYS, BuildConfig
+from stabfrag.engine.episodes import episode_contexts
 from stabfrag.errors import LabelError
 from stabfrag.ingest.prices import read_prices, validate
 from stabfrag.model.bundle import Models
@@ -129,6 +131,7 @@ def model_space(
     newest: dt.date,
     factors: dict[str, str] | None = None,
     max_staleness_days: int = MAX_STALENESS_DAYS,
+    bad_tick: float = BAD_TICK_MULTIPLE,
     profiles: pl.DataFrame | None = None,
     profile_weight: float | None = None,
     name: str | None = None,
@@ -139,17 +142,16 @@ def model_space(
     paths from `prices`, as the build did; without prices, their synthetic stand-ins.
     `profiles` (read_profiles) joins the profile branch at `profile_weight` (default: the
     model's), point in time as a build does. `factors`: the build's declared factors (a
-    factor model's context)."""
+    factor model's context); `bad_tick`, the build's."""
     factors = (factors or {}) if models.joint.factors is not None else {}
-    refs, ref_ticks = reference_prices(prices, library, also=tuple(factors.values()))
-    scenarios = ScenarioLibrary(
-        models,
-        library,
-        refs,
-        max_staleness_days=max_staleness_days,
-        reference_ticks=ref_ticks,
+    config = BuildConfig(
+        prices=prices or Path(),
+        market=market,
         factors=factors,
+        max_staleness_days=max_staleness_days,
+        bad_tick=bad_tick,
     )
+    scenarios = _library(models, library, config if prices is not None else None)
     weights = dict(models.joint.weights)
     if profile_weight is not None:
         weights["prof"] = profile_weight
@@ -171,6 +173,27 @@ def model_space(
         fragility,
         normalise(library_then.vectors.astype(np.float64))[0],
         library_then.table,
+    )
+
+
+def _library(
+    models: Models, library: tuple[Scenario, ...], config: BuildConfig | None
+) -> ScenarioLibrary:
+    """The model's point-in-time scenario library as a build with `config` (its prices,
+    market, factors and bad-tick rule; None: no prices) read it: real reference paths and
+    each historical episode's market context on its last day."""
+    prices = None if config is None else config.prices
+    factors = {} if config is None else config.factors or {}
+    bad_tick = BAD_TICK_MULTIPLE if config is None else config.bad_tick
+    refs, ticks = reference_prices(prices, library, bad_tick=bad_tick, also=tuple(factors.values()))
+    return ScenarioLibrary(
+        models,
+        library,
+        refs,
+        max_staleness_days=MAX_STALENESS_DAYS if config is None else config.max_staleness_days,
+        reference_ticks=ticks,
+        factors=factors,
+        contexts=None if config is None else partial(episode_contexts, config, models),
     )
 
 

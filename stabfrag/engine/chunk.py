@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from functools import partial
 
 import numpy as np
 import polars as pl
@@ -17,37 +18,30 @@ import polars as pl
 from stabfrag.asof.requests import (
     empty_entities,
     state_requests,
-    tick_series,
-    windows_only,
 )
 from stabfrag.asof.vectors import profiles_at
 from stabfrag.config import BuildConfig
 from stabfrag.engine.entity_blocks import ALL_ENTITIES, EntityBlock
+from stabfrag.engine.episodes import episode_contexts
 from stabfrag.engine.partitions import DatePart, chunk_tally, date_parts, split_by_date
 from stabfrag.engine.rejects import dated_row_rejects, own_rows
 from stabfrag.engine.rows import entity_scope, joint_rows, scenario_scope
+from stabfrag.engine.states import READ_ROWS, features_on, state_features
 from stabfrag.engine.summary import Timings
 from stabfrag.errors import ConfigError
-from stabfrag.features.plan import compute_features
-from stabfrag.features.registry import FEATURE_NAMES, LOOKBACK_ROWS
+from stabfrag.features.registry import FEATURE_NAMES
 from stabfrag.ingest.entities import read_entities
 from stabfrag.ingest.prices import Validated, validate
 from stabfrag.ingest.profiles import read_profiles
-from stabfrag.ingest.reasons import MAX_GAP_DAYS, ROW_REASONS
-from stabfrag.ingest.runs import entity_starts, history_starts
-from stabfrag.ingest.ticks import SCALE_ROWS
+from stabfrag.ingest.reasons import ROW_REASONS
 from stabfrag.ingest.window import read_window
 from stabfrag.model.bundle import load_models
 from stabfrag.model.encode import date_medians, encode_states, factor_blocks, join_scenarios
 from stabfrag.model.factors import SIGNATURE_FEATURES, date_feature_medians
 from stabfrag.model.scenario_space import Key, ScenarioLibrary, ScenarioSpace, reference_prices
 from stabfrag.scenarios.library import load_library
-from stabfrag.schema import DATE, ENTITY, POS
+from stabfrag.schema import DATE, ENTITY
 from stabfrag.sinks.dataset import TABLE_SCHEMAS
-
-# Valid rows an entity needs before an as-of date for its state to be read in full: the
-# features' look-back and the bad-tick scale of its oldest row (else its whole history is read).
-READ_ROWS = LOOKBACK_ROWS + SCALE_ROWS + 1
 
 DATE_MEDIANS = ("as_of_date", *SIGNATURE_FEATURES)  # a first pass's universe for a factor model
 FEATURE_COLUMNS = (
@@ -106,6 +100,7 @@ class ChunkBuilder:
             max_staleness_days=config.max_staleness_days,
             reference_ticks=ref_ticks,
             factors=self.factors,
+            contexts=partial(episode_contexts, config, self.models),
         )
         profiles = (
             read_profiles(config.profiles, stab_basis=self.models.stab.model_id)
@@ -239,40 +234,14 @@ class ChunkBuilder:
 
     def _states_of(self, chunk: Chunk, where: pl.Expr | None) -> pl.DataFrame:
         """The states of the chunk's dates of the entities `where` selects (None: all)."""
-        raw = read_window(
-            self.config.prices,
-            first=chunk.dates[0],
-            last=chunk.dates[-1],
-            include_undated=False,
-            min_rows=READ_ROWS,
-            where=where,
-        )
-        checked = validate(raw, min_prices=0, bad_tick=self.config.bad_tick)
-        requests, _ = state_requests(
-            checked.prices,
-            chunk.dates,
-            max_staleness_days=self.config.max_staleness_days,
-            ticks=checked.ticks,
-            starts=checked.starts,
-        )
-        return self._states(checked, requests)
+        return self._described(features_on(self.config, chunk.dates, where))
 
     def _states(self, checked: Validated, requests: pl.DataFrame) -> pl.DataFrame:
         """Every requested state with its features and the entities file's columns."""
-        series, requests = tick_series(checked.prices, checked.ticks, requests, LOOKBACK_ROWS + 1)
-        # (An open tick's series is appended as an entity of its own: new runs.)
-        starts = (
-            checked.starts
-            if series is checked.prices
-            else history_starts(
-                entity_starts(series[ENTITY]), series[DATE].cast(pl.Int32).to_numpy(), MAX_GAP_DAYS
-            )
-        )
-        series, requests, starts = windows_only(series, requests, starts)
-        rows = requests[POS].unique().sort().to_numpy()
-        feats = compute_features(series, rows=rows, starts=starts).drop(ENTITY, DATE)
-        del series
-        states = requests.join(feats, on=POS, how="left").sort("as_of_date", ENTITY)
+        return self._described(state_features(checked, requests))
+
+    def _described(self, states: pl.DataFrame) -> pl.DataFrame:
+        """`states` with the entities file's columns."""
         meta = read_entities(self.config.entities, states[ENTITY])
         if states.height:
             self.entities_matched = self.entities_matched or bool(meta["matched"].any())

@@ -39,6 +39,7 @@ import numpy as np
 import polars as pl
 
 from stabfrag import synth
+from stabfrag.analysis.evaluate import evaluate
 from stabfrag.analysis.metrics import auc
 from stabfrag.analysis.who import rank_ic
 from stabfrag.config import DEFAULT_MEMORY, FACTOR_ROLES, BuildConfig
@@ -68,7 +69,14 @@ from stabfrag.model.factors import (
     row_space,
 )
 from stabfrag.model.joint import JOINT_V3, JOINT_V4, write_joint
-from stabfrag.model.scenario_space import ScenarioLibrary, by_type, declared_signatures
+from stabfrag.model.scenario_space import (
+    EPISODE_CONTEXT,
+    MARKET_CONTEXT,
+    OWN_CONTEXT,
+    ScenarioLibrary,
+    by_type,
+    declared_signatures,
+)
 from stabfrag.scenarios.library import Scenario, load_library
 from stabfrag.schema import DATE, DIM, ENTITY, PRICE_SCHEMA
 from stabfrag.sinks.dataset import partitions, read_tables
@@ -199,6 +207,7 @@ def write_v4(
     record: dict[str, Any],
     scen: float = 0.0,
     v3_dir: Path | None = None,
+    episodes: str = OWN_CONTEXT,
 ) -> Path:
     """Write v4's joint artefact beside v3's encoders (from `v3_dir`, else the folder's
     own, else the shipped ones): v3's branches and tau, v4's branch weights, and the
@@ -231,6 +240,7 @@ def write_v4(
             "context": v3.joint.manifest.get("context"),
             "base_model": JOINT_V3,  # the vectors of a build that declares no factors
             "factor_block": block,
+            EPISODE_CONTEXT: episodes,
             **record,
         },
     )
@@ -372,6 +382,30 @@ def fit_v4(
     with tempfile.TemporaryDirectory(prefix="stabfrag-fit-v4-") as tmp:
         v3_dir = model_dir if (model_dir / JOINT_V3).is_dir() else shipped_models()
         base, trials, scen, follows = _trials(Path(tmp), v3_dir, validation, choices, fitted)
+        best = _best(base, trials)
+        episodes, by_episodes = episode_context(Path(tmp), v3_dir, fitted, best, scen)
+    record = _record(train, validation, weights, best, base, trials)
+    record["hyperparameters"]["scenario_weight"] = scen
+    record["hyperparameters"]["saturation"] = fitted.saturation
+    record["hyperparameters"]["saturations_tried"] = list(SATURATIONS)
+    record["hyperparameters"][EPISODE_CONTEXT] = episodes
+    record["fitted_figures"]["validation_date_types_by_saturation"] = by_saturation
+    record["fitted_figures"]["follows_r"] = follows
+    record["fitted_figures"]["validation_episodes"] = by_episodes
+    write_v4(
+        model_dir,
+        fitted,
+        weight=best[0],
+        quantile=best[1],
+        scen=scen,
+        record=record,
+        episodes=episodes,
+    )
+    return {"model_dir": str(model_dir), "model": JOINT_V4, **record}
+
+
+def _best(base: dict[str, float], trials: dict[Choice, dict[str, float]]) -> Choice:
+    """The choice (choose) among those that keep v3's state AUC and calm->HIGH."""
     ok = [
         c
         for c, f in trials.items()
@@ -380,15 +414,7 @@ def fit_v4(
     ]
     if not ok:
         raise ModelError("no v4 choice keeps v3's validation figures; nothing written")
-    best = choose(ok, trials)
-    record = _record(train, validation, weights, best, base, trials)
-    record["hyperparameters"]["scenario_weight"] = scen
-    record["hyperparameters"]["saturation"] = fitted.saturation
-    record["hyperparameters"]["saturations_tried"] = list(SATURATIONS)
-    record["fitted_figures"]["validation_date_types_by_saturation"] = by_saturation
-    record["fitted_figures"]["follows_r"] = follows
-    write_v4(model_dir, fitted, weight=best[0], quantile=best[1], scen=scen, record=record)
-    return {"model_dir": str(model_dir), "model": JOINT_V4, **record}
+    return choose(ok, trials)
 
 
 CALM_QUANTILES = (0.5, 0.75, 0.9)  # the calm length: this quantile of calm dates' lengths
@@ -477,26 +503,16 @@ def _trials(
     market = synth.generate(
         entities=validation.entities, days=validation.days, seed=validation.seed, factors=True
     )
-    paths = synth.write_market(market, tmp / "panel")
+    synth.write_market(market, tmp / "panel")
     first, last = market.prices.select(
         pl.col(DATE).min().alias("a"), pl.col(DATE).max().alias("b")
     ).row(0)
     labels = synth.labels_from_events(market.events, first, last)
-    plan = backfill_plan(
-        paths["prices"], first + dt.timedelta(days=30), last, freq="week", memory=DEFAULT_MEMORY
-    )
 
     def run(name: str, model: str, folder: Path, factors: dict[str, str] | None) -> dict:
-        config = BuildConfig(
-            prices=paths["prices"],
-            out=tmp / f"out_{name}",
-            model_dir=folder,
-            model=model,
-            factors=factors,
-            chunk_days=plan.chunk_days or 366,
-        )
-        loop.run(config, plan.dates)
-        return validation_score(config.out, labels)
+        out = tmp / f"out_{name}"
+        validation_build(tmp / "panel", out, folder, model, factors=factors)
+        return validation_score(out, labels)
 
     base = run("v3", JOINT_V3, v3_dir, None)
     scen, follows = scenario_weight(load_models(v3_dir, JOINT_V3), tmp / "out_v3")
@@ -506,6 +522,93 @@ def _trials(
         write_v4(folder, fitted, weight=w, quantile=q, scen=scen, record={}, v3_dir=v3_dir)
         trials[(w, q)] = run(f"{w}_{q}", JOINT_V4, folder, FACTORS)
     return base, trials, scen, follows
+
+
+def validation_build(
+    panel: Path,
+    out: Path,
+    model_dir: Path,
+    model: str,
+    *,
+    factors: dict[str, str] | None,
+    scenarios: Path | None = None,
+) -> None:
+    """A weekly backfill of the validation panel written in `panel`, from its first month
+    (its calmest, least known stretch)."""
+    prices = panel / "prices.parquet"
+    span = pl.scan_parquet(prices).select(
+        pl.col(DATE).min().alias("first"), pl.col(DATE).max().alias("last")
+    )
+    first, last = span.collect().row(0)
+    plan = backfill_plan(
+        prices, first + dt.timedelta(days=30), last, freq="week", memory=DEFAULT_MEMORY
+    )
+    config = BuildConfig(
+        prices=prices,
+        out=out,
+        model_dir=model_dir,
+        model=model,
+        factors=factors,
+        scenarios=scenarios,
+        chunk_days=plan.chunk_days or 366,
+    )
+    loop.run(config, plan.dates)
+
+
+# A historical episode's context (ScenarioLibrary): its own state, as the first v4 had it,
+# or its market's on its last day (engine.episodes). The fit builds the validation panel
+# with its own episodes in the library both ways, and keeps the market's when it names
+# more of them (macro episode match) and keeps the shock types, state AUC and calm->HIGH.
+EPISODE_CONTEXTS = (OWN_CONTEXT, MARKET_CONTEXT)
+
+
+def episode_context(
+    tmp: Path, v3_dir: Path, fitted: Fitted, best: Choice, scen: float
+) -> tuple[str, dict[str, dict[str, float]]]:
+    """The historical episodes' context for the chosen block, and each one's validation
+    figures (the panel of _trials, written in `tmp`)."""
+    figures = {}
+    for mode in EPISODE_CONTEXTS:  # two builds
+        folder, out = tmp / f"models_episodes_{mode}", tmp / f"out_episodes_{mode}"
+        write_v4(
+            folder,
+            fitted,
+            weight=best[0],
+            quantile=best[1],
+            scen=scen,
+            record={},
+            v3_dir=v3_dir,
+            episodes=mode,
+        )
+        panel = tmp / "panel"
+        validation_build(
+            panel, out, folder, JOINT_V4, factors=FACTORS, scenarios=panel / "scenarios"
+        )
+        figures[mode] = episode_score(out, panel / "labels.csv")
+    own, market = figures[OWN_CONTEXT], figures[MARKET_CONTEXT]
+    keeps = (
+        market["shock_type_macro"] >= own["shock_type_macro"] - ACCURACY_TIE
+        and market["state_auc"] >= own["state_auc"] - KEEP_AUC
+        and market["calm_to_high"] <= max(own["calm_to_high"], CALM_TO_HIGH)
+    )
+    better = market["episode_macro_top1"] > own["episode_macro_top1"]
+    return (MARKET_CONTEXT if keeps and better else OWN_CONTEXT), figures
+
+
+def episode_score(out: Path, labels: Path) -> dict[str, float]:
+    """The built model's macro episode match (top 1, top 3), shock-type accuracy, state
+    AUC and calm->HIGH, as `evaluate` gives them."""
+    report = evaluate(out, labels, compare=[])
+    name = next(k for k in report["figures"] if k.endswith("(built)"))
+    figures, macro = report["figures"][name], report["episode_match"][name]["macro"]
+    return {
+        "episode_macro_top1": round(float(macro["top1"]), 4),
+        "episode_macro_top3": round(float(macro["top3"]), 4),
+        **{
+            k: round(float(figures[k]), 4)
+            for k in ("shock_type_macro", "state_auc", "calm_to_high")
+        },
+    }
 
 
 def scenario_weight(v3: Models, out: Path) -> tuple[float, dict[str, float]]:

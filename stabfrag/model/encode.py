@@ -129,6 +129,8 @@ def join_scenarios(
     `consume`: z_stab is not needed after, and may hold the joint vectors. `date_blocks`:
     a factor model's blocks per date and each state's row among them (factor_blocks)."""
     dates = sorted(set(as_of.to_list()))
+    if dates:  # every episode's context at once
+        scenarios.prepare(dates[-1])
     keys = {d: scenarios.key(d) for d in dates}
     # In date order (a version's first date), so the parts' rows laid end to end stay
     # sorted by date: the key's own order would make the caller sort the vectors.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -49,6 +50,13 @@ def reference_prices(
 
 
 Key = tuple[tuple[str, ...], tuple[str, ...]]  # (scenarios that exist, those on a real path)
+# Historical episodes -> scenario id: the z-scores of the market context of its last day.
+EpisodeContexts = Callable[[list[Scenario]], dict[str, np.ndarray]]
+# A joint manifest's key: "market" gives each historical episode its market's context on
+# its last day; absent, an episode is its own context (the models fitted before).
+EPISODE_CONTEXT = "episode_context"
+MARKET_CONTEXT = "market"
+OWN_CONTEXT = "own"
 
 
 @dataclass(frozen=True)
@@ -112,6 +120,7 @@ class ScenarioLibrary:
         max_staleness_days: int,
         reference_ticks: pl.DataFrame | None = None,
         factors: dict[str, str] | None = None,
+        contexts: EpisodeContexts | None = None,
     ) -> None:
         self.models = models
         self.library = library
@@ -123,6 +132,11 @@ class ScenarioLibrary:
         factors = (factors or {}) if models.joint.factors is not None else {}
         self.ends = _path_known(library, reference_ticks, also=tuple(factors.values()))
         self.cache: dict[Key, ScenarioSpace] = {}
+        # A model that asks for it gives each historical episode its market's context on
+        # its last day (engine.episodes), computed when the episode first appears.
+        wants = models.joint.manifest.get(EPISODE_CONTEXT) == MARKET_CONTEXT
+        self.contexts = contexts if wants and models.scen.context else None
+        self.episode_context: dict[str, np.ndarray | None] = {}
         self.signatures = (
             ScenarioSignatures(
                 models.joint.factors,
@@ -174,7 +188,8 @@ class ScenarioLibrary:
         rank = feats["scenario_id"].replace_strict(order, return_dtype=pl.Int64).to_numpy()
         by_library = np.argsort(rank, kind="stable")
         feats, z = feats[by_library], z[by_library]
-        branch, _ = scen.encode_scenario_z(z)
+        context = self._contexts(feats["scenario_id"], z, set(real_ids)) if scen.context else None
+        branch, _ = scen.encode_z(z, context)
         table = library_frame(self.library).join(
             feats.select("scenario_id", "path_source"),
             on="scenario_id",
@@ -188,6 +203,44 @@ class ScenarioLibrary:
             vectors = normalise(branch.astype(np.float64) + blocks, inplace=True)[0]
             vectors = vectors.astype(np.float32)
         return ScenarioSpace(feats, vectors, high, table, branch)
+
+    def prepare(self, last: dt.date) -> None:
+        """Compute at once the contexts of every historical episode known on `last` (a
+        run's last date): one read of prices for many episodes, not one each."""
+        if self.contexts is not None:
+            known, real = self.key(last)
+            self._ended(set(known), set(real))
+
+    def _ended(self, here: set[str], real_ids: set[str]) -> set[str]:
+        """Of the scenarios `here`, the historical episodes whose last day is past (on
+        their real path, or known only from their end), their contexts computed."""
+        ended = [
+            s
+            for s in self.library
+            if s.id in here
+            and s.kind == "historical"
+            and s.episode_end is not None
+            and (s.id in real_ids or (s.known_from or s.episode_end) >= s.episode_end)
+        ]
+        new = [s for s in ended if s.id not in self.episode_context]
+        if new and self.contexts is not None:
+            found = self.contexts(new)
+            self.episode_context.update({s.id: found.get(s.id) for s in new})
+        return {s.id for s in ended}
+
+    def _contexts(self, ids: pl.Series, z: np.ndarray, real_ids: set[str]) -> np.ndarray:
+        """Each scenario's market context: its own state (a scenario is a market-wide
+        move), or a historical episode's market on its last day, once that day is past
+        (on its real path, or known only from its end)."""
+        context = z.copy()
+        if self.contexts is None:
+            return context
+        ok = self._ended(set(ids.to_list()), real_ids)
+        for i, sid in enumerate(ids.to_list()):  # the date's scenarios, a few dozen
+            row = self.episode_context.get(sid) if sid in ok else None
+            if row is not None:
+                context[i] = row
+        return context
 
 
 class ScenarioSignatures:

@@ -325,7 +325,7 @@ def test_a_non_finite_value_stops_the_build_before_any_write(
 ) -> None:  # type: ignore[no-untyped-def]
     """The chunk's tables are checked whole (not per date in the sink): still one line,
     naming the table, the date and the column, and nothing lands."""
-    from stabfrag.engine import chunk as builder
+    from stabfrag.engine import states as builder
 
     real = builder.compute_features
 

@@ -23,7 +23,9 @@ def test_library_versions_come_in_date_order_whatever_their_keys() -> None:
         for k in set(key_of.values())
         for v in [rng.normal(size=(3, DIM))]
     }
-    library = SimpleNamespace(key=key_of.__getitem__, space=spaces.__getitem__)
+    library = SimpleNamespace(
+        key=key_of.__getitem__, space=spaces.__getitem__, prepare=lambda last: None
+    )
     models = SimpleNamespace(joint=SimpleNamespace(tau=0.1))
     as_of = pl.Series("as_of_date", [d for d in dates for _ in range(4)])
     z_stab = rng.normal(size=(as_of.len(), DIM)).astype(np.float32)

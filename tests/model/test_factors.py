@@ -26,9 +26,11 @@ from stabfrag.model.factors import (
     date_signatures,
 )
 from stabfrag.model.joint import JOINT_V3, JOINT_V4
+from stabfrag.model.scenario_space import EPISODE_CONTEXT, MARKET_CONTEXT
 from stabfrag.scenarios.library import load_library
 from stabfrag.sinks.dataset import partitions, read_manifest, read_table
 from stabfrag.synth.shocks import FACTOR_IDS
+from tests.conftest import models_with
 
 runner = CliRunner()
 FACTORS = dict(FACTOR_IDS)
@@ -66,8 +68,12 @@ def builds(panel: dict[str, Path], tmp_path_factory: pytest.TempPathFactory) -> 
     and no factors, and with v4 and the factors."""
     dates = _dates(panel["prices"])
     root = tmp_path_factory.mktemp("builds")
+    # v3 as v4 reads it: v4's branch weights, each historical episode in its market's
+    # context on its last day (v4's choice; v3 keeps an episode's own).
+    v3 = models_with(root / "models", JOINT_V3, **{EPISODE_CONTEXT: MARKET_CONTEXT})
+    assert load_models().joint.manifest[EPISODE_CONTEXT] == MARKET_CONTEXT
     runs = {
-        "v3": {"model": JOINT_V3, "weights": load_models().joint.weights},
+        "v3": {"model": JOINT_V3, "weights": load_models().joint.weights, "model_dir": v3},
         "v4 alone": {"model": JOINT_V4},
         "v4": {"model": JOINT_V4, "factors": FACTORS},
     }
@@ -92,8 +98,9 @@ def test_v4_is_the_default_and_names_its_base() -> None:
 
 
 def test_without_factors_the_vectors_are_v3s(builds: dict[str, Any]) -> None:
-    """A build that declares no factors writes v3's vectors at v4's branch weights (the
-    universe alone did not tell shock types apart on real markets), and says so."""
+    """A build that declares no factors writes v3's vectors at v4's branch weights, its
+    episodes in their market's context (the universe alone did not tell shock types apart
+    on real markets), and says so."""
     (v3_out, _), (alone_out, summary) = builds["v3"], builds["v4 alone"]
     for kind in ("entity", "scenario"):
         assert np.array_equal(_vectors(v3_out, kind), _vectors(alone_out, kind))

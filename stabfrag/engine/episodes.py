@@ -1,0 +1,66 @@
+"""Each historical episode's market context: the context its last day had in this build.
+
+A state's vector holds its market's state beside its own (the declared market's, or the
+median of the date's states); a historical scenario's held only its reference's path
+(EEM for China 2015, a bond fund for a rates shock), unlike the market the episode's
+states sat in. A model whose manifest asks for it (EPISODE_CONTEXT) gives each historical
+episode the context a build of its last day computes, so an episode is its market as its
+states saw it: the name of *which* episode lives there (bench/README.md).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import numpy as np
+import polars as pl
+
+from stabfrag.config import BuildConfig
+from stabfrag.engine.states import features_on
+from stabfrag.features.registry import FEATURE_NAMES
+from stabfrag.model.bundle import Models
+from stabfrag.model.encode import market_context
+from stabfrag.scenarios.library import Scenario
+from stabfrag.schema import ENTITY
+
+
+def episode_contexts(
+    config: BuildConfig, models: Models, episodes: list[Scenario]
+) -> dict[str, np.ndarray]:
+    """scenario id -> the z-scores of the market context of its episode's last day, as a
+    build of that day with `config`'s prices and market reads it (point in time: nothing
+    after the day). Episodes whose last day has no context in this book are left out."""
+    by_end: dict[dt.date, list[str]] = {}
+    for s in episodes:  # a library's episodes, not data rows
+        if s.episode_end is not None:
+            by_end.setdefault(s.episode_end, []).append(s.id)
+    # With a declared market only its states are read: its context needs nothing else.
+    where = None if config.market is None else pl.col(ENTITY) == config.market
+    out: dict[str, np.ndarray] = {}
+    for ends in _reads(sorted(by_end)):  # a few reads, each of several episode ends
+        states = features_on(config, ends, where)
+        if states.height == 0:
+            continue
+        z = models.scen.standardised(states.select(FEATURE_NAMES))
+        context, missing = market_context(states, z, market=config.market)
+        firsts = states.with_row_index("_i").group_by("as_of_date").agg(pl.col("_i").first())
+        for end, i in firsts.iter_rows():  # one row per episode end
+            if not missing[i]:
+                out.update(dict.fromkeys(by_end[end], context[i]))
+    return out
+
+
+# Episode ends closer than this share one read of prices (a year of look-back is read
+# before each read's first end anyway); further apart, each is read on its own.
+SHARED_READ_DAYS = 366
+
+
+def _reads(ends: list[dt.date]) -> list[list[dt.date]]:
+    """The ends (ascending) in runs whose consecutive gaps are at most SHARED_READ_DAYS."""
+    runs: list[list[dt.date]] = []
+    for end in ends:  # a library's episode ends
+        if runs and (end - runs[-1][-1]).days <= SHARED_READ_DAYS:
+            runs[-1].append(end)
+        else:
+            runs.append([end])
+    return runs

@@ -1,0 +1,156 @@
+"""A historical episode's market context: the context its last day had in the build, point
+in time, for a model whose manifest asks for it; the models before it keep their bytes."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from stabfrag.config import BuildConfig
+from stabfrag.engine import loop
+from stabfrag.engine.episodes import episode_contexts
+from stabfrag.features.registry import FEATURE_NAMES
+from stabfrag.model.bundle import load_models
+from stabfrag.model.encode import date_medians
+from stabfrag.model.joint import JOINT_V3, JOINT_V4
+from stabfrag.model.scenario_space import (
+    EPISODE_CONTEXT,
+    MARKET_CONTEXT,
+    OWN_CONTEXT,
+    ScenarioLibrary,
+)
+from stabfrag.scenarios.library import Scenario, load_library
+from stabfrag.sinks.dataset import read_table
+from stabfrag.synth import generate, write_market
+from stabfrag.synth.shocks import FACTOR_IDS
+from tests.conftest import models_with
+
+MARKET = FACTOR_IDS["equity"]
+
+
+@pytest.fixture(scope="module")
+def panel(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    return write_market(generate(120, 1500, seed=9, factors=True), tmp_path_factory.mktemp("p"))
+
+
+@pytest.fixture(scope="module")
+def model_dirs(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Path]:
+    """The shipped models with v4's episode context set each way, and absent."""
+    modes = (OWN_CONTEXT, MARKET_CONTEXT, None)
+    folders = {str(m): tmp_path_factory.mktemp(f"models_{m}") for m in modes}
+    return {str(m): models_with(folders[str(m)], JOINT_V4, **{EPISODE_CONTEXT: m}) for m in modes}
+
+
+def _episode(panel: dict[str, Path]) -> Scenario:
+    """The panel's first generated episode that ends after its first year and a half."""
+    library = load_library(panel["scenarios"])
+    prices = pl.scan_parquet(panel["prices"]).select(pl.col("date").min()).collect().item()
+    return next(
+        s
+        for s in library
+        if s.kind == "historical"
+        and s.reference_entity == MARKET
+        and s.episode_end is not None
+        and s.episode_end > prices + dt.timedelta(days=550)
+    )
+
+
+def test_the_context_is_the_one_a_build_of_the_episode_s_last_day_gives(
+    panel: dict[str, Path], tmp_path: Path
+) -> None:
+    episode = _episode(panel)
+    end = episode.episode_end
+    assert end is not None
+    models = load_models()
+    config = BuildConfig(prices=panel["prices"], out=tmp_path / "end")
+    loop.run(config, [end])
+    states = read_table(config.out, "features", end)
+    z = models.scen.standardised(states.select(FEATURE_NAMES))
+    median = date_medians(states, z).drop("as_of_date").to_numpy()[0]
+    got = episode_contexts(config, models, [episode])
+    np.testing.assert_allclose(got[episode.id], median, rtol=0, atol=1e-12)
+    # A declared market: its own state that day.
+    marked = BuildConfig(prices=panel["prices"], market=MARKET)
+    own = states.filter(pl.col("entity_id") == MARKET).select(FEATURE_NAMES)
+    np.testing.assert_allclose(
+        episode_contexts(marked, models, [episode])[episode.id],
+        models.scen.standardised(own)[0],
+        rtol=0,
+        atol=1e-12,
+    )
+    # Nothing after the last day: later prices changed, the same bytes.
+    prices = pl.read_parquet(panel["prices"])
+    later = prices.with_columns(
+        pl.when(pl.col("date") > end).then(pl.col("close") * 1.7).otherwise(pl.col("close"))
+    )
+    changed = tmp_path / "later.parquet"
+    later.write_parquet(changed)
+    again = episode_contexts(BuildConfig(prices=changed), models, [episode])
+    assert np.array_equal(again[episode.id], got[episode.id])
+    # An episode whose last day the book does not hold has none.
+    early = Scenario(**{**episode.__dict__, "id": "EARLY", "episode_end": dt.date(1990, 1, 5)})
+    assert "EARLY" not in episode_contexts(config, models, [early])
+
+
+def _scenario_rows(out: Path, day: dt.date) -> pl.DataFrame:
+    return (
+        read_table(out, "joint_embeddings", day)
+        .filter(pl.col("kind") == "scenario")
+        .select("scenario_id", "vector")
+        .sort("scenario_id")
+    )
+
+
+def test_only_a_model_that_asks_gives_an_episode_its_market_s_context(
+    panel: dict[str, Path], model_dirs: dict[str, Path], tmp_path: Path
+) -> None:
+    """v4 with the market context moves the historical episodes' vectors (and no other
+    scenario's); v4 set to its own context, or without the key, writes the bytes it did."""
+    episode = _episode(panel)
+    assert episode.episode_end is not None
+    day = episode.episode_end + dt.timedelta(days=60)
+    rows = {}
+    for mode, folder in model_dirs.items():
+        out = tmp_path / mode
+        config = BuildConfig(
+            prices=panel["prices"], out=out, model_dir=folder, scenarios=panel["scenarios"]
+        )
+        loop.run(config, [day])
+        rows[mode] = _scenario_rows(out, day)
+    assert rows[OWN_CONTEXT].equals(rows["None"])
+    known = load_library(panel["scenarios"])
+    ended = {s.id for s in known if s.kind == "historical" and s.known_on(day)}
+    assert episode.id in ended
+    moved = {
+        sid
+        for sid, a, b in zip(
+            rows[OWN_CONTEXT]["scenario_id"],
+            rows[OWN_CONTEXT]["vector"].to_numpy(),
+            rows[MARKET_CONTEXT]["vector"].to_numpy(),
+            strict=True,
+        )
+        if not np.array_equal(a, b)
+    }
+    assert episode.id in moved and moved <= ended
+
+
+def test_a_model_without_a_context_never_reads_the_book_for_one(panel: dict[str, Path]) -> None:
+    """v3 (no key) builds its scenarios without asking for any episode's context."""
+
+    def refuse(episodes: list[Scenario]) -> dict[str, np.ndarray]:
+        raise AssertionError("asked for a context")
+
+    models = load_models(None, JOINT_V3)
+    library = ScenarioLibrary(
+        models,
+        load_library(panel["scenarios"]),
+        pl.DataFrame(),
+        max_staleness_days=7,
+        contexts=refuse,
+    )
+    library.prepare(dt.date(2030, 1, 1))
+    assert library.space(library.key(dt.date(2030, 1, 1))).vectors.shape[1] == 384
