@@ -50,16 +50,17 @@ def episode_contexts(
     return out
 
 
-# Episode ends closer than this share one read of prices (a year of look-back is read
-# before each read's first end anyway); further apart, each is read on its own.
+# Episode ends within this span of a read's first share the read (a year of look-back is
+# read before its first end anyway); a read never spans more, so its memory is bounded
+# however many episodes a library holds.
 SHARED_READ_DAYS = 366
 
 
 def _reads(ends: list[dt.date]) -> list[list[dt.date]]:
-    """The ends (ascending) in runs whose consecutive gaps are at most SHARED_READ_DAYS."""
+    """The ends (ascending) in runs of at most SHARED_READ_DAYS from each run's first."""
     runs: list[list[dt.date]] = []
     for end in ends:  # a library's episode ends
-        if runs and (end - runs[-1][-1]).days <= SHARED_READ_DAYS:
+        if runs and (end - runs[-1][0]).days <= SHARED_READ_DAYS:
             runs[-1].append(end)
         else:
             runs.append([end])

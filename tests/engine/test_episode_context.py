@@ -154,3 +154,17 @@ def test_a_model_without_a_context_never_reads_the_book_for_one(panel: dict[str,
     )
     library.prepare(dt.date(2030, 1, 1))
     assert library.space(library.key(dt.date(2030, 1, 1))).vectors.shape[1] == 384
+
+
+def test_episode_ends_are_read_in_windows_of_bounded_span() -> None:
+    """Close ends share a read, and no read spans more than a year of ends: a library with
+    an episode every few months still reads bounded windows of prices."""
+    from stabfrag.engine.episodes import SHARED_READ_DAYS, _reads
+
+    monthly = [dt.date(2000, 1, 15) + dt.timedelta(days=30 * k) for k in range(60)]
+    runs = _reads(monthly)
+    assert [d for run in runs for d in run] == monthly
+    assert all((run[-1] - run[0]).days <= SHARED_READ_DAYS for run in runs)
+    assert len(runs) == 5
+    apart = [dt.date(2008, 12, 12), dt.date(2009, 3, 9), dt.date(2011, 10, 3)]
+    assert _reads(apart) == [apart[:2], apart[2:]]
