@@ -383,6 +383,20 @@ def test_the_v4_fit_is_deterministic_and_reads_generated_markets_only(tmp_path: 
         min(figures["follows_r"][f"scen_{w}_shift_{s}"] for s in (0.0, CALM_SHIFT)) < FOLLOWS_R
         for w in heavier
     )
+    # An episode's context: the market's only where it names more of the validation
+    # panel's own episodes and keeps the rest; the manifest says which.
+    from stabfrag.fitting.v4 import ACCURACY_TIE
+    from stabfrag.model.scenario_space import EPISODE_CONTEXT, MARKET_CONTEXT, OWN_CONTEXT
+
+    own, market = (figures["validation_episodes"][m] for m in (OWN_CONTEXT, MARKET_CONTEXT))
+    keeps = (
+        market["episode_macro_top1"] > own["episode_macro_top1"]
+        and market["shock_type_macro"] >= own["shock_type_macro"] - ACCURACY_TIE
+        and market["state_auc"] >= own["state_auc"] - KEEP_AUC
+        and market["calm_to_high"] <= max(own["calm_to_high"], CALM_TO_HIGH)
+    )
+    assert chosen[EPISODE_CONTEXT] == (MARKET_CONTEXT if keeps else OWN_CONTEXT)
+    assert v4.joint.manifest[EPISODE_CONTEXT] == chosen[EPISODE_CONTEXT]
 
 
 def test_the_v4_choice_takes_the_calmest_of_near_ties() -> None:
