@@ -431,9 +431,11 @@ def _notes(prices: Path | None) -> dict[str, str]:
     return {
         "episode_match": "each labelled episode's states against the historical "
         "scenarios of the build's newest date (retrospective)",
-        "reference_paths": "from --prices"
+        "reference_paths": "from --prices, each historical episode in its market's context "
+        "on its last day where the model asks for it"
         if prices
-        else "synthetic stand-ins for the models compared (no --prices)",
+        else "synthetic stand-ins for the models compared, each episode its own context "
+        "(no --prices)",
     }
 
 
