@@ -50,7 +50,8 @@ def reference_prices(
 
 
 Key = tuple[tuple[str, ...], tuple[str, ...]]  # (scenarios that exist, those on a real path)
-# Historical episodes -> scenario id: the z-scores of the market context of its last day.
+# Given historical episodes: {scenario id: the z-scores of its market's context on its
+# last day} (engine.episodes; an episode the book has no context for is left out).
 EpisodeContexts = Callable[[list[Scenario]], dict[str, np.ndarray]]
 # A joint manifest's key: "market" gives each historical episode its market's context on
 # its last day; absent, an episode is its own context (the models fitted before).
