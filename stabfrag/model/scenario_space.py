@@ -49,7 +49,8 @@ def reference_prices(
     return checked.prices, checked.ticks
 
 
-Key = tuple[tuple[str, ...], tuple[str, ...]]  # (scenarios that exist, those on a real path)
+# (scenarios that exist, those on a real path, historical ones whose last day is past)
+Key = tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]
 # Given historical episodes: {scenario id: the z-scores of its market's context on its
 # last day} (engine.episodes; an episode the book has no context for is left out).
 EpisodeContexts = Callable[[list[Scenario]], dict[str, np.ndarray]]
@@ -151,7 +152,9 @@ class ScenarioLibrary:
         )
 
     def key(self, as_of: dt.date) -> Key:
-        """(the scenarios that exist on `as_of`, those of them on their real path)."""
+        """(the scenarios that exist on `as_of`, those of them on their real path, the
+        historical ones among them whose last day is past: those take their market's
+        context, for a model that asks)."""
         known = tuple(s.id for s in self.library if s.known_on(as_of))
         real = (
             ()
@@ -162,14 +165,24 @@ class ScenarioLibrary:
                 if sid in known and self.ends[sid] <= as_of
             )
         )
-        return known, real
+        ended = tuple(
+            s.id
+            for s in self.library
+            if s.id in known
+            and s.kind == "historical"
+            and s.episode_end is not None
+            and s.episode_end <= as_of
+        )
+        return known, real, ended
 
     def space(self, key: Key) -> ScenarioSpace:
         if key not in self.cache:
             self.cache[key] = self._space(*key)
         return self.cache[key]
 
-    def _space(self, known: tuple[str, ...], real_ids: tuple[str, ...]) -> ScenarioSpace:
+    def _space(
+        self, known: tuple[str, ...], real_ids: tuple[str, ...], ended: tuple[str, ...]
+    ) -> ScenarioSpace:
         scen = self.models.scen
         synthetic = self.synthetic.filter(
             pl.col("scenario_id").is_in(list(known)) & ~pl.col("scenario_id").is_in(list(real_ids))
@@ -189,7 +202,7 @@ class ScenarioLibrary:
         rank = feats["scenario_id"].replace_strict(order, return_dtype=pl.Int64).to_numpy()
         by_library = np.argsort(rank, kind="stable")
         feats, z = feats[by_library], z[by_library]
-        context = self._contexts(feats["scenario_id"], z, set(real_ids)) if scen.context else None
+        context = self._contexts(feats["scenario_id"], z, ended) if scen.context else None
         branch, _ = scen.encode_z(z, context)
         table = library_frame(self.library).join(
             feats.select("scenario_id", "path_source"),
@@ -206,39 +219,27 @@ class ScenarioLibrary:
         return ScenarioSpace(feats, vectors, high, table, branch)
 
     def prepare(self, last: dt.date) -> None:
-        """Compute at once the contexts of every historical episode known on `last` (a
-        run's last date): one read of prices for many episodes, not one each."""
-        if self.contexts is not None:
-            known, real = self.key(last)
-            self._ended(set(known), set(real))
+        """Compute at once the contexts of every historical episode whose last day is past
+        on `last` (a run's last date): one read of prices for many episodes, not one each."""
+        self._computed(self.key(last)[2])
 
-    def _ended(self, here: set[str], real_ids: set[str]) -> set[str]:
-        """Of the scenarios `here`, the historical episodes whose last day is past (on
-        their real path, or known only from their end), their contexts computed."""
-        ended = [
-            s
-            for s in self.library
-            if s.id in here
-            and s.kind == "historical"
-            and s.episode_end is not None
-            and (s.id in real_ids or (s.known_from or s.episode_end) >= s.episode_end)
-        ]
-        new = [s for s in ended if s.id not in self.episode_context]
+    def _computed(self, ended: tuple[str, ...]) -> None:
+        """The contexts of the episodes `ended` not yet computed (a model that asks)."""
+        new = [s for s in self.library if s.id in ended and s.id not in self.episode_context]
         if new and self.contexts is not None:
             found = self.contexts(new)
             self.episode_context.update({s.id: found.get(s.id) for s in new})
-        return {s.id for s in ended}
 
-    def _contexts(self, ids: pl.Series, z: np.ndarray, real_ids: set[str]) -> np.ndarray:
+    def _contexts(self, ids: pl.Series, z: np.ndarray, ended: tuple[str, ...]) -> np.ndarray:
         """Each scenario's market context: its own state (a scenario is a market-wide
-        move), or a historical episode's market on its last day, once that day is past
-        (on its real path, or known only from its end)."""
+        move), or, for a historical episode whose last day is past (`ended`), its market's
+        on that day."""
         context = z.copy()
         if self.contexts is None:
             return context
-        ok = self._ended(set(ids.to_list()), real_ids)
+        self._computed(ended)
         for i, sid in enumerate(ids.to_list()):  # the date's scenarios, a few dozen
-            row = self.episode_context.get(sid) if sid in ok else None
+            row = self.episode_context.get(sid) if sid in ended else None
             if row is not None:
                 context[i] = row
         return context

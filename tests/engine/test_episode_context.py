@@ -4,6 +4,7 @@ in time, for a model whose manifest asks for it; the models before it keep their
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -168,3 +169,49 @@ def test_episode_ends_are_read_in_windows_of_bounded_span() -> None:
     assert len(runs) == 5
     apart = [dt.date(2008, 12, 12), dt.date(2009, 3, 9), dt.date(2011, 10, 3)]
     assert _reads(apart) == [apart[:2], apart[2:]]
+
+
+def test_an_episode_known_before_its_end_takes_its_context_once_the_end_is_past(
+    panel: dict[str, Path], model_dirs: dict[str, Path], tmp_path: Path
+) -> None:
+    """An episode the library brings in early (`known_from`), on a stand-in path (its
+    reference is not in the prices), keeps its own context until its last day and takes
+    its market's after it, as an episode known only from its end does."""
+    episode = _episode(panel)
+    assert episode.episode_start is not None and episode.episode_end is not None
+    source = (panel["scenarios"] / "generated.toml").read_text()
+    marker = f'id = "{episode.id}"'
+    assert marker in source
+    stand_in = source.replace(
+        f'reference_entity = "{MARKET}"\nepisode_start = {episode.episode_start}',
+        f'reference_entity = "NOT.IN.PRICES"\nepisode_start = {episode.episode_start}',
+    )
+    libraries = {}
+    for name, text in (
+        ("late", stand_in),
+        ("early", stand_in.replace(marker, f"{marker}\nknown_from = {episode.episode_start}")),
+    ):
+        folder = tmp_path / name
+        shutil.copytree(panel["scenarios"], folder)
+        (folder / "generated.toml").write_text(text)
+        libraries[name] = folder
+    assert "known_from" in (libraries["early"] / "generated.toml").read_text()
+    during = episode.episode_start + (episode.episode_end - episode.episode_start) / 2
+    after = episode.episode_end + dt.timedelta(days=60)
+    rows = {}
+    for name, folder in libraries.items():
+        for mode in (OWN_CONTEXT, MARKET_CONTEXT):
+            out = tmp_path / f"{name}_{mode}"
+            config = BuildConfig(
+                prices=panel["prices"], out=out, model_dir=model_dirs[mode], scenarios=folder
+            )
+            loop.run(config, [during, after])
+            for day in (during, after):
+                table = _scenario_rows(out, day).filter(pl.col("scenario_id") == episode.id)
+                rows[name, mode, day] = table["vector"].to_numpy()
+    assert rows["late", MARKET_CONTEXT, during].size == 0  # not known yet
+    # During the episode the early one is its own context under either model ...
+    assert np.array_equal(rows["early", MARKET_CONTEXT, during], rows["early", OWN_CONTEXT, during])
+    # ... and after its end it is the late one's: its market's context.
+    assert np.array_equal(rows["early", MARKET_CONTEXT, after], rows["late", MARKET_CONTEXT, after])
+    assert not np.array_equal(rows["late", MARKET_CONTEXT, after], rows["late", OWN_CONTEXT, after])
