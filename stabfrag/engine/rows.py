@@ -3,6 +3,7 @@ both entity_scope builders (SPEC §6, keys in the documented order)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import numpy as np
@@ -33,9 +34,20 @@ def entity_scope(has_profile: pl.Series, *, scenarios: bool, factors: bool) -> p
     ).struct.json_encode()
 
 
-def scenario_scope(table: pl.DataFrame, library: tuple[Scenario, ...]) -> pl.Series:
-    """entity_scope JSON of each scenario of `table` (scenario_id, path_source)."""
+def scenario_scope(
+    table: pl.DataFrame,
+    library: tuple[Scenario, ...],
+    in_context: dict[str, dt.date] | None = None,
+) -> pl.Series:
+    """entity_scope JSON of each scenario of `table` (scenario_id, path_source); a
+    historical episode in its market's context (`in_context`: id -> its last day) says
+    so, as `context_as_of`."""
     by_id = {s.id: s for s in library}
+    placed = in_context or {}
+
+    def context(sid: str) -> dict[str, str]:
+        return {"context_as_of": placed[sid].isoformat()} if sid in placed else {}
+
     return pl.Series(
         [
             json.dumps(
@@ -43,7 +55,7 @@ def scenario_scope(table: pl.DataFrame, library: tuple[Scenario, ...]) -> pl.Ser
                     "entity_type": "SCENARIO",
                     "scenario_id": sid,
                     "source": "scenarios",
-                    "metadata": {**by_id[sid].metadata(), "path_source": src},
+                    "metadata": {**by_id[sid].metadata(), "path_source": src, **context(sid)},
                 },
                 separators=(",", ":"),
             )

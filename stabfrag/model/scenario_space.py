@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -70,6 +71,8 @@ class ScenarioSpace:
     high: np.ndarray
     table: pl.DataFrame
     branch: np.ndarray  # the vectors without a factor model's blocks (the scenario branch's)
+    # The historical episodes in their market's context: scenario id -> its last day.
+    in_context: dict[str, dt.date] = dataclasses.field(default_factory=dict)
 
 
 def episode_means(rows: pl.DataFrame, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -202,7 +205,9 @@ class ScenarioLibrary:
         rank = feats["scenario_id"].replace_strict(order, return_dtype=pl.Int64).to_numpy()
         by_library = np.argsort(rank, kind="stable")
         feats, z = feats[by_library], z[by_library]
-        context = self._contexts(feats["scenario_id"], z, ended) if scen.context else None
+        context, placed = (
+            self._contexts(feats["scenario_id"], z, ended) if scen.context else (None, {})
+        )
         branch, _ = scen.encode_z(z, context)
         table = library_frame(self.library).join(
             feats.select("scenario_id", "path_source"),
@@ -216,7 +221,7 @@ class ScenarioLibrary:
             blocks = self.signatures.blocks(table["scenario_id"], set(real_ids))
             vectors = normalise(branch.astype(np.float64) + blocks, inplace=True)[0]
             vectors = vectors.astype(np.float32)
-        return ScenarioSpace(feats, vectors, high, table, branch)
+        return ScenarioSpace(feats, vectors, high, table, branch, placed)
 
     def prepare(self, last: dt.date) -> None:
         """Compute at once the contexts of every historical episode whose last day is past
@@ -230,19 +235,23 @@ class ScenarioLibrary:
             found = self.contexts(new)
             self.episode_context.update({s.id: found.get(s.id) for s in new})
 
-    def _contexts(self, ids: pl.Series, z: np.ndarray, ended: tuple[str, ...]) -> np.ndarray:
+    def _contexts(
+        self, ids: pl.Series, z: np.ndarray, ended: tuple[str, ...]
+    ) -> tuple[np.ndarray, dict[str, dt.date]]:
         """Each scenario's market context: its own state (a scenario is a market-wide
         move), or, for a historical episode whose last day is past (`ended`), its market's
-        on that day."""
-        context = z.copy()
+        on that day; and those episodes' last days."""
+        context, placed = z.copy(), dict[str, dt.date]()
         if self.contexts is None:
-            return context
+            return context, placed
         self._computed(ended)
+        ends = {s.id: s.episode_end for s in self.library}
         for i, sid in enumerate(ids.to_list()):  # the date's scenarios, a few dozen
             row = self.episode_context.get(sid) if sid in ended else None
-            if row is not None:
-                context[i] = row
-        return context
+            end = ends[sid]
+            if row is not None and end is not None:
+                context[i], placed[sid] = row, end
+        return context, placed
 
 
 class ScenarioSignatures:

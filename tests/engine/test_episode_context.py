@@ -215,3 +215,39 @@ def test_an_episode_known_before_its_end_takes_its_context_once_the_end_is_past(
     # ... and after its end it is the late one's: its market's context.
     assert np.array_equal(rows["early", MARKET_CONTEXT, after], rows["late", MARKET_CONTEXT, after])
     assert not np.array_equal(rows["late", MARKET_CONTEXT, after], rows["late", OWN_CONTEXT, after])
+
+
+def test_a_scenario_row_says_when_its_episode_s_context_was_read(
+    panel: dict[str, Path], model_dirs: dict[str, Path], tmp_path: Path
+) -> None:
+    """A historical episode in its market's context says so in its row's entity_scope
+    (the last day it was read on); every other scenario, and every scenario of a model
+    that keeps an episode's own state, says nothing of it."""
+    import json
+
+    episode = _episode(panel)
+    assert episode.episode_end is not None
+    day = episode.episode_end + dt.timedelta(days=60)
+    scopes = {}
+    for mode in (OWN_CONTEXT, MARKET_CONTEXT):
+        out = tmp_path / mode
+        config = BuildConfig(
+            prices=panel["prices"],
+            out=out,
+            model_dir=model_dirs[mode],
+            scenarios=panel["scenarios"],
+        )
+        loop.run(config, [day])
+        rows = read_table(out, "joint_embeddings", day).filter(pl.col("kind") == "scenario")
+        scopes[mode] = {
+            sid: json.loads(scope)["metadata"]
+            for sid, scope in rows.select("scenario_id", "entity_scope").iter_rows()
+        }
+    placed = {
+        sid: m["context_as_of"] for sid, m in scopes[MARKET_CONTEXT].items() if "context_as_of" in m
+    }
+    assert placed[episode.id] == episode.episode_end.isoformat()
+    library = {s.id: s for s in load_library(panel["scenarios"])}
+    assert all(library[sid].kind == "historical" for sid in placed)
+    assert all(str(library[sid].episode_end) == end for sid, end in placed.items())
+    assert not any("context_as_of" in m for m in scopes[OWN_CONTEXT].values())
