@@ -144,14 +144,15 @@ def model_space(
     model's), point in time as a build does. `factors`: the build's declared factors (a
     factor model's context); `bad_tick`, the build's."""
     factors = (factors or {}) if models.joint.factors is not None else {}
-    config = BuildConfig(
-        prices=prices or Path(),
+    scenarios = _library(
+        models,
+        library,
+        prices,
         market=market,
         factors=factors,
         max_staleness_days=max_staleness_days,
         bad_tick=bad_tick,
     )
-    scenarios = _library(models, library, config if prices is not None else None)
     weights = dict(models.joint.weights)
     if profile_weight is not None:
         weights["prof"] = profile_weight
@@ -177,20 +178,31 @@ def model_space(
 
 
 def _library(
-    models: Models, library: tuple[Scenario, ...], config: BuildConfig | None
+    models: Models,
+    library: tuple[Scenario, ...],
+    prices: Path | None,
+    *,
+    market: str | None,
+    factors: dict[str, str],
+    max_staleness_days: int,
+    bad_tick: float,
 ) -> ScenarioLibrary:
-    """The model's point-in-time scenario library as a build with `config` (its prices,
-    market, factors and bad-tick rule; None: no prices) read it: real reference paths and
-    each historical episode's market context on its last day."""
-    prices = None if config is None else config.prices
-    factors = {} if config is None else config.factors or {}
-    bad_tick = BAD_TICK_MULTIPLE if config is None else config.bad_tick
+    """The model's point-in-time scenario library as the build read it: real reference
+    paths from `prices`, and each historical episode's market context on its last day
+    (none without prices)."""
     refs, ticks = reference_prices(prices, library, bad_tick=bad_tick, also=tuple(factors.values()))
+    config = (
+        None
+        if prices is None
+        else BuildConfig(
+            prices=prices, market=market, max_staleness_days=max_staleness_days, bad_tick=bad_tick
+        )
+    )
     return ScenarioLibrary(
         models,
         library,
         refs,
-        max_staleness_days=MAX_STALENESS_DAYS if config is None else config.max_staleness_days,
+        max_staleness_days=max_staleness_days,
         reference_ticks=ticks,
         factors=factors,
         contexts=None if config is None else partial(episode_contexts, config, models),

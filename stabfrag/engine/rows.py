@@ -3,7 +3,6 @@ both entity_scope builders (SPEC §6, keys in the documented order)."""
 
 from __future__ import annotations
 
-import datetime as dt
 import json
 
 import numpy as np
@@ -35,18 +34,15 @@ def entity_scope(has_profile: pl.Series, *, scenarios: bool, factors: bool) -> p
 
 
 def scenario_scope(
-    table: pl.DataFrame,
-    library: tuple[Scenario, ...],
-    in_context: dict[str, dt.date] | None = None,
+    table: pl.DataFrame, library: tuple[Scenario, ...], in_context: frozenset[str] = frozenset()
 ) -> pl.Series:
     """entity_scope JSON of each scenario of `table` (scenario_id, path_source); a
-    historical episode in its market's context (`in_context`: id -> its last day) says
-    so, as `context_as_of`."""
+    historical episode in its market's context (`in_context`) says on which day, as
+    `context_as_of` (its last)."""
     by_id = {s.id: s for s in library}
-    placed = in_context or {}
 
     def context(sid: str) -> dict[str, str]:
-        return {"context_as_of": placed[sid].isoformat()} if sid in placed else {}
+        return {"context_as_of": str(by_id[sid].episode_end)} if sid in in_context else {}
 
     return pl.Series(
         [

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -71,8 +70,8 @@ class ScenarioSpace:
     high: np.ndarray
     table: pl.DataFrame
     branch: np.ndarray  # the vectors without a factor model's blocks (the scenario branch's)
-    # The historical episodes in their market's context: scenario id -> its last day.
-    in_context: dict[str, dt.date] = dataclasses.field(default_factory=dict)
+    # The historical episodes in their market's context (on their last day).
+    in_context: frozenset[str] = frozenset()
 
 
 def episode_means(rows: pl.DataFrame, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -206,7 +205,7 @@ class ScenarioLibrary:
         by_library = np.argsort(rank, kind="stable")
         feats, z = feats[by_library], z[by_library]
         context, placed = (
-            self._contexts(feats["scenario_id"], z, ended) if scen.context else (None, {})
+            self._contexts(feats["scenario_id"], z, ended) if scen.context else (None, frozenset())
         )
         branch, _ = scen.encode_z(z, context)
         table = library_frame(self.library).join(
@@ -237,21 +236,21 @@ class ScenarioLibrary:
 
     def _contexts(
         self, ids: pl.Series, z: np.ndarray, ended: tuple[str, ...]
-    ) -> tuple[np.ndarray, dict[str, dt.date]]:
+    ) -> tuple[np.ndarray, frozenset[str]]:
         """Each scenario's market context: its own state (a scenario is a market-wide
         move), or, for a historical episode whose last day is past (`ended`), its market's
-        on that day; and those episodes' last days."""
-        context, placed = z.copy(), dict[str, dt.date]()
+        on that day; and which episodes took it."""
+        context = z.copy()
         if self.contexts is None:
-            return context, placed
+            return context, frozenset()
         self._computed(ended)
-        ends = {s.id: s.episode_end for s in self.library}
+        placed = set()
         for i, sid in enumerate(ids.to_list()):  # the date's scenarios, a few dozen
             row = self.episode_context.get(sid) if sid in ended else None
-            end = ends[sid]
-            if row is not None and end is not None:
-                context[i], placed[sid] = row, end
-        return context, placed
+            if row is not None:
+                context[i] = row
+                placed.add(sid)
+        return context, frozenset(placed)
 
 
 class ScenarioSignatures:

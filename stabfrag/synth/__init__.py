@@ -28,7 +28,7 @@ from stabfrag.synth.parts import (
 from stabfrag.synth.shocks import (
     FACTOR_IDS,
     FACTOR_STREAM,
-    SIGNATURES,
+    SHOCK_TYPES,
     factor_frames,
     shock_episodes,
 )
@@ -475,7 +475,7 @@ EVENT_SHOCK = {
     "BLOWUP": "EQUITY_CRASH",
     "CREDIT_STRESS": "CREDIT_SPREAD",
     "LIQUIDITY_DRYUP": "LIQUIDITY_DRYUP",
-    **{kind: sig.shock_type for kind, sig in SIGNATURES.items()},
+    **SHOCK_TYPES,
 }
 
 

@@ -19,7 +19,13 @@ import polars as pl
 
 from stabfrag.atomic import make_folder, write_atomic
 from stabfrag.config import packaged
-from stabfrag.synth.shocks import CREDIT_SPREAD_BPS, FACTOR_IDS, FACTORS, SIGNATURES
+from stabfrag.synth.shocks import (
+    CREDIT_SPREAD_BPS,
+    FACTOR_IDS,
+    FACTORS,
+    SHOCK_TYPES,
+    SIGNATURES,
+)
 
 # The mean volatility and volume multipliers of the generator's own crashes and spikes
 # (stabfrag.synth._episodes draws them: crash 2.5-4.0 and 2-3, spike 3.0 and 2-3).
@@ -64,9 +70,7 @@ def market_episodes(events: pl.DataFrame) -> pl.DataFrame:
     values = np.array(rows, dtype=np.float64).reshape(-1, len(FACTORS) + 3)
     names = (*FACTORS, "vol", "volume", "scale")
     return episodes.with_columns(
-        pl.col("event_type")
-        .replace_strict({k: s.shock_type for k, s in SIGNATURES.items()})
-        .alias("shock_type"),
+        pl.col("event_type").replace_strict(SHOCK_TYPES).alias("shock_type"),
         *(pl.Series(name, values[:, i]) for i, name in enumerate(names)),
     )
 

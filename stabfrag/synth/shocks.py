@@ -94,6 +94,8 @@ SIGNATURES = {
     ),
 }
 NEW_KINDS = ("CREDIT_CRISIS", "RATES_SHOCK", "FX_CRISIS", "MARKET_LIQUIDITY")
+# Each market episode kind -> the scenario shock type its states should be near.
+SHOCK_TYPES = {kind: sig.shock_type for kind, sig in SIGNATURES.items()}
 
 
 @dataclass(frozen=True)
