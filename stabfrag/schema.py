@@ -59,6 +59,7 @@ SCENARIOS_TABLE_SCHEMA = pl.Schema(
         "reference_entity": pl.String(),
         "description": pl.String(),
         "path_source": pl.String(),
+        "context_as_of": pl.Date(),
     }
 )
 

@@ -305,9 +305,7 @@ class ChunkBuilder:
             base,
             kind="scenario",
             model_id=self.models.model_id,
-            scope=pl.concat(
-                [scenario_scope(space.table, self.library, space.in_context)] * len(dates)
-            ),
+            scope=pl.concat([scenario_scope(space.table, self.library)] * len(dates)),
             vectors=np.tile(space.vectors, (len(dates), 1)),
         )
 

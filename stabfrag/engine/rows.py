@@ -3,6 +3,7 @@ both entity_scope builders (SPEC §6, keys in the documented order)."""
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 
 import numpy as np
@@ -33,16 +34,14 @@ def entity_scope(has_profile: pl.Series, *, scenarios: bool, factors: bool) -> p
     ).struct.json_encode()
 
 
-def scenario_scope(
-    table: pl.DataFrame, library: tuple[Scenario, ...], in_context: frozenset[str] = frozenset()
-) -> pl.Series:
-    """entity_scope JSON of each scenario of `table` (scenario_id, path_source); a
-    historical episode in its market's context (`in_context`) says on which day, as
+def scenario_scope(table: pl.DataFrame, library: tuple[Scenario, ...]) -> pl.Series:
+    """entity_scope JSON of each scenario of `table` (scenario_id, path_source,
+    context_as_of); a historical episode in its market's context says on which day, as
     `context_as_of` (its last)."""
     by_id = {s.id: s for s in library}
 
-    def context(sid: str) -> dict[str, str]:
-        return {"context_as_of": str(by_id[sid].episode_end)} if sid in in_context else {}
+    def context(day: dt.date | None) -> dict[str, str]:
+        return {} if day is None else {"context_as_of": day.isoformat()}
 
     return pl.Series(
         [
@@ -51,11 +50,13 @@ def scenario_scope(
                     "entity_type": "SCENARIO",
                     "scenario_id": sid,
                     "source": "scenarios",
-                    "metadata": {**by_id[sid].metadata(), "path_source": src, **context(sid)},
+                    "metadata": {**by_id[sid].metadata(), "path_source": src, **context(day)},
                 },
                 separators=(",", ":"),
             )
-            for sid, src in zip(table["scenario_id"], table["path_source"], strict=True)
+            for sid, src, day in table.select(
+                "scenario_id", "path_source", "context_as_of"
+            ).iter_rows()
         ],
         dtype=pl.String,
     )

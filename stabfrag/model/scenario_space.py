@@ -70,8 +70,6 @@ class ScenarioSpace:
     high: np.ndarray
     table: pl.DataFrame
     branch: np.ndarray  # the vectors without a factor model's blocks (the scenario branch's)
-    # The historical episodes in their market's context (on their last day).
-    in_context: frozenset[str] = frozenset()
 
 
 def episode_means(rows: pl.DataFrame, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -208,11 +206,19 @@ class ScenarioLibrary:
             self._contexts(feats["scenario_id"], z, ended) if scen.context else (None, frozenset())
         )
         branch, _ = scen.encode_z(z, context)
+        # A historical episode in its market's context says on which day (its last) it
+        # was read: its vector differs from its reference's path.
+        read_on = {s.id: s.episode_end for s in self.library if s.id in placed}
         table = library_frame(self.library).join(
             feats.select("scenario_id", "path_source"),
             on="scenario_id",
             how="inner",
             maintain_order="left",
+        )
+        table = table.with_columns(
+            pl.col("scenario_id")
+            .replace_strict(read_on, default=None, return_dtype=pl.Date)
+            .alias("context_as_of")
         )
         high = (table["severity"] == "HIGH").to_numpy()
         vectors = branch
@@ -220,7 +226,7 @@ class ScenarioLibrary:
             blocks = self.signatures.blocks(table["scenario_id"], set(real_ids))
             vectors = normalise(branch.astype(np.float64) + blocks, inplace=True)[0]
             vectors = vectors.astype(np.float32)
-        return ScenarioSpace(feats, vectors, high, table, branch, placed)
+        return ScenarioSpace(feats, vectors, high, table, branch)
 
     def prepare(self, last: dt.date) -> None:
         """Compute at once the contexts of every historical episode whose last day is past

@@ -34,7 +34,11 @@ def view_sql() -> list[str]:
         # as_of_date is a column of every file and the key of its folder: read as the Hive
         # key, a query on some dates opens only their files (a damaged file of another
         # date does not stop it).
-        source = f"read_parquet({glob}, hive_partitioning = true, union_by_name = false)"
+        # The scenarios table has gained columns (context_as_of): a folder built over
+        # months holds both shapes, read by name. It is a few dozen rows a date, so
+        # reading every file's schema costs nothing; the large tables keep one shape.
+        by_name = "true" if table == "scenarios" else "false"
+        source = f"read_parquet({glob}, hive_partitioning = true, union_by_name = {by_name})"
         if table == "joint_embeddings":
             select = f"SELECT * REPLACE (vector::FLOAT[{DIM}] AS vector) FROM {source}"
         else:

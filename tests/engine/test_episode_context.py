@@ -221,14 +221,15 @@ def test_a_scenario_row_says_when_its_episode_s_context_was_read(
     panel: dict[str, Path], model_dirs: dict[str, Path], tmp_path: Path
 ) -> None:
     """A historical episode in its market's context says so in its row's entity_scope
-    (the last day it was read on); every other scenario, and every scenario of a model
-    that keeps an episode's own state, says nothing of it."""
+    and in the date's scenarios table (the last day it was read on); every other
+    scenario, and every scenario of a model that keeps an episode's own state, says
+    nothing of it."""
     import json
 
     episode = _episode(panel)
     assert episode.episode_end is not None
     day = episode.episode_end + dt.timedelta(days=60)
-    scopes = {}
+    scopes, tables = {}, {}
     for mode in (OWN_CONTEXT, MARKET_CONTEXT):
         out = tmp_path / mode
         config = BuildConfig(
@@ -243,6 +244,8 @@ def test_a_scenario_row_says_when_its_episode_s_context_was_read(
             sid: json.loads(scope)["metadata"]
             for sid, scope in rows.select("scenario_id", "entity_scope").iter_rows()
         }
+        table = read_table(out, "scenarios", day).filter(pl.col("context_as_of").is_not_null())
+        tables[mode] = dict(table.select("scenario_id", "context_as_of").iter_rows())
     placed = {
         sid: m["context_as_of"] for sid, m in scopes[MARKET_CONTEXT].items() if "context_as_of" in m
     }
@@ -251,3 +254,5 @@ def test_a_scenario_row_says_when_its_episode_s_context_was_read(
     assert all(library[sid].kind == "historical" for sid in placed)
     assert all(str(library[sid].episode_end) == end for sid, end in placed.items())
     assert not any("context_as_of" in m for m in scopes[OWN_CONTEXT].values())
+    assert {sid: str(end) for sid, end in tables[MARKET_CONTEXT].items()} == placed
+    assert tables[OWN_CONTEXT] == {}

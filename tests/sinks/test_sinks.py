@@ -237,3 +237,38 @@ def test_a_block_whose_file_went_is_built_again(tmp_path: Path, partition: Parti
     assert staged_block(tmp_path, partition.as_of, 0, {"block": 1}) is None  # other identity
     (tmp_path / manifests[0]["files"][0]).unlink()
     assert staged_block(tmp_path, partition.as_of, 0, {"block": 0}) is None
+
+
+def test_the_scenarios_view_reads_a_folder_of_two_versions(tmp_path: Path) -> None:
+    """A folder built over months holds the scenarios tables of more than one version of
+    the program (a date rebuilt now, beside dates built before the table gained
+    context_as_of): the view reads every row, by column name."""
+    import duckdb
+
+    from stabfrag.schema import SCENARIOS_TABLE_SCHEMA
+    from stabfrag.sinks.dataset import partition_dir
+    from stabfrag.sinks.duckdb import search_path, view_sql
+
+    now = pl.DataFrame(
+        {"as_of_date": [dt.date(2020, 1, 1)], "scenario_id": ["SCN_A"]},
+        schema={"as_of_date": pl.Date, "scenario_id": pl.String},
+    ).with_columns(
+        pl.lit(None, dtype).alias(name)
+        for name, dtype in SCENARIOS_TABLE_SCHEMA.items()
+        if name not in ("as_of_date", "scenario_id")
+    )
+    now = now.with_columns(pl.lit(dt.date(2019, 12, 2)).alias("context_as_of"))
+    before = now.drop("context_as_of").with_columns(
+        pl.lit(dt.date(2020, 1, 2)).alias("as_of_date"), pl.lit("SCN_B").alias("scenario_id")
+    )
+    for frame in (now, before):  # the earlier date is the newer version's
+        folder = partition_dir(tmp_path, "scenarios", frame["as_of_date"][0])
+        folder.mkdir(parents=True)
+        frame.write_parquet(folder / "part-0.parquet")
+    con = duckdb.connect()
+    search_path(con, tmp_path)
+    con.execute(view_sql()[3])
+    rows = con.execute(
+        "SELECT scenario_id, context_as_of FROM scenarios ORDER BY scenario_id"
+    ).fetchall()
+    assert rows == [("SCN_A", dt.date(2019, 12, 2)), ("SCN_B", None)]
