@@ -1,6 +1,6 @@
 """`build --as-of` end to end on the reference panel, by stage, beside a whole-file read.
 
-    python bench/build_bench.py [--entities 5000] [--days 2520] [--repeat 5]
+    python bench/build_bench.py [--entities 5000] [--days 2520] [--repeat 5] [--market ID]
 
 Each run is a fresh `stabfrag build` process (imports included). The baseline is the
 same process reading the whole prices file without a date predicate: what the build
@@ -28,6 +28,7 @@ def main() -> None:
     ap.add_argument("--entities", type=int, default=5000)
     ap.add_argument("--days", type=int, default=2520)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--market", help="declare this entity the market (--market)")
     args = ap.parse_args()
     folder = panel(args.entities, args.days)
     prices = folder / "prices.parquet"
@@ -53,6 +54,7 @@ def main() -> None:
                     "--out",
                     out,
                     "--json",
+                    *(["--market", args.market] if args.market else []),
                 ],
                 capture_output=True,
                 check=True,
@@ -81,11 +83,11 @@ def main() -> None:
     )
     names = list(s["timings_s"])
     inside = statistics.median(sum(x["timings_s"].values()) for x in stages)
-    print(f"{'stage':10} {'median s':>9} {'share':>7}")
+    print(f"{'stage':16} {'median s':>9} {'share':>7}")
     for name in names:
         med = statistics.median(x["timings_s"][name] for x in stages)
-        print(f"{name:10} {med:9.3f} {med / inside:7.1%}")
-    print(f"{'(in run)':10} {inside:9.3f}")
+        print(f"{name:16} {med:9.3f} {med / inside:7.1%}")
+    print(f"{'(in run)':16} {inside:9.3f}")
     print(
         f"baseline: a process that only reads the whole prices file: median "
         f"{statistics.median(full_read):.2f} s "

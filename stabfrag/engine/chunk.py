@@ -159,6 +159,10 @@ class ChunkBuilder:
         if not ok.all():  # (most chunks have no degenerate state: no copy of the vectors)
             states, z_stab = states.filter(pl.Series(ok)), z_stab[ok]
             blocks = None if blocks is None else (blocks[0], blocks[1][ok])
+        with timings.stage("episode_contexts"):
+            # Each historical episode's market context is read once per run (for a model
+            # that asks): a stage of its own, as a daily build's largest cost is here.
+            self.scenarios.prepare(chunk.dates[-1])
         with timings.stage("joint"):
             joint = self._joint(states, z_stab, chunk, blocks)
         rejects = _rejects(chunk, checked, requests, ent_rejects, degenerate)

@@ -123,7 +123,7 @@ def test_the_run_summary_names_what_it_times(market_dir: Path, tmp_path: Path) -
         + ["--prices", str(market_dir / "prices.parquet"), "--out", str(tmp_path), "--json"],
     )
     summary = json.loads(res.stdout)
-    assert {"models", "write_parquet", "features"} <= set(summary["timings_s"])
+    assert {"models", "write_parquet", "features", "episode_contexts"} <= set(summary["timings_s"])
     assert "load" not in summary["timings_s"]
     assert summary["entity_states_in"] == summary["states_out"] + summary["entity_states_rejected"]
     assert len(summary["as_of_dates"]) == 3
