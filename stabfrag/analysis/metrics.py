@@ -165,7 +165,7 @@ def named_rows(result: dict[str, Any], model: str) -> tuple[Rows, Rows]:
     """What `model` names, as evaluate's text and page show it: (each labelled episode
     with its states' count, their leading names) and (each labelled shock type, its)."""
     episodes = [
-        (f"{sid} ({m['states']:,} states)", named_text(m["named_as"]))
+        (f"{sid} ({m['states']:,} states, {m['dates']} dates)", named_text(m["named_as"]))
         for sid, m in result["episode_match"][model].items()
         if "named_as" in m  # beside "all" and "macro"
     ]
@@ -256,10 +256,13 @@ def per_episode(
 
 
 class Match(TypedDict):
-    """One episode's match: its stress states, the shares named it (top 1, top 3), and
-    what they are named (the share of each nearest historical scenario)."""
+    """One episode's match: its stress states and their dates (states of one date share
+    their market, so the dates say how many draws a share rests on), the shares named it
+    (top 1, top 3), and what they are named (the share of each nearest historical
+    scenario)."""
 
     states: int
+    dates: int
     top1: float
     top3: float
     named_as: dict[str, float]
@@ -291,6 +294,7 @@ def episode_match(
         rank = (sims > sims[:, list(ids).index(sid)][:, None]).sum(axis=1)
         out[sid] = {
             "states": len(mine),
+            "dates": tagged["as_of_date"].gather(mine).n_unique(),
             "top1": float((rank == 0).mean()),
             "top3": float((rank < 3).mean()),
             "named_as": shares(ids[sims.argmax(axis=1)]),

@@ -118,14 +118,17 @@ def test_episode_match_says_which_scenario_names_each_episode() -> None:
     )
     scenarios = np.array([[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
     states = np.array([[0.9, 0.1, 0.99], [0.8, 0.3, 0.0], [0.2, 0.9, 0.0], [0.0, 1.0, 0.0]])
+    day = [dt.date(2008, 10, 31), dt.date(2008, 11, 28)]
     tagged = pl.DataFrame(
         {
             "scenario_id": ["GFC", "GFC", "GFC", "GFC"],
             "label": ["stress", "stress", "stress", "calm"],
+            "as_of_date": [day[0], day[0], day[1], dt.date(2010, 1, 29)],
         }
     )
     got = episode_match(states, scenarios, table, tagged)["GFC"]
-    assert got["states"] == 3 and got["top1"] == pytest.approx(2 / 3)
+    # Month-end states of one date share their market: the dates say how many draws.
+    assert got["states"] == 3 and got["dates"] == 2 and got["top1"] == pytest.approx(2 / 3)
     assert got["named_as"] == {"GFC": pytest.approx(2 / 3), "Y2011": pytest.approx(1 / 3)}
     assert list(got["named_as"]) == ["GFC", "Y2011"]
 
