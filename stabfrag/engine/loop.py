@@ -297,6 +297,7 @@ class RunLoop:
                 self._seal(d)
         if progress and self.summary.as_of_dates:
             progress(len(self.summary.as_of_dates), len(todo), self.summary.states_out)
+        executor.plan(tasks)
         handles = {executor.submit(task): task for task in tasks}
         while handles:
             done = executor.next_done(list(handles))

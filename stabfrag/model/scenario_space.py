@@ -233,6 +233,18 @@ class ScenarioLibrary:
         on `last` (a run's last date): one read of prices for many episodes, not one each."""
         self._computed(self.key(last)[2])
 
+    def held(self, last: dt.date) -> dict[str, np.ndarray | None]:
+        """The contexts of every historical episode ended by `last` (computed now if not
+        yet; None: its last day has none in this book), for another process's library of
+        the same run (`hold`): a run reads them once, not once per worker."""
+        ended = self.key(last)[2]
+        self._computed(ended)
+        return {sid: self.episode_context[sid] for sid in ended if sid in self.episode_context}
+
+    def hold(self, contexts: dict[str, np.ndarray | None]) -> None:
+        """Take the contexts another library of the same run computed (`held`)."""
+        self.episode_context.update(contexts)
+
     def _computed(self, ended: tuple[str, ...]) -> None:
         """The contexts of the episodes `ended` not yet computed (a model that asks)."""
         new = [s for s in self.library if s.id in ended and s.id not in self.episode_context]

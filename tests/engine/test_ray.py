@@ -329,6 +329,50 @@ def test_a_context_model_splits_by_entity(
         assert got.equals(_rows(tmp_path / "local", "joint_embeddings", day))
 
 
+@dataclass(frozen=True)
+class EpisodesRead:
+    """The check the test plugs in: before each task, whether its worker already holds the
+    market context of every historical episode ended by the task's last date (else the
+    task would read prices for them; `marks` gets one file per such task)."""
+
+    marks: Path
+    out: Path  # the run's (a worker keeps the builder of the run it served last)
+
+    def __call__(self, task: Chunk) -> None:
+        from stabfrag.engine.executors import ray as executor
+
+        builders = [b for b in executor._WORKER.values() if b.config.out == self.out]
+        library = builders[0].scenarios if builders else None
+        ended = [] if library is None else library.key(task.dates[-1])[2]
+        held = library is not None and all(sid in library.episode_context for sid in ended)
+        self.marks.mkdir(parents=True, exist_ok=True)
+        name = f"{task.dates[0]}-{task.block.index}-{len(ended)}-{'held' if held else 'to-read'}"
+        (self.marks / name).touch()
+
+
+@pytest.mark.parametrize("named", [True, False])
+def test_the_episodes_contexts_are_read_once_for_every_worker(
+    ray_local: None, prices: Path, tmp_path: Path, named: bool
+) -> None:
+    """Each historical episode's market context (v4) is read once per run, by one task,
+    and every task starts with it: a worker does not read the universe's prices on each
+    episode's last day again. The bytes are the local run's."""
+    dates = _dates(prices, "month")
+    kw: dict[str, Any] = {} if named else {"market": None}
+    local = _run(prices, tmp_path / "local", dates, **kw)
+    marks, out = tmp_path / "marks", tmp_path / "ray"
+    check = EpisodesRead(marks, out)
+    remote = _run(prices, out, dates, executor="ray", entity_blocks=2, before_task=check, **kw)
+    assert remote == local
+    checked = sorted(p.name for p in marks.iterdir())
+    assert len(checked) == len(list(chunks(dates, 45))) * 2  # every task, each block
+    assert all(name.endswith("-held") for name in checked), checked
+    assert any(not name.endswith("-0-held") for name in checked)  # episodes had ended
+    for day in dates:
+        for table in ("joint_embeddings", "scenarios"):
+            assert _rows(tmp_path / "ray", table, day).equals(_rows(tmp_path / "local", table, day))
+
+
 @pytest.mark.filterwarnings("ignore")
 def test_without_the_extra_ray_is_one_line(
     prices: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch

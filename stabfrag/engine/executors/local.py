@@ -32,6 +32,9 @@ class LocalExecutor:
     def session(self, summary: RunSummary) -> Iterator[None]:
         yield
 
+    def plan(self, tasks: list[Chunk]) -> None:
+        pass  # the tasks run in this process, in date order: each reads what it lacks
+
     def submit(self, task: Chunk) -> Any:
         handle = len(self.queue)
         self.queue[handle] = task

@@ -6,9 +6,13 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import datetime as dt
 import socket
+import time
 from collections.abc import Iterator
 from typing import Any
+
+import numpy as np
 
 from stabfrag import logs
 from stabfrag.allocator import tune_allocator
@@ -50,18 +54,38 @@ def _builder(identity: RunIdentity) -> ChunkBuilder:
     return _WORKER[key]
 
 
+# The market context of each historical episode ended by the run's last date, and the
+# seconds its reading took.
+Episodes = tuple[dict[str, np.ndarray | None], float]
+
+
 def _task(
     identity: RunIdentity,
     task: Chunk,
     before_task: BeforeTask | None,
     verbose: bool,
     contexts: Any = None,
+    episodes: Episodes | None = None,
 ) -> TaskResult:
-    """One task in a worker: build the block's partitions of the chunk and stage them."""
+    """One task in a worker: build the block's partitions of the chunk and stage them
+    (`episodes`: the historical episodes' contexts, read once for the run)."""
     logs.configure(verbose=int(verbose))
+    builder = _builder(identity)
+    if episodes is not None:
+        builder.scenarios.hold(episodes[0])
     if before_task is not None:
         before_task(task)
-    return run_task(_builder(identity), identity, task, contexts=contexts)
+    return run_task(builder, identity, task, contexts=contexts)
+
+
+def _episodes(identity: RunIdentity, last: dt.date) -> Episodes:
+    """Once per run, in one task: each historical episode's market context (a model that
+    asks; read over every entity on its last day without a market), for every task. Read
+    by each worker, it would cost every worker the reads of a whole-universe date."""
+    library = _builder(identity).scenarios  # (the worker's models: loaded once, not timed)
+    t0 = time.perf_counter()
+    held = library.held(last)
+    return held, time.perf_counter() - t0
 
 
 def _contexts(identity: RunIdentity, task: Chunk) -> Any:
@@ -87,6 +111,8 @@ class RayExecutor:
             config.entity_blocks > 1 and builder.models.stab.context and config.market is None
         )
         self.context_refs: dict[tuple[Any, ...], Any] = {}
+        self.wants_episodes = builder.scenarios.contexts is not None
+        self.episodes_ref: Any = None
         if config.pg_dsn:
             raise ConfigError(
                 "--executor ray does not load PostgreSQL from its tasks: run the backfill, "
@@ -110,11 +136,21 @@ class RayExecutor:
         }
         self.remote = self.ray.remote(_task).options(**options)
         self.remote_contexts = self.ray.remote(_contexts).options(**options)
+        self.remote_episodes = self.ray.remote(_episodes).options(**options)
         try:
             yield
+            if self.episodes_ref is not None:  # its task's time, beside the others'
+                seconds = summary.timings.seconds
+                read = self.ray.get(self.episodes_ref)[1]
+                seconds["episode_contexts"] = seconds.get("episode_contexts", 0.0) + read
         finally:
             if started:
                 self.ray.shutdown()
+
+    def plan(self, tasks: list[Chunk]) -> None:
+        if tasks and self.wants_episodes:
+            last = max(task.dates[-1] for task in tasks)
+            self.episodes_ref = self.remote_episodes.remote(self.identity, last)
 
     def submit(self, task: Chunk) -> Any:
         contexts = None
@@ -124,7 +160,9 @@ class RayExecutor:
                 every = dataclasses.replace(task, block=ALL_ENTITIES)
                 self.context_refs[key] = self.remote_contexts.remote(self.identity, every)
             contexts = self.context_refs[key]
-        handle = self.remote.remote(self.identity, task, self.before_task, logs.verbose(), contexts)
+        handle = self.remote.remote(
+            self.identity, task, self.before_task, logs.verbose(), contexts, self.episodes_ref
+        )
         self.tasks[handle] = task
         return handle
 
