@@ -159,9 +159,7 @@ class ChunkBuilder:
         if not ok.all():  # (most chunks have no degenerate state: no copy of the vectors)
             states, z_stab = states.filter(pl.Series(ok)), z_stab[ok]
             blocks = None if blocks is None else (blocks[0], blocks[1][ok])
-        with timings.stage("episode_contexts"):
-            # Each historical episode's market context is read once per run (for a model
-            # that asks): a stage of its own, as a daily build's largest cost is here.
+        with timings.stage("episode_contexts"):  # read once per run (a model that asks)
             self.scenarios.prepare(chunk.dates[-1])
         with timings.stage("joint"):
             joint = self._joint(states, z_stab, chunk, blocks)
@@ -169,13 +167,9 @@ class ChunkBuilder:
         tally = chunk_tally(
             chunk.dates, checked, own_rows(chunk.after), rejects, no_context, stateless, no_factor
         )
-        tables = {
-            "joint_embeddings": joint,
-            "features": states.select(FEATURE_COLUMNS),
-            "rejects": rejects,
-        }
+        tables = {"joint_embeddings": joint, "features": states.select(FEATURE_COLUMNS)}
         scenarios = self._scenario_table if chunk.with_scenarios else None
-        return date_parts(chunk.dates, tables, tally, scenarios)
+        return date_parts(chunk.dates, {**tables, "rejects": rejects}, tally, scenarios)
 
     def _blocks(
         self, states: pl.DataFrame, apart: pl.DataFrame | None, contexts: pl.DataFrame | None
