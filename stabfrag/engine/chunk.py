@@ -21,6 +21,7 @@ from stabfrag.asof.requests import (
 )
 from stabfrag.asof.vectors import profiles_at
 from stabfrag.config import BuildConfig
+from stabfrag.engine.context_cache import CACHE_DIR
 from stabfrag.engine.entity_blocks import ALL_ENTITIES, EntityBlock
 from stabfrag.engine.episodes import episode_contexts
 from stabfrag.engine.partitions import DatePart, chunk_tally, date_parts, split_by_date
@@ -100,7 +101,7 @@ class ChunkBuilder:
             max_staleness_days=config.max_staleness_days,
             reference_ticks=ref_ticks,
             factors=self.factors,
-            contexts=partial(episode_contexts, config, self.models),
+            contexts=partial(episode_contexts, config, self.models, cache=config.out / CACHE_DIR),
         )
         profiles = (
             read_profiles(config.profiles, stab_basis=self.models.stab.model_id)

@@ -26,7 +26,12 @@ READ_ROWS = LOOKBACK_ROWS + SCALE_ROWS + 1
 def features_on(config: BuildConfig, dates: list[dt.date], where: pl.Expr | None) -> pl.DataFrame:
     """Every state of `dates` (ascending) of the entities `where` selects (None: all), with
     its features, as a build of those dates reads and computes them."""
-    raw = read_window(
+    return computed_states(config, read_for(config, dates, where), dates)
+
+
+def read_for(config: BuildConfig, dates: list[dt.date], where: pl.Expr | None) -> pl.DataFrame:
+    """The price rows a build of `dates` (ascending) reads, of the entities `where` selects."""
+    return read_window(
         config.prices,
         first=dates[0],
         last=dates[-1],
@@ -34,6 +39,10 @@ def features_on(config: BuildConfig, dates: list[dt.date], where: pl.Expr | None
         min_rows=READ_ROWS,
         where=where,
     )
+
+
+def computed_states(config: BuildConfig, raw: pl.DataFrame, dates: list[dt.date]) -> pl.DataFrame:
+    """The states of `dates` with their features, from the rows `raw` (read_for)."""
     checked = validate(raw, min_prices=0, bad_tick=config.bad_tick)
     requests, _ = state_requests(
         checked.prices,

@@ -256,3 +256,78 @@ def test_a_scenario_row_says_when_its_episode_s_context_was_read(
     assert not any("context_as_of" in m for m in scopes[OWN_CONTEXT].values())
     assert {sid: str(end) for sid, end in tables[MARKET_CONTEXT].items()} == placed
     assert tables[OWN_CONTEXT] == {}
+
+
+def _counted(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """How many times prices are computed into states for the episodes' contexts (the
+    chunk builder's own states are computed apart)."""
+    from stabfrag.engine import states
+
+    calls = [0]
+    compute = states.state_features
+
+    def counted(*args: object, **kwargs: object) -> pl.DataFrame:
+        calls[0] += 1
+        return compute(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(states, "state_features", counted)
+    return calls
+
+
+def _grown(panel: dict[str, Path], folder: Path, day: dt.date, **revise: float) -> Path:
+    """The panel's prices up to `day` (a file that grows by a day each day); `revise`:
+    entity -> a factor on its close of the episode's last day (a revised history)."""
+    end = _episode(panel).episode_end
+    prices = pl.read_parquet(panel["prices"]).filter(pl.col("date") <= day)
+    for entity, factor in revise.items():
+        hit = (pl.col("entity_id") == entity) & (pl.col("date") == end)
+        prices = prices.with_columns(
+            pl.when(hit).then(pl.col("close") * factor).otherwise(pl.col("close"))
+        )
+    path = folder / f"prices_{day}_{len(revise)}.parquet"
+    prices.write_parquet(path)
+    return path
+
+
+@pytest.mark.parametrize("market", [None, MARKET])
+def test_a_daily_build_takes_the_contexts_its_folder_kept(
+    panel: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch, market: str | None
+) -> None:
+    """A daily build reads every historical episode's last day again (without a market,
+    every entity's state that day). The folder keeps the contexts under the digest of the
+    rows read: the next day's build, its file grown by a day, computes none of them, and
+    writes the bytes a fresh folder writes; a revised close before an episode's end, or a
+    damaged kept file, computes them again."""
+    episode = _episode(panel)
+    assert episode.episode_end is not None
+    days = [episode.episode_end + dt.timedelta(days=n) for n in (60, 61, 62)]
+    first, grown = _grown(panel, tmp_path, days[0]), _grown(panel, tmp_path, days[1])
+    calls = _counted(monkeypatch)
+    out = tmp_path / "daily"
+    loop.run(
+        BuildConfig(prices=first, out=out, market=market, scenarios=panel["scenarios"]), [days[0]]
+    )
+    assert calls[0] > 0
+    calls[0] = 0
+
+    def build(prices: Path, folder: Path) -> pl.DataFrame:
+        config = BuildConfig(prices=prices, out=folder, market=market, scenarios=panel["scenarios"])
+        loop.run(config, [days[1]])
+        return _scenario_rows(folder, days[1])
+
+    kept = build(grown, out)
+    assert calls[0] == 0
+    assert kept.equals(build(grown, tmp_path / "fresh"))
+    # (With a market declared only its rows are read: a revision of another entity
+    # changes no context, and is rightly not computed again.)
+    entity = market or pl.read_parquet(first)["entity_id"].sort()[3]
+    revised = _grown(panel, tmp_path, days[1], **{entity: 1.05})
+    calls[0] = 0
+    got = build(revised, out)
+    assert calls[0] > 0
+    assert got.equals(build(revised, tmp_path / "fresh_revised"))
+    for path in (out / ".cache").rglob("*.json"):
+        path.write_text("{")
+    calls[0] = 0
+    assert build(grown, out).equals(kept)
+    assert calls[0] > 0
