@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 from typing import Annotated
 
@@ -197,9 +199,11 @@ def demo(
     model: ModelOpt = None,
 ) -> None:
     """Generate a synthetic market (with its factor series), build its latest date with
-    them declared, show the 10 most fragile entities."""
+    them declared, show the 10 most fragile entities; then the same inside the market's
+    deepest crash, with the shock type each is nearest."""
     from stabfrag import api, synth
     from stabfrag.atomic import make_folder
+    from stabfrag.synth.episodes import deepest_crash
     from stabfrag.synth.shocks import FACTOR_IDS
 
     make_folder(out)
@@ -211,14 +215,15 @@ def demo(
         f"{len(FACTOR_IDS)} factor series (declared with --factors) "
         f"into {paths['prices']}"
     )
-    summary = api.build(
+    build = partial(
+        api.build,
         paths["prices"],
-        as_of=as_of,
         out=out,
         entities=paths["entities"],
         model=model,
         factors=FACTOR_IDS,
     )
+    summary = build(as_of=as_of)
     typer.echo(
         f"built {summary.states_out} entity states and {summary.scenario_rows} scenarios "
         f"as of {as_of} into {out} in {sum(summary.timings.seconds.values()):.1f}s"
@@ -227,15 +232,30 @@ def demo(
     if why:  # the generator lists some entities late: they have too short a history yet
         reasons = ", ".join(f"{k}={n}" for k, n in sorted(why.items()))
         typer.echo(f"{sum(why.values())} entities without a state ({reasons}; see rejects)")
-    top = (
-        api.open(out)
-        .fragile(as_of, top_n=10)
-        .select("entity_id", "fragility", "nearest_scenario", "nearest_similarity")
-    )
-    print_frame(top, fmt="table", title=f"10 most fragile entities, {as_of}")
+    _most_fragile(out, as_of, "nearest_similarity")
+    crash = deepest_crash(market.events)
+    if crash is not None:  # a date that is not calm: the space says when, and which
+        event_id, start, end = crash
+        trading = market.prices["date"]
+        inside = trading.filter(trading <= start + (end - start) / 2).max()  # a trading day
+        assert isinstance(inside, dt.date)
+        build(as_of=inside)
+        typer.echo(
+            f"built {inside}, inside the market's deepest crash ({event_id}, {start} to {end})"
+        )
+        _most_fragile(out, inside, "nearest_shock_type")
     typer.echo(
         f"next: stabfrag query fragile --out {out}\n"
         f"      stabfrag report --out {out} --html {out / 'report.html'}\n"
         f'      stabfrag sql "SELECT entity_id, fragility FROM joint_embeddings '
         f"WHERE kind = 'entity' ORDER BY fragility DESC LIMIT 5\" --out {out}"
     )
+
+
+def _most_fragile(out: Path, as_of: dt.date, last_column: str) -> None:
+    """The date's 10 most fragile entities with their nearest scenario, as a table."""
+    from stabfrag import api
+
+    top = api.open(out).fragile(as_of, top_n=10)
+    columns = ("entity_id", "fragility", "nearest_scenario", last_column)
+    print_frame(top.select(columns), fmt="table", title=f"10 most fragile entities, {as_of}")

@@ -10,6 +10,7 @@ its own episode, where the answer is known.
 
 from __future__ import annotations
 
+import datetime as dt
 import shutil
 from functools import partial
 from pathlib import Path
@@ -73,6 +74,16 @@ def market_episodes(events: pl.DataFrame) -> pl.DataFrame:
         pl.col("event_type").replace_strict(SHOCK_TYPES).alias("shock_type"),
         *(pl.Series(name, values[:, i]) for i, name in enumerate(names)),
     )
+
+
+def deepest_crash(events: pl.DataFrame) -> tuple[str, dt.date, dt.date] | None:
+    """The market's deepest crash: its event id, first and last day (None: it has none)."""
+    crashes = market_episodes(events).filter(pl.col("shock_type") == "EQUITY_CRASH")
+    if crashes.height == 0:
+        return None
+    deepest = crashes.sort("magnitude", "event_id", descending=[True, False])
+    event_id, start, end = deepest.select("event_id", "start_date", "end_date").row(0)
+    return event_id, start, end
 
 
 def scenario_toml(episodes: pl.DataFrame) -> str:

@@ -478,3 +478,7 @@ def test_the_demo_says_why_entities_have_no_state_and_what_to_run_next(tmp_path:
     assert "entities without a state (stale=1; see rejects)" in res.stdout
     for command in ("stabfrag query", "stabfrag report", "stabfrag sql"):
         assert command in res.stdout
+    # Beside the calm last date, a date inside the market's deepest crash, which the
+    # space names a crash: when and which, on the first run a user makes.
+    _, crash = res.stdout.split("inside the market's deepest crash", 1)
+    assert "EQUITY_CRASH" in crash.split("next:")[0]
