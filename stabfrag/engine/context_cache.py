@@ -43,12 +43,12 @@ def cache_file(
     on. A row's place in the file decides only which of two duplicates is kept, so the
     digest holds the rows' order, not their positions: a file that grew by a day, its new
     rows among the old ones, keeps its digest."""
-    ordered = raw if raw[ROW].is_sorted() else raw.sort(ROW)
+    ordered = (raw if raw[ROW].is_sorted() else raw.sort(ROW)).drop(ROW)
     # 64 bits a row: a changed row goes unseen once in 2^64.
-    rows = ordered.drop(ROW).hash_rows(seed=0).to_numpy()
+    rows = ordered.hash_rows(seed=0).to_numpy()
     payload = {
         "rows": hashlib.sha256(rows.tobytes()).hexdigest(),
-        "schema": [(name, str(dtype)) for name, dtype in ordered.drop(ROW).schema.items()],
+        "schema": [(name, str(dtype)) for name, dtype in ordered.schema.items()],
         "ends": [d.isoformat() for d in ends],
         "encoder": models.scen.sha256,
         "market": config.market,

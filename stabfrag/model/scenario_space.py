@@ -228,17 +228,19 @@ class ScenarioLibrary:
             vectors = vectors.astype(np.float32)
         return ScenarioSpace(feats, vectors, high, table, branch)
 
-    def prepare(self, last: dt.date) -> None:
+    def prepare(self, last: dt.date) -> tuple[str, ...]:
         """Compute at once the contexts of every historical episode whose last day is past
-        on `last` (a run's last date): one read of prices for many episodes, not one each."""
-        self._computed(self.key(last)[2])
+        on `last` (a run's last date): one read of prices for many episodes, not one each.
+        Returns those episodes' ids."""
+        ended = self.key(last)[2]
+        self._computed(ended)
+        return ended
 
     def held(self, last: dt.date) -> dict[str, np.ndarray | None]:
         """The contexts of every historical episode ended by `last` (computed now if not
         yet; None: its last day has none in this book), for another process's library of
         the same run (`hold`): a run reads them once, not once per worker."""
-        ended = self.key(last)[2]
-        self._computed(ended)
+        ended = self.prepare(last)
         return {sid: self.episode_context[sid] for sid in ended if sid in self.episode_context}
 
     def hold(self, contexts: dict[str, np.ndarray | None]) -> None:
